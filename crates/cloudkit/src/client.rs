@@ -1,0 +1,315 @@
+//! HTTP client for the CloudKit operations the bridge uses: `record/sync` (RetrieveChanges),
+//! `zone/retrieve` (zone record keys), `record/retrieve` (re-fetch single records) and
+//! `query/retrieve` (`MessagesSummary` counts).
+//!
+//! Each call is one POST of gzipped, length-delimited `RequestOperation`s; replies are matched to
+//! requests by operation UUID (never by position) and each operation's result code is mapped to a
+//! typed [`Error`], so the sync engine can tell "retry later" from "reset" from "zone missing".
+
+use std::time::Duration;
+
+use prost::Message;
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+
+use crate::error::{Error, Result};
+use crate::framing::{decode_body, encode_body};
+use crate::pcs::{open_zone_keys, PcsKey};
+use crate::proto::{self, client_error, op_type, result_code, server_error, RequestOperation, ResponseOperation};
+use crate::session::Session;
+
+pub const CONTENT_TYPE_PROTOBUF: &str = "application/x-protobuf; desc=\"https://gateway.icloud.com:443/static/protobuf/CloudDB/CloudDBClient.desc\"; messageType=RequestOperation; delimited=true";
+
+/// One page of `record/sync`.
+#[derive(Debug, Clone, Default)]
+pub struct ChangesPage {
+    pub changes: Vec<proto::RecordChange>,
+    pub token: Option<Vec<u8>>,
+    pub status: i32,
+}
+
+impl ChangesPage {
+    /// The server has no more changes for this zone.
+    pub fn done(&self) -> bool {
+        self.status == proto::CHANGES_STATUS_DONE
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    session: Session,
+    service_key: PcsKey,
+    device_id: String,
+}
+
+impl Client {
+    /// `base_url` is the CloudKit gateway, e.g. `https://gateway.icloud.com` or the simulator's.
+    pub fn new(base_url: &str, session: Session) -> Result<Self> {
+        let service_key = session.service_key()?;
+        let mut headers = HeaderMap::new();
+        let mut put = |name: &'static str, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(name, v);
+            }
+        };
+        put("accept", "application/x-protobuf");
+        put("x-cloudkit-containerid", &session.container);
+        put("x-cloudkit-bundleid", &session.bundle_id);
+        put("x-cloudkit-databasescope", "Private");
+        put("x-cloudkit-environment", "Production");
+        put("x-cloudkit-userid", &session.cloudkit_user_id);
+        put("x-cloudkit-authtoken", &session.auth_token);
+        put("user-agent", "CloudKit/1970 (imessage-bridge)");
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .pool_max_idle_per_host(8)
+            .build()
+            .map_err(|e| Error::Transport { url: base_url.to_string(), source: e })?;
+        Ok(Client {
+            http,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            session,
+            service_key,
+            device_id: uuid::Uuid::new_v4().to_string().to_uppercase(),
+        })
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    fn zone_id(&self, zone: &str) -> proto::RecordZoneIdentifier {
+        proto::zone_id(zone, &self.session.cloudkit_user_id)
+    }
+
+    fn header(&self) -> proto::RequestHeader {
+        proto::RequestHeader {
+            application_container: Some(self.session.container.clone()),
+            application_bundle: Some(self.session.bundle_id.clone()),
+            device_identifier: Some(proto::Identifier {
+                name: Some(self.device_id.clone()),
+                r#type: Some(proto::identifier_type::DEVICE),
+            }),
+            device_library_name: Some("com.apple.cloudkit.CloudKitDaemon".into()),
+            device_library_version: Some("1970".into()),
+            application_container_environment: Some(1),
+            target_database: Some(1),
+            isolation_level: Some(1),
+        }
+    }
+
+    /// Sends operations of one type in one request and returns each operation's outcome in the
+    /// order given.
+    async fn perform(&self, path: &str, kind: i32, mut ops: Vec<RequestOperation>) -> Result<Vec<Result<ResponseOperation>>> {
+        let count = ops.len();
+        let mut uuids = Vec::with_capacity(count);
+        for (i, op) in ops.iter_mut().enumerate() {
+            let uuid = uuid::Uuid::new_v4().to_string().to_uppercase();
+            op.request = Some(proto::Operation {
+                operation_uuid: Some(uuid.clone()),
+                r#type: Some(kind),
+                synchronous_mode: None,
+                last: Some(i + 1 == count),
+            });
+            if i == 0 {
+                op.header = Some(self.header());
+            }
+            uuids.push(uuid);
+        }
+        let url = format!("{}/ckdatabase/api/client/{}", self.base_url, path);
+        let transport = |e| Error::Transport { url: url.clone(), source: e };
+        let response = self
+            .http
+            .post(&url)
+            .header(CONTENT_TYPE, CONTENT_TYPE_PROTOBUF)
+            .header(CONTENT_ENCODING, "gzip")
+            .body(encode_body(&ops))
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        if status.as_u16() == 429 {
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            return Err(Error::Throttled { retry_after });
+        }
+        if status.as_u16() == 401 {
+            return Err(Error::Unauthorized);
+        }
+        let gzipped = response
+            .headers()
+            .get(CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+        let body = response.bytes().await.map_err(transport)?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+            return Err(Error::HttpStatus { status: status.as_u16(), body: text });
+        }
+        let mut replies: Vec<ResponseOperation> = decode_body(&body, gzipped)?;
+        Ok(uuids
+            .iter()
+            .map(|uuid| {
+                let pos = replies
+                    .iter()
+                    .position(|r| r.response.as_ref().and_then(|o| o.operation_uuid.as_deref()) == Some(uuid))
+                    .ok_or_else(|| Error::MissingResponse(uuid.clone()))?;
+                let reply = replies.swap_remove(pos);
+                check_result(&reply)?;
+                Ok(reply)
+            })
+            .collect())
+    }
+
+    async fn perform_one(&self, path: &str, kind: i32, op: RequestOperation, zone: &str) -> Result<ResponseOperation> {
+        let mut results = self.perform(path, kind, vec![op]).await?;
+        results.pop().unwrap_or_else(|| Err(Error::MissingResponse(String::new()))).map_err(|e| with_zone(e, zone))
+    }
+
+    /// Fetches one page of changes after `token` (None: from the beginning).
+    pub async fn retrieve_changes(&self, zone: &str, token: Option<&[u8]>) -> Result<ChangesPage> {
+        let op = RequestOperation {
+            retrieve_changes_request: Some(proto::RetrieveChangesRequest {
+                sync_continuation_token: token.map(<[u8]>::to_vec),
+                zone_identifier: Some(self.zone_id(zone)),
+                max_changes: None,
+                requested_changes_types: Some(3),
+                assets_to_download: Some(proto::AssetsToDownload { all_assets: Some(false) }),
+                newest_first: Some(false),
+            }),
+            ..Default::default()
+        };
+        let reply = self.perform_one("record/sync", op_type::RECORD_RETRIEVE_CHANGES, op, zone).await?;
+        let resp = reply.retrieve_changes_response.ok_or(Error::MissingPayload("retrieveChangesResponse"))?;
+        Ok(ChangesPage { changes: resp.change, token: resp.sync_continuation_token, status: resp.status.unwrap_or(0) })
+    }
+
+    /// Fetches the zone and opens its record keys with the session's service key.
+    pub async fn zone_keys(&self, zone: &str) -> Result<Vec<PcsKey>> {
+        let op = RequestOperation {
+            zone_retrieve_request: Some(proto::ZoneRetrieveRequest { zone_identifier: Some(self.zone_id(zone)) }),
+            ..Default::default()
+        };
+        let reply = self.perform_one("zone/retrieve", op_type::ZONE_RETRIEVE, op, zone).await?;
+        let resp = reply.zone_retrieve_response.ok_or(Error::MissingPayload("zoneRetrieveResponse"))?;
+        let blob = resp
+            .zone_summary
+            .into_iter()
+            .find_map(|s| s.target_zone?.record_protection_info?.protection_info)
+            .ok_or(Error::MissingPayload("zone recordProtectionInfo"))?;
+        open_zone_keys(&self.service_key, &blob)
+    }
+
+    /// Re-fetches records by name, one operation each in one request. Each entry is the record,
+    /// None when the server says it no longer exists, or that operation's error.
+    pub async fn retrieve_records(&self, zone: &str, names: &[String]) -> Result<Vec<Result<Option<proto::Record>>>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ops = names
+            .iter()
+            .map(|name| RequestOperation {
+                record_retrieve_request: Some(proto::RecordRetrieveRequest {
+                    record_identifier: Some(proto::RecordIdentifier {
+                        value: Some(proto::Identifier {
+                            name: Some(name.clone()),
+                            r#type: Some(proto::identifier_type::RECORD),
+                        }),
+                        zone_identifier: Some(self.zone_id(zone)),
+                    }),
+                }),
+                ..Default::default()
+            })
+            .collect();
+        let results = self.perform("record/retrieve", op_type::RECORD_RETRIEVE, ops).await?;
+        Ok(results
+            .into_iter()
+            .map(|r| match r {
+                Ok(reply) => Ok(reply.record_retrieve_response.and_then(|r| r.record)),
+                Err(Error::OperationFailed { client: Some(_), server: None, ref description, .. })
+                    if description.contains("not found") =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(with_zone(e, zone)),
+            })
+            .collect())
+    }
+
+    /// The server's count of `record_type` records in the zone (`MessagesSummary` query).
+    pub async fn server_count(&self, zone: &str, record_type: &str) -> Result<Option<i64>> {
+        let op = RequestOperation {
+            query_retrieve_request: Some(proto::QueryRetrieveRequest {
+                query: Some(proto::Query {
+                    types: vec![proto::RecordType { name: Some(crate::records::SUMMARY_RECORD_TYPE.into()) }],
+                }),
+                continuation_marker: None,
+                limit: None,
+                zone_identifier: Some(self.zone_id(zone)),
+            }),
+            ..Default::default()
+        };
+        let reply = self.perform_one("query/retrieve", op_type::QUERY_RETRIEVE, op, zone).await?;
+        let resp = reply.query_retrieve_response.ok_or(Error::MissingPayload("queryRetrieveResponse"))?;
+        Ok(resp.query_results.iter().filter_map(|r| r.record.as_ref()).find_map(|r| crate::codec::summary_count(r, record_type)))
+    }
+}
+
+fn with_zone(e: Error, zone: &str) -> Error {
+    match e {
+        Error::ZoneNotFound { .. } => Error::ZoneNotFound { zone: zone.to_string() },
+        other => other,
+    }
+}
+
+/// Maps an operation's result to an error unless it succeeded.
+pub fn check_result(reply: &ResponseOperation) -> Result<()> {
+    let result = reply.result.clone().unwrap_or_default();
+    let code = result.code.unwrap_or(0);
+    if code == result_code::SUCCESS {
+        return Ok(());
+    }
+    let err = result.error.unwrap_or_default();
+    let client = err.client_error.and_then(|c| c.r#type);
+    let server = err.server_error.and_then(|s| s.r#type);
+    let retry_after = err.retry_after_seconds.filter(|s| *s > 0).map(|s| Duration::from_secs(s as u64));
+    Err(match (client, server) {
+        (Some(client_error::THROTTLED), _) | (_, Some(server_error::OVERLOADED | server_error::ZONE_BUSY)) => {
+            Error::Throttled { retry_after }
+        }
+        (Some(client_error::ZONE_NOT_FOUND | client_error::USER_DELETED_DATA_FOR_ZONE), _) => {
+            Error::ZoneNotFound { zone: String::new() }
+        }
+        (Some(client_error::FULL_RESET_NEEDED | client_error::RESET_NEEDED), _) => Error::FullResetNeeded,
+        (Some(client_error::BAD_AUTH_TOKEN), _) => Error::Unauthorized,
+        _ => Error::OperationFailed { code, client, server, description: err.error_description.unwrap_or_default() },
+    })
+}
+
+/// Builds a failed result (server side helper, used by the simulator and tests).
+pub fn failure(client: Option<i32>, server: Option<i32>, retry_after: Option<i32>, description: &str) -> proto::OperationResult {
+    proto::OperationResult {
+        code: Some(result_code::FAILURE),
+        error: Some(proto::ResultError {
+            client_error: client.map(|c| proto::ClientError { r#type: Some(c) }),
+            server_error: server.map(|s| proto::ServerError { r#type: Some(s) }),
+            retry_after_seconds: retry_after,
+            error_description: Some(description.to_string()),
+        }),
+    }
+}
+
+/// The success result.
+pub fn success() -> proto::OperationResult {
+    proto::OperationResult { code: Some(result_code::SUCCESS), error: None }
+}
+
+#[allow(dead_code)]
+fn _assert_message<M: Message>() {}

@@ -1,0 +1,72 @@
+//! The one error type of the `cloudkit` crate. Every variant says what went wrong in terms an
+//! operator can act on; transport, protocol, crypto and record-shape failures stay distinguishable
+//! because the sync engine treats them differently (retry, reset, count as undecryptable).
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("cannot reach CloudKit at {url}: {source}")]
+    Transport { url: String, source: reqwest::Error },
+    #[error("CloudKit returned HTTP {status}: {body}")]
+    HttpStatus { status: u16, body: String },
+    #[error("CloudKit rejected the session's auth token (HTTP 401): refresh the session file")]
+    Unauthorized,
+    #[error("CloudKit is throttling requests (retry after {retry_after:?})")]
+    Throttled { retry_after: Option<Duration> },
+    #[error("zone {zone} does not exist on the server")]
+    ZoneNotFound { zone: String },
+    #[error("the server asked for a full reset: the sync token is no longer valid")]
+    FullResetNeeded,
+    #[error("operation failed (result code {code}, client error {client:?}, server error {server:?}): {description}")]
+    OperationFailed { code: i32, client: Option<i32>, server: Option<i32>, description: String },
+    #[error("malformed frame: {0}")]
+    Frame(String),
+    #[error("response has no result for operation {0}")]
+    MissingResponse(String),
+    #[error("response lacks the {0} payload")]
+    MissingPayload(&'static str),
+
+    #[error("unsupported PCS ciphertext version {0} (expected 3)")]
+    PcsVersion(u8),
+    #[error("PCS ciphertext too short ({0} bytes)")]
+    PcsTruncated(usize),
+    #[error("pcs key {0} missing")]
+    PcsKeyMissing(String),
+    #[error("PCS authentication failed for {0}: wrong key or corrupted data")]
+    PcsAuth(String),
+
+    #[error("{record_type} record {record}: field {field} is missing")]
+    MissingField { record_type: String, record: String, field: &'static str },
+    #[error("{record_type} record {record}: field {field} is invalid: {detail}")]
+    BadField { record_type: String, record: String, field: &'static str, detail: String },
+    #[error("record has no name")]
+    NamelessRecord,
+
+    #[error("cannot read session file {path}: {detail}")]
+    Session { path: String, detail: String },
+}
+
+impl Error {
+    /// Whether retrying the same request later may succeed (transport hiccups, throttling,
+    /// 5xx, server overload). Protocol and data errors are not retryable.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport { .. } | Error::Throttled { .. } | Error::Frame(_) | Error::MissingResponse(_) => true,
+            Error::HttpStatus { status, .. } => *status >= 500 || *status == 408,
+            Error::OperationFailed { server, .. } => server.is_some(),
+            _ => false,
+        }
+    }
+
+    /// Server-requested delay before retrying, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Throttled { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

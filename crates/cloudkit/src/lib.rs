@@ -1,0 +1,21 @@
+//! CloudKit client for Apple's Messages in iCloud: wire types ([`proto`]), body framing
+//! ([`framing`]), PCS field encryption ([`pcs`]), record decoding into typed iMessage records
+//! ([`codec`], [`records`]), the session file ([`session`]) and the HTTP client ([`client`]).
+//!
+//! No database and no Matrix here: this crate turns bytes from CloudKit into typed records and
+//! nothing else, so the simulator, the sync engine and the tests can all share one
+//! implementation of the protocol.
+
+pub mod client;
+pub mod codec;
+pub mod error;
+pub mod framing;
+pub mod pcs;
+pub mod proto;
+pub mod records;
+pub mod session;
+
+pub use client::{ChangesPage, Client};
+pub use error::{Error, Result};
+pub use pcs::{KeyRing, PcsKey};
+pub use session::Session;

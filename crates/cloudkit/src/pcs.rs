@@ -1,0 +1,333 @@
+//! PCS (Protected CloudKit Service) field encryption, as Apple's Messages-in-iCloud uses it.
+//!
+//! A field value is AES-128-GCM with a 12-byte nonce and a 12-byte tag under a key derived from a
+//! 16-byte *record key*. The ciphertext carries a version-3 header naming the first four bytes of
+//! the record key's id, so the reader can pick the key; the header is authenticated together with
+//! `"{zone}-{record}-{field}"`, which binds a value to its place (a value copied into another
+//! record or field fails to decrypt).
+//!
+//! Byte layout: `03 | kid[0..2] | 02 | kid[2..4] | nonce(12) | tag(12) | ciphertext`.
+//!
+//! Record keys are found in the zone's default record keys by the record's 4-byte `pcsKey`. On
+//! Apple's servers the zone's record keys arrive inside an EC (P-256) share-protection blob opened
+//! with the account's Messages service key from the iCloud Keychain. This crate opens the
+//! simulator's form of that blob — the same v3 GCM envelope under the session's service key with
+//! a protobuf list of keys inside ([`seal_zone_keys`] / [`open_zone_keys`]). Plugging in a real
+//! account means replacing that one function with the EC unwrap; everything downstream (key ids,
+//! field cipher, AAD) is Apple's scheme.
+
+use std::collections::HashMap;
+
+use aes_gcm::{
+    aead::{consts::U12, AeadInPlace, KeyInit},
+    aes::Aes128,
+    AesGcm, Nonce, Tag,
+};
+use hmac::{Hmac, Mac};
+use prost::Message;
+use sha2::Sha256;
+
+use crate::error::{Error, Result};
+
+type Aes128Gcm12 = AesGcm<Aes128, U12, U12>;
+type HmacSha256 = Hmac<Sha256>;
+
+const VERSION: u8 = 3;
+const HEADER_LEN: usize = 6;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 12;
+
+const LABEL_ENCRYPTION_KEY: &[u8; 20] = b"encryption key key m";
+const LABEL_KEY_ID: &[u8; 20] = b"master key id labell";
+const KEY_ID_INPUT: &[u8; 20] = b"M key input data 2 u";
+
+/// NIST SP 800-108 counter-mode KDF with HMAC-SHA256 and an empty context, as PCS uses it.
+pub fn kdf_ctr_hmac(key: &[u8], label: &[u8], out_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(out_len + 32);
+    let mut counter: u32 = 1;
+    while out.len() < out_len {
+        let Ok(mut mac) = <HmacSha256 as Mac>::new_from_slice(key) else { break };
+        mac.update(&counter.to_be_bytes());
+        mac.update(label);
+        mac.update(&[0]);
+        mac.update(&((out_len as u32) * 8).to_be_bytes());
+        out.extend_from_slice(&mac.finalize().into_bytes());
+        counter += 1;
+    }
+    out.truncate(out_len);
+    out
+}
+
+/// A 16-byte PCS record key with its derived id and field cipher.
+#[derive(Clone)]
+pub struct PcsKey {
+    raw: [u8; 16],
+    id: [u8; 32],
+    cipher: Aes128Gcm12,
+}
+
+impl std::fmt::Debug for PcsKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PcsKey({})", hex(&self.short_id()))
+    }
+}
+
+impl PcsKey {
+    pub fn new(raw: [u8; 16]) -> Self {
+        let id_key = kdf_ctr_hmac(&raw, LABEL_KEY_ID, 16);
+        let id = match <HmacSha256 as Mac>::new_from_slice(&id_key) {
+            Ok(mut mac) => {
+                mac.update(KEY_ID_INPUT);
+                mac.finalize().into_bytes().into()
+            }
+            Err(_) => [0; 32],
+        };
+        let ek = kdf_ctr_hmac(&raw, LABEL_ENCRYPTION_KEY, 16);
+        let cipher = Aes128Gcm12::new(aes_gcm::Key::<Aes128Gcm12>::from_slice(&ek));
+        PcsKey { raw, id, cipher }
+    }
+
+    pub fn from_slice(raw: &[u8]) -> Result<Self> {
+        let raw: [u8; 16] = raw.try_into().map_err(|_| Error::PcsTruncated(raw.len()))?;
+        Ok(Self::new(raw))
+    }
+
+    pub fn raw(&self) -> &[u8; 16] {
+        &self.raw
+    }
+
+    /// The full 32-byte key id.
+    pub fn key_id(&self) -> &[u8; 32] {
+        &self.id
+    }
+
+    /// The 4-byte prefix used in ciphertext headers and `Record.pcsKey`.
+    pub fn short_id(&self) -> [u8; 4] {
+        [self.id[0], self.id[1], self.id[2], self.id[3]]
+    }
+
+    /// Encrypts `plaintext` bound to `context` with the given nonce.
+    pub fn encrypt(&self, plaintext: &[u8], context: &[u8], nonce: [u8; NONCE_LEN]) -> Vec<u8> {
+        let kid = self.short_id();
+        let header = [VERSION, kid[0], kid[1], 2, kid[2], kid[3]];
+        let mut aad = Vec::with_capacity(HEADER_LEN + context.len());
+        aad.extend_from_slice(&header);
+        aad.extend_from_slice(context);
+        let mut body = plaintext.to_vec();
+        // Encryption of an in-memory buffer below the size limit cannot fail; an empty tag would
+        // only make the reader reject the value, never corrupt data silently.
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut body)
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + TAG_LEN + body.len());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&tag);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn decrypt_parsed(&self, parsed: &Parsed<'_>, context: &[u8], what: &str) -> Result<Vec<u8>> {
+        let mut aad = Vec::with_capacity(parsed.header.len() + context.len());
+        aad.extend_from_slice(parsed.header);
+        aad.extend_from_slice(context);
+        let mut body = parsed.body.to_vec();
+        self.cipher
+            .decrypt_in_place_detached(
+                Nonce::from_slice(parsed.nonce),
+                &aad,
+                &mut body,
+                Tag::<U12>::from_slice(parsed.tag),
+            )
+            .map_err(|_| Error::PcsAuth(what.to_string()))?;
+        Ok(body)
+    }
+}
+
+struct Parsed<'a> {
+    header: &'a [u8],
+    key_prefix: Vec<u8>,
+    nonce: &'a [u8],
+    tag: &'a [u8],
+    body: &'a [u8],
+}
+
+fn parse(ct: &[u8]) -> Result<Parsed<'_>> {
+    let version = *ct.first().ok_or(Error::PcsTruncated(0))?;
+    if version != VERSION {
+        return Err(Error::PcsVersion(version));
+    }
+    if ct.len() < 4 {
+        return Err(Error::PcsTruncated(ct.len()));
+    }
+    let second = ct[3] as usize;
+    let header_len = 4 + second;
+    if ct.len() < header_len + NONCE_LEN + TAG_LEN {
+        return Err(Error::PcsTruncated(ct.len()));
+    }
+    let mut key_prefix = ct[1..3].to_vec();
+    key_prefix.extend_from_slice(&ct[4..header_len]);
+    let (header, rest) = ct.split_at(header_len);
+    let (nonce, rest) = rest.split_at(NONCE_LEN);
+    let (tag, body) = rest.split_at(TAG_LEN);
+    Ok(Parsed { header, key_prefix, nonce, tag, body })
+}
+
+/// Lowercase hex of bytes (for key ids in messages).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The record keys of one zone, looked up by their 4-byte key-id prefix.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRing {
+    keys: HashMap<[u8; 4], PcsKey>,
+}
+
+impl KeyRing {
+    pub fn new(keys: impl IntoIterator<Item = PcsKey>) -> Self {
+        let mut ring = KeyRing::default();
+        ring.extend(keys);
+        ring
+    }
+
+    pub fn extend(&mut self, keys: impl IntoIterator<Item = PcsKey>) {
+        for k in keys {
+            self.keys.insert(k.short_id(), k);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Key for a key-id prefix (2 to 4 bytes; longer prefixes compare their first four).
+    pub fn get(&self, prefix: &[u8]) -> Option<&PcsKey> {
+        if let Ok(p4) = <[u8; 4]>::try_from(prefix.get(..4).unwrap_or(prefix)) {
+            return self.keys.get(&p4);
+        }
+        self.keys.values().find(|k| k.short_id().starts_with(prefix) && !prefix.is_empty())
+    }
+
+    /// Decrypts a field value: the key is chosen by the ciphertext's key-id prefix and must match
+    /// it; `context` is `"{zone}-{record}-{field}"`.
+    pub fn decrypt(&self, ct: &[u8], context: &str) -> Result<Vec<u8>> {
+        let parsed = parse(ct)?;
+        let key = self.get(&parsed.key_prefix).ok_or_else(|| Error::PcsKeyMissing(hex(&parsed.key_prefix)))?;
+        key.decrypt_parsed(&parsed, context.as_bytes(), context)
+    }
+}
+
+/// The plaintext inside a zone-key envelope.
+#[derive(Clone, PartialEq, Message)]
+struct ZoneKeySet {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    keys: Vec<Vec<u8>>,
+}
+
+/// Seals zone record keys under the service key (simulator side of [`open_zone_keys`]).
+pub fn seal_zone_keys(service_key: &PcsKey, keys: &[PcsKey], nonce: [u8; NONCE_LEN]) -> Vec<u8> {
+    let set = ZoneKeySet { keys: keys.iter().map(|k| k.raw().to_vec()).collect() };
+    service_key.encrypt(&set.encode_to_vec(), b"", nonce)
+}
+
+/// Opens a zone's record-protection blob with the service key and returns its record keys.
+/// The header's key id must be the service key's.
+pub fn open_zone_keys(service_key: &PcsKey, blob: &[u8]) -> Result<Vec<PcsKey>> {
+    let parsed = parse(blob)?;
+    if !service_key.short_id().starts_with(&parsed.key_prefix) || parsed.key_prefix.is_empty() {
+        return Err(Error::PcsKeyMissing(hex(&parsed.key_prefix)));
+    }
+    let plain = service_key.decrypt_parsed(&parsed, b"", "zone key envelope")?;
+    let set = ZoneKeySet::decode(plain.as_slice()).map_err(|e| Error::Frame(format!("zone key set: {e}")))?;
+    set.keys.iter().map(|k| PcsKey::from_slice(k)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> PcsKey {
+        PcsKey::new([b; 16])
+    }
+
+    #[test]
+    fn kdf_matches_sp800_108_definition() {
+        // One block: HMAC(K, BE32(1) || label || 0 || BE32(128)), truncated to 16 bytes.
+        let k = [7u8; 16];
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&k).unwrap();
+        mac.update(&[0, 0, 0, 1]);
+        mac.update(b"encryption key key m");
+        mac.update(&[0]);
+        mac.update(&[0, 0, 0, 128]);
+        let expect = mac.finalize().into_bytes();
+        assert_eq!(kdf_ctr_hmac(&k, LABEL_ENCRYPTION_KEY, 16), expect[..16].to_vec());
+        // Two blocks for longer output, the first equal to the one-block output only if out_len
+        // matches, because the length is an input.
+        let long = kdf_ctr_hmac(&k, LABEL_ENCRYPTION_KEY, 40);
+        assert_eq!(long.len(), 40);
+        assert_ne!(long[..16], expect[..16]);
+    }
+
+    #[test]
+    fn field_roundtrip_and_layout() {
+        let k = key(1);
+        let ct = k.encrypt(b"hello", b"messageManateeZone-rec1-text", [9; 12]);
+        assert_eq!(ct.len(), 6 + 12 + 12 + 5);
+        assert_eq!(ct[0], 3);
+        assert_eq!(ct[3], 2);
+        let id = k.short_id();
+        assert_eq!([ct[1], ct[2], ct[4], ct[5]], id);
+        assert_eq!(&ct[6..18], &[9; 12]);
+        let ring = KeyRing::new([key(2), k.clone()]);
+        assert_eq!(ring.decrypt(&ct, "messageManateeZone-rec1-text").unwrap(), b"hello");
+    }
+
+    #[test]
+    fn context_binds_value_to_its_field() {
+        let k = key(1);
+        let ct = k.encrypt(b"hello", b"z-r-text", [0; 12]);
+        let ring = KeyRing::new([k]);
+        assert!(matches!(ring.decrypt(&ct, "z-r-subject"), Err(Error::PcsAuth(_))));
+        assert!(matches!(ring.decrypt(&ct, "z-other-text"), Err(Error::PcsAuth(_))));
+    }
+
+    #[test]
+    fn tampering_and_bad_headers_are_typed_errors() {
+        let k = key(1);
+        let ring = KeyRing::new([k.clone()]);
+        let mut ct = k.encrypt(b"hello", b"c", [0; 12]);
+        let last = ct.len() - 1;
+        ct[last] ^= 1;
+        assert!(matches!(ring.decrypt(&ct, "c"), Err(Error::PcsAuth(_))));
+        assert!(matches!(ring.decrypt(&[], "c"), Err(Error::PcsTruncated(0))));
+        assert!(matches!(ring.decrypt(&[2, 0, 0, 2, 0, 0], "c"), Err(Error::PcsVersion(2))));
+        assert!(matches!(ring.decrypt(&[3, 0, 0, 2, 0, 0, 1], "c"), Err(Error::PcsTruncated(7))));
+        let other = key(5).encrypt(b"x", b"c", [0; 12]);
+        match ring.decrypt(&other, "c") {
+            Err(Error::PcsKeyMissing(id)) => assert_eq!(id, hex(&key(5).short_id())),
+            r => panic!("expected missing key, got {r:?}"),
+        }
+    }
+
+    #[test]
+    fn zone_key_envelope_roundtrip_and_wrong_service_key() {
+        let service = key(42);
+        let keys = [key(1), key(2)];
+        let blob = seal_zone_keys(&service, &keys, [3; 12]);
+        let opened = open_zone_keys(&service, &blob).unwrap();
+        assert_eq!(opened.iter().map(|k| *k.raw()).collect::<Vec<_>>(), vec![[1; 16], [2; 16]]);
+        assert!(matches!(open_zone_keys(&key(43), &blob), Err(Error::PcsKeyMissing(_))));
+    }
+
+    #[test]
+    fn key_ids_differ_per_key_and_are_stable() {
+        assert_eq!(key(1).key_id(), key(1).key_id());
+        assert_ne!(key(1).short_id(), key(2).short_id());
+    }
+}
