@@ -233,11 +233,7 @@ impl Client {
             .into_iter()
             .map(|r| match r {
                 Ok(reply) => Ok(reply.record_retrieve_response.and_then(|r| r.record)),
-                Err(Error::OperationFailed { client: Some(_), server: None, ref description, .. })
-                    if description.contains("not found") =>
-                {
-                    Ok(None)
-                }
+                Err(Error::OperationFailed { server: Some(server_error::NOT_FOUND), .. }) => Ok(None),
                 Err(e) => Err(with_zone(e, zone)),
             })
             .collect())

@@ -55,7 +55,7 @@ impl Error {
         match self {
             Error::Transport { .. } | Error::Throttled { .. } | Error::Frame(_) | Error::MissingResponse(_) => true,
             Error::HttpStatus { status, .. } => *status >= 500 || *status == 408,
-            Error::OperationFailed { server, .. } => server.is_some(),
+            Error::OperationFailed { server, .. } => server.is_some_and(|s| s != crate::proto::server_error::NOT_FOUND),
             _ => false,
         }
     }

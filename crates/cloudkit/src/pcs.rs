@@ -206,12 +206,19 @@ impl KeyRing {
         self.keys.is_empty()
     }
 
-    /// Key for a key-id prefix (2 to 4 bytes; longer prefixes compare their first four).
+    /// Adds every key of another ring.
+    pub fn extend_from(&mut self, other: &KeyRing) {
+        self.extend(other.keys.values().cloned());
+    }
+
+    /// Key for a key-id prefix: four bytes as Apple writes them; shorter prefixes match the
+    /// beginning of a key id.
     pub fn get(&self, prefix: &[u8]) -> Option<&PcsKey> {
-        if let Ok(p4) = <[u8; 4]>::try_from(prefix.get(..4).unwrap_or(prefix)) {
-            return self.keys.get(&p4);
+        match <[u8; 4]>::try_from(prefix) {
+            Ok(p4) => self.keys.get(&p4),
+            Err(_) if !prefix.is_empty() && prefix.len() < 4 => self.keys.values().find(|k| k.short_id().starts_with(prefix)),
+            Err(_) => None,
         }
-        self.keys.values().find(|k| k.short_id().starts_with(prefix) && !prefix.is_empty())
     }
 
     /// Decrypts a field value: the key is chosen by the ciphertext's key-id prefix and must match

@@ -26,7 +26,9 @@ pub mod result_code {
 
 /// `ResponseOperation.Result.Error.Client.Code` values the bridge acts on.
 pub mod client_error {
+    pub const BAD_SYNTAX: i32 = 4;
     pub const THROTTLED: i32 = 6;
+    pub const NOT_SUPPORTED: i32 = 8;
     pub const BAD_AUTH_TOKEN: i32 = 11;
     pub const RESET_NEEDED: i32 = 17;
     pub const FULL_RESET_NEEDED: i32 = 40;
@@ -37,6 +39,7 @@ pub mod client_error {
 /// `ResponseOperation.Result.Error.Server.Code` values the bridge acts on.
 pub mod server_error {
     pub const OVERLOADED: i32 = 2;
+    pub const NOT_FOUND: i32 = 3;
     pub const ZONE_BUSY: i32 = 7;
 }
 

@@ -69,7 +69,7 @@ pub struct MessageRecord {
     pub guid: String,
     /// `chatID`: the `cid` of the chat.
     pub chat_id: String,
-    /// Sender handle; empty for system records and for messages from me.
+    /// Sender handle (the own handle for messages from me); empty for system records.
     pub sender: String,
     pub flags: u64,
     /// `time` converted to Unix milliseconds.

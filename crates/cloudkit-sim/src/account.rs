@@ -1,0 +1,435 @@
+//! The simulated iMessage account: a pure function of `(seed, sizes)`.
+//!
+//! Every message is generated on demand from its global index `g` (a ChaCha stream positioned at
+//! `g`), so a million-message account costs a few bytes per message of precomputed links (the
+//! previous message of the same chat, for tapbacks) and nothing else. The same generator feeds the
+//! server and the `truth` export, which is what makes truth trustworthy for tests: it is not
+//! derived from anything the bridge did.
+//!
+//! Timestamps grow strictly with `g`, so a chat's chronological order is its index order; the
+//! server deliberately serves records in a permuted order so the bridge cannot rely on it.
+
+use cloudkit::records::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+/// Size and shape of the generated account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountSpec {
+    pub seed: u64,
+    /// Chats besides the big chat.
+    pub chats: u32,
+    /// Messages spread over those chats.
+    pub messages: u64,
+    /// Messages of the one big group chat (0: no big chat).
+    pub big_chat: u64,
+}
+
+/// Kinds of generated message records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    /// Group rename (system record, empty sender).
+    Rename,
+    /// Participant change or service notice (system record, empty sender).
+    Notice,
+    Tapback,
+    Attachment,
+    /// Served as a deletion tombstone; not in truth.
+    Deleted,
+}
+
+pub const OWN_HANDLES: [&str; 2] = ["tel:+15550000001", "mailto:me@icloud.example"];
+const T0_MS: i64 = 1_420_070_400_000; // 2015-01-01
+const GAP_MS: i64 = 90_000;
+const NO_PREV: u32 = u32::MAX;
+
+const WORDS: [&str; 24] = [
+    "hey", "lunch", "tomorrow", "sounds", "good", "see", "you", "there", "did", "the", "train", "leave", "yet",
+    "photo", "haha", "ok", "running", "late", "love", "this", "café", "weekend", "🎉", "👍",
+];
+const GROUP_NAMES: [&str; 8] = ["Family", "Climbing crew", "Book club", "Flat 4B", "Road trip", "Team lunch", "Choir", "Cousins"];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatInfo {
+    pub chat_id: String,
+    pub group_id: Option<String>,
+    pub style: i64,
+    pub participants: Vec<String>,
+    pub initial_name: Option<String>,
+    pub created_ms: i64,
+}
+
+pub struct Account {
+    pub spec: AccountSpec,
+    pub chats: Vec<ChatInfo>,
+    /// Every version of every chat record, in serving order.
+    pub chat_records: Vec<ChatRecord>,
+    /// Global indexes of attachment messages (the attachment zone's items).
+    pub attachments: Vec<u32>,
+    /// For each message, the index of the previous message of the same chat.
+    prev_in_chat: Vec<u32>,
+    /// Messages served as deletions.
+    pub deleted: u64,
+    pub total: u64,
+}
+
+/// A generated message and what the server does with it.
+pub struct Generated {
+    pub record: MessageRecord,
+    pub kind: Kind,
+}
+
+fn rng(seed: u64, stream: u64, index: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(stream);
+    r.set_word_pos((index as u128) << 10);
+    r
+}
+
+fn hex_id(r: &mut ChaCha8Rng, len: usize) -> String {
+    (0..len).map(|_| char::from_digit(r.gen_range(0..16), 16).unwrap_or('0')).collect()
+}
+
+fn guid(r: &mut ChaCha8Rng) -> String {
+    let h = hex_id(r, 32).to_uppercase();
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+const STREAM_CHAT: u64 = 1;
+const STREAM_MSG: u64 = 2;
+const STREAM_NAMES: u64 = 3;
+
+impl Account {
+    pub fn generate(spec: AccountSpec) -> Self {
+        let contacts: Vec<String> = (0..(spec.chats as u64 * 2 + 12))
+            .map(|i| {
+                let mut r = rng(spec.seed, STREAM_NAMES, i);
+                if r.gen_bool(0.8) {
+                    format!("tel:+1555{:07}", r.gen_range(1_000_000..9_999_999))
+                } else {
+                    format!("mailto:friend{i}@example.com")
+                }
+            })
+            .collect();
+        let mut chats = Vec::new();
+        let pick_group = |r: &mut ChaCha8Rng, n: usize| -> Vec<String> {
+            let mut p: Vec<String> = Vec::new();
+            while p.len() < n {
+                let c = contacts[r.gen_range(0..contacts.len())].clone();
+                if !p.contains(&c) {
+                    p.push(c);
+                }
+            }
+            p
+        };
+        let new_group = |r: &mut ChaCha8Rng, n: usize, name: Option<String>| ChatInfo {
+            chat_id: format!("chat{:018}", r.gen_range(0..1_000_000_000_000_000_000u64)),
+            group_id: Some(guid(r)),
+            style: STYLE_GROUP,
+            participants: pick_group(r, n),
+            initial_name: name,
+            created_ms: T0_MS - 3_600_000,
+        };
+        if spec.big_chat > 0 {
+            let mut r = rng(spec.seed, STREAM_CHAT, 0);
+            chats.push(new_group(&mut r, 5, Some("The Big Chat".into())));
+        }
+        for c in 1..=spec.chats as u64 {
+            let mut r = rng(spec.seed, STREAM_CHAT, c);
+            let chat = if r.gen_bool(0.35) {
+                let n = r.gen_range(2..=6);
+                let name = r.gen_bool(0.75).then(|| format!("{} {c}", GROUP_NAMES[r.gen_range(0..GROUP_NAMES.len())]));
+                new_group(&mut r, n, name)
+            } else {
+                let handle = contacts[(c as usize * 2) % contacts.len()].clone();
+                ChatInfo {
+                    chat_id: handle.clone(),
+                    group_id: None,
+                    style: STYLE_DIRECT,
+                    participants: vec![handle],
+                    initial_name: None,
+                    created_ms: T0_MS - 3_600_000,
+                }
+            };
+            chats.push(chat);
+        }
+        // Duplicate DM handles would merge chats; keep them apart.
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in chats.iter_mut().enumerate() {
+            if !seen.insert(c.chat_id.clone()) {
+                c.chat_id = format!("{}-{i}", c.chat_id);
+                c.participants = vec![c.chat_id.clone()];
+            }
+        }
+        let mut account = Account {
+            spec: spec.clone(),
+            chats,
+            chat_records: Vec::new(),
+            attachments: Vec::new(),
+            prev_in_chat: Vec::new(),
+            deleted: 0,
+            total: spec.messages + spec.big_chat,
+        };
+        account.index();
+        account
+    }
+
+    /// Walks every message once: links each to the previous message of its chat, collects
+    /// attachments and group renames (which become chat record versions).
+    fn index(&mut self) {
+        let total = self.total;
+        let mut last: Vec<u32> = vec![NO_PREV; self.chats.len()];
+        let mut prev = Vec::with_capacity(total as usize);
+        let mut versions: Vec<Vec<(i64, Option<String>)>> =
+            self.chats.iter().map(|c| vec![(c.created_ms, c.initial_name.clone())]).collect();
+        let mut attachments = Vec::new();
+        for g in 0..total {
+            let chat = self.chat_of(g);
+            prev.push(last[chat]);
+            let (kind, _) = self.kind_of(g, chat, last[chat]);
+            match kind {
+                Kind::Rename => versions[chat].push((self.ts_of(g), Some(Self::rename_name(self.spec.seed, g)))),
+                Kind::Attachment => attachments.push(g as u32),
+                Kind::Deleted => self.deleted += 1,
+                _ => {}
+            }
+            last[chat] = g as u32;
+        }
+        self.prev_in_chat = prev;
+        self.attachments = attachments;
+        // Serve newest versions first so "last written wins" would pick a stale name.
+        let mut records = Vec::new();
+        for (c, chat) in self.chats.iter().enumerate() {
+            for (v, (ts, name)) in versions[c].iter().enumerate().rev() {
+                let mut r = rng(self.spec.seed, STREAM_CHAT, 1_000_000 + (c as u64) * 1000 + v as u64);
+                records.push(ChatRecord {
+                    record_name: format!("C{}", hex_id(&mut r, 32)),
+                    chat_id: chat.chat_id.clone(),
+                    group_id: chat.group_id.clone(),
+                    style: chat.style,
+                    display_name: name.clone(),
+                    participants: chat.participants.clone(),
+                    service: Some("iMessage".into()),
+                    modified_ms: *ts,
+                });
+            }
+        }
+        self.chat_records = records;
+    }
+
+    fn rename_name(seed: u64, g: u64) -> String {
+        let mut r = rng(seed, STREAM_NAMES, 1_000_000_000 + g);
+        format!("{} ({})", GROUP_NAMES[r.gen_range(0..GROUP_NAMES.len())], g)
+    }
+
+    /// The chat of message `g`: the big chat takes exactly `big_chat` evenly spread indexes.
+    pub fn chat_of(&self, g: u64) -> usize {
+        let big = self.spec.big_chat as u128;
+        let total = self.total.max(1) as u128;
+        let g128 = g as u128;
+        if big > 0 && g < self.total && ((g128 + 1) * big / total) > (g128 * big / total) {
+            return 0;
+        }
+        let first_normal = usize::from(self.spec.big_chat > 0);
+        let normal = self.chats.len() - first_normal;
+        if normal == 0 {
+            return 0;
+        }
+        let mut r = rng(self.spec.seed, STREAM_MSG, g);
+        first_normal + r.gen_range(0..normal)
+    }
+
+    pub fn ts_of(&self, g: u64) -> i64 {
+        let mut r = rng(self.spec.seed, STREAM_MSG, g);
+        r.set_word_pos(((g as u128) << 10) + 8);
+        T0_MS + g as i64 * GAP_MS + r.gen_range(0..GAP_MS - 1)
+    }
+
+    fn kind_of(&self, g: u64, chat: usize, prev: u32) -> (Kind, ChaCha8Rng) {
+        let mut r = rng(self.spec.seed, STREAM_MSG, g);
+        r.set_word_pos(((g as u128) << 10) + 16);
+        let roll = r.gen_range(0..1000);
+        let group = self.chats[chat].style == STYLE_GROUP;
+        let kind = match roll {
+            0..=7 if group => Kind::Rename,
+            0..=14 => Kind::Notice,
+            15..=64 if prev != NO_PREV => Kind::Tapback,
+            65..=79 => Kind::Attachment,
+            // The big chat keeps exactly `big_chat` live messages.
+            80..=89 if !(chat == 0 && self.spec.big_chat > 0) => Kind::Deleted,
+            _ => Kind::Text,
+        };
+        (kind, r)
+    }
+
+    /// Generates message `g`.
+    pub fn message(&self, g: u64) -> Generated {
+        let chat_idx = self.chat_of(g);
+        let chat = &self.chats[chat_idx];
+        let prev = self.prev_in_chat.get(g as usize).copied().unwrap_or(NO_PREV);
+        let (kind, mut r) = self.kind_of(g, chat_idx, prev);
+        let guid = guid(&mut r);
+        let record_name = format!("M{:08x}{}", (g as u32) ^ 0x5a5a_5a5a, hex_id(&mut r, 24));
+        let from_me = r.gen_bool(0.4);
+        let sender = if from_me {
+            OWN_HANDLES[0].to_string()
+        } else {
+            chat.participants[r.gen_range(0..chat.participants.len())].clone()
+        };
+        let words: Vec<&str> = (0..r.gen_range(1..12)).map(|_| WORDS[r.gen_range(0..WORDS.len())]).collect();
+        let text = format!("{} (#{g})", words.join(" "));
+        let mut m = MessageRecord {
+            record_name,
+            guid,
+            chat_id: chat.chat_id.clone(),
+            sender,
+            flags: if from_me { FLAG_FROM_ME } else { 0 },
+            ts_ms: self.ts_of(g),
+            text: Some(text),
+            subject: None,
+            associated_type: None,
+            associated_guid: None,
+            service: Some("iMessage".into()),
+        };
+        match kind {
+            Kind::Rename => {
+                m.sender.clear();
+                m.flags = FLAG_SYSTEM;
+                m.text = Some(format!("named the conversation “{}”", Self::rename_name(self.spec.seed, g)));
+            }
+            Kind::Notice => {
+                m.sender.clear();
+                m.flags = if r.gen_bool(0.5) { FLAG_SYSTEM } else { FLAG_SERVICE };
+                m.text = None;
+            }
+            Kind::Tapback => {
+                let target = self.message_guid(prev as u64);
+                let t = 2000 + r.gen_range(0..6u32);
+                m.associated_type = Some(t);
+                m.associated_guid = Some(format!("p:0/{target}"));
+                m.text = Some("Loved a message".into());
+            }
+            Kind::Attachment => m.text = Some("\u{FFFC}".into()),
+            Kind::Text | Kind::Deleted => {}
+        }
+        Generated { record: m, kind }
+    }
+
+    fn message_guid(&self, g: u64) -> String {
+        let chat_idx = self.chat_of(g);
+        let prev = self.prev_in_chat.get(g as usize).copied().unwrap_or(NO_PREV);
+        let (_, mut r) = self.kind_of(g, chat_idx, prev);
+        guid(&mut r)
+    }
+
+    /// Index encoded in a message record name, if it is one of ours.
+    pub fn message_index(&self, record_name: &str) -> Option<u64> {
+        let hex = record_name.strip_prefix('M')?.get(..8)?;
+        let g = (u32::from_str_radix(hex, 16).ok()? ^ 0x5a5a_5a5a) as u64;
+        (g < self.total && self.message(g).record.record_name == record_name).then_some(g)
+    }
+
+    /// The attachment record of attachment message `g`.
+    pub fn attachment(&self, g: u64) -> AttachmentRecord {
+        let m = self.message(g).record;
+        let mut r = rng(self.spec.seed, STREAM_NAMES, 2_000_000_000 + g);
+        let size = r.gen_range(10_000..5_000_000);
+        AttachmentRecord {
+            record_name: format!("A{:08x}{}", (g as u32) ^ 0x3c3c_3c3c, hex_id(&mut r, 24)),
+            guid: format!("at_0_{}", m.guid),
+            mime_type: Some("image/jpeg".into()),
+            filename: Some(format!("IMG_{:04}.jpeg", g % 10_000)),
+            total_bytes: size,
+            asset_size: Some(size as u64 + 64),
+        }
+    }
+
+    pub fn attachment_index(&self, record_name: &str) -> Option<u64> {
+        let hex = record_name.strip_prefix('A')?.get(..8)?;
+        let g = (u32::from_str_radix(hex, 16).ok()? ^ 0x3c3c_3c3c) as u64;
+        (g < self.total && self.attachment(g).record_name == record_name).then_some(g)
+    }
+
+    /// The display name a chat has now (its newest record's).
+    pub fn current_name(&self, chat_id: &str) -> Option<String> {
+        self.chat_records
+            .iter()
+            .filter(|c| c.chat_id == chat_id)
+            .max_by_key(|c| c.modified_ms)
+            .and_then(|c| c.display_name.clone())
+    }
+
+    /// Number of live (non-deleted) messages.
+    pub fn live_message_count(&self) -> u64 {
+        self.total - self.deleted
+    }
+}
+
+/// One line of `cloudkit-sim truth`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TruthLine {
+    Chat {
+        chat: String,
+        name: Option<String>,
+        participants: Vec<String>,
+        group: bool,
+    },
+    Message {
+        chat: String,
+        guid: String,
+        sender: String,
+        from_me: bool,
+        system: bool,
+        text: Option<String>,
+        ts_ms: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        associated_type: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        associated_guid: Option<String>,
+    },
+    Attachment {
+        guid: String,
+        mime_type: Option<String>,
+        filename: Option<String>,
+        total_bytes: i64,
+    },
+}
+
+impl Account {
+    /// Calls `f` for every truth line: chats first, then messages in index (= time) order, then
+    /// attachments.
+    pub fn truth(&self, mut f: impl FnMut(TruthLine)) {
+        for c in &self.chats {
+            f(TruthLine::Chat {
+                chat: c.chat_id.clone(),
+                name: self.current_name(&c.chat_id),
+                participants: c.participants.clone(),
+                group: c.style == STYLE_GROUP,
+            });
+        }
+        for g in 0..self.total {
+            let Generated { record: m, kind } = self.message(g);
+            if kind == Kind::Deleted {
+                continue;
+            }
+            f(TruthLine::Message {
+                system: m.is_system(),
+                from_me: m.from_me(),
+                chat: m.chat_id,
+                guid: m.guid,
+                sender: m.sender,
+                text: m.text,
+                ts_ms: m.ts_ms,
+                associated_type: m.associated_type,
+                associated_guid: m.associated_guid,
+            });
+        }
+        for &g in &self.attachments {
+            let a = self.attachment(g as u64);
+            f(TruthLine::Attachment { guid: a.guid, mime_type: a.mime_type, filename: a.filename, total_bytes: a.total_bytes });
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! `cloudkit-sim` command line: `serve` the simulated account, or print its `truth`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use cloudkit_sim::{AccountSpec, Faults, Sim};
+
+#[derive(Parser)]
+#[command(name = "cloudkit-sim", about = "Local CloudKit server with a deterministic iMessage account")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the account over CloudKit's wire protocol.
+    Serve {
+        /// Address to listen on (port 0 picks a free port; the real address is printed).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Write the session file the bridge needs to this path.
+        #[arg(long)]
+        write_session: Option<PathBuf>,
+        #[command(flatten)]
+        account: AccountArgs,
+        #[command(flatten)]
+        faults: FaultArgs,
+    },
+    /// Print the account's ground truth as JSON lines (chats, messages, attachments).
+    Truth {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// Accepted so that `truth` takes the same flags as `serve`; faults do not change truth.
+        #[command(flatten)]
+        faults: FaultArgs,
+    },
+}
+
+#[derive(Args)]
+struct AccountArgs {
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Chats besides the big chat.
+    #[arg(long, default_value_t = 30)]
+    chats: u32,
+    /// Messages spread over those chats.
+    #[arg(long, default_value_t = 3000)]
+    messages: u64,
+    /// Messages in the one big group chat (0: none).
+    #[arg(long, default_value_t = 25072)]
+    big_chat: u64,
+}
+
+#[derive(Args)]
+struct FaultArgs {
+    /// Changes per record/sync page.
+    #[arg(long, default_value_t = 200)]
+    page_size: usize,
+    /// Probability that a request fails (HTTP 503 or an operation error).
+    #[arg(long, default_value_t = 0.0)]
+    page_errors: f64,
+    /// Each injected failure is followed by this many failures in total.
+    #[arg(long, default_value_t = 1)]
+    error_burst: u32,
+    /// Probability of an HTTP 429 response.
+    #[arg(long, default_value_t = 0.0)]
+    throttle: f64,
+    /// Retry-After seconds sent with 429.
+    #[arg(long, default_value_t = 1)]
+    retry_after: u64,
+    /// Fraction of records whose key appears only after a key refresh.
+    #[arg(long, default_value_t = 0.0)]
+    pcs_late: f64,
+    /// Fraction of records whose key never appears.
+    #[arg(long, default_value_t = 0.0)]
+    pcs_lost: f64,
+}
+
+impl AccountArgs {
+    fn spec(&self) -> AccountSpec {
+        AccountSpec { seed: self.seed, chats: self.chats, messages: self.messages, big_chat: self.big_chat }
+    }
+}
+
+impl FaultArgs {
+    fn faults(&self) -> anyhow::Result<Faults> {
+        for (name, v) in [("page-errors", self.page_errors), ("throttle", self.throttle), ("pcs-late", self.pcs_late), ("pcs-lost", self.pcs_lost)] {
+            anyhow::ensure!((0.0..=1.0).contains(&v), "--{name} must be between 0 and 1, got {v}");
+        }
+        anyhow::ensure!(self.page_size > 0, "--page-size must be at least 1");
+        Ok(Faults {
+            page_size: self.page_size,
+            page_errors: self.page_errors,
+            error_burst: self.error_burst.max(1),
+            throttle: self.throttle,
+            retry_after_secs: self.retry_after,
+            pcs_late: self.pcs_late,
+            pcs_lost: self.pcs_lost,
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    match Cli::parse().command {
+        Command::Serve { listen, write_session, account, faults } => {
+            let spec = account.spec();
+            anyhow::ensure!(spec.chats > 0 || spec.messages == 0, "--messages needs at least one chat (--chats)");
+            let sim = Arc::new(Sim::new(spec, faults.faults()?));
+            if let Some(path) = write_session {
+                sim.session.save(&path).with_context(|| format!("writing {}", path.display()))?;
+            }
+            tracing::info!(
+                messages = sim.account.total,
+                chats = sim.account.chats.len(),
+                attachments = sim.account.attachments.len(),
+                "account generated"
+            );
+            let (addr, server) = cloudkit_sim::spawn(sim.clone(), listen).await.with_context(|| format!("binding {listen}"))?;
+            println!("listening on http://{addr}");
+            std::io::stdout().flush()?;
+            tokio::select! {
+                r = server => r?,
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            tracing::info!(stats = ?sim.stats(), "stopped");
+        }
+        Command::Truth { account, faults } => {
+            faults.faults()?;
+            let spec = account.spec();
+            anyhow::ensure!(spec.chats > 0 || spec.messages == 0, "--messages needs at least one chat (--chats)");
+            let account = cloudkit_sim::Account::generate(spec);
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut result = Ok(());
+            account.truth(|line| {
+                if result.is_ok() {
+                    result = serde_json::to_writer(&mut out, &line).map_err(anyhow::Error::from).and_then(|_| Ok(out.write_all(b"\n")?));
+                }
+            });
+            result?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! `imessage-bridge`: syncs Messages in iCloud into a local database (and, later, Matrix).
+//! The binary is thin: argument parsing, config, logging and progress bars around the library
+//! crates.
+
+mod config;
+mod progress;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use config::Config;
+
+#[derive(Parser)]
+#[command(name = "imessage-bridge", version, about = "Bridge your whole iMessage history from iCloud into Matrix")]
+struct Cli {
+    /// Configuration file (YAML).
+    #[arg(short, long, global = true, default_value = "config.yaml", env = "IMESSAGE_BRIDGE_CONFIG")]
+    config: PathBuf,
+    /// More log output on stderr (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch every record of every Messages zone into the database (resumes where it stopped).
+    Sync,
+    /// Show per-zone sync state: server counts, stored, undecryptable, stop reasons.
+    Status {
+        /// Print JSON on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info,sqlx=warn",
+        1 => "debug,sqlx=warn,hyper=info,reqwest=info",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into()))
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let config = Config::load(&cli.config)?;
+    let store: Arc<dyn store::Store> = Arc::from(
+        store::open(&config.database.uri).await.with_context(|| format!("opening database {}", config.database.uri))?,
+    );
+    match cli.command {
+        Command::Sync => sync(&config, store).await,
+        Command::Status { json } => status(store.as_ref(), json).await,
+    }
+}
+
+async fn sync(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<()> {
+    let session = cloudkit::Session::load(&config.cloudkit.session)?;
+    let client = cloudkit::Client::new(&config.cloudkit.url, session)?;
+    let progress: Arc<dyn sync::Progress> = if std::io::stderr().is_terminal() {
+        Arc::new(progress::Bars::new())
+    } else {
+        Arc::new(sync::NoProgress)
+    };
+    let started = std::time::Instant::now();
+    let report = sync::sync_all(&client, store.clone(), &sync::SyncOptions::default(), progress).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let changes: u64 = report.zones.iter().map(|z| z.changes).sum();
+    for z in &report.zones {
+        tracing::info!(zone = %z.zone, pages = z.pages, changes = z.changes, recovered = z.recovered,
+            stop_reason = z.stop_reason.as_str(), error = z.error.as_deref().unwrap_or(""), "zone finished");
+    }
+    tracing::info!(changes, secs = format!("{secs:.1}"), rate = format!("{:.0}/s", changes as f64 / secs.max(1e-9)),
+        full_resync = report.full_resync, "sync finished");
+    if !report.all_done() {
+        let stopped: Vec<String> =
+            report.zones.iter().filter(|z| z.stop_reason != store::StopReason::ApiDone).map(|z| format!("{}: {}", z.zone, z.stop_reason.as_str())).collect();
+        anyhow::bail!("sync stopped early ({}); run `sync` again to resume", stopped.join(", "));
+    }
+    Ok(())
+}
+
+async fn status(store: &dyn store::Store, json: bool) -> anyhow::Result<()> {
+    let status = sync::status(store).await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &status)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "{:<22} {:>8} {:>8} {:>13} {:>8} {:>6}  {}", "zone", "server", "stored", "undecryptable", "complete", "pages", "stop_reason")?;
+    for z in &status.zones {
+        let server = z.server_count.map_or("-".to_string(), |c| c.to_string());
+        writeln!(
+            out,
+            "{:<22} {:>8} {:>8} {:>13} {:>8} {:>6}  {}",
+            z.zone,
+            server,
+            z.stored,
+            z.undecryptable,
+            if z.complete { "yes" } else { "no" },
+            z.pages,
+            z.stop_reason.as_deref().unwrap_or("-")
+        )?;
+        if let Some(e) = &z.last_error {
+            writeln!(out, "  last error: {e}")?;
+        }
+        for f in z.undecryptable_records.iter().take(20) {
+            writeln!(out, "  undecryptable {}: {}", f.record_name, f.reason)?;
+        }
+        if z.undecryptable_records.len() > 20 {
+            writeln!(out, "  … and {} more (see --json)", z.undecryptable_records.len() - 20)?;
+        }
+    }
+    writeln!(out, "sync version: {}", status.sync_version.map_or("none".into(), |v| v.to_string()))?;
+    Ok(())
+}

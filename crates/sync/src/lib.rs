@@ -1,0 +1,435 @@
+//! The sync engine: pulls every record of the Messages zones out of CloudKit into the store.
+//!
+//! Per zone the loop is: warm up the zone's record keys, then fetch `record/sync` pages from the
+//! stored continuation token until the server reports `status == 3`. Each page is decoded and
+//! committed with its token in one transaction, so a process killed at any moment resumes from
+//! the last committed page and re-applies nothing twice. A failed page is retried with the same
+//! token (never skipped); after [`SyncOptions::error_budget`] consecutive failures the zone stops
+//! with `error_budget`, its token intact. Records whose PCS key is missing trigger a key refresh;
+//! those still undecryptable are kept as *failed records*, re-fetched after the zone finishes, and
+//! reported — never dropped silently. The next page is fetched while the current one is decoded
+//! and committed, so the store's latency hides behind the network's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cloudkit::records::{RecordChange, ATTACHMENT_RECORD_TYPE, CHAT_RECORD_TYPE, MESSAGE_RECORD_TYPE, ZONES};
+use cloudkit::{ChangesPage, Client, KeyRing};
+use serde::Serialize;
+use store::{FailedRecord, PageCommit, PageStats, StopReason, Store};
+
+/// Bump to force a full re-sync of every zone (e.g. after a decoder fix that changes stored data).
+pub const SYNC_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    CloudKit(#[from] cloudkit::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Consecutive failures of one request before the zone stops with `error_budget`.
+    pub error_budget: u32,
+    /// Consecutive 429/throttle answers tolerated before stopping (they are waited out).
+    pub throttle_budget: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Retries of the key warm-up after the first attempt.
+    pub key_retries: u32,
+    /// Safety bound on pages per zone and run.
+    pub page_limit: u64,
+    /// Records per `record/retrieve` request when re-fetching failed records.
+    pub refetch_batch: usize,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            error_budget: 3,
+            throttle_budget: 20,
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(30),
+            key_retries: 6,
+            page_limit: 1_000_000,
+            refetch_batch: 100,
+        }
+    }
+}
+
+/// Progress callbacks (the CLI draws bars with them; tests and quiet runs ignore them).
+pub trait Progress: Send + Sync {
+    fn zone_started(&self, _zone: &str, _server_count: Option<i64>) {}
+    fn page(&self, _zone: &str, _changes: usize) {}
+    fn zone_finished(&self, _zone: &str, _reason: StopReason) {}
+}
+
+/// Progress that reports nothing.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Outcome of one zone in one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ZoneReport {
+    pub zone: String,
+    pub pages: u64,
+    pub changes: u64,
+    pub stop_reason: StopReason,
+    pub error: Option<String>,
+    pub recovered: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub zones: Vec<ZoneReport>,
+    /// The run started from scratch because the stored sync version was older.
+    pub full_resync: bool,
+    /// The sync version was saved at the end of this run.
+    pub version_saved: bool,
+}
+
+impl SyncReport {
+    pub fn all_done(&self) -> bool {
+        self.zones.iter().all(|z| z.stop_reason == StopReason::ApiDone)
+    }
+}
+
+fn record_type(zone: &str) -> &'static str {
+    match zone {
+        cloudkit::records::CHAT_ZONE => CHAT_RECORD_TYPE,
+        cloudkit::records::MESSAGE_ZONE => MESSAGE_RECORD_TYPE,
+        _ => ATTACHMENT_RECORD_TYPE,
+    }
+}
+
+/// Syncs every Messages zone (concurrently) and records server counts.
+pub async fn sync_all(
+    client: &Client,
+    store: Arc<dyn Store>,
+    opts: &SyncOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<SyncReport, SyncError> {
+    let stored_version = store.sync_version().await?;
+    let full_resync = matches!(stored_version, Some(v) if v < SYNC_VERSION);
+    if full_resync {
+        tracing::info!(from = ?stored_version, to = SYNC_VERSION, "sync version changed: full re-sync");
+        store.clear_tokens().await?;
+    }
+    let mut tasks = Vec::new();
+    for zone in ZONES {
+        let (client, store, opts, progress) = (client.clone(), store.clone(), opts.clone(), progress.clone());
+        tasks.push(tokio::spawn(async move {
+            let server_count = match client.server_count(zone, record_type(zone)).await {
+                Ok(count) => count,
+                Err(e) => {
+                    tracing::warn!(zone, "server count unavailable: {e}");
+                    None
+                }
+            };
+            if let Some(count) = server_count {
+                store.set_server_count(zone, count).await?;
+            }
+            progress.zone_started(zone, server_count);
+            let report = ZoneSync { client: &client, store: store.as_ref(), opts: &opts, progress: progress.as_ref(), zone }.run().await?;
+            progress.zone_finished(zone, report.stop_reason);
+            Ok::<_, SyncError>(report)
+        }));
+    }
+    let mut zones = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(r) => zones.push(r?),
+            Err(e) => return Err(SyncError::CloudKit(cloudkit::Error::Frame(format!("zone task failed: {e}")))),
+        }
+    }
+    let stored_any = {
+        let mut n = 0;
+        for z in ZONES {
+            n += store.stored_count(z).await?;
+        }
+        n > 0
+    };
+    let version_saved = zones.iter().all(|z| z.stop_reason == StopReason::ApiDone) && stored_any && stored_version != Some(SYNC_VERSION);
+    if version_saved {
+        store.set_sync_version(SYNC_VERSION).await?;
+    }
+    Ok(SyncReport { zones, full_resync, version_saved })
+}
+
+struct ZoneSync<'a> {
+    client: &'a Client,
+    store: &'a dyn Store,
+    opts: &'a SyncOptions,
+    progress: &'a dyn Progress,
+    zone: &'static str,
+}
+
+/// Why fetching stopped before a page arrived.
+struct Stop {
+    reason: StopReason,
+    error: cloudkit::Error,
+}
+
+fn backoff(opts: &SyncOptions, attempt: u32) -> Duration {
+    opts.backoff_base.saturating_mul(1u32 << attempt.min(16)).min(opts.backoff_max)
+}
+
+/// Calls `op` until it succeeds, the error is not retryable, or a budget is spent.
+async fn with_retries<T, F, Fut>(opts: &SyncOptions, what: &str, mut op: F) -> Result<T, Stop>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = cloudkit::Result<T>>,
+{
+    let (mut failures, mut throttles) = (0u32, 0u32);
+    loop {
+        let error = match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let reason = match &error {
+            cloudkit::Error::ZoneNotFound { .. } => StopReason::ZoneNotFound,
+            cloudkit::Error::FullResetNeeded => StopReason::ResetNeeded,
+            cloudkit::Error::Throttled { .. } if throttles < opts.throttle_budget => {
+                throttles += 1;
+                let wait = error.retry_after().unwrap_or_else(|| backoff(opts, throttles)).min(opts.backoff_max);
+                tracing::debug!(what, ?wait, "throttled");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            e if e.is_retryable() && failures + 1 < opts.error_budget => {
+                failures += 1;
+                tracing::debug!(what, failures, "retrying after error: {e}");
+                tokio::time::sleep(backoff(opts, failures)).await;
+                continue;
+            }
+            _ => StopReason::ErrorBudget,
+        };
+        tracing::warn!(what, reason = reason.as_str(), "giving up: {error}");
+        return Err(Stop { reason, error });
+    }
+}
+
+impl ZoneSync<'_> {
+    async fn fetch_keys(&self) -> Result<KeyRing, Stop> {
+        let opts = SyncOptions { error_budget: self.opts.key_retries + 1, ..self.opts.clone() };
+        let keys = with_retries(&opts, "zone keys", || self.client.zone_keys(self.zone)).await?;
+        Ok(KeyRing::new(keys))
+    }
+
+    async fn stop(&self, mut report: ZoneReport, stop: Stop) -> Result<ZoneReport, SyncError> {
+        self.store.set_stop(self.zone, stop.reason, Some(&stop.error.to_string())).await?;
+        report.stop_reason = stop.reason;
+        report.error = Some(stop.error.to_string());
+        Ok(report)
+    }
+
+    async fn run(&self) -> Result<ZoneReport, SyncError> {
+        let zone = self.zone;
+        let mut report = ZoneReport { zone: zone.into(), pages: 0, changes: 0, stop_reason: StopReason::ApiDone, error: None, recovered: 0 };
+        let mut ring = match self.fetch_keys().await {
+            Ok(r) => r,
+            Err(stop) => return self.stop(report, stop).await,
+        };
+        let mut token = self.store.zone_state(zone).await?.and_then(|s| s.token);
+        let mut resets = 0;
+        let fetch = |token: Option<Vec<u8>>| {
+            let client = self.client.clone();
+            let opts = self.opts.clone();
+            tokio::spawn(async move {
+                with_retries(&opts, "record/sync", || client.retrieve_changes(zone, token.as_deref())).await
+            })
+        };
+        let mut next = Some(fetch(token.clone()));
+        while let Some(pending) = next.take() {
+            let page: ChangesPage = match pending.await {
+                Ok(Ok(page)) => page,
+                Ok(Err(stop)) if stop.reason == StopReason::ResetNeeded && resets == 0 => {
+                    tracing::warn!(zone, "sync token rejected by the server: starting the zone over");
+                    resets += 1;
+                    token = None;
+                    next = Some(fetch(None));
+                    continue;
+                }
+                Ok(Err(stop)) => return self.stop(report, stop).await,
+                Err(e) => return Err(SyncError::CloudKit(cloudkit::Error::Frame(format!("fetch task failed: {e}")))),
+            };
+            let unchanged = !page.done() && page.token.is_some() && page.token == token;
+            let more = !page.done() && !unchanged && report.pages + 1 < self.opts.page_limit;
+            if more {
+                next = Some(fetch(page.token.clone()));
+            }
+            let commit = self.decode_page(&mut ring, &page).await;
+            self.store.commit_page(&commit).await?;
+            report.pages += 1;
+            report.changes += page.changes.len() as u64;
+            self.progress.page(zone, page.changes.len());
+            token = page.token.clone();
+            if page.done() {
+                break;
+            }
+            if unchanged {
+                report.stop_reason = StopReason::TokenUnchanged;
+                self.store.set_stop(zone, StopReason::TokenUnchanged, None).await?;
+                return Ok(report);
+            }
+            if !more {
+                report.stop_reason = StopReason::PageLimit;
+                self.store.set_stop(zone, StopReason::PageLimit, None).await?;
+                return Ok(report);
+            }
+        }
+        report.recovered = self.refetch_failed(&mut ring).await?;
+        self.store.set_stop(zone, StopReason::ApiDone, None).await?;
+        Ok(report)
+    }
+
+    /// Decodes a page. Records whose key is missing get one key refresh; what still fails is
+    /// returned as failed records (pending when a key was missing, final for malformed records).
+    async fn decode_page(&self, ring: &mut KeyRing, page: &ChangesPage) -> PageCommit {
+        let zone = self.zone;
+        let mut changes = Vec::with_capacity(page.changes.len());
+        let mut failed = Vec::new();
+        let mut missing_key = Vec::new();
+        for (i, change) in page.changes.iter().enumerate() {
+            match cloudkit::codec::decode_change(zone, change, ring) {
+                Ok(c) => changes.push((i, c)),
+                Err(cloudkit::Error::PcsKeyMissing(_)) => missing_key.push(i),
+                Err(e) => failed.push(self.failed(change, &e, false)),
+            }
+        }
+        if !missing_key.is_empty() {
+            match self.client.zone_keys(zone).await {
+                Ok(keys) => ring.extend(keys),
+                Err(e) => tracing::warn!(zone, "key refresh failed: {e}"),
+            }
+            for i in missing_key {
+                let change = &page.changes[i];
+                match cloudkit::codec::decode_change(zone, change, ring) {
+                    Ok(c) => changes.push((i, c)),
+                    Err(e) => failed.push(self.failed(change, &e, matches!(e, cloudkit::Error::PcsKeyMissing(_)))),
+                }
+            }
+            changes.sort_by_key(|(i, _)| *i);
+        }
+        let has_token = page.token.is_some();
+        PageCommit {
+            zone: zone.to_string(),
+            token: page.token.clone(),
+            stats: PageStats { records: page.changes.len() as i64, status: page.status as i64, done: page.done(), has_token },
+            changes: changes.into_iter().map(|(_, c)| c).collect(),
+            failed,
+        }
+    }
+
+    fn failed(&self, change: &cloudkit::proto::RecordChange, e: &cloudkit::Error, pending: bool) -> FailedRecord {
+        let record_name = change
+            .identifier
+            .as_ref()
+            .and_then(|i| i.record_name())
+            .or_else(|| change.record.as_ref().and_then(|r| r.record_name()))
+            .unwrap_or("<unnamed>")
+            .to_string();
+        tracing::debug!(zone = self.zone, record = %record_name, "record not decodable: {e}");
+        FailedRecord { zone: self.zone.to_string(), record_name, reason: e.to_string(), pending }
+    }
+
+    /// Re-fetches every failed record of the zone after a key refresh. Returns how many were
+    /// recovered; the rest are marked final (undecryptable) with their latest reason.
+    async fn refetch_failed(&self, ring: &mut KeyRing) -> Result<u64, SyncError> {
+        let failed = self.store.failed_records(self.zone).await?;
+        if failed.is_empty() {
+            return Ok(0);
+        }
+        match self.fetch_keys().await {
+            Ok(fresh) => ring.extend_from(&fresh),
+            Err(stop) => tracing::warn!(zone = self.zone, "key refresh before re-fetch failed: {}", stop.error),
+        }
+        let mut recovered_total = 0;
+        for batch in failed.chunks(self.opts.refetch_batch.max(1)) {
+            let names: Vec<String> = batch.iter().map(|f| f.record_name.clone()).collect();
+            let results = match with_retries(self.opts, "record/retrieve", || self.client.retrieve_records(self.zone, &names)).await {
+                Ok(r) => r,
+                Err(stop) => {
+                    tracing::warn!(zone = self.zone, "re-fetch failed: {}", stop.error);
+                    break;
+                }
+            };
+            let mut recovered = Vec::new();
+            let mut still = Vec::new();
+            for (f, result) in batch.iter().zip(results) {
+                let outcome = result.and_then(|record| match record {
+                    None => Ok(RecordChange::Deleted { record_name: f.record_name.clone() }),
+                    Some(r) => cloudkit::codec::decode_record(self.zone, &r, ring),
+                });
+                match outcome {
+                    Ok(c) => recovered.push(c),
+                    Err(e) => still.push(FailedRecord { reason: e.to_string(), pending: false, ..f.clone() }),
+                }
+            }
+            recovered_total += recovered.len() as u64;
+            self.store.resolve_failed(self.zone, &recovered, &still).await?;
+        }
+        if recovered_total > 0 {
+            tracing::info!(zone = self.zone, recovered = recovered_total, "recovered records after key refresh");
+        }
+        Ok(recovered_total)
+    }
+}
+
+/// Per-zone status: what the server has, what is stored, and what is known to be missing.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ZoneStatus {
+    pub zone: String,
+    pub server_count: Option<i64>,
+    pub stored: i64,
+    pub undecryptable: i64,
+    /// Names and reasons of the undecryptable records.
+    pub undecryptable_records: Vec<FailedRecordInfo>,
+    /// Stored count equals the server count.
+    pub complete: bool,
+    pub stop_reason: Option<String>,
+    pub last_error: Option<String>,
+    pub pages: i64,
+    pub last_page: Option<PageStats>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FailedRecordInfo {
+    pub record_name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Status {
+    pub zones: Vec<ZoneStatus>,
+    pub sync_version: Option<i64>,
+}
+
+/// Reads the status of every Messages zone from the store.
+pub async fn status(store: &dyn Store) -> Result<Status, SyncError> {
+    let mut zones = Vec::new();
+    for zone in ZONES {
+        let state = store.zone_state(zone).await?.unwrap_or_default();
+        let stored = store.stored_count(zone).await?;
+        let failed = store.failed_records(zone).await?;
+        zones.push(ZoneStatus {
+            zone: zone.to_string(),
+            server_count: state.server_count,
+            stored,
+            undecryptable: failed.len() as i64,
+            undecryptable_records: failed
+                .into_iter()
+                .map(|f| FailedRecordInfo { record_name: f.record_name, reason: f.reason })
+                .collect(),
+            complete: state.server_count == Some(stored),
+            stop_reason: state.stop_reason.map(|r| r.as_str().to_string()),
+            last_error: state.last_error,
+            pages: state.pages,
+            last_page: state.last_page,
+        });
+    }
+    Ok(Status { zones, sync_version: store.sync_version().await? })
+}
