@@ -10,6 +10,45 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub cloudkit: CloudKitConfig,
     pub database: DatabaseConfig,
+    #[serde(default)]
+    pub sync: SyncConfig,
+}
+
+/// Sync tuning; every field has a default that suits Apple's servers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SyncConfig {
+    /// Consecutive failures of one request before a zone stops with `error_budget`.
+    pub error_budget: u32,
+    /// First retry delay; doubles per attempt up to `backoff_max_ms`.
+    pub backoff_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Key refresh retries (warm-up and re-fetch rounds).
+    pub key_retries: u32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        let d = sync::SyncOptions::default();
+        SyncConfig {
+            error_budget: d.error_budget,
+            backoff_ms: d.backoff_base.as_millis() as u64,
+            backoff_max_ms: d.backoff_max.as_millis() as u64,
+            key_retries: d.key_retries,
+        }
+    }
+}
+
+impl SyncConfig {
+    pub fn options(&self) -> sync::SyncOptions {
+        sync::SyncOptions {
+            error_budget: self.error_budget.max(1),
+            backoff_base: std::time::Duration::from_millis(self.backoff_ms),
+            backoff_max: std::time::Duration::from_millis(self.backoff_max_ms.max(self.backoff_ms)),
+            key_retries: self.key_retries,
+            ..sync::SyncOptions::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

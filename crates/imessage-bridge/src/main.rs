@@ -75,7 +75,7 @@ async fn sync(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<(
         Arc::new(sync::NoProgress)
     };
     let started = std::time::Instant::now();
-    let report = sync::sync_all(&client, store.clone(), &sync::SyncOptions::default(), progress).await?;
+    let report = sync::sync_all(&client, store.clone(), &config.sync.options(), progress).await?;
     let secs = started.elapsed().as_secs_f64();
     let changes: u64 = report.zones.iter().map(|z| z.changes).sum();
     for z in &report.zones {

@@ -336,46 +336,74 @@ impl ZoneSync<'_> {
         FailedRecord { zone: self.zone.to_string(), record_name, reason: e.to_string(), pending }
     }
 
-    /// Re-fetches every failed record of the zone after a key refresh. Returns how many were
+    /// Re-fetches every failed record of the zone after a key refresh, in up to
+    /// `1 + key_retries` rounds while records are still waiting for a key. Returns how many were
     /// recovered; the rest are marked final (undecryptable) with their latest reason.
     async fn refetch_failed(&self, ring: &mut KeyRing) -> Result<u64, SyncError> {
-        let failed = self.store.failed_records(self.zone).await?;
-        if failed.is_empty() {
-            return Ok(0);
-        }
-        match self.fetch_keys().await {
-            Ok(fresh) => ring.extend_from(&fresh),
-            Err(stop) => tracing::warn!(zone = self.zone, "key refresh before re-fetch failed: {}", stop.error),
-        }
+        let mut remaining = self.store.failed_records(self.zone).await?;
         let mut recovered_total = 0;
-        for batch in failed.chunks(self.opts.refetch_batch.max(1)) {
-            let names: Vec<String> = batch.iter().map(|f| f.record_name.clone()).collect();
-            let results = match with_retries(self.opts, "record/retrieve", || self.client.retrieve_records(self.zone, &names)).await {
-                Ok(r) => r,
-                Err(stop) => {
-                    tracing::warn!(zone = self.zone, "re-fetch failed: {}", stop.error);
-                    break;
-                }
-            };
-            let mut recovered = Vec::new();
-            let mut still = Vec::new();
-            for (f, result) in batch.iter().zip(results) {
-                let outcome = result.and_then(|record| match record {
-                    None => Ok(RecordChange::Deleted { record_name: f.record_name.clone() }),
-                    Some(r) => cloudkit::codec::decode_record(self.zone, &r, ring),
-                });
-                match outcome {
-                    Ok(c) => recovered.push(c),
-                    Err(e) => still.push(FailedRecord { reason: e.to_string(), pending: false, ..f.clone() }),
-                }
+        for round in 0..=self.opts.key_retries {
+            if remaining.is_empty() {
+                break;
             }
-            recovered_total += recovered.len() as u64;
-            self.store.resolve_failed(self.zone, &recovered, &still).await?;
+            if round > 0 {
+                tokio::time::sleep(self.opts.backoff_base).await;
+            }
+            match self.fetch_keys().await {
+                Ok(fresh) => ring.extend_from(&fresh),
+                Err(stop) => tracing::warn!(zone = self.zone, "key refresh before re-fetch failed: {}", stop.error),
+            }
+            let mut retry = Vec::new();
+            for batch in remaining.chunks(self.opts.refetch_batch.max(1)) {
+                let (recovered, still) = self.refetch_batch(batch, ring).await;
+                recovered_total += recovered.len() as u64;
+                self.store.resolve_failed(self.zone, &recovered, &still).await?;
+                retry.extend(still.into_iter().filter(|f| f.pending));
+            }
+            remaining = retry;
         }
         if recovered_total > 0 {
             tracing::info!(zone = self.zone, recovered = recovered_total, "recovered records after key refresh");
         }
         Ok(recovered_total)
+    }
+
+    /// Re-fetches and decodes one batch. Still-failing records come back `pending` when another
+    /// round may help (key still missing, or the request failed) and final otherwise.
+    async fn refetch_batch(&self, batch: &[FailedRecord], ring: &KeyRing) -> (Vec<RecordChange>, Vec<FailedRecord>) {
+        let names: Vec<String> = batch.iter().map(|f| f.record_name.clone()).collect();
+        let fetched = with_retries(self.opts, "record/retrieve", || async {
+            let results = self.client.retrieve_records(self.zone, &names).await?;
+            // An operation-level transient failure fails the batch, so it is retried as a whole.
+            match results.iter().find_map(|r| r.as_ref().err().filter(|e| e.is_retryable())) {
+                Some(e) => Err(cloudkit::Error::Frame(format!("record/retrieve operation failed: {e}"))),
+                None => Ok(results),
+            }
+        })
+        .await;
+        let results = match fetched {
+            Ok(r) => r,
+            Err(stop) => {
+                let still = batch.iter().map(|f| FailedRecord { reason: stop.error.to_string(), pending: true, ..f.clone() }).collect();
+                return (Vec::new(), still);
+            }
+        };
+        let mut recovered = Vec::new();
+        let mut still = Vec::new();
+        for (f, result) in batch.iter().zip(results) {
+            let outcome = result.and_then(|record| match record {
+                None => Ok(RecordChange::Deleted { record_name: f.record_name.clone() }),
+                Some(r) => cloudkit::codec::decode_record(self.zone, &r, ring),
+            });
+            match outcome {
+                Ok(c) => recovered.push(c),
+                Err(e) => {
+                    let pending = matches!(e, cloudkit::Error::PcsKeyMissing(_));
+                    still.push(FailedRecord { reason: e.to_string(), pending, ..f.clone() })
+                }
+            }
+        }
+        (recovered, still)
     }
 }
 

@@ -1,0 +1,108 @@
+//! Shared test harness: an in-process simulator on 127.0.0.1:0, a temporary bridge directory
+//! with config and session, and helpers to run the real `imessage-bridge` binary against them.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Output;
+use std::sync::Arc;
+
+use cloudkit_sim::{AccountSpec, Faults, Sim, TruthLine};
+
+pub struct SimHandle {
+    pub sim: Arc<Sim>,
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn start_sim(spec: AccountSpec, faults: Faults) -> SimHandle {
+    let sim = Arc::new(Sim::new(spec, faults));
+    let (addr, task) = cloudkit_sim::spawn(sim.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    SimHandle { sim, url: format!("http://{addr}"), task }
+}
+
+pub fn spec(seed: u64, chats: u32, messages: u64, big_chat: u64) -> AccountSpec {
+    AccountSpec { seed, chats, messages, big_chat }
+}
+
+pub struct BridgeDir {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub db_uri: String,
+}
+
+impl BridgeDir {
+    /// A bridge directory whose config points at `sim` (session written from the simulator).
+    pub fn new(sim: &SimHandle) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        sim.sim.session.save(&dir.path().join("session.json")).unwrap();
+        let config = dir.path().join("config.yaml");
+        let this = BridgeDir { db_uri: format!("sqlite:{}", dir.path().join("bridge.db").display()), dir, config };
+        this.point_at(sim);
+        this
+    }
+
+    /// Rewrites the config to use another simulator (same seed: same session and tokens).
+    pub fn point_at(&self, sim: &SimHandle) {
+        std::fs::write(
+            &self.config,
+            format!(
+                "cloudkit:\n  url: {}\n  session: session.json\ndatabase:\n  uri: sqlite:bridge.db\n\
+                 sync:\n  backoff_ms: 1\n  backoff_max_ms: 20\n",
+                sim.url
+            ),
+        )
+        .unwrap();
+    }
+
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_imessage-bridge"));
+        cmd.arg("-c").arg(&self.config).args(args).env("RUST_LOG", "warn").kill_on_drop(true);
+        cmd
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().await.unwrap()
+    }
+
+    pub async fn sync_ok(&self) {
+        let out = self.run(&["sync"]).await;
+        assert!(out.status.success(), "sync failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub async fn status_json(&self) -> serde_json::Value {
+        let out = self.run(&["status", "--json"]).await;
+        assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    pub async fn store(&self) -> Box<dyn store::Store> {
+        store::open(&self.db_uri).await.unwrap()
+    }
+
+    pub async fn stored_guids(&self) -> BTreeSet<String> {
+        self.store().await.message_guids().await.unwrap().into_iter().collect()
+    }
+}
+
+/// Guids of every message in the simulator's ground truth.
+pub fn truth_guids(sim: &Sim) -> BTreeSet<String> {
+    let mut guids = BTreeSet::new();
+    sim.account.truth(|line| {
+        if let TruthLine::Message { guid, .. } = line {
+            guids.insert(guid);
+        }
+    });
+    guids
+}
+
+pub fn zone<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["zones"].as_array().unwrap().iter().find(|z| z["zone"] == name).unwrap_or_else(|| panic!("zone {name} missing in {status}"))
+}

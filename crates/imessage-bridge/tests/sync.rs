@@ -1,0 +1,202 @@
+//! End-to-end sync against the simulator: the stored messages must be exactly the simulator's
+//! ground truth, under faults, after a SIGKILL, and across a sync-version bump.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use cloudkit::records::{ATTACHMENT_ZONE, CHAT_ZONE, MESSAGE_ZONE};
+use cloudkit_sim::{Faults, TruthLine};
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_account_matches_truth_with_server_counts() {
+    let sim = start_sim(spec(1, 30, 3000, 25072), Faults::default()).await;
+    let bridge = BridgeDir::new(&sim);
+    bridge.sync_ok().await;
+    let stored = bridge.stored_guids().await;
+    let truth = truth_guids(&sim.sim);
+    assert_eq!(stored.len(), truth.len());
+    assert!(stored == truth, "stored and truth differ");
+
+    let status = bridge.status_json().await;
+    assert_eq!(status["sync_version"], sync::SYNC_VERSION);
+    for z in [CHAT_ZONE, MESSAGE_ZONE, ATTACHMENT_ZONE] {
+        let z = zone(&status, z);
+        assert_eq!(z["stop_reason"], "api_done", "{z}");
+        assert_eq!(z["complete"], true, "{z}");
+        assert_eq!(z["server_count"], z["stored"], "{z}");
+        assert_eq!(z["undecryptable"], 0, "{z}");
+        assert!(z["pages"].as_i64().unwrap() >= 1);
+        assert_eq!(z["last_page"]["done"], true);
+    }
+    assert_eq!(zone(&status, MESSAGE_ZONE)["stored"].as_u64().unwrap() as usize, truth.len());
+
+    // The big chat holds exactly --big-chat messages, and every chat's name is the current one.
+    let store = bridge.store().await;
+    let mut truth_names = std::collections::BTreeMap::new();
+    sim.sim.account.truth(|l| {
+        if let TruthLine::Chat { chat, name, .. } = l {
+            truth_names.insert(chat, name);
+        }
+    });
+    let chats = store.chats().await.unwrap();
+    assert_eq!(chats.len(), truth_names.len());
+    for c in &chats {
+        assert_eq!(Some(&c.display_name), truth_names.get(&c.chat_id), "name of {}", c.chat_id);
+    }
+    let big = &sim.sim.account.chats[0].chat_id;
+    assert_eq!(store.messages_in_chat(big).await.unwrap().len(), 25072);
+
+    // A second sync is incremental: nothing new, still exact.
+    bridge.sync_ok().await;
+    assert_eq!(bridge.stored_guids().await, truth);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_errors_throttling_and_late_keys_still_give_exact_set() {
+    let faults = Faults { page_errors: 0.05, pcs_late: 0.02, throttle: 0.03, retry_after_secs: 0, ..Faults::default() };
+    let sim = start_sim(spec(2, 20, 4000, 3000), faults).await;
+    let bridge = BridgeDir::new(&sim);
+    // With 5% failures a zone can exhaust its budget of 3; each rerun resumes from the token.
+    for _ in 0..10 {
+        if bridge.run(&["sync"]).await.status.success() {
+            break;
+        }
+    }
+    let status = bridge.status_json().await;
+    assert_eq!(zone(&status, MESSAGE_ZONE)["stop_reason"], "api_done", "{status}");
+    assert_eq!(bridge.stored_guids().await, truth_guids(&sim.sim));
+    for z in status["zones"].as_array().unwrap() {
+        assert_eq!(z["undecryptable"], 0, "late keys must all be recovered: {z}");
+        assert_eq!(z["complete"], true, "{z}");
+    }
+    assert!(sim.sim.stats().injected_errors > 0, "the test must actually inject errors");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_keys_are_exactly_the_missing_records() {
+    let faults = Faults { pcs_lost: 0.01, pcs_late: 0.01, ..Faults::default() };
+    let sim = start_sim(spec(3, 20, 5000, 2000), faults).await;
+    let bridge = BridgeDir::new(&sim);
+    bridge.sync_ok().await;
+    let status = bridge.status_json().await;
+    let msg = zone(&status, MESSAGE_ZONE);
+    assert_eq!(msg["stop_reason"], "api_done");
+    assert_eq!(msg["complete"], false, "lost records cannot be complete: {msg}");
+    let undecryptable: BTreeSet<String> = msg["undecryptable_records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert!(r["reason"].as_str().unwrap().contains("pcs key"), "{r}");
+            let name = r["record_name"].as_str().unwrap();
+            let g = sim.sim.account.message_index(name).unwrap_or_else(|| panic!("unknown record {name}"));
+            sim.sim.account.message(g).record.guid
+        })
+        .collect();
+    assert!(!undecryptable.is_empty());
+    assert_eq!(msg["undecryptable"].as_u64().unwrap() as usize, undecryptable.len());
+    let truth = truth_guids(&sim.sim);
+    let stored = bridge.stored_guids().await;
+    let missing: BTreeSet<String> = truth.difference(&stored).cloned().collect();
+    assert_eq!(missing, undecryptable, "missing messages must be exactly the reported undecryptable ones");
+    assert!(stored.is_subset(&truth));
+    assert_eq!(msg["stored"].as_u64().unwrap() + msg["undecryptable"].as_u64().unwrap(), msg["server_count"].as_u64().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_sync_then_resume_gives_exact_set() {
+    let sim = start_sim(spec(4, 30, 3000, 25072), Faults { page_size: 100, ..Faults::default() }).await;
+    let bridge = BridgeDir::new(&sim);
+    let truth = truth_guids(&sim.sim);
+    for kill_after in [3_000usize, 15_000] {
+        let mut child = bridge.command(&["sync"]).spawn().unwrap();
+        // Wait (bounded) until the sync has committed at least `kill_after` messages, then kill -9.
+        let mut killed = false;
+        for _ in 0..6000 {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if bridge.stored_guids().await.len() >= kill_after {
+                child.start_kill().unwrap();
+                killed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let status = child.wait().await.unwrap();
+        assert!(killed, "sync finished before it could be killed ({status})");
+        let partial = bridge.stored_guids().await;
+        assert!(partial.len() < truth.len() && partial.is_subset(&truth), "partial state must be a subset of truth");
+    }
+    bridge.sync_ok().await;
+    assert_eq!(bridge.stored_guids().await, truth);
+    let status = bridge.status_json().await;
+    for z in status["zones"].as_array().unwrap() {
+        assert_eq!(z["complete"], true, "{z}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_budget_stops_with_resumable_token() {
+    let failing = start_sim(spec(5, 10, 2000, 1000), Faults { page_errors: 1.0, ..Faults::default() }).await;
+    let bridge = BridgeDir::new(&failing);
+    let out = bridge.run(&["sync"]).await;
+    assert!(!out.status.success(), "a sync that cannot fetch must fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error_budget"), "stderr must say why: {stderr}");
+    let status = bridge.status_json().await;
+    for z in status["zones"].as_array().unwrap() {
+        assert_eq!(z["stop_reason"], "error_budget", "{z}");
+        assert!(z["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{z}");
+    }
+
+    // Partway: a healthy sync of the same account, killed by a burst of errors mid-zone.
+    let flaky = start_sim(spec(5, 10, 2000, 1000), Faults { page_errors: 0.2, error_burst: 3, page_size: 50, ..Faults::default() }).await;
+    bridge.point_at(&flaky);
+    let mut stopped_with_token = false;
+    for _ in 0..30 {
+        if bridge.run(&["sync"]).await.status.success() {
+            break;
+        }
+        let status = bridge.status_json().await;
+        let m = zone(&status, MESSAGE_ZONE);
+        if m["stop_reason"] == "error_budget" && m["pages"].as_i64().unwrap() > 0 {
+            stopped_with_token = true;
+            break;
+        }
+    }
+    let healthy = start_sim(spec(5, 10, 2000, 1000), Faults::default()).await;
+    bridge.point_at(&healthy);
+    bridge.sync_ok().await;
+    assert_eq!(bridge.stored_guids().await, truth_guids(&healthy.sim));
+    assert!(stopped_with_token, "an error burst should have stopped the message zone mid-way at least once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_bump_forces_full_resync_and_empty_pass_saves_no_version() {
+    // An empty account: the pass stores nothing, so no version is saved.
+    let empty = start_sim(spec(6, 0, 0, 0), Faults::default()).await;
+    let bridge = BridgeDir::new(&empty);
+    bridge.sync_ok().await;
+    assert_eq!(bridge.status_json().await["sync_version"], serde_json::Value::Null);
+
+    let sim = start_sim(spec(6, 5, 500, 100), Faults::default()).await;
+    let bridge = BridgeDir::new(&sim);
+    bridge.sync_ok().await;
+    let status = bridge.status_json().await;
+    assert_eq!(status["sync_version"], sync::SYNC_VERSION);
+    let pages_before = zone(&status, MESSAGE_ZONE)["pages"].as_i64().unwrap();
+
+    // Pretend the data was written by an older version: the next sync starts every zone over.
+    bridge.store().await.set_sync_version(sync::SYNC_VERSION - 1).await.unwrap();
+    let sim_pages_before = sim.sim.stats().pages;
+    bridge.sync_ok().await;
+    let status = bridge.status_json().await;
+    assert_eq!(status["sync_version"], sync::SYNC_VERSION);
+    assert_eq!(zone(&status, MESSAGE_ZONE)["pages"].as_i64().unwrap(), pages_before, "re-sync pages from scratch");
+    assert!(sim.sim.stats().pages - sim_pages_before >= pages_before as u64, "all pages were fetched again");
+    assert_eq!(bridge.stored_guids().await, truth_guids(&sim.sim));
+}
