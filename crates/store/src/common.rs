@@ -1,0 +1,362 @@
+//! What both backends share: turning a page's changes into per-table batches, value conversions,
+//! NULL-safe row → struct mapping, and the read queries whose SQL is identical in both dialects.
+//!
+//! Why here: the rules that decide what a stored row *means* (which NULLs are allowed, what a bad
+//! participants list or stop reason is) must not differ between SQLite and PostgreSQL, or the
+//! conformance suite would be testing two stores. The writes stay per backend, because fast batch
+//! writes look different in each (multi-row `VALUES` vs `UNNEST` of arrays).
+
+use std::collections::HashMap;
+
+use cloudkit::records::{
+    AttachmentRecord, ChatRecord, MessageRecord, RecordChange, ATTACHMENT_ZONE, CHAT_ZONE, MESSAGE_ZONE,
+};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use crate::{Chat, FailedRecord, PageStats, Result, StopReason, StoreError, ZoneState};
+
+/// The net effect of a list of changes applied in order, as per-table batches that can be
+/// written in any order: first `deleted` (from every table), then the upserts.
+///
+/// Within a batch each `record_name` appears once (the last upsert wins), which PostgreSQL's
+/// `ON CONFLICT DO UPDATE` requires; an upsert followed by a deletion of the same name drops the
+/// upsert, and a deletion followed by an upsert keeps both (delete first, then insert).
+#[derive(Default)]
+pub(crate) struct Plan<'a> {
+    pub chats: Vec<&'a ChatRecord>,
+    pub messages: Vec<&'a MessageRecord>,
+    pub attachments: Vec<&'a AttachmentRecord>,
+    pub deleted: Vec<&'a str>,
+    /// Every record name the changes touch: their failed-record entries are obsolete.
+    pub touched: Vec<&'a str>,
+}
+
+impl<'a> Plan<'a> {
+    pub fn new(changes: &'a [RecordChange]) -> Plan<'a> {
+        // (table, name) -> index of the pending upsert in its Vec; None slots are dropped later.
+        let mut chats: Vec<Option<&ChatRecord>> = Vec::new();
+        let mut messages: Vec<Option<&MessageRecord>> = Vec::new();
+        let mut attachments: Vec<Option<&AttachmentRecord>> = Vec::new();
+        let mut index: HashMap<(u8, &str), usize> = HashMap::with_capacity(changes.len());
+        let mut plan = Plan { touched: Vec::with_capacity(changes.len()), ..Plan::default() };
+        fn put<'a, T>(slots: &mut Vec<Option<&'a T>>, index: &mut HashMap<(u8, &'a str), usize>, key: (u8, &'a str), rec: &'a T) {
+            match index.get(&key) {
+                Some(&i) => slots[i] = Some(rec),
+                None => {
+                    index.insert(key, slots.len());
+                    slots.push(Some(rec));
+                }
+            }
+        }
+        for change in changes {
+            match change {
+                RecordChange::Chat(r) => put(&mut chats, &mut index, (0, &r.record_name), r),
+                RecordChange::Message(r) => put(&mut messages, &mut index, (1, &r.record_name), r),
+                RecordChange::Attachment(r) => put(&mut attachments, &mut index, (2, &r.record_name), r),
+                RecordChange::Deleted { record_name } => {
+                    let name = record_name.as_str();
+                    if let Some(i) = index.remove(&(0, name)) {
+                        chats[i] = None;
+                    }
+                    if let Some(i) = index.remove(&(1, name)) {
+                        messages[i] = None;
+                    }
+                    if let Some(i) = index.remove(&(2, name)) {
+                        attachments[i] = None;
+                    }
+                    plan.deleted.push(name);
+                }
+            }
+            plan.touched.push(change_name(change));
+        }
+        plan.chats = chats.into_iter().flatten().collect();
+        plan.messages = messages.into_iter().flatten().collect();
+        plan.attachments = attachments.into_iter().flatten().collect();
+        plan
+    }
+}
+
+fn change_name(change: &RecordChange) -> &str {
+    match change {
+        RecordChange::Chat(r) => &r.record_name,
+        RecordChange::Message(r) => &r.record_name,
+        RecordChange::Attachment(r) => &r.record_name,
+        RecordChange::Deleted { record_name } => record_name,
+    }
+}
+
+/// Failed records deduplicated by (zone, record_name), last one wins, in first-seen order.
+pub(crate) fn dedup_failed(failed: &[FailedRecord]) -> Vec<&FailedRecord> {
+    let mut index: HashMap<(&str, &str), usize> = HashMap::with_capacity(failed.len());
+    let mut out: Vec<&FailedRecord> = Vec::with_capacity(failed.len());
+    for f in failed {
+        match index.get(&(f.zone.as_str(), f.record_name.as_str())) {
+            Some(&i) => out[i] = f,
+            None => {
+                index.insert((&f.zone, &f.record_name), out.len());
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
+/// JSON array of strings, the portable way to pass a list as one parameter (`json_each` in
+/// SQLite) and to store participants.
+pub(crate) fn json_strings<S: AsRef<str> + serde::Serialize>(items: &[S]) -> String {
+    // Serializing strings cannot fail; fall back to an empty list rather than panic.
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// The table holding a zone's records, None for a zone the store does not keep records of.
+pub(crate) fn table_for_zone(zone: &str) -> Option<&'static str> {
+    match zone {
+        CHAT_ZONE => Some("chat_records"),
+        MESSAGE_ZONE => Some("messages"),
+        ATTACHMENT_ZONE => Some("attachments"),
+        _ => None,
+    }
+}
+
+/// `flags` is a bit set: stored as the i64 with the same bits, so no flag is ever lost.
+pub(crate) fn flags_to_db(flags: u64) -> i64 {
+    flags as i64
+}
+
+pub(crate) fn asset_size_to_db(size: Option<u64>) -> Result<Option<i64>> {
+    size.map(|s| {
+        i64::try_from(s).map_err(|_| StoreError::Corrupt { what: "attachments.asset_size", detail: format!("{s} exceeds i64") })
+    })
+    .transpose()
+}
+
+/// Shared read queries: `$N` placeholders work in SQLite too, and the schema makes ordering
+/// byte-wise in both.
+pub(crate) mod sql {
+    pub const CHAT_RECORDS: &str = "SELECT record_name, chat_id, group_id, style, display_name, participants, service, \
+         modified_ms FROM chat_records ORDER BY record_name";
+    pub const CHATS: &str = "SELECT chat_id, group_id, style, display_name, participants, modified_ms FROM (\
+           SELECT chat_id, group_id, style, display_name, participants, modified_ms, ROW_NUMBER() OVER (\
+             PARTITION BY chat_id ORDER BY modified_ms DESC, record_name DESC) AS rn FROM chat_records\
+         ) newest WHERE rn = 1 ORDER BY chat_id";
+    pub const MESSAGES_IN_CHAT: &str = "SELECT record_name, guid, chat_id, sender, flags, ts_ms, text, subject, \
+         associated_type, associated_guid, service FROM messages WHERE chat_id = $1 ORDER BY ts_ms, guid";
+    pub const MESSAGE_GUIDS: &str = "SELECT guid FROM messages";
+    pub const ATTACHMENTS: &str = "SELECT record_name, guid, mime_type, filename, total_bytes, asset_size \
+         FROM attachments ORDER BY record_name";
+    pub const FAILED: &str = "SELECT zone, record_name, reason, pending FROM failed_records WHERE zone = $1 \
+         ORDER BY record_name";
+    const ZONE_COLS: &str = "zone, token, pages, last_page_records, last_page_status, last_page_done, \
+         last_page_has_token, stop_reason, last_error, server_count";
+    pub fn zone_state() -> String {
+        format!("SELECT {ZONE_COLS} FROM zones WHERE zone = $1")
+    }
+    pub fn zone_states() -> String {
+        format!("SELECT {ZONE_COLS} FROM zones ORDER BY zone")
+    }
+    pub const SYNC_VERSION: &str = "SELECT value FROM meta WHERE key = 'sync_version'";
+    pub const SET_SYNC_VERSION: &str = "INSERT INTO meta (key, value) VALUES ('sync_version', $1) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+}
+
+/// NULL-safe typed column access: a NULL in a non-optional column, or a value of the wrong type,
+/// is reported as [`StoreError::Corrupt`] naming the column instead of panicking.
+pub(crate) trait RowExt {
+    fn text(&self, col: &'static str) -> Result<String>;
+    fn opt_text(&self, col: &'static str) -> Result<Option<String>>;
+    fn int(&self, col: &'static str) -> Result<i64>;
+    fn opt_int(&self, col: &'static str) -> Result<Option<i64>>;
+    fn boolean(&self, col: &'static str) -> Result<bool>;
+    fn opt_bool(&self, col: &'static str) -> Result<Option<bool>>;
+    fn opt_bytes(&self, col: &'static str) -> Result<Option<Vec<u8>>>;
+}
+
+fn column_error(col: &'static str, e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::ColumnDecode { source, .. } => StoreError::Corrupt { what: col, detail: source.to_string() },
+        other => StoreError::Database(other),
+    }
+}
+
+macro_rules! impl_row_ext {
+    ($row:ty) => {
+        impl RowExt for $row {
+            fn text(&self, col: &'static str) -> Result<String> {
+                self.try_get(col).map_err(|e| column_error(col, e))
+            }
+            fn opt_text(&self, col: &'static str) -> Result<Option<String>> {
+                self.try_get(col).map_err(|e| column_error(col, e))
+            }
+            fn int(&self, col: &'static str) -> Result<i64> {
+                self.try_get(col).map_err(|e| column_error(col, e))
+            }
+            fn opt_int(&self, col: &'static str) -> Result<Option<i64>> {
+                self.try_get(col).map_err(|e| column_error(col, e))
+            }
+            fn boolean(&self, col: &'static str) -> Result<bool> {
+                self.try_get(col).map_err(|e| column_error(col, e))
+            }
+            fn opt_bool(&self, col: &'static str) -> Result<Option<bool>> {
+                self.try_get(col).map_err(|e| column_error(col, e))
+            }
+            fn opt_bytes(&self, col: &'static str) -> Result<Option<Vec<u8>>> {
+                self.try_get(col).map_err(|e| column_error(col, e))
+            }
+        }
+    };
+}
+impl_row_ext!(SqliteRow);
+impl_row_ext!(PgRow);
+
+fn participants(row: &impl RowExt) -> Result<Vec<String>> {
+    let raw = row.text("participants")?;
+    serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt { what: "chat_records.participants", detail: format!("{e}: {raw:.80}") })
+}
+
+pub(crate) fn chat_record(row: &impl RowExt) -> Result<ChatRecord> {
+    Ok(ChatRecord {
+        record_name: row.text("record_name")?,
+        chat_id: row.text("chat_id")?,
+        group_id: row.opt_text("group_id")?,
+        style: row.int("style")?,
+        display_name: row.opt_text("display_name")?,
+        participants: participants(row)?,
+        service: row.opt_text("service")?,
+        modified_ms: row.int("modified_ms")?,
+    })
+}
+
+pub(crate) fn chat(row: &impl RowExt) -> Result<Chat> {
+    Ok(Chat {
+        chat_id: row.text("chat_id")?,
+        group_id: row.opt_text("group_id")?,
+        style: row.int("style")?,
+        display_name: row.opt_text("display_name")?,
+        participants: participants(row)?,
+        modified_ms: row.int("modified_ms")?,
+    })
+}
+
+pub(crate) fn message(row: &impl RowExt) -> Result<MessageRecord> {
+    let associated_type = row
+        .opt_int("associated_type")?
+        .map(|v| u32::try_from(v).map_err(|_| StoreError::Corrupt { what: "messages.associated_type", detail: format!("{v} is not a u32") }))
+        .transpose()?;
+    Ok(MessageRecord {
+        record_name: row.text("record_name")?,
+        guid: row.text("guid")?,
+        chat_id: row.text("chat_id")?,
+        sender: row.text("sender")?,
+        flags: row.int("flags")? as u64, // bit-preserving, see flags_to_db
+        ts_ms: row.int("ts_ms")?,
+        text: row.opt_text("text")?,
+        subject: row.opt_text("subject")?,
+        associated_type,
+        associated_guid: row.opt_text("associated_guid")?,
+        service: row.opt_text("service")?,
+    })
+}
+
+pub(crate) fn attachment(row: &impl RowExt) -> Result<AttachmentRecord> {
+    let asset_size = row
+        .opt_int("asset_size")?
+        .map(|v| u64::try_from(v).map_err(|_| StoreError::Corrupt { what: "attachments.asset_size", detail: format!("{v} is negative") }))
+        .transpose()?;
+    Ok(AttachmentRecord {
+        record_name: row.text("record_name")?,
+        guid: row.text("guid")?,
+        mime_type: row.opt_text("mime_type")?,
+        filename: row.opt_text("filename")?,
+        total_bytes: row.int("total_bytes")?,
+        asset_size,
+    })
+}
+
+pub(crate) fn failed_record(row: &impl RowExt) -> Result<FailedRecord> {
+    Ok(FailedRecord {
+        zone: row.text("zone")?,
+        record_name: row.text("record_name")?,
+        reason: row.text("reason")?,
+        pending: row.boolean("pending")?,
+    })
+}
+
+pub(crate) fn zone_state(row: &impl RowExt) -> Result<ZoneState> {
+    // last_page_records is the marker: NULL means no page was committed since the last clear;
+    // otherwise the other three stats must be present too.
+    let last_page = match row.opt_int("last_page_records")? {
+        None => None,
+        Some(records) => {
+            let missing = |col: &'static str| StoreError::Corrupt { what: col, detail: "NULL while last_page_records is set".into() };
+            Some(PageStats {
+                records,
+                status: row.opt_int("last_page_status")?.ok_or_else(|| missing("zones.last_page_status"))?,
+                done: row.opt_bool("last_page_done")?.ok_or_else(|| missing("zones.last_page_done"))?,
+                has_token: row.opt_bool("last_page_has_token")?.ok_or_else(|| missing("zones.last_page_has_token"))?,
+            })
+        }
+    };
+    let stop_reason = row
+        .opt_text("stop_reason")?
+        .map(|s| StopReason::parse(&s).ok_or(StoreError::Corrupt { what: "zones.stop_reason", detail: format!("unknown stop reason {s:?}") }))
+        .transpose()?;
+    Ok(ZoneState {
+        zone: row.text("zone")?,
+        token: row.opt_bytes("token")?,
+        pages: row.int("pages")?,
+        last_page,
+        stop_reason,
+        last_error: row.opt_text("last_error")?,
+        server_count: row.opt_int("server_count")?,
+    })
+}
+
+pub(crate) fn sync_version(value: Option<String>) -> Result<Option<i64>> {
+    value
+        .map(|v| v.parse::<i64>().map_err(|e| StoreError::Corrupt { what: "meta.sync_version", detail: format!("{v:?}: {e}") }))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(name: &str, text: &str) -> RecordChange {
+        RecordChange::Message(MessageRecord {
+            record_name: name.into(),
+            guid: format!("g-{name}"),
+            chat_id: "c".into(),
+            sender: String::new(),
+            flags: 0,
+            ts_ms: 0,
+            text: Some(text.into()),
+            subject: None,
+            associated_type: None,
+            associated_guid: None,
+            service: None,
+        })
+    }
+    fn del(name: &str) -> RecordChange {
+        RecordChange::Deleted { record_name: name.into() }
+    }
+
+    #[test]
+    fn plan_applies_changes_in_order() {
+        let changes = vec![msg("a", "1"), msg("b", "1"), msg("a", "2"), msg("c", "1"), del("c"), del("d"), msg("d", "1")];
+        let plan = Plan::new(&changes);
+        let got: Vec<_> = plan.messages.iter().map(|m| (m.record_name.as_str(), m.text.as_deref())).collect();
+        assert_eq!(got, vec![("a", Some("2")), ("b", Some("1")), ("d", Some("1"))]);
+        assert_eq!(plan.deleted, vec!["c", "d"]);
+        assert_eq!(plan.touched.len(), changes.len());
+    }
+
+    #[test]
+    fn failed_dedup_keeps_last() {
+        let f = |name: &str, pending| FailedRecord { zone: "z".into(), record_name: name.into(), reason: String::new(), pending };
+        let list = vec![f("a", true), f("b", true), f("a", false)];
+        let got: Vec<_> = dedup_failed(&list).into_iter().map(|f| (f.record_name.as_str(), f.pending)).collect();
+        assert_eq!(got, vec![("a", false), ("b", true)]);
+    }
+}

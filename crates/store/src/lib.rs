@@ -1,0 +1,203 @@
+//! The bridge's local copy of the iMessage account: chats, messages, attachments and per-zone sync
+//! state, behind one async [`Store`] trait with a SQLite backend (default, `sqlite:PATH`) and a
+//! PostgreSQL backend (`postgres://…`).
+//!
+//! Why a trait: the sync engine and (later) Matrix delivery must not care which database holds the
+//! data, and one conformance suite (`tests/conformance.rs`) runs against every backend so the two
+//! cannot drift apart. The one write the sync engine does per page, [`Store::commit_page`], is a
+//! single transaction: records and the continuation token that follows them land together or not
+//! at all, which is what makes a killed sync resumable without loss or duplicates.
+
+use async_trait::async_trait;
+use cloudkit::records::{AttachmentRecord, ChatRecord, MessageRecord, RecordChange};
+use serde::{Deserialize, Serialize};
+
+mod common;
+mod migrations;
+mod postgres;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Errors of the store crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("unsupported database URI {0:?}: use sqlite:PATH or postgres://USER@HOST/DB")]
+    UnsupportedUri(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration {version} failed: {source}")]
+    Migration { version: i64, source: sqlx::Error },
+    #[error("stored value is invalid ({what}): {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Why a zone's sync loop stopped. Persisted as its string form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The server said there are no more pages (`status == 3`).
+    ApiDone,
+    /// The server returned the same continuation token without reporting completion.
+    TokenUnchanged,
+    /// Too many consecutive failures; the token is kept so the next run resumes.
+    ErrorBudget,
+    /// The server asked for a full reset (token expired); tokens were cleared.
+    ResetNeeded,
+    /// The zone does not exist on the server.
+    ZoneNotFound,
+    /// The page limit safety bound was reached.
+    PageLimit,
+    /// The run was cancelled (Ctrl-C).
+    Interrupted,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::ApiDone => "api_done",
+            StopReason::TokenUnchanged => "token_unchanged",
+            StopReason::ErrorBudget => "error_budget",
+            StopReason::ResetNeeded => "reset_needed",
+            StopReason::ZoneNotFound => "zone_not_found",
+            StopReason::PageLimit => "page_limit",
+            StopReason::Interrupted => "interrupted",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "api_done" => StopReason::ApiDone,
+            "token_unchanged" => StopReason::TokenUnchanged,
+            "error_budget" => StopReason::ErrorBudget,
+            "reset_needed" => StopReason::ResetNeeded,
+            "zone_not_found" => StopReason::ZoneNotFound,
+            "page_limit" => StopReason::PageLimit,
+            "interrupted" => StopReason::Interrupted,
+            _ => return None,
+        })
+    }
+}
+
+/// Statistics of one fetched page, kept for the last page of each zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PageStats {
+    /// Changes on the page (records and deletions).
+    pub records: i64,
+    /// The `status` field of the response.
+    pub status: i64,
+    /// `status == 3`.
+    pub done: bool,
+    /// The response carried a continuation token.
+    pub has_token: bool,
+}
+
+/// A record that could not be decrypted or parsed. `pending` ones are retried (re-fetched after a
+/// key refresh); the rest are final and reported as undecryptable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedRecord {
+    pub zone: String,
+    pub record_name: String,
+    /// Human-readable cause, e.g. `pcs key 1a2b3c4d missing`.
+    pub reason: String,
+    pub pending: bool,
+}
+
+/// Everything one fetched page changes, written in one transaction by [`Store::commit_page`].
+#[derive(Debug, Clone, Default)]
+pub struct PageCommit {
+    pub zone: String,
+    /// The continuation token returned with this page (the one to send next).
+    pub token: Option<Vec<u8>>,
+    pub stats: PageStats,
+    /// Changes in server order. Upserts replace an existing row with the same `record_name`;
+    /// deletions remove the record (and any failed-record entry for it).
+    pub changes: Vec<RecordChange>,
+    /// Records of this page that failed to decrypt/parse. Upserted by (zone, record_name).
+    pub failed: Vec<FailedRecord>,
+}
+
+/// Per-zone sync state as shown by `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ZoneState {
+    pub zone: String,
+    pub token: Option<Vec<u8>>,
+    /// Pages committed since the token was last cleared.
+    pub pages: i64,
+    pub last_page: Option<PageStats>,
+    pub stop_reason: Option<StopReason>,
+    pub last_error: Option<String>,
+    /// Count reported by the server (`MessagesSummary`) at the start of the last sync.
+    pub server_count: Option<i64>,
+}
+
+/// A chat as the bridge sees it: the newest chat record wins for name and participants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chat {
+    pub chat_id: String,
+    pub group_id: Option<String>,
+    pub style: i64,
+    /// Display name of the most recently modified chat record (None if that record has none).
+    pub display_name: Option<String>,
+    pub participants: Vec<String>,
+    pub modified_ms: i64,
+}
+
+/// Open a store from a URI: `sqlite:PATH` (created if missing) or `postgres://…`. Runs migrations.
+pub async fn open(uri: &str) -> Result<Box<dyn Store>> {
+    if uri.starts_with("sqlite:") {
+        Ok(Box::new(SqliteStore::open(uri).await?))
+    } else if uri.starts_with("postgres://") || uri.starts_with("postgresql://") {
+        Ok(Box::new(PostgresStore::open(uri).await?))
+    } else {
+        Err(StoreError::UnsupportedUri(uri.to_string()))
+    }
+}
+
+/// The bridge's persistent state. All methods are safe to call concurrently.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Writes a page: its changes, its failed records, the zone's new token, `pages += 1`, the
+    /// page stats, and clears `stop_reason`/`last_error` — all in one transaction.
+    async fn commit_page(&self, page: &PageCommit) -> Result<()>;
+
+    /// Stores records recovered by a re-fetch (upsert) and removes their failed-record entries;
+    /// updates the remaining `failed` entries (e.g. marks them final). One transaction.
+    async fn resolve_failed(&self, zone: &str, recovered: &[RecordChange], still_failed: &[FailedRecord]) -> Result<()>;
+
+    /// Failed records of a zone (pending and final).
+    async fn failed_records(&self, zone: &str) -> Result<Vec<FailedRecord>>;
+
+    /// State of one zone, None if it was never synced.
+    async fn zone_state(&self, zone: &str) -> Result<Option<ZoneState>>;
+    /// State of every zone ever synced, ordered by zone name.
+    async fn zone_states(&self) -> Result<Vec<ZoneState>>;
+    /// Records why the zone's loop stopped, and the last error if any (creates the zone row).
+    async fn set_stop(&self, zone: &str, reason: StopReason, last_error: Option<&str>) -> Result<()>;
+    /// Records the server's count for the zone (creates the zone row).
+    async fn set_server_count(&self, zone: &str, count: i64) -> Result<()>;
+    /// Clears every zone's token, page counter and stop reason (full re-sync). Records stay.
+    async fn clear_tokens(&self) -> Result<()>;
+
+    /// Number of stored records of the zone's record type
+    /// (chat records, messages, or attachments — by zone name).
+    async fn stored_count(&self, zone: &str) -> Result<i64>;
+
+    /// The sync version of the last completed full pass, None if never completed.
+    async fn sync_version(&self) -> Result<Option<i64>>;
+    async fn set_sync_version(&self, version: i64) -> Result<()>;
+
+    /// All chats, newest chat record per `chat_id`, ordered by `chat_id`.
+    async fn chats(&self) -> Result<Vec<Chat>>;
+    /// Messages of a chat ordered by (ts_ms, guid).
+    async fn messages_in_chat(&self, chat_id: &str) -> Result<Vec<MessageRecord>>;
+    /// Every stored message guid (any order).
+    async fn message_guids(&self) -> Result<Vec<String>>;
+    /// All chat records (every version), ordered by record_name.
+    async fn chat_records(&self) -> Result<Vec<ChatRecord>>;
+    /// All attachment records, ordered by record_name.
+    async fn attachments(&self) -> Result<Vec<AttachmentRecord>>;
+}

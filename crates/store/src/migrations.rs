@@ -1,0 +1,293 @@
+//! Versioned schema migrations, one list per backend.
+//!
+//! Why hand-rolled instead of `sqlx::migrate!`: that macro needs sqlx's `migrate`/`macros`
+//! features and a migrations directory per backend; a const list is enough for a handful of
+//! tables and keeps the two dialects side by side, where a reviewer can see they match.
+//!
+//! Rules: a migration is never edited once released — a change is a new, higher version (the
+//! Matrix portal and delivery-ledger tables will arrive that way). Each migration runs in its own
+//! transaction together with its `schema_migrations` row, so a crash leaves the schema at a
+//! version boundary, and reopening applies only what is missing.
+//!
+//! Text key columns are `COLLATE "C"` on PostgreSQL so `ORDER BY` is byte order, as in SQLite:
+//! both backends must list chats and zones in the same order whatever the server's locale.
+
+use sqlx::{PgPool, SqlitePool};
+
+use crate::{Result, StoreError};
+
+/// One schema step: applied once, in `version` order.
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub(crate) const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "sync_state",
+    sql: r#"
+CREATE TABLE chat_records (
+    record_name  TEXT PRIMARY KEY NOT NULL,
+    chat_id      TEXT NOT NULL,
+    group_id     TEXT,
+    style        INTEGER NOT NULL,
+    display_name TEXT,
+    participants TEXT NOT NULL,
+    service      TEXT,
+    modified_ms  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX chat_records_chat_id ON chat_records (chat_id);
+
+CREATE TABLE messages (
+    record_name     TEXT PRIMARY KEY NOT NULL,
+    guid            TEXT NOT NULL,
+    chat_id         TEXT NOT NULL,
+    sender          TEXT NOT NULL,
+    flags           INTEGER NOT NULL,
+    ts_ms           INTEGER NOT NULL,
+    text            TEXT,
+    subject         TEXT,
+    associated_type INTEGER,
+    associated_guid TEXT,
+    service         TEXT
+) STRICT;
+CREATE INDEX messages_guid ON messages (guid);
+CREATE INDEX messages_chat_ts ON messages (chat_id, ts_ms);
+
+CREATE TABLE attachments (
+    record_name TEXT PRIMARY KEY NOT NULL,
+    guid        TEXT NOT NULL,
+    mime_type   TEXT,
+    filename    TEXT,
+    total_bytes INTEGER NOT NULL,
+    asset_size  INTEGER
+) STRICT;
+
+CREATE TABLE zones (
+    zone                TEXT PRIMARY KEY NOT NULL,
+    token               BLOB,
+    pages               INTEGER NOT NULL DEFAULT 0,
+    last_page_records   INTEGER,
+    last_page_status    INTEGER,
+    last_page_done      INTEGER,
+    last_page_has_token INTEGER,
+    stop_reason         TEXT,
+    last_error          TEXT,
+    server_count        INTEGER,
+    updated_at          TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+) STRICT;
+
+CREATE TABLE failed_records (
+    zone        TEXT NOT NULL,
+    record_name TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    pending     INTEGER NOT NULL,
+    PRIMARY KEY (zone, record_name)
+) STRICT;
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+) STRICT;
+"#,
+}];
+
+pub(crate) const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "sync_state",
+    sql: r#"
+CREATE TABLE chat_records (
+    record_name  TEXT COLLATE "C" PRIMARY KEY,
+    chat_id      TEXT COLLATE "C" NOT NULL,
+    group_id     TEXT,
+    style        BIGINT NOT NULL,
+    display_name TEXT,
+    participants TEXT NOT NULL,
+    service      TEXT,
+    modified_ms  BIGINT NOT NULL
+);
+CREATE INDEX chat_records_chat_id ON chat_records (chat_id);
+
+CREATE TABLE messages (
+    record_name     TEXT COLLATE "C" PRIMARY KEY,
+    guid            TEXT COLLATE "C" NOT NULL,
+    chat_id         TEXT COLLATE "C" NOT NULL,
+    sender          TEXT NOT NULL,
+    flags           BIGINT NOT NULL,
+    ts_ms           BIGINT NOT NULL,
+    text            TEXT,
+    subject         TEXT,
+    associated_type BIGINT,
+    associated_guid TEXT,
+    service         TEXT
+);
+CREATE INDEX messages_guid ON messages (guid);
+CREATE INDEX messages_chat_ts ON messages (chat_id, ts_ms);
+
+CREATE TABLE attachments (
+    record_name TEXT COLLATE "C" PRIMARY KEY,
+    guid        TEXT COLLATE "C" NOT NULL,
+    mime_type   TEXT,
+    filename    TEXT,
+    total_bytes BIGINT NOT NULL,
+    asset_size  BIGINT
+);
+
+CREATE TABLE zones (
+    zone                TEXT COLLATE "C" PRIMARY KEY,
+    token               BYTEA,
+    pages               BIGINT NOT NULL DEFAULT 0,
+    last_page_records   BIGINT,
+    last_page_status    BIGINT,
+    last_page_done      BOOLEAN,
+    last_page_has_token BOOLEAN,
+    stop_reason         TEXT,
+    last_error          TEXT,
+    server_count        BIGINT,
+    updated_at          TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+CREATE TABLE failed_records (
+    zone        TEXT COLLATE "C" NOT NULL,
+    record_name TEXT COLLATE "C" NOT NULL,
+    reason      TEXT NOT NULL,
+    pending     BOOLEAN NOT NULL,
+    PRIMARY KEY (zone, record_name)
+);
+
+CREATE TABLE meta (
+    key   TEXT COLLATE "C" PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
+}];
+
+/// Serializes concurrent openers of one PostgreSQL database (`pg_advisory_xact_lock` key).
+const PG_MIGRATION_LOCK: i64 = 0x6d73_6762_7269_6467; // "msgbridg"
+
+fn failed(version: i64) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Migration { version, source }
+}
+
+fn warn_if_newer(applied_max: Option<i64>, known: &[Migration]) {
+    let known_max = known.iter().map(|m| m.version).max().unwrap_or(0);
+    if let Some(max) = applied_max.filter(|&v| v > known_max) {
+        tracing::warn!(db_version = max, known_version = known_max, "database schema is newer than this build");
+    }
+}
+
+/// Applies the missing SQLite migrations. `BEGIN IMMEDIATE` takes the write lock up front, so two
+/// processes opening the same file apply each migration exactly once.
+pub(crate) async fn run_sqlite(pool: &SqlitePool) -> Result<()> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER PRIMARY KEY NOT NULL,
+            name       TEXT NOT NULL,
+            applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        ) STRICT",
+    )
+    .execute(pool)
+    .await
+    .map_err(failed(0))?;
+    for m in SQLITE {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed(m.version))?;
+        let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+            .bind(m.version)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(failed(m.version))?;
+        if done.is_some() {
+            continue; // dropping `tx` rolls the empty transaction back
+        }
+        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(failed(m.version))?;
+        sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
+            .bind(m.version)
+            .bind(m.name)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(m.version))?;
+        tx.commit().await.map_err(failed(m.version))?;
+        tracing::info!(version = m.version, name = m.name, "applied sqlite migration");
+    }
+    let max: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+        .fetch_one(pool)
+        .await
+        .map_err(failed(0))?;
+    warn_if_newer(max, SQLITE);
+    Ok(())
+}
+
+/// Applies the missing PostgreSQL migrations, each under a transaction-scoped advisory lock so
+/// concurrent openers wait for each other instead of racing on `CREATE TABLE`.
+pub(crate) async fn run_postgres(pool: &PgPool) -> Result<()> {
+    let mut tx = pool.begin().await.map_err(failed(0))?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(PG_MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed(0))?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    BIGINT PRIMARY KEY,
+            name       TEXT NOT NULL,
+            applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(failed(0))?;
+    tx.commit().await.map_err(failed(0))?;
+    for m in POSTGRES {
+        let mut tx = pool.begin().await.map_err(failed(m.version))?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PG_MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(m.version))?;
+        let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+            .bind(m.version)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(failed(m.version))?;
+        if done.is_some() {
+            continue;
+        }
+        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(failed(m.version))?;
+        sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
+            .bind(m.version)
+            .bind(m.name)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(m.version))?;
+        tx.commit().await.map_err(failed(m.version))?;
+        tracing::info!(version = m.version, name = m.name, "applied postgres migration");
+    }
+    let max: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+        .fetch_one(pool)
+        .await
+        .map_err(failed(0))?;
+    warn_if_newer(max, POSTGRES);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(list: &[Migration]) {
+        for pair in list.windows(2) {
+            assert!(pair[0].version < pair[1].version, "versions must increase");
+        }
+        assert!(list.first().is_some_and(|m| m.version == 1));
+    }
+
+    #[test]
+    fn versions_increase_and_backends_match() {
+        check(SQLITE);
+        check(POSTGRES);
+        let s: Vec<_> = SQLITE.iter().map(|m| (m.version, m.name)).collect();
+        let p: Vec<_> = POSTGRES.iter().map(|m| (m.version, m.name)).collect();
+        assert_eq!(s, p, "each migration must exist for both backends");
+    }
+}

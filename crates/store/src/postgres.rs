@@ -1,0 +1,292 @@
+//! PostgreSQL backend, for deployments that already run a database server.
+//!
+//! Why `UNNEST`: a page's records of one table are sent as one statement whose parameters are
+//! column arrays (`INSERT … SELECT * FROM UNNEST($1::text[], …) ON CONFLICT …`), so a page costs
+//! a handful of round trips whatever its size, and the SQL text is fixed (prepared once per
+//! connection). `ON CONFLICT DO UPDATE` may not touch a row twice in one statement, which is why
+//! [`Plan`] deduplicates record names first.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cloudkit::records::{AttachmentRecord, ChatRecord, MessageRecord, RecordChange};
+use sqlx::postgres::{PgConnection, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+use crate::common::{self, json_strings, sql, Plan};
+use crate::{migrations, Chat, FailedRecord, PageCommit, Result, StopReason, Store, ZoneState};
+
+const MAX_CONNECTIONS: u32 = 8;
+
+/// A PostgreSQL-backed [`Store`].
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `postgres://…` and applies pending migrations.
+    pub async fn open(uri: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(uri)
+            .await?;
+        migrations::run_postgres(&pool).await?;
+        Ok(PostgresStore { pool })
+    }
+
+    async fn tx(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+async fn upsert_chats(conn: &mut PgConnection, rows: &[&ChatRecord]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO chat_records (record_name, chat_id, group_id, style, display_name, participants, service, \
+           modified_ms) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], \
+           $8::int8[]) \
+         ON CONFLICT (record_name) DO UPDATE SET chat_id = EXCLUDED.chat_id, group_id = EXCLUDED.group_id, \
+           style = EXCLUDED.style, display_name = EXCLUDED.display_name, participants = EXCLUDED.participants, \
+           service = EXCLUDED.service, modified_ms = EXCLUDED.modified_ms",
+    )
+    .bind(rows.iter().map(|c| c.record_name.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.chat_id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.group_id.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.style).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.display_name.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| json_strings(&c.participants)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.service.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.modified_ms).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_messages(conn: &mut PgConnection, rows: &[&MessageRecord]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO messages (record_name, guid, chat_id, sender, flags, ts_ms, text, subject, associated_type, \
+           associated_guid, service) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::text[], \
+           $8::text[], $9::int8[], $10::text[], $11::text[]) \
+         ON CONFLICT (record_name) DO UPDATE SET guid = EXCLUDED.guid, chat_id = EXCLUDED.chat_id, \
+           sender = EXCLUDED.sender, flags = EXCLUDED.flags, ts_ms = EXCLUDED.ts_ms, text = EXCLUDED.text, \
+           subject = EXCLUDED.subject, associated_type = EXCLUDED.associated_type, \
+           associated_guid = EXCLUDED.associated_guid, service = EXCLUDED.service",
+    )
+    .bind(rows.iter().map(|m| m.record_name.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.guid.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.chat_id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.sender.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| common::flags_to_db(m.flags)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.ts_ms).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.text.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.subject.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.associated_type.map(i64::from)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.associated_guid.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.service.as_deref()).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_attachments(conn: &mut PgConnection, rows: &[&AttachmentRecord]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sizes = rows.iter().map(|a| common::asset_size_to_db(a.asset_size)).collect::<Result<Vec<_>>>()?;
+    sqlx::query(
+        "INSERT INTO attachments (record_name, guid, mime_type, filename, total_bytes, asset_size) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[]) \
+         ON CONFLICT (record_name) DO UPDATE SET guid = EXCLUDED.guid, mime_type = EXCLUDED.mime_type, \
+           filename = EXCLUDED.filename, total_bytes = EXCLUDED.total_bytes, asset_size = EXCLUDED.asset_size",
+    )
+    .bind(rows.iter().map(|a| a.record_name.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|a| a.guid.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|a| a.mime_type.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|a| a.filename.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|a| a.total_bytes).collect::<Vec<_>>())
+    .bind(sizes)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_failed(conn: &mut PgConnection, failed: &[FailedRecord]) -> Result<()> {
+    let rows = common::dedup_failed(failed);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO failed_records (zone, record_name, reason, pending) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bool[]) \
+         ON CONFLICT (zone, record_name) DO UPDATE SET reason = EXCLUDED.reason, pending = EXCLUDED.pending",
+    )
+    .bind(rows.iter().map(|f| f.zone.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|f| f.record_name.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|f| f.reason.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|f| f.pending).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies a change plan: deletions, then upserts, then drops the zone's now-obsolete
+/// failed-record entries for every touched name.
+async fn apply(conn: &mut PgConnection, zone: &str, plan: &Plan<'_>) -> Result<()> {
+    if !plan.deleted.is_empty() {
+        for stmt in [
+            "DELETE FROM chat_records WHERE record_name = ANY($1)",
+            "DELETE FROM messages WHERE record_name = ANY($1)",
+            "DELETE FROM attachments WHERE record_name = ANY($1)",
+        ] {
+            sqlx::query(stmt).bind(&plan.deleted).execute(&mut *conn).await?;
+        }
+    }
+    upsert_chats(conn, &plan.chats).await?;
+    upsert_messages(conn, &plan.messages).await?;
+    upsert_attachments(conn, &plan.attachments).await?;
+    if !plan.touched.is_empty() {
+        sqlx::query("DELETE FROM failed_records WHERE zone = $1 AND record_name = ANY($2)")
+            .bind(zone)
+            .bind(&plan.touched)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn commit_page(&self, page: &PageCommit) -> Result<()> {
+        let plan = Plan::new(&page.changes);
+        let mut tx = self.tx().await?;
+        apply(&mut tx, &page.zone, &plan).await?;
+        upsert_failed(&mut tx, &page.failed).await?;
+        sqlx::query(
+            "INSERT INTO zones (zone, token, pages, last_page_records, last_page_status, last_page_done, \
+               last_page_has_token, stop_reason, last_error, updated_at) \
+             VALUES ($1, $2, 1, $3, $4, $5, $6, NULL, NULL, now()) \
+             ON CONFLICT (zone) DO UPDATE SET token = EXCLUDED.token, pages = zones.pages + 1, \
+               last_page_records = EXCLUDED.last_page_records, last_page_status = EXCLUDED.last_page_status, \
+               last_page_done = EXCLUDED.last_page_done, last_page_has_token = EXCLUDED.last_page_has_token, \
+               stop_reason = NULL, last_error = NULL, updated_at = now()",
+        )
+        .bind(page.zone.as_str())
+        .bind(page.token.as_deref())
+        .bind(page.stats.records)
+        .bind(page.stats.status)
+        .bind(page.stats.done)
+        .bind(page.stats.has_token)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn resolve_failed(&self, zone: &str, recovered: &[RecordChange], still_failed: &[FailedRecord]) -> Result<()> {
+        let plan = Plan::new(recovered);
+        let mut tx = self.tx().await?;
+        apply(&mut tx, zone, &plan).await?;
+        upsert_failed(&mut tx, still_failed).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn failed_records(&self, zone: &str) -> Result<Vec<FailedRecord>> {
+        let rows = sqlx::query(sql::FAILED).bind(zone).fetch_all(&self.pool).await?;
+        rows.iter().map(common::failed_record).collect()
+    }
+
+    async fn zone_state(&self, zone: &str) -> Result<Option<ZoneState>> {
+        let row = sqlx::query(&sql::zone_state()).bind(zone).fetch_optional(&self.pool).await?;
+        row.as_ref().map(common::zone_state).transpose()
+    }
+
+    async fn zone_states(&self) -> Result<Vec<ZoneState>> {
+        let rows = sqlx::query(&sql::zone_states()).fetch_all(&self.pool).await?;
+        rows.iter().map(common::zone_state).collect()
+    }
+
+    async fn set_stop(&self, zone: &str, reason: StopReason, last_error: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO zones (zone, stop_reason, last_error) VALUES ($1, $2, $3) \
+             ON CONFLICT (zone) DO UPDATE SET stop_reason = EXCLUDED.stop_reason, \
+               last_error = EXCLUDED.last_error, updated_at = now()",
+        )
+        .bind(zone)
+        .bind(reason.as_str())
+        .bind(last_error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_server_count(&self, zone: &str, count: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO zones (zone, server_count) VALUES ($1, $2) \
+             ON CONFLICT (zone) DO UPDATE SET server_count = EXCLUDED.server_count, updated_at = now()",
+        )
+        .bind(zone)
+        .bind(count)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn clear_tokens(&self) -> Result<()> {
+        sqlx::query(
+            "UPDATE zones SET token = NULL, pages = 0, last_page_records = NULL, last_page_status = NULL, \
+               last_page_done = NULL, last_page_has_token = NULL, stop_reason = NULL, updated_at = now()",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn stored_count(&self, zone: &str) -> Result<i64> {
+        let Some(table) = common::table_for_zone(zone) else { return Ok(0) };
+        Ok(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.pool).await?)
+    }
+
+    async fn sync_version(&self) -> Result<Option<i64>> {
+        let value: Option<String> = sqlx::query_scalar(sql::SYNC_VERSION).fetch_optional(&self.pool).await?;
+        common::sync_version(value)
+    }
+
+    async fn set_sync_version(&self, version: i64) -> Result<()> {
+        sqlx::query(sql::SET_SYNC_VERSION).bind(version.to_string()).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn chats(&self) -> Result<Vec<Chat>> {
+        let rows = sqlx::query(sql::CHATS).fetch_all(&self.pool).await?;
+        rows.iter().map(common::chat).collect()
+    }
+
+    async fn messages_in_chat(&self, chat_id: &str) -> Result<Vec<MessageRecord>> {
+        let rows = sqlx::query(sql::MESSAGES_IN_CHAT).bind(chat_id).fetch_all(&self.pool).await?;
+        rows.iter().map(common::message).collect()
+    }
+
+    async fn message_guids(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(sql::MESSAGE_GUIDS).fetch_all(&self.pool).await?)
+    }
+
+    async fn chat_records(&self) -> Result<Vec<ChatRecord>> {
+        let rows = sqlx::query(sql::CHAT_RECORDS).fetch_all(&self.pool).await?;
+        rows.iter().map(common::chat_record).collect()
+    }
+
+    async fn attachments(&self) -> Result<Vec<AttachmentRecord>> {
+        let rows = sqlx::query(sql::ATTACHMENTS).fetch_all(&self.pool).await?;
+        rows.iter().map(common::attachment).collect()
+    }
+}

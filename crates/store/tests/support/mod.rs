@@ -1,0 +1,150 @@
+//! A throwaway PostgreSQL server for tests: `initdb` + `postgres` from
+//! `/usr/lib/postgresql/*/bin` in a temporary directory, on a free 127.0.0.1 port.
+//!
+//! Why a watchdog shell: the server is shared by every test of the binary (one `initdb` instead
+//! of one per test), so it lives in a `static`, and statics are never dropped. The server runs
+//! under `sh`, which waits on its stdin, a pipe only this process holds: when the [`PgServer`]
+//! is dropped *or the test process exits for any reason* (even a crash) the pipe closes, and the
+//! shell stops PostgreSQL (fast shutdown) and deletes the directory. Nothing outlives the tests.
+//!
+//! As root (CI), `initdb` refuses to run, so everything runs as the `postgres` OS user via
+//! `runuser`, in a directory chowned to it.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, Executor, PgConnection};
+
+const INSTALL_HINT: &str = "run scripts/install-postgres.sh (installs the Debian `postgresql` package)";
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct PgServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            drop(child.stdin.take()); // EOF: the watchdog stops the server and removes its directory
+            let _ = child.wait();
+        }
+    }
+}
+
+static SERVER: tokio::sync::OnceCell<PgServer> = tokio::sync::OnceCell::const_new();
+static NEXT_DB: AtomicU32 = AtomicU32::new(0);
+
+/// The newest installed PostgreSQL `bin` directory with both `initdb` and `postgres`.
+fn bindir() -> Result<PathBuf, String> {
+    let root = Path::new("/usr/lib/postgresql");
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
+        .map_err(|e| format!("{}: {e}", root.display()))?
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            (bin.join("initdb").is_file() && bin.join("postgres").is_file()).then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin).ok_or_else(|| format!("no initdb/postgres under {}/*/bin", root.display()))
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+/// `program args…`, as the `postgres` OS user when we are root.
+fn command(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+const WATCHDOG: &str = r#"
+"$1/postgres" -D "$2/data" -p "$3" -c listen_addresses=127.0.0.1 -c unix_socket_directories= \
+    -c fsync=off -c synchronous_commit=off -c full_page_writes=off >"$2/server.log" 2>&1 &
+pid=$!
+read _eof
+kill -INT "$pid" 2>/dev/null
+wait "$pid"
+rm -rf "$2"
+"#;
+
+async fn start() -> Result<PgServer, String> {
+    let bin = bindir().map_err(|e| format!("PostgreSQL binaries not found ({e}); {INSTALL_HINT}"))?;
+    let dir = tempfile::Builder::new().prefix("store-pg-").tempdir().map_err(|e| e.to_string())?.keep();
+    if is_root() {
+        let status = Command::new("chown").arg("postgres:").arg(&dir).status().map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("chown postgres: {} failed; does the postgres OS user exist? {INSTALL_HINT}", dir.display()));
+        }
+    }
+    let out = command(&bin.join("initdb"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-U", "postgres", "--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync"])
+        .output()
+        .map_err(|e| format!("running initdb: {e}"))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let port = free_port();
+    let child = command(Path::new("/bin/sh"))
+        .args(["-c", WATCHDOG, "sh"])
+        .arg(&bin)
+        .arg(&dir)
+        .arg(port.to_string())
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting postgres: {e}"))?;
+    let server = PgServer { port, child: Some(child) };
+    // Ready when it accepts a connection; bounded, polling (not a fixed sleep).
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        match PgConnection::connect(&server.uri("postgres")).await {
+            Ok(conn) => {
+                let _ = conn.close().await;
+                return Ok(server);
+            }
+            Err(e) if Instant::now() >= deadline => {
+                let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                return Err(format!("postgres not ready after {READY_TIMEOUT:?}: {e}\nserver log:\n{log}"));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+impl PgServer {
+    pub fn uri(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+/// A fresh, empty database on the shared test server; its URI.
+pub async fn fresh_database() -> String {
+    let server = match SERVER.get_or_try_init(start).await {
+        Ok(s) => s,
+        Err(e) => panic!("cannot run the PostgreSQL conformance tests: {e}"),
+    };
+    let name = format!("t{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed));
+    let mut admin = PgConnection::connect(&server.uri("postgres")).await.expect("connect to test server");
+    admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
+    let _ = admin.close().await;
+    server.uri(&name)
+}
