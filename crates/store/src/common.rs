@@ -156,6 +156,23 @@ pub(crate) mod sql {
     pub fn zone_states() -> String {
         format!("SELECT {ZONE_COLS} FROM zones ORDER BY zone")
     }
+    pub const PORTAL: &str = "SELECT chat_id, room_id, name FROM portals WHERE chat_id = $1";
+    pub const PORTALS: &str = "SELECT chat_id, room_id, name FROM portals ORDER BY chat_id";
+    pub const SAVE_PORTAL: &str = "INSERT INTO portals (chat_id, room_id, name) VALUES ($1, $2, $3) \
+         ON CONFLICT (chat_id) DO UPDATE SET room_id = excluded.room_id, name = excluded.name";
+    /// Non-system messages of a chat without a ledger row, in delivery order. 147456 masks the
+    /// system (1<<14) and service (1<<17) flags.
+    pub const UNDELIVERED: &str = "SELECT record_name, guid, chat_id, sender, flags, ts_ms, text, subject, \
+         associated_type, associated_guid, service FROM messages m WHERE chat_id = $1 AND (flags & 147456) = 0 \
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.guid = m.guid) ORDER BY ts_ms, guid";
+    pub const BEGIN_DELIVERY: &str = "INSERT INTO deliveries (guid, chat_id, txn_id, event_id) VALUES ($1, $2, $3, NULL) \
+         ON CONFLICT (guid) DO UPDATE SET chat_id = excluded.chat_id, txn_id = excluded.txn_id, event_id = NULL";
+    pub const FINISH_DELIVERY: &str = "UPDATE deliveries SET event_id = $2 WHERE guid = $1";
+    pub const FORGET_DELIVERY: &str = "DELETE FROM deliveries WHERE guid = $1";
+    pub const IN_FLIGHT: &str = "SELECT guid, chat_id, txn_id, event_id FROM deliveries \
+         WHERE chat_id = $1 AND event_id IS NULL ORDER BY guid";
+    pub const DELIVERED_EVENT: &str = "SELECT event_id FROM deliveries WHERE guid = $1 AND event_id IS NOT NULL";
+    pub const DELIVERED_COUNT: &str = "SELECT COUNT(*) FROM deliveries WHERE event_id IS NOT NULL";
     pub const SYNC_VERSION: &str = "SELECT value FROM meta WHERE key = 'sync_version'";
     pub const SET_SYNC_VERSION: &str = "INSERT INTO meta (key, value) VALUES ('sync_version', $1) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value";
@@ -256,6 +273,19 @@ pub(crate) fn message(row: &impl RowExt) -> Result<MessageRecord> {
         associated_type,
         associated_guid: row.opt_text("associated_guid")?,
         service: row.opt_text("service")?,
+    })
+}
+
+pub(crate) fn portal(row: &impl RowExt) -> Result<crate::Portal> {
+    Ok(crate::Portal { chat_id: row.text("chat_id")?, room_id: row.text("room_id")?, name: row.opt_text("name")? })
+}
+
+pub(crate) fn ledger_entry(row: &impl RowExt) -> Result<crate::LedgerEntry> {
+    Ok(crate::LedgerEntry {
+        guid: row.text("guid")?,
+        chat_id: row.text("chat_id")?,
+        txn_id: row.text("txn_id")?,
+        event_id: row.opt_text("event_id")?,
     })
 }
 

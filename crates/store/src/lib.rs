@@ -146,6 +146,25 @@ pub struct Chat {
     pub modified_ms: i64,
 }
 
+/// The Matrix room of a chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Portal {
+    pub chat_id: String,
+    pub room_id: String,
+    /// The name the room was last given (to detect renames).
+    pub name: Option<String>,
+}
+
+/// A delivery ledger row: the message `guid` was (or is being) sent with `txn_id`; `event_id`
+/// is set once the homeserver accepted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub guid: String,
+    pub chat_id: String,
+    pub txn_id: String,
+    pub event_id: Option<String>,
+}
+
 /// Open a store from a URI: `sqlite:PATH` (created if missing) or `postgres://…`. Runs migrations.
 pub async fn open(uri: &str) -> Result<Box<dyn Store>> {
     if uri.starts_with("sqlite:") {
@@ -200,4 +219,25 @@ pub trait Store: Send + Sync {
     async fn chat_records(&self) -> Result<Vec<ChatRecord>>;
     /// All attachment records, ordered by record_name.
     async fn attachments(&self) -> Result<Vec<AttachmentRecord>>;
+
+    /// The portal of a chat, if its room was created.
+    async fn portal(&self, chat_id: &str) -> Result<Option<Portal>>;
+    /// Every portal, ordered by chat_id.
+    async fn portals(&self) -> Result<Vec<Portal>>;
+    /// Creates or updates a portal.
+    async fn save_portal(&self, portal: &Portal) -> Result<()>;
+    /// Non-system messages of a chat that have no ledger row, ordered by (ts_ms, guid).
+    async fn undelivered(&self, chat_id: &str) -> Result<Vec<MessageRecord>>;
+    /// Records that `guid` is about to be sent with `txn_id` (event id unknown).
+    async fn begin_delivery(&self, guid: &str, chat_id: &str, txn_id: &str) -> Result<()>;
+    /// Records the event id of a delivered message.
+    async fn finish_delivery(&self, guid: &str, event_id: &str) -> Result<()>;
+    /// Removes a ledger row (an in-flight send that never reached the room).
+    async fn forget_delivery(&self, guid: &str) -> Result<()>;
+    /// Ledger rows of a chat whose send may have been in flight (no event id).
+    async fn in_flight(&self, chat_id: &str) -> Result<Vec<LedgerEntry>>;
+    /// Event id a message was delivered as.
+    async fn delivered_event(&self, guid: &str) -> Result<Option<String>>;
+    /// Number of delivered messages.
+    async fn delivered_count(&self) -> Result<i64>;
 }

@@ -91,6 +91,24 @@ CREATE TABLE meta (
     value TEXT NOT NULL
 ) STRICT;
 "#,
+}, Migration {
+    version: 2,
+    name: "matrix_delivery",
+    sql: r#"
+CREATE TABLE portals (
+    chat_id    TEXT PRIMARY KEY NOT NULL,
+    room_id    TEXT NOT NULL UNIQUE,
+    name       TEXT,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+) STRICT;
+CREATE TABLE deliveries (
+    guid     TEXT PRIMARY KEY NOT NULL,
+    chat_id  TEXT NOT NULL,
+    txn_id   TEXT NOT NULL,
+    event_id TEXT
+) STRICT;
+CREATE INDEX deliveries_chat ON deliveries (chat_id);
+"#,
 }];
 
 pub(crate) const POSTGRES: &[Migration] = &[Migration {
@@ -160,6 +178,24 @@ CREATE TABLE meta (
     key   TEXT COLLATE "C" PRIMARY KEY,
     value TEXT NOT NULL
 );
+"#,
+}, Migration {
+    version: 2,
+    name: "matrix_delivery",
+    sql: r#"
+CREATE TABLE portals (
+    chat_id    TEXT COLLATE "C" PRIMARY KEY,
+    room_id    TEXT NOT NULL UNIQUE,
+    name       TEXT,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE deliveries (
+    guid     TEXT COLLATE "C" PRIMARY KEY,
+    chat_id  TEXT COLLATE "C" NOT NULL,
+    txn_id   TEXT NOT NULL,
+    event_id TEXT
+);
+CREATE INDEX deliveries_chat ON deliveries (chat_id);
 "#,
 }];
 

@@ -289,4 +289,52 @@ impl Store for PostgresStore {
         let rows = sqlx::query(sql::ATTACHMENTS).fetch_all(&self.pool).await?;
         rows.iter().map(common::attachment).collect()
     }
+
+    async fn portal(&self, chat_id: &str) -> Result<Option<crate::Portal>> {
+        let row = sqlx::query(sql::PORTAL).bind(chat_id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(common::portal).transpose()
+    }
+
+    async fn portals(&self) -> Result<Vec<crate::Portal>> {
+        let rows = sqlx::query(sql::PORTALS).fetch_all(&self.pool).await?;
+        rows.iter().map(common::portal).collect()
+    }
+
+    async fn save_portal(&self, portal: &crate::Portal) -> Result<()> {
+        sqlx::query(sql::SAVE_PORTAL).bind(&portal.chat_id).bind(&portal.room_id).bind(&portal.name).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn undelivered(&self, chat_id: &str) -> Result<Vec<MessageRecord>> {
+        let rows = sqlx::query(sql::UNDELIVERED).bind(chat_id).fetch_all(&self.pool).await?;
+        rows.iter().map(common::message).collect()
+    }
+
+    async fn begin_delivery(&self, guid: &str, chat_id: &str, txn_id: &str) -> Result<()> {
+        sqlx::query(sql::BEGIN_DELIVERY).bind(guid).bind(chat_id).bind(txn_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn finish_delivery(&self, guid: &str, event_id: &str) -> Result<()> {
+        sqlx::query(sql::FINISH_DELIVERY).bind(guid).bind(event_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn forget_delivery(&self, guid: &str) -> Result<()> {
+        sqlx::query(sql::FORGET_DELIVERY).bind(guid).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn in_flight(&self, chat_id: &str) -> Result<Vec<crate::LedgerEntry>> {
+        let rows = sqlx::query(sql::IN_FLIGHT).bind(chat_id).fetch_all(&self.pool).await?;
+        rows.iter().map(common::ledger_entry).collect()
+    }
+
+    async fn delivered_event(&self, guid: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(sql::DELIVERED_EVENT).bind(guid).fetch_optional(&self.pool).await?)
+    }
+
+    async fn delivered_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar(sql::DELIVERED_COUNT).fetch_one(&self.pool).await?)
+    }
 }
