@@ -12,6 +12,36 @@ pub struct Config {
     pub database: DatabaseConfig,
     #[serde(default)]
     pub sync: SyncConfig,
+    /// Matrix side; absent for a sync-only setup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<MatrixConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MatrixConfig {
+    /// Homeserver client-server API base URL.
+    pub homeserver: String,
+    /// The homeserver's server name (the part after `:` in user ids).
+    pub domain: String,
+    /// The Matrix user who owns the bridge.
+    pub owner: String,
+    /// Path of the appservice registration (tokens are read from it).
+    pub registration: PathBuf,
+    /// Address the appservice API listens on (the registration's `url` points here).
+    pub listen: std::net::SocketAddr,
+    /// Rooms delivered concurrently.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Seconds between syncs in `run`.
+    #[serde(default = "default_interval")]
+    pub sync_interval_secs: u64,
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+fn default_interval() -> u64 {
+    60
 }
 
 /// Sync tuning; every field has a default that suits Apple's servers.
@@ -74,6 +104,11 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         if config.cloudkit.session.is_relative() {
             config.cloudkit.session = base.join(&config.cloudkit.session);
+        }
+        if let Some(m) = config.matrix.as_mut() {
+            if m.registration.is_relative() {
+                m.registration = base.join(&m.registration);
+            }
         }
         if let Some(file) = config.database.uri.strip_prefix("sqlite:") {
             let file = Path::new(file);

@@ -2,6 +2,7 @@
 //! The binary is thin: argument parsing, config, logging and progress bars around the library
 //! crates.
 
+mod bridge;
 mod config;
 mod progress;
 
@@ -37,6 +38,49 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write config.yaml and the appservice registration.yaml.
+    Init {
+        /// Homeserver client-server API URL, e.g. http://127.0.0.1:8008
+        #[arg(long)]
+        homeserver: String,
+        /// The homeserver's server name, e.g. example.org
+        #[arg(long)]
+        domain: String,
+        /// Your Matrix user id; every portal invites it, from-me messages are sent as it.
+        #[arg(long)]
+        owner: String,
+        /// CloudKit gateway URL (the simulator's for the demo).
+        #[arg(long)]
+        cloudkit: String,
+        /// Session file with the account's tokens and keys.
+        #[arg(long)]
+        session: PathBuf,
+        /// Database URI: sqlite:PATH or postgres://…
+        #[arg(long, default_value = "sqlite:bridge.db")]
+        database: String,
+        /// Folder to write config.yaml and registration.yaml into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Address the appservice API listens on.
+        #[arg(long, default_value = "127.0.0.1:29333")]
+        listen: std::net::SocketAddr,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Create missing portals and deliver every undelivered message to Matrix.
+    Deliver,
+    /// Sync, deliver, and keep serving the appservice; syncs again every sync_interval_secs.
+    Run {
+        /// Exit after the first sync and delivery.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Page every portal like a client and compare with the store. Exit code 1 if not ok.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_logging(verbose: u8) {
@@ -56,6 +100,9 @@ fn init_logging(verbose: u8) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if let Command::Init { homeserver, domain, owner, cloudkit, session, database, out, listen, force } = cli.command {
+        return bridge::init(bridge::InitArgs { homeserver, domain, owner, cloudkit, session, database, out, listen, force });
+    }
     let config = Config::load(&cli.config)?;
     let store: Arc<dyn store::Store> = Arc::from(
         store::open(&config.database.uri).await.with_context(|| format!("opening database {}", config.database.uri))?,
@@ -63,6 +110,38 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Sync => sync(&config, store).await,
         Command::Status { json } => status(store.as_ref(), json).await,
+        Command::Deliver => bridge::Bridge::start(&config, store).await?.deliver().await,
+        Command::Verify { json } => {
+            let b = bridge::Bridge::start(&config, store).await?;
+            if !bridge::verify(&b, json).await? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Run { once } => run(&config, store, once).await,
+        Command::Init { .. } => Ok(()),
+    }
+}
+
+async fn run(config: &Config, store: Arc<dyn store::Store>, once: bool) -> anyhow::Result<()> {
+    let b = bridge::Bridge::start(config, store.clone()).await?;
+    let interval = config.matrix.as_ref().map_or(60, |m| m.sync_interval_secs).max(1);
+    loop {
+        // A sync that stops early still delivers what it stored; the next round resumes it.
+        if let Err(e) = sync(config, store.clone()).await {
+            tracing::warn!("{e:#}");
+        }
+        b.deliver().await?;
+        if once {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(interval)) => {}
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("stopping");
+                return Ok(());
+            }
+        }
     }
 }
 

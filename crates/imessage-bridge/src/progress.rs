@@ -44,3 +44,40 @@ impl sync::Progress for Bars {
         }
     }
 }
+
+/// One bar per room being delivered.
+pub struct RoomBars {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl RoomBars {
+    pub fn new() -> Self {
+        RoomBars { multi: MultiProgress::new(), bars: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl matrix::delivery::DeliveryProgress for RoomBars {
+    fn room_started(&self, chat_id: &str, name: &str, pending: usize) {
+        let bar = self.multi.add(ProgressBar::new(pending as u64));
+        let style = ProgressStyle::with_template("{prefix:>30} {bar:30} {pos:>7}/{len:<7} {per_sec:>9}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_prefix(name.chars().take(30).collect::<String>());
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.insert(chat_id.to_string(), bar);
+        }
+    }
+
+    fn sent(&self, chat_id: &str) {
+        if let Some(bar) = self.bars.lock().ok().and_then(|b| b.get(chat_id).cloned()) {
+            bar.inc(1);
+        }
+    }
+
+    fn room_finished(&self, chat_id: &str) {
+        if let Some(bar) = self.bars.lock().ok().and_then(|mut b| b.remove(chat_id)) {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod synapse;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Output;
@@ -64,7 +66,7 @@ impl BridgeDir {
 
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_imessage-bridge"));
-        cmd.arg("-c").arg(&self.config).args(args).env("RUST_LOG", "warn").kill_on_drop(true);
+        cmd.arg("-c").arg(&self.config).args(args).env("RUST_LOG", "warn").env("RUST_BACKTRACE", "0").kill_on_drop(true);
         cmd
     }
 

@@ -1,0 +1,166 @@
+//! The appservice HTTP API the homeserver calls: transactions (pushed events), ping, and the
+//! user/room existence queries. Requests must carry the `hs_token` (Bearer header, or the legacy
+//! `access_token` query parameter): none gives 401, a wrong one 403. Transactions are
+//! deduplicated by id, since the homeserver retries a transaction until it gets a 200.
+
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::{
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post, put},
+    Json, Router,
+};
+use ruma::events::AnyTimelineEvent;
+use ruma::serde::Raw;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::ghost::GHOST_PREFIX;
+
+const REMEMBERED_TXNS: usize = 10_000;
+
+pub struct AppserviceState {
+    hs_token: String,
+    domain: String,
+    seen: Mutex<(HashSet<String>, VecDeque<String>)>,
+    /// Events received (for logs and tests).
+    pub received_events: std::sync::atomic::AtomicU64,
+    pub pings: std::sync::atomic::AtomicU64,
+}
+
+impl AppserviceState {
+    pub fn new(hs_token: &str, domain: &str) -> Arc<Self> {
+        Arc::new(AppserviceState {
+            hs_token: hs_token.to_string(),
+            domain: domain.to_string(),
+            seen: Mutex::new((HashSet::new(), VecDeque::new())),
+            received_events: Default::default(),
+            pings: Default::default(),
+        })
+    }
+
+    /// Remembers a transaction id; false if it was seen before.
+    fn first_time(&self, txn: &str) -> bool {
+        let Ok(mut guard) = self.seen.lock() else { return true };
+        let (set, order) = &mut *guard;
+        if !set.insert(txn.to_string()) {
+            return false;
+        }
+        order.push_back(txn.to_string());
+        if order.len() > REMEMBERED_TXNS {
+            if let Some(old) = order.pop_front() {
+                set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    access_token: Option<String>,
+}
+
+fn error(status: StatusCode, errcode: &str, msg: &str) -> Response {
+    (status, Json(json!({ "errcode": errcode, "error": msg }))).into_response()
+}
+
+fn check_auth(state: &AppserviceState, headers: &HeaderMap, query: &TokenQuery) -> Result<(), Response> {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::trim).map(str::to_string));
+    match bearer.or_else(|| query.access_token.clone()) {
+        None => Err(error(StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED", "missing hs_token")),
+        Some(t) if t == state.hs_token => Ok(()),
+        Some(_) => Err(error(StatusCode::FORBIDDEN, "M_FORBIDDEN", "wrong hs_token")),
+    }
+}
+
+#[derive(Deserialize)]
+struct Transaction {
+    events: Vec<Raw<AnyTimelineEvent>>,
+}
+
+async fn transaction(
+    State(state): State<Arc<AppserviceState>>,
+    Path(txn_id): Path<String>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = check_auth(&state, &headers, &q) {
+        return r;
+    }
+    let txn: Transaction = match serde_json::from_slice(&body) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "M_BAD_JSON", &format!("malformed transaction: {e}")),
+    };
+    if state.first_time(&txn_id) {
+        state.received_events.fetch_add(txn.events.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        for ev in &txn.events {
+            match ev.deserialize() {
+                Ok(ev) => tracing::debug!(room = %ev.room_id(), sender = %ev.sender(), kind = %ev.event_type(), "event from homeserver"),
+                Err(e) => tracing::debug!("undecodable event in transaction {txn_id}: {e}"),
+            }
+        }
+    }
+    (StatusCode::OK, Json(json!({}))).into_response()
+}
+
+async fn ping(State(state): State<Arc<AppserviceState>>, Query(q): Query<TokenQuery>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = check_auth(&state, &headers, &q) {
+        return r;
+    }
+    if !body.is_empty() && serde_json::from_slice::<serde_json::Value>(&body).map(|v| v.is_object()).ok() != Some(true) {
+        return error(StatusCode::BAD_REQUEST, "M_BAD_JSON", "ping body must be a JSON object");
+    }
+    state.pings.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    (StatusCode::OK, Json(json!({}))).into_response()
+}
+
+async fn user_query(State(state): State<Arc<AppserviceState>>, Path(user_id): Path<String>, Query(q): Query<TokenQuery>, headers: HeaderMap) -> Response {
+    if let Err(r) = check_auth(&state, &headers, &q) {
+        return r;
+    }
+    // Ghosts are created on demand by the bridge itself; the homeserver never needs to ask.
+    let ours = user_id.starts_with(&format!("@{GHOST_PREFIX}")) && user_id.ends_with(&format!(":{}", state.domain));
+    if ours {
+        (StatusCode::OK, Json(json!({}))).into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, "M_NOT_FOUND", "no such user")
+    }
+}
+
+async fn room_query(State(state): State<Arc<AppserviceState>>, Query(q): Query<TokenQuery>, headers: HeaderMap) -> Response {
+    if let Err(r) = check_auth(&state, &headers, &q) {
+        return r;
+    }
+    error(StatusCode::NOT_FOUND, "M_NOT_FOUND", "the bridge has no room aliases")
+}
+
+pub fn router(state: Arc<AppserviceState>) -> Router {
+    Router::new()
+        .route("/_matrix/app/v1/transactions/{txn_id}", put(transaction))
+        .route("/_matrix/app/v1/ping", post(ping))
+        .route("/_matrix/app/v1/users/{user_id}", get(user_query))
+        .route("/_matrix/app/v1/rooms/{alias}", get(room_query))
+        .with_state(state)
+}
+
+/// Binds and serves the appservice API in the background. Returns the bound address.
+pub async fn serve(state: Arc<AppserviceState>, addr: SocketAddr) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router(state)).await {
+            tracing::error!("appservice listener stopped: {e}");
+        }
+    });
+    Ok((local, task))
+}

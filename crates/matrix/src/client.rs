@@ -1,0 +1,217 @@
+//! A small homeserver client for the appservice: every request carries the `as_token`, and
+//! `user_id=` selects which namespaced user (bot, ghost, or double-puppeted owner) acts.
+//! Identifiers and event contents are ruma types; bodies the bridge only passes through stay JSON.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use ruma::{OwnedEventId, OwnedRoomId};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::{MatrixError, Result};
+
+#[derive(Clone)]
+pub struct HomeserverClient {
+    http: reqwest::Client,
+    base: String,
+    as_token: String,
+}
+
+/// One `/messages` page.
+#[derive(Debug, Deserialize)]
+pub struct MessagesPage {
+    #[serde(default)]
+    pub chunk: Vec<Value>,
+    pub end: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EventIdResponse {
+    event_id: OwnedEventId,
+}
+
+#[derive(Deserialize)]
+struct RoomIdResponse {
+    room_id: OwnedRoomId,
+}
+
+fn enc(s: &str) -> String {
+    urlencoding::encode(s).into_owned()
+}
+
+const MAX_ATTEMPTS: u32 = 8;
+
+impl HomeserverClient {
+    pub fn new(base: &str, as_token: &str) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .pool_max_idle_per_host(32)
+            .build()
+            .map_err(|e| MatrixError::Transport { url: base.to_string(), source: e })?;
+        Ok(HomeserverClient { http, base: base.trim_end_matches('/').to_string(), as_token: as_token.to_string() })
+    }
+
+    /// Sends a request, retrying transient failures (transport, 5xx, 429 with its delay).
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        user: Option<&str>,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.request_once(method.clone(), path, user, query, body, what).await {
+                Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
+                    let wait = match &e {
+                        MatrixError::Api { status: 429, .. } => Duration::from_millis(500),
+                        _ => Duration::from_millis(100 * (1 << attempt.min(6))),
+                    };
+                    tracing::debug!(what, attempt, ?wait, "retrying: {e}");
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn request_once<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        user: Option<&str>,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<T> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.request(method, &url).bearer_auth(&self.as_token);
+        if let Some(user) = user {
+            req = req.query(&[("user_id", user)]);
+        }
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let transport = |e| MatrixError::Transport { url: url.clone(), source: e };
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(transport)?;
+        if !status.is_success() {
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            return Err(MatrixError::Api {
+                what: what.to_string(),
+                status: status.as_u16(),
+                errcode: v["errcode"].as_str().unwrap_or("").to_string(),
+                error: v["error"].as_str().map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned()),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| MatrixError::BadResponse { what: what.to_string(), detail: e.to_string() })
+    }
+
+    /// Waits (bounded) until the homeserver answers `/versions`.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.request_once::<Value>(Method::GET, "/_matrix/client/versions", None, &[], None, "versions").await {
+                Ok(_) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// `POST /_matrix/client/v1/appservice/{id}/ping`: the homeserver calls our `/ping` back.
+    pub async fn ping(&self, appservice_id: &str, transaction_id: &str) -> Result<u64> {
+        let v: Value = self
+            .request(
+                Method::POST,
+                &format!("/_matrix/client/v1/appservice/{}/ping", enc(appservice_id)),
+                None,
+                &[],
+                Some(&json!({ "transaction_id": transaction_id })),
+                "appservice ping",
+            )
+            .await?;
+        Ok(v["duration_ms"].as_u64().unwrap_or(0))
+    }
+
+    /// Registers a namespaced user; an existing one is fine.
+    pub async fn register(&self, localpart: &str) -> Result<()> {
+        let body = json!({ "type": "m.login.application_service", "username": localpart, "inhibit_login": true });
+        match self.request::<Value>(Method::POST, "/_matrix/client/v3/register", None, &[], Some(&body), "register").await {
+            Ok(_) => Ok(()),
+            Err(e) if e.errcode() == Some("M_USER_IN_USE") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn set_displayname(&self, user: &str, name: &str) -> Result<()> {
+        let path = format!("/_matrix/client/v3/profile/{}/displayname", enc(user));
+        self.request::<Value>(Method::PUT, &path, Some(user), &[], Some(&json!({ "displayname": name })), "set displayname").await?;
+        Ok(())
+    }
+
+    pub async fn create_room(&self, as_user: &str, body: &Value) -> Result<OwnedRoomId> {
+        let r: RoomIdResponse = self.request(Method::POST, "/_matrix/client/v3/createRoom", Some(as_user), &[], Some(body), "createRoom").await?;
+        Ok(r.room_id)
+    }
+
+    pub async fn invite(&self, room: &str, as_user: &str, target: &str) -> Result<()> {
+        let path = format!("/_matrix/client/v3/rooms/{}/invite", enc(room));
+        match self.request::<Value>(Method::POST, &path, Some(as_user), &[], Some(&json!({ "user_id": target })), "invite").await {
+            Ok(_) => Ok(()),
+            // Already joined or invited.
+            Err(MatrixError::Api { status: 403, ref error, .. }) if error.contains("already") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn join(&self, room: &str, user: &str) -> Result<()> {
+        let path = format!("/_matrix/client/v3/rooms/{}/join", enc(room));
+        self.request::<Value>(Method::POST, &path, Some(user), &[], Some(&json!({})), "join").await?;
+        Ok(())
+    }
+
+    /// `PUT /rooms/{room}/send/{type}/{txn}` as `user`, with `ts` as the event's timestamp.
+    pub async fn send(&self, room: &str, user: &str, event_type: &str, txn: &str, ts: Option<i64>, content: &Value) -> Result<OwnedEventId> {
+        let path = format!("/_matrix/client/v3/rooms/{}/send/{}/{}", enc(room), enc(event_type), enc(txn));
+        let query: Vec<(&str, String)> = ts.map(|t| ("ts", t.to_string())).into_iter().collect();
+        let r: EventIdResponse = self.request(Method::PUT, &path, Some(user), &query, Some(content), "send").await?;
+        Ok(r.event_id)
+    }
+
+    pub async fn put_state(&self, room: &str, user: &str, event_type: &str, state_key: &str, content: &Value) -> Result<OwnedEventId> {
+        let path = format!("/_matrix/client/v3/rooms/{}/state/{}/{}", enc(room), enc(event_type), enc(state_key));
+        let r: EventIdResponse = self.request(Method::PUT, &path, Some(user), &[], Some(content), "put state").await?;
+        Ok(r.event_id)
+    }
+
+    /// A state event's content, None if the room has no such state.
+    pub async fn state(&self, room: &str, user: &str, event_type: &str, state_key: &str) -> Result<Option<Value>> {
+        let path = format!("/_matrix/client/v3/rooms/{}/state/{}/{}", enc(room), enc(event_type), enc(state_key));
+        match self.request::<Value>(Method::GET, &path, Some(user), &[], None, "get state").await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One page of `GET /rooms/{room}/messages` as `user`.
+    pub async fn messages(&self, room: &str, user: &str, from: Option<&str>, dir: &str, limit: u32) -> Result<MessagesPage> {
+        let path = format!("/_matrix/client/v3/rooms/{}/messages", enc(room));
+        let mut query = vec![("dir", dir.to_string()), ("limit", limit.to_string())];
+        if let Some(from) = from {
+            query.push(("from", from.to_string()));
+        }
+        self.request(Method::GET, &path, Some(user), &query, None, "messages").await
+    }
+}

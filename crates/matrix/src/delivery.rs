@@ -1,0 +1,283 @@
+//! Portals and history delivery.
+//!
+//! A portal is the Matrix room of one chat. It is created by the bot with the chat's *current*
+//! name, the owner and the participants' ghosts; then every stored message of the chat that the
+//! delivery ledger does not list is sent, oldest first, with `?ts=` set to the original time —
+//! one forward sequence, which is what lets clients paginate back to message one. Later syncs
+//! only append (the undelivered set is, by construction, newer than the room's last send).
+//!
+//! Crash safety: before a send the ledger gets a row with the transaction id (`imb-<guid>`); after
+//! it, the event id. A row without an event id is the one send that may have been in flight; on
+//! restart the bridge looks for its guid in the room's newest events before re-sending, because
+//! the homeserver's transaction-id cache does not survive its own restarts.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use cloudkit::records::{MessageRecord, STYLE_GROUP};
+use futures_util::stream::{self, StreamExt};
+use serde::Serialize;
+use serde_json::{json, Value};
+use store::{Chat, Portal, Store};
+use tokio::sync::Mutex;
+
+use crate::client::HomeserverClient;
+use crate::ghost::{bot_user_id, display_name, ghost_localpart, ghost_user_id};
+use crate::{Result, GUID_KEY};
+
+/// How many of a room's newest events are searched for an in-flight guid.
+const INFLIGHT_LOOKBACK: u32 = 100;
+
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    pub domain: String,
+    /// The Matrix user who owns the bridge (invited to every portal).
+    pub owner: String,
+    /// Send from-me messages as the owner (the owner is in the registration's namespace).
+    pub double_puppet: bool,
+    /// The account's own handles; the first one's ghost sends from-me messages without double puppeting.
+    pub own_handles: Vec<String>,
+    /// Rooms delivered at the same time.
+    pub concurrency: usize,
+}
+
+/// Progress callbacks per room.
+pub trait DeliveryProgress: Send + Sync {
+    fn room_started(&self, _chat_id: &str, _name: &str, _pending: usize) {}
+    fn sent(&self, _chat_id: &str) {}
+    fn room_finished(&self, _chat_id: &str) {}
+}
+
+pub struct NoDeliveryProgress;
+impl DeliveryProgress for NoDeliveryProgress {}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeliveryReport {
+    pub rooms_created: u64,
+    pub rooms: u64,
+    pub sent: u64,
+    pub recovered_in_flight: u64,
+    pub resent_in_flight: u64,
+    pub renamed: u64,
+}
+
+pub struct Deliverer {
+    pub hs: HomeserverClient,
+    pub store: Arc<dyn Store>,
+    pub config: DeliveryConfig,
+    /// Users registered (and named) during this run.
+    known_users: Mutex<HashSet<String>>,
+}
+
+fn tapback_key(kind: u32) -> Option<&'static str> {
+    Some(match kind {
+        2000 => "❤️",
+        2001 => "👍",
+        2002 => "👎",
+        2003 => "😂",
+        2004 => "‼️",
+        2005 => "❓",
+        _ => return None,
+    })
+}
+
+impl Deliverer {
+    pub fn new(hs: HomeserverClient, store: Arc<dyn Store>, config: DeliveryConfig) -> Self {
+        Deliverer { hs, store, config, known_users: Mutex::new(HashSet::new()) }
+    }
+
+    pub fn bot(&self) -> String {
+        bot_user_id(&self.config.domain)
+    }
+
+    /// The Matrix user that sends a message.
+    pub fn sender_of(&self, m: &MessageRecord) -> String {
+        if m.from_me() || self.config.own_handles.iter().any(|h| h == &m.sender) {
+            if self.config.double_puppet {
+                return self.config.owner.clone();
+            }
+            let own = self.config.own_handles.first().map(String::as_str).unwrap_or("me");
+            return ghost_user_id(own, &self.config.domain);
+        }
+        ghost_user_id(&m.sender, &self.config.domain)
+    }
+
+    /// Registers a ghost and sets its display name, once per run.
+    async fn ensure_ghost(&self, handle: &str) -> Result<String> {
+        let user = ghost_user_id(handle, &self.config.domain);
+        if self.known_users.lock().await.contains(&user) {
+            return Ok(user);
+        }
+        self.hs.register(&ghost_localpart(handle)).await?;
+        self.hs.set_displayname(&user, &display_name(handle)).await?;
+        self.known_users.lock().await.insert(user.clone());
+        Ok(user)
+    }
+
+    /// Makes sure `user` is in the room (invited by the bot, then joined).
+    async fn ensure_member(&self, room: &str, user: &str, members: &mut HashSet<String>) -> Result<()> {
+        if members.contains(user) {
+            return Ok(());
+        }
+        self.hs.invite(room, &self.bot(), user).await?;
+        self.hs.join(room, user).await?;
+        members.insert(user.to_string());
+        Ok(())
+    }
+
+    async fn create_portal(&self, chat: &Chat) -> Result<Portal> {
+        let bot = self.bot();
+        self.hs.register(crate::ghost::BOT_LOCALPART).await?;
+        let is_group = chat.style == STYLE_GROUP;
+        let mut body = json!({
+            "visibility": "private",
+            "preset": "private_chat",
+            "is_direct": !is_group,
+            "creation_content": { "m.federate": false },
+            "initial_state": [{
+                "type": "m.bridge",
+                "state_key": format!("fi.imessage_bridge://imessage/{}", chat.chat_id),
+                "content": {
+                    "bridgebot": bot,
+                    "protocol": { "id": "imessage", "displayname": "iMessage" },
+                    "channel": { "id": chat.chat_id, "displayname": chat.display_name },
+                }
+            }],
+            "power_level_content_override": { "users": { self.config.owner.clone(): 100 } },
+        });
+        if let Some(name) = &chat.display_name {
+            body["name"] = json!(name);
+        }
+        let room = self.hs.create_room(&bot, &body).await?;
+        let portal = Portal { chat_id: chat.chat_id.clone(), room_id: room.to_string(), name: chat.display_name.clone() };
+        self.store.save_portal(&portal).await?;
+        tracing::info!(chat = %chat.chat_id, room = %room, name = ?chat.display_name, "portal created");
+        let mut members = HashSet::from([bot.clone()]);
+        if self.config.double_puppet {
+            // The owner is in our namespace: make sure the account exists before acting as it.
+            if let Some(local) = self.config.owner.strip_prefix('@').and_then(|o| o.split(':').next()) {
+                self.hs.register(local).await?;
+            }
+            self.ensure_member(&portal.room_id, &self.config.owner, &mut members).await?;
+        } else {
+            self.hs.invite(&portal.room_id, &bot, &self.config.owner).await?;
+        }
+        for handle in &chat.participants {
+            let ghost = self.ensure_ghost(handle).await?;
+            self.ensure_member(&portal.room_id, &ghost, &mut members).await?;
+        }
+        Ok(portal)
+    }
+
+    /// Builds the event for a message: a reaction when it is a tapback on a delivered message,
+    /// a text message otherwise. Every event carries the guid.
+    async fn event_for(&self, m: &MessageRecord) -> Result<(&'static str, Value)> {
+        if let (Some(kind), Some(target)) = (m.associated_type, m.associated_guid.as_deref()) {
+            let target_guid = target.rsplit('/').next().unwrap_or(target);
+            if let (Some(key), Some(event_id)) = (tapback_key(kind), self.store.delivered_event(target_guid).await?) {
+                return Ok((
+                    "m.reaction",
+                    json!({ "m.relates_to": { "rel_type": "m.annotation", "event_id": event_id, "key": key }, GUID_KEY: m.guid }),
+                ));
+            }
+        }
+        let body = match m.text.as_deref() {
+            Some("\u{FFFC}") | None | Some("") => "📎 attachment".to_string(),
+            Some(t) => t.to_string(),
+        };
+        let content = ruma::events::room::message::RoomMessageEventContent::text_plain(body);
+        let mut v = serde_json::to_value(&content).unwrap_or_else(|_| json!({ "msgtype": "m.text" }));
+        v[GUID_KEY] = json!(m.guid);
+        if let Some(subject) = &m.subject {
+            v["fi.imessage_bridge.subject"] = json!(subject);
+        }
+        Ok(("m.room.message", v))
+    }
+
+    /// Looks for `guid` among the room's newest events.
+    async fn find_in_room(&self, room: &str, guid: &str) -> Result<Option<String>> {
+        let page = self.hs.messages(room, &self.bot(), None, "b", INFLIGHT_LOOKBACK).await?;
+        Ok(page
+            .chunk
+            .iter()
+            .find(|e| e["content"][GUID_KEY].as_str() == Some(guid))
+            .and_then(|e| e["event_id"].as_str().map(str::to_string)))
+    }
+
+    /// Delivers one chat: creates its portal if needed, renames it if its name changed, resolves
+    /// the in-flight send of a previous run, then sends every undelivered message in order.
+    async fn deliver_chat(&self, chat: &Chat, progress: &dyn DeliveryProgress, report: &Mutex<DeliveryReport>) -> Result<()> {
+        let portal = match self.store.portal(&chat.chat_id).await? {
+            Some(p) => p,
+            None => {
+                let p = self.create_portal(chat).await?;
+                report.lock().await.rooms_created += 1;
+                p
+            }
+        };
+        let room = portal.room_id.clone();
+        if portal.name != chat.display_name {
+            if let Some(name) = &chat.display_name {
+                self.hs.put_state(&room, &self.bot(), "m.room.name", "", &json!({ "name": name })).await?;
+                report.lock().await.renamed += 1;
+            }
+            self.store.save_portal(&Portal { name: chat.display_name.clone(), ..portal.clone() }).await?;
+        }
+        let mut members: HashSet<String> = HashSet::new();
+        for entry in self.store.in_flight(&chat.chat_id).await? {
+            match self.find_in_room(&room, &entry.guid).await? {
+                Some(event_id) => {
+                    self.store.finish_delivery(&entry.guid, &event_id).await?;
+                    report.lock().await.recovered_in_flight += 1;
+                }
+                None => {
+                    // Not in the room: send it again below (it is still undelivered).
+                    self.store.forget_delivery(&entry.guid).await?;
+                    report.lock().await.resent_in_flight += 1;
+                }
+            }
+        }
+        let pending: Vec<MessageRecord> = self.store.undelivered(&chat.chat_id).await?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        progress.room_started(&chat.chat_id, chat.display_name.as_deref().unwrap_or(&chat.chat_id), pending.len());
+        let mut ghosts: HashSet<String> = HashSet::new();
+        for m in &pending {
+            let sender = self.sender_of(m);
+            if sender != self.config.owner && !ghosts.contains(&sender) {
+                let handle = if m.from_me() { self.config.own_handles.first().cloned().unwrap_or_default() } else { m.sender.clone() };
+                self.ensure_ghost(&handle).await?;
+                ghosts.insert(sender.clone());
+            }
+            if !members.contains(&sender) {
+                // Idempotent: joining a room one is in is a no-op on the homeserver.
+                self.ensure_member(&room, &sender, &mut members).await?;
+            }
+            let (event_type, content) = self.event_for(m).await?;
+            let txn = format!("imb-{}", m.guid);
+            self.store.begin_delivery(&m.guid, &chat.chat_id, &txn).await?;
+            let event_id = self.hs.send(&room, &sender, event_type, &txn, Some(m.ts_ms), &content).await?;
+            self.store.finish_delivery(&m.guid, event_id.as_str()).await?;
+            report.lock().await.sent += 1;
+            progress.sent(&chat.chat_id);
+        }
+        progress.room_finished(&chat.chat_id);
+        Ok(())
+    }
+
+    /// Delivers every chat, `concurrency` rooms at a time; within a room strictly in order.
+    pub async fn deliver_all(&self, progress: &dyn DeliveryProgress) -> Result<DeliveryReport> {
+        let chats = self.store.chats().await?;
+        let report = Mutex::new(DeliveryReport { rooms: chats.len() as u64, ..Default::default() });
+        let results: Vec<Result<()>> = stream::iter(chats.iter())
+            .map(|chat| self.deliver_chat(chat, progress, &report))
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        for r in results {
+            r?;
+        }
+        Ok(report.into_inner())
+    }
+}

@@ -1,0 +1,84 @@
+//! Ghost users: one Matrix user per iMessage handle, `@imessage_<escaped handle>:<domain>`.
+//!
+//! Handles (`tel:+15551234567`, `mailto:a@b.example`) become localparts with a reversible
+//! escape: lowercase letters, digits, `.`, `-` stay; `_` becomes `__`; uppercase `A` becomes `_a`;
+//! anything else is `=xx` (hex). That keeps every localpart valid and distinct.
+
+use std::fmt::Write;
+
+pub const GHOST_PREFIX: &str = "imessage_";
+pub const BOT_LOCALPART: &str = "imessagebot";
+
+/// Strips the `tel:`/`mailto:` scheme.
+pub fn bare_handle(handle: &str) -> &str {
+    handle.strip_prefix("tel:").or_else(|| handle.strip_prefix("mailto:")).unwrap_or(handle)
+}
+
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            'a'..='z' | '0'..='9' | '.' | '-' => out.push(c),
+            '_' => out.push_str("__"),
+            'A'..='Z' => {
+                out.push('_');
+                out.push(c.to_ascii_lowercase());
+            }
+            other => {
+                let mut buf = [0u8; 4];
+                for b in other.encode_utf8(&mut buf).bytes() {
+                    let _ = write!(out, "={b:02x}");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Localpart of the ghost for a handle.
+pub fn ghost_localpart(handle: &str) -> String {
+    format!("{GHOST_PREFIX}{}", escape(bare_handle(handle)))
+}
+
+pub fn ghost_user_id(handle: &str, domain: &str) -> String {
+    format!("@{}:{domain}", ghost_localpart(handle))
+}
+
+pub fn bot_user_id(domain: &str) -> String {
+    format!("@{BOT_LOCALPART}:{domain}")
+}
+
+/// Display name of a ghost: the phone number or address, readable.
+pub fn display_name(handle: &str) -> String {
+    let bare = bare_handle(handle);
+    let digits: String = bare.chars().filter(|c| c.is_ascii_digit()).collect();
+    if bare.starts_with("+1") && digits.len() == 11 {
+        format!("+1 ({}) {}-{}", &digits[1..4], &digits[4..7], &digits[7..])
+    } else {
+        bare.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn localparts_are_valid_and_distinct() {
+        let handles = ["tel:+15551234567", "mailto:Friend_1@Example.com", "mailto:friend1@example.com", "tel:+4930 123"];
+        let parts: Vec<String> = handles.iter().map(|h| ghost_localpart(h)).collect();
+        for p in &parts {
+            assert!(p.chars().all(|c| matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '=' | '-')), "{p}");
+            assert!(ruma::UserId::parse(format!("@{p}:example.org")).is_ok(), "{p}");
+        }
+        let unique: std::collections::BTreeSet<_> = parts.iter().collect();
+        assert_eq!(unique.len(), parts.len());
+        assert_eq!(parts[0], "imessage_=2b15551234567");
+    }
+
+    #[test]
+    fn display_names() {
+        assert_eq!(display_name("tel:+15551234567"), "+1 (555) 123-4567");
+        assert_eq!(display_name("mailto:a@b.example"), "a@b.example");
+    }
+}

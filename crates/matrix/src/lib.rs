@@ -1,0 +1,58 @@
+//! Matrix side of the bridge: the appservice registration and HTTP API, a small homeserver
+//! client, portal rooms, history delivery with a persisted ledger, and `verify`, which pages
+//! rooms exactly like a Matrix client to prove history is reachable.
+//!
+//! The central rule (see DESIGN.md): a room's whole history goes in as ONE chronological forward
+//! sequence, right after the room is created and before anything live. Standard homeservers have
+//! no batch send, and `?ts=` only sets the timestamp — it does not move an event in the DAG — so
+//! the order of sends is the order clients see.
+
+pub mod appservice;
+pub mod client;
+pub mod delivery;
+pub mod ghost;
+pub mod registration;
+pub mod verify;
+
+pub use client::HomeserverClient;
+
+/// Key in event content carrying the CloudKit message guid, so a room can be checked for it.
+pub const GUID_KEY: &str = "fi.imessage_bridge.guid";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MatrixError {
+    #[error("cannot reach the homeserver at {url}: {source}")]
+    Transport { url: String, source: reqwest::Error },
+    #[error("homeserver answered {status} {errcode} for {what}: {error}")]
+    Api { what: String, status: u16, errcode: String, error: String },
+    #[error("homeserver sent an unexpected body for {what}: {detail}")]
+    BadResponse { what: String, detail: String },
+    #[error("invalid Matrix identifier {0:?}: {1}")]
+    BadId(String, String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("cannot write {path}: {detail}")]
+    Write { path: String, detail: String },
+}
+
+impl MatrixError {
+    /// The Matrix error code, if the homeserver sent one.
+    pub fn errcode(&self) -> Option<&str> {
+        match self {
+            MatrixError::Api { errcode, .. } => Some(errcode),
+            _ => None,
+        }
+    }
+
+    /// Worth retrying: transport errors, 5xx and rate limiting.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            MatrixError::Transport { .. } => true,
+            MatrixError::Api { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = MatrixError> = std::result::Result<T, E>;

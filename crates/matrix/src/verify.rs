@@ -1,0 +1,161 @@
+//! `verify`: page every portal backwards from the live end with `GET /messages?dir=b`, as the
+//! owner, exactly as a client scrolling up does, until the room's creation — and compare what is
+//! reachable with what should be there. Reachability by pagination is the only measure of
+//! delivery that matters to a person; "the event ids exist" is not.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use store::Store;
+
+use crate::client::HomeserverClient;
+use crate::delivery::Deliverer;
+use crate::{Result, GUID_KEY};
+
+/// Events per `/messages` request.
+const PAGE: u32 = 1000;
+/// Safety bound on pages per room.
+const MAX_PAGES: usize = 100_000;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChatVerification {
+    pub chat_id: String,
+    pub room_id: Option<String>,
+    pub name: Option<String>,
+    /// Messages that should be in the room (stored, not system records).
+    pub expected: u64,
+    /// Expected messages found by back-pagination.
+    pub reachable: u64,
+    pub missing: u64,
+    /// Extra copies of a guid.
+    pub duplicates: u64,
+    /// Adjacent events (in timeline order) whose timestamps go backwards.
+    pub out_of_order: u64,
+    /// Messages not sent by the Matrix user that should send them.
+    pub wrong_sender: u64,
+    /// Non-state events sent by the bridge bot.
+    pub bot_messages: u64,
+    pub name_ok: bool,
+    /// Pagination reached `m.room.create`.
+    pub reached_start: bool,
+}
+
+impl ChatVerification {
+    pub fn ok(&self) -> bool {
+        self.room_id.is_some()
+            && self.missing == 0
+            && self.duplicates == 0
+            && self.out_of_order == 0
+            && self.wrong_sender == 0
+            && self.bot_messages == 0
+            && self.name_ok
+            && self.reached_start
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    pub ok: bool,
+    pub chats: Vec<ChatVerification>,
+}
+
+/// A timeline event as a client sees it.
+#[derive(Debug, Clone)]
+pub struct SeenEvent {
+    pub event_type: String,
+    pub sender: String,
+    pub ts: i64,
+    pub guid: Option<String>,
+    pub is_state: bool,
+}
+
+/// Pages a room backwards from the live end as `user`. Returns events oldest first and whether
+/// the room's creation was reached.
+pub async fn paginate(hs: &HomeserverClient, room: &str, user: &str) -> Result<(Vec<SeenEvent>, bool)> {
+    let mut events = Vec::new();
+    let mut from: Option<String> = None;
+    let mut reached_start = false;
+    for _ in 0..MAX_PAGES {
+        let page = hs.messages(room, user, from.as_deref(), "b", PAGE).await?;
+        for e in &page.chunk {
+            let event_type = e["type"].as_str().unwrap_or("").to_string();
+            if event_type == "m.room.create" {
+                reached_start = true;
+            }
+            events.push(SeenEvent {
+                sender: e["sender"].as_str().unwrap_or("").to_string(),
+                ts: e["origin_server_ts"].as_i64().unwrap_or(0),
+                guid: e["content"][GUID_KEY].as_str().map(str::to_string),
+                is_state: e.get("state_key").is_some(),
+                event_type,
+            });
+        }
+        match page.end {
+            Some(end) if !page.chunk.is_empty() && Some(&end) != from.as_ref() => from = Some(end),
+            _ => break,
+        }
+    }
+    events.reverse();
+    Ok((events, reached_start))
+}
+
+/// Verifies every chat in the store against its room.
+pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
+    let store: &dyn Store = deliverer.store.as_ref();
+    let hs = &deliverer.hs;
+    let bot = deliverer.bot();
+    let reader = deliverer.config.owner.clone();
+    let mut chats = Vec::new();
+    for chat in store.chats().await? {
+        let expected: Vec<_> = store.messages_in_chat(&chat.chat_id).await?.into_iter().filter(|m| !m.is_system()).collect();
+        let mut v = ChatVerification {
+            chat_id: chat.chat_id.clone(),
+            room_id: None,
+            name: chat.display_name.clone(),
+            expected: expected.len() as u64,
+            reachable: 0,
+            missing: expected.len() as u64,
+            duplicates: 0,
+            out_of_order: 0,
+            wrong_sender: 0,
+            bot_messages: 0,
+            name_ok: false,
+            reached_start: false,
+        };
+        let Some(portal) = store.portal(&chat.chat_id).await? else {
+            chats.push(v);
+            continue;
+        };
+        v.room_id = Some(portal.room_id.clone());
+        let (events, reached_start) = paginate(hs, &portal.room_id, &reader).await?;
+        v.reached_start = reached_start;
+        let mut seen: HashMap<&str, u64> = HashMap::new();
+        let mut last_ts = i64::MIN;
+        let senders: BTreeMap<&str, String> = expected.iter().map(|m| (m.guid.as_str(), deliverer.sender_of(m))).collect();
+        for e in &events {
+            if e.sender == bot && !e.is_state {
+                v.bot_messages += 1;
+            }
+            let Some(guid) = e.guid.as_deref() else { continue };
+            *seen.entry(guid).or_default() += 1;
+            if e.ts < last_ts {
+                v.out_of_order += 1;
+            }
+            last_ts = e.ts;
+            if senders.get(guid).is_some_and(|s| s != &e.sender) {
+                v.wrong_sender += 1;
+            }
+        }
+        v.duplicates = seen.values().map(|n| n.saturating_sub(1)).sum();
+        v.reachable = expected.iter().filter(|m| seen.contains_key(m.guid.as_str())).count() as u64;
+        v.missing = v.expected - v.reachable;
+        let room_name = hs
+            .state(&portal.room_id, &reader, "m.room.name", "")
+            .await?
+            .and_then(|c| c["name"].as_str().map(str::to_string))
+            .filter(|n| !n.is_empty());
+        v.name_ok = room_name == chat.display_name;
+        chats.push(v);
+    }
+    Ok(Verification { ok: chats.iter().all(ChatVerification::ok), chats })
+}

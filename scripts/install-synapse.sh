@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs Synapse from PyPI into the project's venv (.venv) if it is not there yet.
+# Idempotent; prints the venv's python path on stdout.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="${IMB_VENV:-$root/.venv}"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import synapse' 2>/dev/null; then
+  echo "installing Synapse into $venv (first run only)…" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --upgrade pip >&2
+  "$venv/bin/pip" install --quiet "matrix-synapse>=1.100" >&2
+fi
+echo "$venv/bin/python"
