@@ -195,3 +195,18 @@ async fn appservice_api_checks_tokens_and_bodies() {
     let _ = child.wait().await;
     let _ = Path::new("");
 }
+
+/// The size that broke the old bridge: a 25,072-message group chat must be reachable end to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_chat_of_25072_messages_is_fully_reachable() {
+    let sim = start_sim(spec(1, 4, 300, 25_072), Faults::default()).await;
+    let env = Env::start(sim).await;
+    let out = env.bridge.run(&["run", "--once"]).await;
+    assert!(out.status.success(), "run --once failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v = env.verify_json().await;
+    assert_eq!(v["ok"], true, "verify: {v}");
+    let big = &env.sim.sim.account.chats[0].chat_id;
+    let chat = v["chats"].as_array().unwrap().iter().find(|c| &c["chat_id"] == big).unwrap();
+    assert!(chat["reachable"].as_u64().unwrap() > 24_000, "{chat}");
+    env.assert_rooms_match_truth().await;
+}
