@@ -390,3 +390,113 @@ mod tests {
         assert_eq!(got, vec![("a", false), ("b", true)]);
     }
 }
+
+/// Emits a backend's `impl Store`: the methods given in braces (the backend-specific ones) plus
+/// every method whose SQL is the same on SQLite and PostgreSQL, run on the `read` / `write` pool
+/// fields. One place for the shared queries keeps the backends from drifting apart.
+macro_rules! impl_store {
+    ($ty:ty, read: $read:ident, write: $write:ident, { $($specific:tt)* }) => {
+        #[async_trait::async_trait]
+        impl crate::Store for $ty {
+            $($specific)*
+
+            async fn failed_records(&self, zone: &str) -> Result<Vec<FailedRecord>> {
+                let rows = sqlx::query(sql::FAILED).bind(zone).fetch_all(&self.$read).await?;
+                rows.iter().map(common::failed_record).collect()
+            }
+
+            async fn zone_state(&self, zone: &str) -> Result<Option<ZoneState>> {
+                let row = sqlx::query(&sql::zone_state()).bind(zone).fetch_optional(&self.$read).await?;
+                row.as_ref().map(common::zone_state).transpose()
+            }
+
+            async fn zone_states(&self) -> Result<Vec<ZoneState>> {
+                let rows = sqlx::query(&sql::zone_states()).fetch_all(&self.$read).await?;
+                rows.iter().map(common::zone_state).collect()
+            }
+
+            async fn sync_version(&self) -> Result<Option<i64>> {
+                let value: Option<String> = sqlx::query_scalar(sql::SYNC_VERSION).fetch_optional(&self.$read).await?;
+                common::sync_version(value)
+            }
+
+            async fn set_sync_version(&self, version: i64) -> Result<()> {
+                sqlx::query(sql::SET_SYNC_VERSION).bind(version.to_string()).execute(&self.$write).await?;
+                Ok(())
+            }
+
+            async fn chats(&self) -> Result<Vec<Chat>> {
+                let rows = sqlx::query(sql::CHATS).fetch_all(&self.$read).await?;
+                rows.iter().map(common::chat).collect()
+            }
+
+            async fn messages_in_chat(&self, chat_id: &str) -> Result<Vec<MessageRecord>> {
+                let rows = sqlx::query(sql::MESSAGES_IN_CHAT).bind(chat_id).fetch_all(&self.$read).await?;
+                rows.iter().map(common::message).collect()
+            }
+
+            async fn message_guids(&self) -> Result<Vec<String>> {
+                Ok(sqlx::query_scalar(sql::MESSAGE_GUIDS).fetch_all(&self.$read).await?)
+            }
+
+            async fn chat_records(&self) -> Result<Vec<ChatRecord>> {
+                let rows = sqlx::query(sql::CHAT_RECORDS).fetch_all(&self.$read).await?;
+                rows.iter().map(common::chat_record).collect()
+            }
+
+            async fn attachments(&self) -> Result<Vec<AttachmentRecord>> {
+                let rows = sqlx::query(sql::ATTACHMENTS).fetch_all(&self.$read).await?;
+                rows.iter().map(common::attachment).collect()
+            }
+
+            async fn portal(&self, chat_id: &str) -> Result<Option<crate::Portal>> {
+                let row = sqlx::query(sql::PORTAL).bind(chat_id).fetch_optional(&self.$read).await?;
+                row.as_ref().map(common::portal).transpose()
+            }
+
+            async fn portals(&self) -> Result<Vec<crate::Portal>> {
+                let rows = sqlx::query(sql::PORTALS).fetch_all(&self.$read).await?;
+                rows.iter().map(common::portal).collect()
+            }
+
+            async fn save_portal(&self, portal: &crate::Portal) -> Result<()> {
+                sqlx::query(sql::SAVE_PORTAL).bind(&portal.chat_id).bind(&portal.room_id).bind(&portal.name).execute(&self.$write).await?;
+                Ok(())
+            }
+
+            async fn undelivered(&self, chat_id: &str) -> Result<Vec<MessageRecord>> {
+                let rows = sqlx::query(sql::UNDELIVERED).bind(chat_id).fetch_all(&self.$read).await?;
+                rows.iter().map(common::message).collect()
+            }
+
+            async fn begin_delivery(&self, guid: &str, chat_id: &str, txn_id: &str) -> Result<()> {
+                sqlx::query(sql::BEGIN_DELIVERY).bind(guid).bind(chat_id).bind(txn_id).execute(&self.$write).await?;
+                Ok(())
+            }
+
+            async fn finish_delivery(&self, guid: &str, event_id: &str) -> Result<()> {
+                sqlx::query(sql::FINISH_DELIVERY).bind(guid).bind(event_id).execute(&self.$write).await?;
+                Ok(())
+            }
+
+            async fn forget_delivery(&self, guid: &str) -> Result<()> {
+                sqlx::query(sql::FORGET_DELIVERY).bind(guid).execute(&self.$write).await?;
+                Ok(())
+            }
+
+            async fn in_flight(&self, chat_id: &str) -> Result<Vec<crate::LedgerEntry>> {
+                let rows = sqlx::query(sql::IN_FLIGHT).bind(chat_id).fetch_all(&self.$read).await?;
+                rows.iter().map(common::ledger_entry).collect()
+            }
+
+            async fn delivered_event(&self, guid: &str) -> Result<Option<String>> {
+                Ok(sqlx::query_scalar(sql::DELIVERED_EVENT).bind(guid).fetch_optional(&self.$read).await?)
+            }
+
+            async fn delivered_count(&self) -> Result<i64> {
+                Ok(sqlx::query_scalar(sql::DELIVERED_COUNT).fetch_one(&self.$read).await?)
+            }
+        }
+    };
+}
+pub(crate) use impl_store;

@@ -8,13 +8,12 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use cloudkit::records::{AttachmentRecord, ChatRecord, MessageRecord, RecordChange};
 use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 use crate::common::{self, json_strings, sql, Plan};
-use crate::{migrations, Chat, FailedRecord, PageCommit, Result, StopReason, Store, ZoneState};
+use crate::{migrations, Chat, FailedRecord, PageCommit, Result, StopReason, ZoneState};
 
 const MAX_CONNECTIONS: u32 = 8;
 
@@ -163,8 +162,7 @@ async fn apply(conn: &mut PgConnection, zone: &str, plan: &Plan<'_>) -> Result<(
     Ok(())
 }
 
-#[async_trait]
-impl Store for PostgresStore {
+crate::common::impl_store!(PostgresStore, read: pool, write: pool, {
     async fn commit_page(&self, page: &PageCommit) -> Result<()> {
         let plan = Plan::new(&page.changes);
         let mut tx = self.tx().await?;
@@ -198,21 +196,6 @@ impl Store for PostgresStore {
         upsert_failed(&mut tx, still_failed).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn failed_records(&self, zone: &str) -> Result<Vec<FailedRecord>> {
-        let rows = sqlx::query(sql::FAILED).bind(zone).fetch_all(&self.pool).await?;
-        rows.iter().map(common::failed_record).collect()
-    }
-
-    async fn zone_state(&self, zone: &str) -> Result<Option<ZoneState>> {
-        let row = sqlx::query(&sql::zone_state()).bind(zone).fetch_optional(&self.pool).await?;
-        row.as_ref().map(common::zone_state).transpose()
-    }
-
-    async fn zone_states(&self) -> Result<Vec<ZoneState>> {
-        let rows = sqlx::query(&sql::zone_states()).fetch_all(&self.pool).await?;
-        rows.iter().map(common::zone_state).collect()
     }
 
     async fn set_stop(&self, zone: &str, reason: StopReason, last_error: Option<&str>) -> Result<()> {
@@ -255,86 +238,4 @@ impl Store for PostgresStore {
         let Some(table) = common::table_for_zone(zone) else { return Ok(0) };
         Ok(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.pool).await?)
     }
-
-    async fn sync_version(&self) -> Result<Option<i64>> {
-        let value: Option<String> = sqlx::query_scalar(sql::SYNC_VERSION).fetch_optional(&self.pool).await?;
-        common::sync_version(value)
-    }
-
-    async fn set_sync_version(&self, version: i64) -> Result<()> {
-        sqlx::query(sql::SET_SYNC_VERSION).bind(version.to_string()).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn chats(&self) -> Result<Vec<Chat>> {
-        let rows = sqlx::query(sql::CHATS).fetch_all(&self.pool).await?;
-        rows.iter().map(common::chat).collect()
-    }
-
-    async fn messages_in_chat(&self, chat_id: &str) -> Result<Vec<MessageRecord>> {
-        let rows = sqlx::query(sql::MESSAGES_IN_CHAT).bind(chat_id).fetch_all(&self.pool).await?;
-        rows.iter().map(common::message).collect()
-    }
-
-    async fn message_guids(&self) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(sql::MESSAGE_GUIDS).fetch_all(&self.pool).await?)
-    }
-
-    async fn chat_records(&self) -> Result<Vec<ChatRecord>> {
-        let rows = sqlx::query(sql::CHAT_RECORDS).fetch_all(&self.pool).await?;
-        rows.iter().map(common::chat_record).collect()
-    }
-
-    async fn attachments(&self) -> Result<Vec<AttachmentRecord>> {
-        let rows = sqlx::query(sql::ATTACHMENTS).fetch_all(&self.pool).await?;
-        rows.iter().map(common::attachment).collect()
-    }
-
-    async fn portal(&self, chat_id: &str) -> Result<Option<crate::Portal>> {
-        let row = sqlx::query(sql::PORTAL).bind(chat_id).fetch_optional(&self.pool).await?;
-        row.as_ref().map(common::portal).transpose()
-    }
-
-    async fn portals(&self) -> Result<Vec<crate::Portal>> {
-        let rows = sqlx::query(sql::PORTALS).fetch_all(&self.pool).await?;
-        rows.iter().map(common::portal).collect()
-    }
-
-    async fn save_portal(&self, portal: &crate::Portal) -> Result<()> {
-        sqlx::query(sql::SAVE_PORTAL).bind(&portal.chat_id).bind(&portal.room_id).bind(&portal.name).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn undelivered(&self, chat_id: &str) -> Result<Vec<MessageRecord>> {
-        let rows = sqlx::query(sql::UNDELIVERED).bind(chat_id).fetch_all(&self.pool).await?;
-        rows.iter().map(common::message).collect()
-    }
-
-    async fn begin_delivery(&self, guid: &str, chat_id: &str, txn_id: &str) -> Result<()> {
-        sqlx::query(sql::BEGIN_DELIVERY).bind(guid).bind(chat_id).bind(txn_id).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn finish_delivery(&self, guid: &str, event_id: &str) -> Result<()> {
-        sqlx::query(sql::FINISH_DELIVERY).bind(guid).bind(event_id).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn forget_delivery(&self, guid: &str) -> Result<()> {
-        sqlx::query(sql::FORGET_DELIVERY).bind(guid).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn in_flight(&self, chat_id: &str) -> Result<Vec<crate::LedgerEntry>> {
-        let rows = sqlx::query(sql::IN_FLIGHT).bind(chat_id).fetch_all(&self.pool).await?;
-        rows.iter().map(common::ledger_entry).collect()
-    }
-
-    async fn delivered_event(&self, guid: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar(sql::DELIVERED_EVENT).bind(guid).fetch_optional(&self.pool).await?)
-    }
-
-    async fn delivered_count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar(sql::DELIVERED_COUNT).fetch_one(&self.pool).await?)
-    }
-}
+});
