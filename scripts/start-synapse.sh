@@ -35,6 +35,7 @@ report_stats: false
 trusted_key_servers: []
 suppress_key_server_warning: true
 enable_metrics: false
+use_presence: false
 app_service_config_files: ["$registration"]
 rc_message: {per_second: 100000, burst_count: 100000}
 rc_joins: {local: {per_second: 100000, burst_count: 100000}, remote: {per_second: 100000, burst_count: 100000}}
