@@ -11,6 +11,7 @@
 //!   first served;
 //! - `pcs_lost`: some records use keys that never appear.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -92,6 +93,9 @@ pub struct Sim {
     pub session: Session,
     pub faults: Faults,
     service_key: PcsKey,
+    /// Every zone's keys, derived once: deriving a key costs several HMACs and an AES key
+    /// schedule, which is more than encrypting a record's fields with it.
+    keys: Vec<(&'static str, KeyChoice, PcsKey)>,
     perm_a: u64,
     perm_b: u64,
     state: Mutex<Mutable>,
@@ -106,6 +110,14 @@ fn key16(seed: u64, label: &str) -> PcsKey {
     let mut k = [0u8; 16];
     k.copy_from_slice(&d[..16]);
     PcsKey::new(k)
+}
+
+fn derive_zone_key(seed: u64, zone: &str, choice: KeyChoice) -> PcsKey {
+    match choice {
+        KeyChoice::Default => key16(seed, &format!("{zone}/default")),
+        KeyChoice::Late(i) => key16(seed, &format!("{zone}/late/{i}")),
+        KeyChoice::Lost(i) => key16(seed, &format!("{zone}/lost/{i}")),
+    }
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -147,9 +159,19 @@ impl Sim {
             .iter()
             .map(|z| (*z, ZoneKeyState { refreshes: 0, late_seen: [None; LATE_KEYS as usize] }))
             .collect();
+        let keys = ZONES
+            .iter()
+            .flat_map(|&zone| {
+                let choices = std::iter::once(KeyChoice::Default)
+                    .chain((0..LATE_KEYS).map(KeyChoice::Late))
+                    .chain((0..LOST_KEYS).map(KeyChoice::Lost));
+                choices.map(move |choice| (zone, choice, derive_zone_key(seed, zone, choice)))
+            })
+            .collect();
         Sim {
             session: session_for(seed),
             service_key: key16(seed, "service"),
+            keys,
             perm_a: a % n.max(2),
             perm_b: (seed % n),
             faults,
@@ -166,11 +188,10 @@ impl Sim {
         self.account.spec.seed
     }
 
-    fn zone_key(&self, zone: &str, choice: KeyChoice) -> PcsKey {
-        match choice {
-            KeyChoice::Default => key16(self.seed(), &format!("{zone}/default")),
-            KeyChoice::Late(i) => key16(self.seed(), &format!("{zone}/late/{i}")),
-            KeyChoice::Lost(i) => key16(self.seed(), &format!("{zone}/lost/{i}")),
+    fn zone_key(&self, zone: &str, choice: KeyChoice) -> Cow<'_, PcsKey> {
+        match self.keys.iter().find(|(z, c, _)| *z == zone && *c == choice) {
+            Some((_, _, key)) => Cow::Borrowed(key),
+            None => Cow::Owned(derive_zone_key(self.seed(), zone, choice)),
         }
     }
 
@@ -295,14 +316,14 @@ impl Sim {
 
     fn zone_retrieve(&self, req: &proto::ZoneRetrieveRequest) -> Result<proto::ZoneRetrieveResponse, proto::OperationResult> {
         let zone = zone_of(req.zone_identifier.as_ref())?;
-        let mut keys = vec![self.zone_key(zone, KeyChoice::Default)];
+        let mut keys = vec![self.zone_key(zone, KeyChoice::Default).into_owned()];
         let refreshes = {
             let mut st = self.state.lock().map_err(|_| failure(None, Some(1), None, "state poisoned"))?;
             let z = st.zones.get_mut(zone).ok_or_else(|| failure(Some(client_error::ZONE_NOT_FOUND), None, None, "zone"))?;
             z.refreshes += 1;
             for (i, seen) in z.late_seen.iter().enumerate() {
                 if matches!(seen, Some(s) if z.refreshes >= s + 2) {
-                    keys.push(self.zone_key(zone, KeyChoice::Late(i as u64)));
+                    keys.push(self.zone_key(zone, KeyChoice::Late(i as u64)).into_owned());
                 }
             }
             z.refreshes

@@ -129,17 +129,24 @@ impl PcsKey {
     }
 
     fn decrypt_parsed(&self, parsed: &Parsed<'_>, context: &[u8], what: &str) -> Result<Vec<u8>> {
-        let mut aad = Vec::with_capacity(parsed.header.len() + context.len());
-        aad.extend_from_slice(parsed.header);
-        aad.extend_from_slice(context);
+        // Every field of every record comes through here: the AAD of the usual short context is
+        // assembled on the stack rather than in a fresh allocation.
+        let aad_len = parsed.header.len() + context.len();
+        let mut stack = [0u8; 192];
+        let mut heap = Vec::new();
+        let aad: &[u8] = if aad_len <= stack.len() {
+            stack[..parsed.header.len()].copy_from_slice(parsed.header);
+            stack[parsed.header.len()..aad_len].copy_from_slice(context);
+            &stack[..aad_len]
+        } else {
+            heap.reserve_exact(aad_len);
+            heap.extend_from_slice(parsed.header);
+            heap.extend_from_slice(context);
+            &heap
+        };
         let mut body = parsed.body.to_vec();
         self.cipher
-            .decrypt_in_place_detached(
-                Nonce::from_slice(parsed.nonce),
-                &aad,
-                &mut body,
-                Tag::<U12>::from_slice(parsed.tag),
-            )
+            .decrypt_in_place_detached(Nonce::from_slice(parsed.nonce), aad, &mut body, Tag::<U12>::from_slice(parsed.tag))
             .map_err(|_| Error::PcsAuth(what.to_string()))?;
         Ok(body)
     }
@@ -147,10 +154,26 @@ impl PcsKey {
 
 struct Parsed<'a> {
     header: &'a [u8],
-    key_prefix: Vec<u8>,
     nonce: &'a [u8],
     tag: &'a [u8],
     body: &'a [u8],
+}
+
+impl Parsed<'_> {
+    /// The key-id prefix the header names: bytes 1..3 and 4.. of the header.
+    fn key_prefix(&self) -> Vec<u8> {
+        let mut prefix = self.header[1..3].to_vec();
+        prefix.extend_from_slice(&self.header[4..]);
+        prefix
+    }
+
+    /// The prefix as the usual four bytes, without allocating (None for other lengths).
+    fn key_prefix4(&self) -> Option<[u8; 4]> {
+        match *self.header {
+            [_, a, b, _, c, d] => Some([a, b, c, d]),
+            _ => None,
+        }
+    }
 }
 
 fn parse(ct: &[u8]) -> Result<Parsed<'_>> {
@@ -166,12 +189,10 @@ fn parse(ct: &[u8]) -> Result<Parsed<'_>> {
     if ct.len() < header_len + NONCE_LEN + TAG_LEN {
         return Err(Error::PcsTruncated(ct.len()));
     }
-    let mut key_prefix = ct[1..3].to_vec();
-    key_prefix.extend_from_slice(&ct[4..header_len]);
     let (header, rest) = ct.split_at(header_len);
     let (nonce, rest) = rest.split_at(NONCE_LEN);
     let (tag, body) = rest.split_at(TAG_LEN);
-    Ok(Parsed { header, key_prefix, nonce, tag, body })
+    Ok(Parsed { header, nonce, tag, body })
 }
 
 /// Lowercase hex of bytes (for key ids in messages).
@@ -225,7 +246,11 @@ impl KeyRing {
     /// it; `context` is `"{zone}-{record}-{field}"`.
     pub fn decrypt(&self, ct: &[u8], context: &str) -> Result<Vec<u8>> {
         let parsed = parse(ct)?;
-        let key = self.get(&parsed.key_prefix).ok_or_else(|| Error::PcsKeyMissing(hex(&parsed.key_prefix)))?;
+        let key = match parsed.key_prefix4() {
+            Some(p4) => self.keys.get(&p4),
+            None => self.get(&parsed.key_prefix()),
+        };
+        let key = key.ok_or_else(|| Error::PcsKeyMissing(hex(&parsed.key_prefix())))?;
         key.decrypt_parsed(&parsed, context.as_bytes(), context)
     }
 }
@@ -247,8 +272,9 @@ pub fn seal_zone_keys(service_key: &PcsKey, keys: &[PcsKey], nonce: [u8; NONCE_L
 /// The header's key id must be the service key's.
 pub fn open_zone_keys(service_key: &PcsKey, blob: &[u8]) -> Result<Vec<PcsKey>> {
     let parsed = parse(blob)?;
-    if !service_key.short_id().starts_with(&parsed.key_prefix) || parsed.key_prefix.is_empty() {
-        return Err(Error::PcsKeyMissing(hex(&parsed.key_prefix)));
+    let key_prefix = parsed.key_prefix();
+    if !service_key.short_id().starts_with(&key_prefix) || key_prefix.is_empty() {
+        return Err(Error::PcsKeyMissing(hex(&key_prefix)));
     }
     let plain = service_key.decrypt_parsed(&parsed, b"", "zone key envelope")?;
     let set = ZoneKeySet::decode(plain.as_slice()).map_err(|e| Error::Frame(format!("zone key set: {e}")))?;

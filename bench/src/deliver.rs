@@ -1,0 +1,184 @@
+//! `deliver-bench`: how close does the bridge's delivery come to the homeserver's own ceiling?
+//!
+//! Against ONE Synapse in one run it measures
+//! - **raw ingest**: timestamped appservice sends (`PUT /send?ts=` as a ghost) straight to the
+//!   homeserver, one sequential stream per room, `concurrency` rooms at once — the most any
+//!   bridge could do;
+//! - **bridge delivery**: `imessage-bridge deliver` (release build) for an account of the same
+//!   size spread over the same number of rooms, after `sync` stored it.
+//!
+//! The ratio bridge/raw is the point (target ≥ 0.95). Synapse, the simulator and the bridge all
+//! run on 127.0.0.1; Synapse comes from `scripts/start-synapse.sh`, as in the tests and the demo.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use futures_util::stream::{self, StreamExt};
+use matrix::HomeserverClient;
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "deliver-bench", about = "Bridge delivery rate vs raw appservice ingest on one Synapse")]
+struct Args {
+    /// Messages in the account (spread over `rooms` chats).
+    #[arg(long, default_value_t = 4000)]
+    messages: u64,
+    /// Rooms, and rooms delivered at once (the bridge's default concurrency is 4).
+    #[arg(long, default_value_t = 4)]
+    rooms: u32,
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()?.parent().context("executable has no directory")?.to_path_buf(),
+    };
+    let (sim_bin, bridge_bin) = (bin_dir.join("cloudkit-sim"), bin_dir.join("imessage-bridge"));
+    for b in [&sim_bin, &bridge_bin] {
+        if !b.exists() {
+            bail!("{} is missing: run bench/deliver.sh (it builds the release binaries)", b.display());
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+
+    // Simulator: `rooms` chats, no big chat.
+    let mut sim = Killed(
+        Command::new(&sim_bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--big-chat", "0"])
+            .args(["--chats", &args.rooms.to_string(), "--messages", &args.messages.to_string()])
+            .arg("--write-session")
+            .arg(d.join("session.json"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let mut line = String::new();
+    BufReader::new(sim.0.stdout.take().context("no simulator stdout")?).read_line(&mut line)?;
+    let sim_url = line.trim().strip_prefix("listening on ").context("simulator did not print its address")?.to_string();
+
+    let (hs_port, as_port) = (free_port()?, free_port()?);
+    let hs_url = format!("http://127.0.0.1:{hs_port}");
+    run(
+        Command::new(&bridge_bin)
+            .args(["init", "--homeserver", &hs_url, "--domain", "localhost", "--owner", "@owner:localhost"])
+            .args(["--cloudkit", &sim_url, "--database", "sqlite:bridge.db", "--force"])
+            .arg("--session")
+            .arg(d.join("session.json"))
+            .arg("--out")
+            .arg(d)
+            .args(["--listen", &format!("127.0.0.1:{as_port}")]),
+        "imessage-bridge init",
+    )?;
+    let config = std::fs::read_to_string(d.join("config.yaml"))?.replace("concurrency: 4", &format!("concurrency: {}", args.rooms));
+    std::fs::write(d.join("config.yaml"), config)?;
+    let _synapse = Killed(
+        Command::new(repo_root().join("scripts/start-synapse.sh"))
+            .arg(d.join("synapse"))
+            .arg(hs_port.to_string())
+            .arg("localhost")
+            .arg(d.join("registration.yaml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("synapse.log"))?)
+            .spawn()?,
+    );
+    let reg: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(d.join("registration.yaml"))?)?;
+    let hs = HomeserverClient::new(&hs_url, reg["as_token"].as_str().context("no as_token")?)?;
+    hs.wait_ready(Duration::from_secs(180)).await.context("Synapse did not start")?;
+
+    run(Command::new(&bridge_bin).arg("-c").arg(d.join("config.yaml")).arg("sync").env("RUST_LOG", "warn"), "sync")?;
+    let store = store::open(&format!("sqlite:{}", d.join("bridge.db").display())).await?;
+    let mut to_deliver = 0u64;
+    for chat in store.chats().await? {
+        to_deliver += store.undelivered(&chat.chat_id).await?.len() as u64;
+    }
+
+    // Raw ingest: the same number of sends, `rooms` sequential streams at once.
+    let bot = matrix::ghost::bot_user_id("localhost");
+    hs.register(matrix::ghost::BOT_LOCALPART).await?;
+    let ghost = matrix::ghost::ghost_user_id("tel:+15550009999", "localhost");
+    hs.register(&matrix::ghost::ghost_localpart("tel:+15550009999")).await?;
+    let mut rooms = Vec::new();
+    for i in 0..args.rooms {
+        let room = hs.create_room(&bot, &json!({ "preset": "private_chat", "name": format!("raw {i}") })).await?;
+        hs.invite(room.as_str(), &bot, &ghost).await?;
+        hs.join(room.as_str(), &ghost).await?;
+        rooms.push(room.to_string());
+    }
+    let per_room = to_deliver.div_ceil(args.rooms as u64);
+    let started = Instant::now();
+    let results: Vec<Result<u64>> = stream::iter(rooms.iter().enumerate())
+        .map(|(r, room)| {
+            let (hs, ghost) = (hs.clone(), ghost.clone());
+            async move {
+                let n = per_room.min(to_deliver.saturating_sub(r as u64 * per_room));
+                for i in 0..n {
+                    let content = json!({ "msgtype": "m.text", "body": format!("raw {r}/{i}") });
+                    hs.send(room, &ghost, "m.room.message", &format!("raw-{r}-{i}"), Some(1_600_000_000_000 + i as i64), &content).await?;
+                }
+                Ok(n)
+            }
+        })
+        .buffer_unordered(args.rooms as usize)
+        .collect()
+        .await;
+    let mut raw_sent = 0;
+    for r in results {
+        raw_sent += r?;
+    }
+    let raw_secs = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    run(Command::new(&bridge_bin).arg("-c").arg(d.join("config.yaml")).arg("deliver").env("RUST_LOG", "warn"), "deliver")?;
+    let bridge_secs = started.elapsed().as_secs_f64();
+    let delivered = store.delivered_count().await? as u64;
+    if delivered != to_deliver {
+        bail!("the bridge delivered {delivered} of {to_deliver} messages");
+    }
+    let raw_rate = raw_sent as f64 / raw_secs;
+    let bridge_rate = delivered as f64 / bridge_secs;
+    let ratio = bridge_rate / raw_rate;
+    if args.json {
+        println!("{}", json!({ "messages": delivered, "rooms": args.rooms, "raw_per_s": raw_rate, "bridge_per_s": bridge_rate, "ratio": ratio }));
+    } else {
+        println!("| what | events | seconds | events/s |\n|---|---:|---:|---:|");
+        println!("| raw appservice ingest ({} rooms) | {raw_sent} | {raw_secs:.1} | {raw_rate:.1} |", args.rooms);
+        println!("| bridge delivery (`deliver`, {} rooms) | {delivered} | {bridge_secs:.1} | {bridge_rate:.1} |", args.rooms);
+        println!("\nratio bridge/raw: {ratio:.3} (target ≥ 0.95: {})", if ratio >= 0.95 { "met" } else { "not met" });
+    }
+    Ok(())
+}
