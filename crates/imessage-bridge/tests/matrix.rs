@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use cloudkit_sim::{Faults, TruthLine};
@@ -193,7 +192,6 @@ async fn appservice_api_checks_tokens_and_bodies() {
     assert_eq!(r.status(), 401);
     child.start_kill().unwrap();
     let _ = child.wait().await;
-    let _ = Path::new("");
 }
 
 /// The size that broke the old bridge: a 25,072-message group chat must be reachable end to end.

@@ -54,9 +54,11 @@ impl HomeserverClient {
         Ok(HomeserverClient { http, base: base.trim_end_matches('/').to_string(), as_token: as_token.to_string() })
     }
 
-    /// Sends a request, retrying transient failures (transport, 5xx, 429 with its delay).
+    /// Sends a request up to `attempts` times, retrying transient failures (transport, 5xx, 429).
+    #[allow(clippy::too_many_arguments)]
     async fn request<T: DeserializeOwned>(
         &self,
+        attempts: u32,
         method: Method,
         path: &str,
         user: Option<&str>,
@@ -64,11 +66,24 @@ impl HomeserverClient {
         body: Option<&Value>,
         what: &str,
     ) -> Result<T> {
+        let url = format!("{}{}", self.base, path);
+        let mut builder = self.http.request(method, &url).bearer_auth(&self.as_token);
+        if let Some(user) = user {
+            builder = builder.query(&[("user_id", user)]);
+        }
+        if !query.is_empty() {
+            builder = builder.query(query);
+        }
+        if let Some(body) = body {
+            builder = builder.json(body);
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.request_once(method.clone(), path, user, query, body, what).await {
-                Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
+            // JSON bodies are in memory, so the builder can always be cloned.
+            let Some(this_try) = builder.try_clone() else { return self.execute(builder, &url, what).await };
+            match self.execute(this_try, &url, what).await {
+                Err(e) if e.is_transient() && attempt < attempts => {
                     let wait = match &e {
                         MatrixError::Api { status: 429, .. } => Duration::from_millis(500),
                         _ => Duration::from_millis(100 * (1 << attempt.min(6))),
@@ -81,27 +96,8 @@ impl HomeserverClient {
         }
     }
 
-    async fn request_once<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        user: Option<&str>,
-        query: &[(&str, String)],
-        body: Option<&Value>,
-        what: &str,
-    ) -> Result<T> {
-        let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(method, &url).bearer_auth(&self.as_token);
-        if let Some(user) = user {
-            req = req.query(&[("user_id", user)]);
-        }
-        if !query.is_empty() {
-            req = req.query(query);
-        }
-        if let Some(body) = body {
-            req = req.json(body);
-        }
-        let transport = |e| MatrixError::Transport { url: url.clone(), source: e };
+    async fn execute<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder, url: &str, what: &str) -> Result<T> {
+        let transport = |e| MatrixError::Transport { url: url.to_string(), source: e };
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(transport)?;
@@ -121,7 +117,7 @@ impl HomeserverClient {
     pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            match self.request_once::<Value>(Method::GET, "/_matrix/client/versions", None, &[], None, "versions").await {
+            match self.request::<Value>(1, Method::GET, "/_matrix/client/versions", None, &[], None, "versions").await {
                 Ok(_) => return Ok(()),
                 Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -133,6 +129,7 @@ impl HomeserverClient {
     pub async fn ping(&self, appservice_id: &str, transaction_id: &str) -> Result<u64> {
         let v: Value = self
             .request(
+                MAX_ATTEMPTS,
                 Method::POST,
                 &format!("/_matrix/client/v1/appservice/{}/ping", enc(appservice_id)),
                 None,
@@ -147,7 +144,7 @@ impl HomeserverClient {
     /// Registers a namespaced user; an existing one is fine.
     pub async fn register(&self, localpart: &str) -> Result<()> {
         let body = json!({ "type": "m.login.application_service", "username": localpart, "inhibit_login": true });
-        match self.request::<Value>(Method::POST, "/_matrix/client/v3/register", None, &[], Some(&body), "register").await {
+        match self.request::<Value>(MAX_ATTEMPTS, Method::POST, "/_matrix/client/v3/register", None, &[], Some(&body), "register").await {
             Ok(_) => Ok(()),
             Err(e) if e.errcode() == Some("M_USER_IN_USE") => Ok(()),
             Err(e) => Err(e),
@@ -156,18 +153,18 @@ impl HomeserverClient {
 
     pub async fn set_displayname(&self, user: &str, name: &str) -> Result<()> {
         let path = format!("/_matrix/client/v3/profile/{}/displayname", enc(user));
-        self.request::<Value>(Method::PUT, &path, Some(user), &[], Some(&json!({ "displayname": name })), "set displayname").await?;
+        self.request::<Value>(MAX_ATTEMPTS, Method::PUT, &path, Some(user), &[], Some(&json!({ "displayname": name })), "set displayname").await?;
         Ok(())
     }
 
     pub async fn create_room(&self, as_user: &str, body: &Value) -> Result<OwnedRoomId> {
-        let r: RoomIdResponse = self.request(Method::POST, "/_matrix/client/v3/createRoom", Some(as_user), &[], Some(body), "createRoom").await?;
+        let r: RoomIdResponse = self.request(MAX_ATTEMPTS, Method::POST, "/_matrix/client/v3/createRoom", Some(as_user), &[], Some(body), "createRoom").await?;
         Ok(r.room_id)
     }
 
     pub async fn invite(&self, room: &str, as_user: &str, target: &str) -> Result<()> {
         let path = format!("/_matrix/client/v3/rooms/{}/invite", enc(room));
-        match self.request::<Value>(Method::POST, &path, Some(as_user), &[], Some(&json!({ "user_id": target })), "invite").await {
+        match self.request::<Value>(MAX_ATTEMPTS, Method::POST, &path, Some(as_user), &[], Some(&json!({ "user_id": target })), "invite").await {
             Ok(_) => Ok(()),
             // Already joined or invited.
             Err(MatrixError::Api { status: 403, ref error, .. }) if error.contains("already") => Ok(()),
@@ -177,7 +174,7 @@ impl HomeserverClient {
 
     pub async fn join(&self, room: &str, user: &str) -> Result<()> {
         let path = format!("/_matrix/client/v3/rooms/{}/join", enc(room));
-        self.request::<Value>(Method::POST, &path, Some(user), &[], Some(&json!({})), "join").await?;
+        self.request::<Value>(MAX_ATTEMPTS, Method::POST, &path, Some(user), &[], Some(&json!({})), "join").await?;
         Ok(())
     }
 
@@ -185,20 +182,20 @@ impl HomeserverClient {
     pub async fn send(&self, room: &str, user: &str, event_type: &str, txn: &str, ts: Option<i64>, content: &Value) -> Result<OwnedEventId> {
         let path = format!("/_matrix/client/v3/rooms/{}/send/{}/{}", enc(room), enc(event_type), enc(txn));
         let query: Vec<(&str, String)> = ts.map(|t| ("ts", t.to_string())).into_iter().collect();
-        let r: EventIdResponse = self.request(Method::PUT, &path, Some(user), &query, Some(content), "send").await?;
+        let r: EventIdResponse = self.request(MAX_ATTEMPTS, Method::PUT, &path, Some(user), &query, Some(content), "send").await?;
         Ok(r.event_id)
     }
 
     pub async fn put_state(&self, room: &str, user: &str, event_type: &str, state_key: &str, content: &Value) -> Result<OwnedEventId> {
         let path = format!("/_matrix/client/v3/rooms/{}/state/{}/{}", enc(room), enc(event_type), enc(state_key));
-        let r: EventIdResponse = self.request(Method::PUT, &path, Some(user), &[], Some(content), "put state").await?;
+        let r: EventIdResponse = self.request(MAX_ATTEMPTS, Method::PUT, &path, Some(user), &[], Some(content), "put state").await?;
         Ok(r.event_id)
     }
 
     /// A state event's content, None if the room has no such state.
     pub async fn state(&self, room: &str, user: &str, event_type: &str, state_key: &str) -> Result<Option<Value>> {
         let path = format!("/_matrix/client/v3/rooms/{}/state/{}/{}", enc(room), enc(event_type), enc(state_key));
-        match self.request::<Value>(Method::GET, &path, Some(user), &[], None, "get state").await {
+        match self.request::<Value>(MAX_ATTEMPTS, Method::GET, &path, Some(user), &[], None, "get state").await {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
             Err(e) => Err(e),
@@ -212,6 +209,6 @@ impl HomeserverClient {
         if let Some(from) = from {
             query.push(("from", from.to_string()));
         }
-        self.request(Method::GET, &path, Some(user), &query, None, "messages").await
+        self.request(MAX_ATTEMPTS, Method::GET, &path, Some(user), &query, None, "messages").await
     }
 }

@@ -12,8 +12,9 @@ use crate::client::HomeserverClient;
 use crate::delivery::Deliverer;
 use crate::{Result, GUID_KEY};
 
-/// Events per `/messages` request.
-const PAGE: u32 = 1000;
+/// Events per `/messages` request. Synapse on SQLite spends ~10 s of database time on a page of
+/// 1000 in a 25k-event room, far more per event than on smaller pages.
+const PAGE: u32 = 250;
 /// Safety bound on pages per room.
 const MAX_PAGES: usize = 100_000;
 
