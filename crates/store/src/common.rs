@@ -393,12 +393,57 @@ mod tests {
 
 /// Emits a backend's `impl Store`: the methods given in braces (the backend-specific ones) plus
 /// every method whose SQL is the same on SQLite and PostgreSQL, run on the `read` / `write` pool
-/// fields. One place for the shared queries keeps the backends from drifting apart.
+/// fields; `now` is the backend's SQL for the current time. One place for the shared queries
+/// keeps the backends from drifting apart.
 macro_rules! impl_store {
-    ($ty:ty, read: $read:ident, write: $write:ident, { $($specific:tt)* }) => {
+    ($ty:ty, read: $read:ident, write: $write:ident, now: $now:expr, { $($specific:tt)* }) => {
         #[async_trait::async_trait]
         impl crate::Store for $ty {
             $($specific)*
+
+            async fn set_stop(&self, zone: &str, reason: crate::StopReason, last_error: Option<&str>) -> Result<()> {
+                sqlx::query(&format!(
+                    "INSERT INTO zones (zone, stop_reason, last_error) VALUES ($1, $2, $3) \
+                     ON CONFLICT (zone) DO UPDATE SET stop_reason = excluded.stop_reason, \
+                       last_error = excluded.last_error, updated_at = {}",
+                    $now
+                ))
+                .bind(zone)
+                .bind(reason.as_str())
+                .bind(last_error)
+                .execute(&self.$write)
+                .await?;
+                Ok(())
+            }
+
+            async fn set_server_count(&self, zone: &str, count: i64) -> Result<()> {
+                sqlx::query(&format!(
+                    "INSERT INTO zones (zone, server_count) VALUES ($1, $2) \
+                     ON CONFLICT (zone) DO UPDATE SET server_count = excluded.server_count, updated_at = {}",
+                    $now
+                ))
+                .bind(zone)
+                .bind(count)
+                .execute(&self.$write)
+                .await?;
+                Ok(())
+            }
+
+            async fn clear_tokens(&self) -> Result<()> {
+                sqlx::query(&format!(
+                    "UPDATE zones SET token = NULL, pages = 0, last_page_records = NULL, last_page_status = NULL, \
+                       last_page_done = NULL, last_page_has_token = NULL, stop_reason = NULL, updated_at = {}",
+                    $now
+                ))
+                .execute(&self.$write)
+                .await?;
+                Ok(())
+            }
+
+            async fn stored_count(&self, zone: &str) -> Result<i64> {
+                let Some(table) = crate::common::table_for_zone(zone) else { return Ok(0) };
+                Ok(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.$read).await?)
+            }
 
             async fn failed_records(&self, zone: &str) -> Result<Vec<FailedRecord>> {
                 let rows = sqlx::query(sql::FAILED).bind(zone).fetch_all(&self.$read).await?;

@@ -13,7 +13,7 @@ use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 use crate::common::{self, json_strings, sql, Plan};
-use crate::{migrations, Chat, FailedRecord, PageCommit, Result, StopReason, ZoneState};
+use crate::{migrations, Chat, FailedRecord, PageCommit, Result, ZoneState};
 
 const MAX_CONNECTIONS: u32 = 8;
 
@@ -162,7 +162,7 @@ async fn apply(conn: &mut PgConnection, zone: &str, plan: &Plan<'_>) -> Result<(
     Ok(())
 }
 
-crate::common::impl_store!(PostgresStore, read: pool, write: pool, {
+crate::common::impl_store!(PostgresStore, read: pool, write: pool, now: "now()", {
     async fn commit_page(&self, page: &PageCommit) -> Result<()> {
         let plan = Plan::new(&page.changes);
         let mut tx = self.tx().await?;
@@ -198,44 +198,4 @@ crate::common::impl_store!(PostgresStore, read: pool, write: pool, {
         Ok(())
     }
 
-    async fn set_stop(&self, zone: &str, reason: StopReason, last_error: Option<&str>) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO zones (zone, stop_reason, last_error) VALUES ($1, $2, $3) \
-             ON CONFLICT (zone) DO UPDATE SET stop_reason = EXCLUDED.stop_reason, \
-               last_error = EXCLUDED.last_error, updated_at = now()",
-        )
-        .bind(zone)
-        .bind(reason.as_str())
-        .bind(last_error)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn set_server_count(&self, zone: &str, count: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO zones (zone, server_count) VALUES ($1, $2) \
-             ON CONFLICT (zone) DO UPDATE SET server_count = EXCLUDED.server_count, updated_at = now()",
-        )
-        .bind(zone)
-        .bind(count)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn clear_tokens(&self) -> Result<()> {
-        sqlx::query(
-            "UPDATE zones SET token = NULL, pages = 0, last_page_records = NULL, last_page_status = NULL, \
-               last_page_done = NULL, last_page_has_token = NULL, stop_reason = NULL, updated_at = now()",
-        )
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn stored_count(&self, zone: &str) -> Result<i64> {
-        let Some(table) = common::table_for_zone(zone) else { return Ok(0) };
-        Ok(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.pool).await?)
-    }
 });

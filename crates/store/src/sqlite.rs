@@ -24,7 +24,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, Sqli
 use sqlx::{Sqlite, SqlitePool};
 
 use crate::common::{self, json_strings, sql, Plan};
-use crate::{migrations, Chat, FailedRecord, PageCommit, Result, StopReason, ZoneState};
+use crate::{migrations, Chat, FailedRecord, PageCommit, Result, ZoneState};
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 const READ_CONNECTIONS: u32 = 4;
@@ -238,7 +238,7 @@ async fn apply(conn: &mut SqliteConnection, zone: &str, plan: &Plan<'_>) -> Resu
     Ok(())
 }
 
-crate::common::impl_store!(SqliteStore, read: reader, write: writer, {
+crate::common::impl_store!(SqliteStore, read: reader, write: writer, now: NOW, {
     async fn commit_page(&self, page: &PageCommit) -> Result<()> {
         let plan = Plan::new(&page.changes);
         let failed = common::dedup_failed(&page.failed);
@@ -276,44 +276,4 @@ crate::common::impl_store!(SqliteStore, read: reader, write: writer, {
         Ok(())
     }
 
-    async fn set_stop(&self, zone: &str, reason: StopReason, last_error: Option<&str>) -> Result<()> {
-        sqlx::query(&format!(
-            "INSERT INTO zones (zone, stop_reason, last_error) VALUES ($1, $2, $3) \
-             ON CONFLICT (zone) DO UPDATE SET stop_reason = excluded.stop_reason, \
-               last_error = excluded.last_error, updated_at = {NOW}"
-        ))
-        .bind(zone)
-        .bind(reason.as_str())
-        .bind(last_error)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    async fn set_server_count(&self, zone: &str, count: i64) -> Result<()> {
-        sqlx::query(&format!(
-            "INSERT INTO zones (zone, server_count) VALUES ($1, $2) \
-             ON CONFLICT (zone) DO UPDATE SET server_count = excluded.server_count, updated_at = {NOW}"
-        ))
-        .bind(zone)
-        .bind(count)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    async fn clear_tokens(&self) -> Result<()> {
-        sqlx::query(&format!(
-            "UPDATE zones SET token = NULL, pages = 0, last_page_records = NULL, last_page_status = NULL, \
-               last_page_done = NULL, last_page_has_token = NULL, stop_reason = NULL, updated_at = {NOW}"
-        ))
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    async fn stored_count(&self, zone: &str) -> Result<i64> {
-        let Some(table) = common::table_for_zone(zone) else { return Ok(0) };
-        Ok(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.reader).await?)
-    }
 });
