@@ -1,18 +1,44 @@
-//! Progress bars per zone on a terminal (stderr), driven by the sync engine's callbacks.
+//! Progress bars on a terminal (stderr): one per zone while syncing, one per room while
+//! delivering, driven by the sync engine's and the deliverer's callbacks.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-pub struct Bars {
+/// Bars keyed by zone or chat id, drawn together.
+#[derive(Default)]
+struct KeyedBars {
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
 }
 
+impl KeyedBars {
+    fn add(&self, key: &str, bar: ProgressBar, template: &str, prefix: String) {
+        bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+        bar.set_prefix(prefix);
+        let bar = self.multi.add(bar);
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.insert(key.to_string(), bar);
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<ProgressBar> {
+        self.bars.lock().ok().and_then(|b| b.get(key).cloned())
+    }
+
+    fn remove(&self, key: &str) -> Option<ProgressBar> {
+        self.bars.lock().ok().and_then(|mut b| b.remove(key))
+    }
+}
+
+/// One bar per zone during `sync`.
+#[derive(Default)]
+pub struct Bars(KeyedBars);
+
 impl Bars {
     pub fn new() -> Self {
-        Bars { multi: MultiProgress::new(), bars: Mutex::new(HashMap::new()) }
+        Self::default()
     }
 }
 
@@ -22,61 +48,46 @@ impl sync::Progress for Bars {
             Some(n) => ProgressBar::new(n.max(0) as u64),
             None => ProgressBar::new_spinner(),
         };
-        let style = ProgressStyle::with_template("{prefix:>22} {bar:30} {pos:>8}/{len:<8} {per_sec:>10} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
-        bar.set_prefix(zone.to_string());
-        let bar = self.multi.add(bar);
-        if let Ok(mut bars) = self.bars.lock() {
-            bars.insert(zone.to_string(), bar);
-        }
+        self.0.add(zone, bar, "{prefix:>22} {bar:30} {pos:>8}/{len:<8} {per_sec:>10} {msg}", zone.to_string());
     }
 
     fn page(&self, zone: &str, changes: usize) {
-        if let Some(bar) = self.bars.lock().ok().and_then(|b| b.get(zone).cloned()) {
+        if let Some(bar) = self.0.get(zone) {
             bar.inc(changes as u64);
         }
     }
 
     fn zone_finished(&self, zone: &str, reason: store::StopReason) {
-        if let Some(bar) = self.bars.lock().ok().and_then(|b| b.get(zone).cloned()) {
+        if let Some(bar) = self.0.get(zone) {
             bar.finish_with_message(reason.as_str());
         }
     }
 }
 
 /// One bar per room being delivered.
-pub struct RoomBars {
-    multi: MultiProgress,
-    bars: Mutex<HashMap<String, ProgressBar>>,
-}
+#[derive(Default)]
+pub struct RoomBars(KeyedBars);
 
 impl RoomBars {
     pub fn new() -> Self {
-        RoomBars { multi: MultiProgress::new(), bars: Mutex::new(HashMap::new()) }
+        Self::default()
     }
 }
 
 impl matrix::delivery::DeliveryProgress for RoomBars {
     fn room_started(&self, chat_id: &str, name: &str, pending: usize) {
-        let bar = self.multi.add(ProgressBar::new(pending as u64));
-        let style = ProgressStyle::with_template("{prefix:>30} {bar:30} {pos:>7}/{len:<7} {per_sec:>9}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
-        bar.set_prefix(name.chars().take(30).collect::<String>());
-        if let Ok(mut bars) = self.bars.lock() {
-            bars.insert(chat_id.to_string(), bar);
-        }
+        let prefix = name.chars().take(30).collect();
+        self.0.add(chat_id, ProgressBar::new(pending as u64), "{prefix:>30} {bar:30} {pos:>7}/{len:<7} {per_sec:>9}", prefix);
     }
 
     fn sent(&self, chat_id: &str) {
-        if let Some(bar) = self.bars.lock().ok().and_then(|b| b.get(chat_id).cloned()) {
+        if let Some(bar) = self.0.get(chat_id) {
             bar.inc(1);
         }
     }
 
     fn room_finished(&self, chat_id: &str) {
-        if let Some(bar) = self.bars.lock().ok().and_then(|mut b| b.remove(chat_id)) {
+        if let Some(bar) = self.0.remove(chat_id) {
             bar.finish_and_clear();
         }
     }

@@ -75,6 +75,15 @@ impl Env {
         v
     }
 
+    /// `run --once` (sync + deliver), then `verify`, which must be ok. Returns verify's JSON.
+    async fn run_once_and_verify(&self) -> serde_json::Value {
+        let out = self.bridge.run(&["run", "--once"]).await;
+        assert!(out.status.success(), "run --once failed: {}", String::from_utf8_lossy(&out.stderr));
+        let v = self.verify_json().await;
+        assert_eq!(v["ok"], true, "verify: {v}");
+        v
+    }
+
     /// Compares every room, paginated backwards as the owner, with the simulator's truth.
     async fn assert_rooms_match_truth(&self) {
         let mut truth_chats = BTreeMap::new();
@@ -115,10 +124,7 @@ impl Env {
 async fn history_is_reachable_by_back_pagination() {
     let sim = start_sim(spec(11, 8, 600, 2500), Faults::default()).await;
     let env = Env::start(sim).await;
-    let out = env.bridge.run(&["run", "--once"]).await;
-    assert!(out.status.success(), "run --once failed: {}", String::from_utf8_lossy(&out.stderr));
-    let v = env.verify_json().await;
-    assert_eq!(v["ok"], true, "verify: {v}");
+    env.run_once_and_verify().await;
     env.assert_rooms_match_truth().await;
 }
 
@@ -199,10 +205,7 @@ async fn appservice_api_checks_tokens_and_bodies() {
 async fn big_chat_of_25072_messages_is_fully_reachable() {
     let sim = start_sim(spec(1, 4, 300, 25_072), Faults::default()).await;
     let env = Env::start(sim).await;
-    let out = env.bridge.run(&["run", "--once"]).await;
-    assert!(out.status.success(), "run --once failed: {}", String::from_utf8_lossy(&out.stderr));
-    let v = env.verify_json().await;
-    assert_eq!(v["ok"], true, "verify: {v}");
+    let v = env.run_once_and_verify().await;
     let big = &env.sim.sim.account.chats[0].chat_id;
     let chat = v["chats"].as_array().unwrap().iter().find(|c| &c["chat_id"] == big).unwrap();
     assert!(chat["reachable"].as_u64().unwrap() > 24_000, "{chat}");
