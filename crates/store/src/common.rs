@@ -394,7 +394,9 @@ mod tests {
 /// Emits a backend's `impl Store`: the methods given in braces (the backend-specific ones) plus
 /// every method whose SQL is the same on SQLite and PostgreSQL, run on the `read` / `write` pool
 /// fields; `now` is the backend's SQL for the current time. One place for the shared queries
-/// keeps the backends from drifting apart.
+/// keeps the backends from drifting apart. The backend also provides an inherent
+/// `async fn settle_messages(&self) -> Result<()>` that makes every committed message visible in
+/// `messages`; it runs before each read of that table.
 macro_rules! impl_store {
     ($ty:ty, read: $read:ident, write: $write:ident, now: $now:expr, { $($specific:tt)* }) => {
         #[async_trait::async_trait]
@@ -442,6 +444,9 @@ macro_rules! impl_store {
 
             async fn stored_count(&self, zone: &str) -> Result<i64> {
                 let Some(table) = crate::common::table_for_zone(zone) else { return Ok(0) };
+                if table == "messages" {
+                    self.settle_messages().await?;
+                }
                 Ok(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.$read).await?)
             }
 
@@ -476,11 +481,13 @@ macro_rules! impl_store {
             }
 
             async fn messages_in_chat(&self, chat_id: &str) -> Result<Vec<MessageRecord>> {
+                self.settle_messages().await?;
                 let rows = sqlx::query(sql::MESSAGES_IN_CHAT).bind(chat_id).fetch_all(&self.$read).await?;
                 rows.iter().map(common::message).collect()
             }
 
             async fn message_guids(&self) -> Result<Vec<String>> {
+                self.settle_messages().await?;
                 Ok(sqlx::query_scalar(sql::MESSAGE_GUIDS).fetch_all(&self.$read).await?)
             }
 
@@ -510,6 +517,7 @@ macro_rules! impl_store {
             }
 
             async fn undelivered(&self, chat_id: &str) -> Result<Vec<MessageRecord>> {
+                self.settle_messages().await?;
                 let rows = sqlx::query(sql::UNDELIVERED).bind(chat_id).fetch_all(&self.$read).await?;
                 rows.iter().map(common::message).collect()
             }

@@ -109,6 +109,31 @@ CREATE TABLE deliveries (
 ) STRICT;
 CREATE INDEX deliveries_chat ON deliveries (chat_id);
 "#,
+}, Migration {
+    version: 3,
+    name: "message_ingest",
+    // `messages_guid` was never read (deliveries are looked up by guid in `deliveries`), and each
+    // random insert into it cost a dirty index leaf per message. `message_log` is the SQLite
+    // ingest log: pages append to it (no secondary index, so a commit writes a few sequential
+    // pages), and it is folded into `messages` in record-name order (see `sqlite.rs`).
+    sql: r#"
+DROP INDEX messages_guid;
+CREATE TABLE message_log (
+    seq             INTEGER PRIMARY KEY,
+    deleted         INTEGER NOT NULL,
+    record_name     TEXT NOT NULL,
+    guid            TEXT,
+    chat_id         TEXT,
+    sender          TEXT,
+    flags           INTEGER,
+    ts_ms           INTEGER,
+    text            TEXT,
+    subject         TEXT,
+    associated_type INTEGER,
+    associated_guid TEXT,
+    service         TEXT
+) STRICT;
+"#,
 }];
 
 pub(crate) const POSTGRES: &[Migration] = &[Migration {
@@ -197,6 +222,12 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_chat ON deliveries (chat_id);
 "#,
+}, Migration {
+    version: 3,
+    name: "message_ingest",
+    // Same version as SQLite's ingest log. PostgreSQL keeps upserting pages straight into
+    // `messages`; it only loses the unused guid index.
+    sql: "DROP INDEX messages_guid;",
 }];
 
 /// Serializes concurrent openers of one PostgreSQL database (`pg_advisory_xact_lock` key).

@@ -38,6 +38,11 @@ impl PostgresStore {
     async fn tx(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
     }
+
+    /// Pages are upserted straight into `messages`: nothing to settle before a read.
+    async fn settle_messages(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 async fn upsert_chats(conn: &mut PgConnection, rows: &[&ChatRecord]) -> Result<()> {

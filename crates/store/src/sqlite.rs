@@ -7,19 +7,28 @@
 //! so a second process waits on `busy_timeout` rather than failing on a lock upgrade.
 //!
 //! Speed: a page is ~200 records and the sync must sustain tens of thousands of records per
-//! second, so upserts are multi-row `INSERT … VALUES (…),(…) ON CONFLICT` statements in chunks
-//! of power-of-two sizes (at most 8 distinct statements per table, all kept prepared), and lists
-//! of names are passed as one JSON parameter to `json_each`. `synchronous=NORMAL` in WAL mode
-//! keeps every commit atomic and durable against a crashed process (a power cut may lose the
-//! last commits, never consistency). As the database grows, a commit's cost is dominated by the
-//! random index leaves it dirties (guid, chat/time), each written whole to the WAL; see
-//! `WAL_CHECKPOINT_PAGES`.
+//! second, so writes are multi-row `INSERT … VALUES (…),(…)` statements in chunks of power-of-two
+//! sizes (at most 8 distinct statements per table, all kept prepared), and lists of names are
+//! passed as one JSON parameter to `json_each`. `synchronous=NORMAL` in WAL mode keeps every
+//! commit atomic and durable against a crashed process (a power cut may lose the last commits,
+//! never consistency).
+//!
+//! Messages go through an ingest log. CloudKit record names are random, so upserting a page
+//! straight into `messages` dirtied one random leaf of every index per message, and each dirty
+//! leaf is written whole to the WAL: at a million messages a page commit wrote megabytes and the
+//! sync slowed to a quarter of the fetch rate. Instead a page *appends* its messages (and message
+//! deletions) to `message_log` — a few sequential pages per commit — in the same transaction as
+//! its token, and the log is folded into `messages` once per sync pass (when a zone's last page
+//! commits) and before any read of messages: deletions first, then the last logged version of
+//! each record in record-name order, which turns random B-tree inserts into one sorted merge. The
+//! fold that more than doubles the table (the initial sync) drops the chat/time index and rebuilds
+//! it afterwards, which SQLite does with one sort instead of a million random inserts.
 
 use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use cloudkit::records::{AttachmentRecord, ChatRecord, MessageRecord, RecordChange};
+use cloudkit::records::{AttachmentRecord, ChatRecord, MessageRecord, RecordChange, MESSAGE_ZONE};
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
@@ -28,15 +37,18 @@ use crate::{migrations, Chat, FailedRecord, PageCommit, Result, ZoneState};
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 const READ_CONNECTIONS: u32 = 4;
-/// Negative `cache_size` is KiB: 32 MiB for the one writer connection.
+/// Negative `cache_size` is KiB: 32 MiB for the one writer connection. It also bounds the memory
+/// of the sorts a fold runs (SQLite's sorter spills to temporary files beyond it).
 const WRITER_CACHE_KIB: &str = "-32768";
-/// Checkpoint every ~40 MiB of WAL instead of SQLite's 4 MiB. Each message dirties a few random
-/// index leaves (guid, chat/time), so a page commit appends hundreds of pages to the WAL; with
-/// the default, the writer stopped for a checkpoint (and its fsyncs) every two or three commits.
-/// Measured on 300k–500k messages: about twice the commit throughput.
+/// Checkpoint every ~40 MiB of WAL instead of SQLite's 4 MiB, so the writer stops for a checkpoint
+/// (and its fsyncs) rarely; folding the ingest log writes tens of MiB at once.
 const WAL_CHECKPOINT_PAGES: &str = "10000";
 /// Truncate the WAL back to at most 64 MiB after a checkpoint, so the file does not stay huge.
 const WAL_SIZE_LIMIT_BYTES: &str = "67108864";
+/// A fold of at least this many logged messages, more than `messages` holds, rebuilds the
+/// chat/time index afterwards instead of maintaining it row by row.
+const BULK_FOLD_ROWS: i64 = 20_000;
+const CHAT_TS_INDEX: &str = "CREATE INDEX messages_chat_ts ON messages (chat_id, ts_ms)";
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 
@@ -55,10 +67,7 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30))
-            // Statement journals of the multi-row upserts exceed SQLite's 64 KiB spill threshold;
-            // in memory they cost nothing, as temp files they were half of all write syscalls.
-            .pragma("temp_store", "memory");
+            .busy_timeout(Duration::from_secs(30));
         let in_memory = uri.contains(":memory:") || uri.contains("mode=memory");
         if !in_memory {
             // `create_if_missing` creates the file, not its directory (e.g. a fresh data dir).
@@ -133,14 +142,12 @@ static CHATS: Upsert = Upsert::new(
      style = excluded.style, display_name = excluded.display_name, participants = excluded.participants, \
      service = excluded.service, modified_ms = excluded.modified_ms",
 );
-static MESSAGES: Upsert = Upsert::new(
-    "INSERT INTO messages (record_name, guid, chat_id, sender, flags, ts_ms, text, subject, associated_type, \
-     associated_guid, service)",
-    11,
-    "ON CONFLICT (record_name) DO UPDATE SET guid = excluded.guid, chat_id = excluded.chat_id, \
-     sender = excluded.sender, flags = excluded.flags, ts_ms = excluded.ts_ms, text = excluded.text, \
-     subject = excluded.subject, associated_type = excluded.associated_type, \
-     associated_guid = excluded.associated_guid, service = excluded.service",
+/// Appends to the ingest log: `deleted` first, then the message columns (NULL for deletions).
+static MESSAGE_LOG: Upsert = Upsert::new(
+    "INSERT INTO message_log (deleted, record_name, guid, chat_id, sender, flags, ts_ms, text, subject, \
+     associated_type, associated_guid, service)",
+    12,
+    "",
 );
 static ATTACHMENTS: Upsert = Upsert::new(
     "INSERT INTO attachments (record_name, guid, mime_type, filename, total_bytes, asset_size)",
@@ -155,7 +162,7 @@ static FAILED: Upsert = Upsert::new(
 );
 
 /// Writes `rows` with as few statements as the chunk sizes allow.
-async fn upsert_rows<'q, T>(
+async fn upsert_rows<'q, T: ?Sized>(
     conn: &mut SqliteConnection,
     stmt: &'static Upsert,
     rows: &[&'q T],
@@ -186,8 +193,14 @@ fn bind_chat<'q>(q: Query<'q>, c: &'q ChatRecord) -> Result<Query<'q>> {
         .bind(c.modified_ms))
 }
 
-fn bind_message<'q>(q: Query<'q>, m: &'q MessageRecord) -> Result<Query<'q>> {
-    Ok(q.bind(m.record_name.as_str())
+fn bind_logged_deletion<'q>(q: Query<'q>, record_name: &'q str) -> Result<Query<'q>> {
+    let q = q.bind(true).bind(record_name).bind(None::<&str>).bind(None::<&str>).bind(None::<&str>);
+    Ok(q.bind(None::<i64>).bind(None::<i64>).bind(None::<&str>).bind(None::<&str>).bind(None::<i64>).bind(None::<&str>).bind(None::<&str>))
+}
+
+fn bind_logged_message<'q>(q: Query<'q>, m: &'q MessageRecord) -> Result<Query<'q>> {
+    Ok(q.bind(false)
+        .bind(m.record_name.as_str())
         .bind(m.guid.as_str())
         .bind(m.chat_id.as_str())
         .bind(m.sender.as_str())
@@ -214,19 +227,22 @@ fn bind_failed<'q>(q: Query<'q>, f: &'q FailedRecord) -> Result<Query<'q>> {
 }
 
 /// Applies a change plan: deletions, then upserts, then drops the zone's now-obsolete
-/// failed-record entries for every touched name.
+/// failed-record entries for every touched name. Messages (and deletions, which may name a
+/// message) are appended to the ingest log in that same order, so folding it later yields the
+/// state a direct apply would have.
 async fn apply(conn: &mut SqliteConnection, zone: &str, plan: &Plan<'_>) -> Result<()> {
     if !plan.deleted.is_empty() {
         let names = json_strings(&plan.deleted);
-        for table in ["chat_records", "messages", "attachments"] {
+        for table in ["chat_records", "attachments"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE record_name IN (SELECT value FROM json_each($1))"))
                 .bind(names.as_str())
                 .execute(&mut *conn)
                 .await?;
         }
+        upsert_rows(conn, &MESSAGE_LOG, &plan.deleted, bind_logged_deletion).await?;
     }
     upsert_rows(conn, &CHATS, &plan.chats, bind_chat).await?;
-    upsert_rows(conn, &MESSAGES, &plan.messages, bind_message).await?;
+    upsert_rows(conn, &MESSAGE_LOG, &plan.messages, bind_logged_message).await?;
     upsert_rows(conn, &ATTACHMENTS, &plan.attachments, bind_attachment).await?;
     if !plan.touched.is_empty() {
         sqlx::query("DELETE FROM failed_records WHERE zone = $1 AND record_name IN (SELECT value FROM json_each($2))")
@@ -236,6 +252,63 @@ async fn apply(conn: &mut SqliteConnection, zone: &str, plan: &Plan<'_>) -> Resu
             .await?;
     }
     Ok(())
+}
+
+/// Folds the ingest log into `messages` and empties it; returns how many log rows it held.
+///
+/// Equivalent to applying the logged operations in `seq` order: a name with any logged deletion
+/// is deleted first, then the *last* logged row of every name is upserted unless that last row is
+/// a deletion (SQLite fills the bare columns of a `MAX()` aggregate from the row holding the max).
+/// `GROUP BY record_name` sorts, so the upserts arrive in primary-key order.
+async fn fold_message_log(conn: &mut SqliteConnection) -> Result<i64> {
+    let pending: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq) - MIN(seq) + 1, 0) FROM message_log").fetch_one(&mut *conn).await?;
+    if pending == 0 {
+        return Ok(0);
+    }
+    let started = std::time::Instant::now();
+    sqlx::query("DELETE FROM messages WHERE record_name IN (SELECT record_name FROM message_log WHERE deleted = 1)")
+        .execute(&mut *conn)
+        .await?;
+    let bulk = pending >= BULK_FOLD_ROWS
+        && pending > sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM messages").fetch_one(&mut *conn).await?;
+    if bulk {
+        sqlx::query("DROP INDEX messages_chat_ts").execute(&mut *conn).await?;
+    }
+    sqlx::query(
+        "INSERT INTO messages (record_name, guid, chat_id, sender, flags, ts_ms, text, subject, associated_type, \
+           associated_guid, service) \
+         SELECT record_name, guid, chat_id, sender, flags, ts_ms, text, subject, associated_type, associated_guid, \
+           service FROM ( \
+             SELECT MAX(seq), deleted, record_name, guid, chat_id, sender, flags, ts_ms, text, subject, \
+               associated_type, associated_guid, service FROM message_log GROUP BY record_name \
+           ) WHERE deleted = 0 \
+         ON CONFLICT (record_name) DO UPDATE SET guid = excluded.guid, chat_id = excluded.chat_id, \
+           sender = excluded.sender, flags = excluded.flags, ts_ms = excluded.ts_ms, text = excluded.text, \
+           subject = excluded.subject, associated_type = excluded.associated_type, \
+           associated_guid = excluded.associated_guid, service = excluded.service",
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM message_log").execute(&mut *conn).await?;
+    if bulk {
+        sqlx::query(CHAT_TS_INDEX).execute(&mut *conn).await?;
+    }
+    tracing::debug!(logged = pending, bulk, ms = started.elapsed().as_millis() as u64, "folded message ingest log");
+    Ok(pending)
+}
+
+impl SqliteStore {
+    /// Makes every logged message visible in `messages` before a read of that table.
+    async fn settle_messages(&self) -> Result<()> {
+        let pending: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM message_log)").fetch_one(&self.reader).await?;
+        if pending {
+            let mut tx = self.write_tx().await?;
+            fold_message_log(&mut tx).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
 }
 
 crate::common::impl_store!(SqliteStore, read: reader, write: writer, now: NOW, {
@@ -262,6 +335,9 @@ crate::common::impl_store!(SqliteStore, read: reader, write: writer, now: NOW, {
         .bind(page.stats.has_token)
         .execute(&mut *tx)
         .await?;
+        if page.stats.done && page.zone == MESSAGE_ZONE {
+            fold_message_log(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -272,8 +348,10 @@ crate::common::impl_store!(SqliteStore, read: reader, write: writer, now: NOW, {
         let mut tx = self.write_tx().await?;
         apply(&mut tx, zone, &plan).await?;
         upsert_rows(&mut tx, &FAILED, &failed, bind_failed).await?;
+        if zone == MESSAGE_ZONE {
+            fold_message_log(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
-
 });
