@@ -15,6 +15,12 @@ use clap::{Parser, Subcommand};
 
 use config::Config;
 
+/// mimalloc instead of glibc malloc: a sync allocates and frees millions of short-lived strings
+/// and protobuf buffers across threads, and glibc's malloc/free/consolidate took ~17% of the
+/// bridge's CPU in a 100k-message sync profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "imessage-bridge", version, about = "Bridge your whole iMessage history from iCloud into Matrix")]
 struct Cli {

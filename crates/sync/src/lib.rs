@@ -7,8 +7,13 @@
 //! token (never skipped); after [`SyncOptions::error_budget`] consecutive failures the zone stops
 //! with `error_budget`, its token intact. Records whose PCS key is missing trigger a key refresh;
 //! those still undecryptable are kept as *failed records*, re-fetched after the zone finishes, and
-//! reported — never dropped silently. The next page is fetched while the current one is decoded
-//! and committed, so the store's latency hides behind the network's.
+//! reported — never dropped silently.
+//!
+//! A zone runs as a three-stage pipeline joined by small bounded channels: a fetcher that asks
+//! for the next page as soon as the previous one arrived (the token is all it needs), a decoder
+//! (PCS + record parsing, owning the key ring), and the committer. While page N is committed,
+//! N+1 is decoded and N+2 is on its way, so the server, the CPU-bound decoding and the store's
+//! writes overlap instead of taking turns.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -167,6 +172,141 @@ struct ZoneSync<'a> {
     zone: &'static str,
 }
 
+/// Pages a zone's pipeline holds between stages (fetched but not decoded, decoded but not
+/// committed).
+const PIPELINE_DEPTH: usize = 2;
+
+/// What the committer does after committing a page, decided by the fetcher from the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterPage {
+    Continue,
+    /// `status == 3`: the zone is complete.
+    Done,
+    /// The server returned the token it was given without saying it is done.
+    TokenUnchanged,
+    /// [`SyncOptions::page_limit`] pages fetched.
+    PageLimit,
+}
+
+struct AbortOnDrop<const N: usize>([tokio::task::AbortHandle; N]);
+
+impl<const N: usize> Drop for AbortOnDrop<N> {
+    fn drop(&mut self) {
+        self.0.iter().for_each(tokio::task::AbortHandle::abort);
+    }
+}
+
+/// Pipeline stage 1: requests pages from `token` on, each as soon as the previous one arrived,
+/// until the zone is done, the token stops moving, the page limit, or a stop (sent on). A token
+/// the server rejects is dropped once and the zone started over.
+async fn fetch_pages(
+    client: Client,
+    opts: SyncOptions,
+    zone: &'static str,
+    mut token: Option<Vec<u8>>,
+    pages: tokio::sync::mpsc::Sender<Result<(ChangesPage, AfterPage), Stop>>,
+) {
+    let (mut fetched, mut resets) = (0u64, 0u32);
+    loop {
+        let page = match with_retries(&opts, "record/sync", || client.retrieve_changes(zone, token.as_deref())).await {
+            Ok(page) => page,
+            Err(stop) if stop.reason == StopReason::ResetNeeded && resets == 0 => {
+                tracing::warn!(zone, "sync token rejected by the server: starting the zone over");
+                resets += 1;
+                token = None;
+                continue;
+            }
+            Err(stop) => {
+                let _ = pages.send(Err(stop)).await;
+                return;
+            }
+        };
+        fetched += 1;
+        let after = if page.done() {
+            AfterPage::Done
+        } else if page.token.is_some() && page.token == token {
+            AfterPage::TokenUnchanged
+        } else if fetched >= opts.page_limit {
+            AfterPage::PageLimit
+        } else {
+            AfterPage::Continue
+        };
+        token = page.token.clone();
+        if pages.send(Ok((page, after))).await.is_err() || after != AfterPage::Continue {
+            return;
+        }
+    }
+}
+
+/// Pipeline stage 2: decodes pages into commits, refreshing the zone keys when a page has
+/// records under a key the ring lacks. Returns the ring, for the failed-record re-fetch.
+async fn decode_pages(
+    client: Client,
+    zone: &'static str,
+    mut ring: KeyRing,
+    mut pages: tokio::sync::mpsc::Receiver<Result<(ChangesPage, AfterPage), Stop>>,
+    commits: tokio::sync::mpsc::Sender<Result<(PageCommit, AfterPage), Stop>>,
+) -> KeyRing {
+    while let Some(next) = pages.recv().await {
+        let decoded = match next {
+            Ok((page, after)) => Ok((decode_page(&client, zone, &mut ring, &page).await, after)),
+            Err(stop) => Err(stop),
+        };
+        if commits.send(decoded).await.is_err() {
+            break;
+        }
+    }
+    ring
+}
+
+/// Decodes a page. Records whose key is missing get one key refresh; what still fails is
+/// returned as failed records (pending when a key was missing, final for malformed records).
+async fn decode_page(client: &Client, zone: &'static str, ring: &mut KeyRing, page: &ChangesPage) -> PageCommit {
+    let mut changes = Vec::with_capacity(page.changes.len());
+    let mut failed = Vec::new();
+    let mut missing_key = Vec::new();
+    for (i, change) in page.changes.iter().enumerate() {
+        match cloudkit::codec::decode_change(zone, change, ring) {
+            Ok(c) => changes.push((i, c)),
+            Err(cloudkit::Error::PcsKeyMissing(_)) => missing_key.push(i),
+            Err(e) => failed.push(failed_record(zone, change, &e, false)),
+        }
+    }
+    if !missing_key.is_empty() {
+        match client.zone_keys(zone).await {
+            Ok(keys) => ring.extend(keys),
+            Err(e) => tracing::warn!(zone, "key refresh failed: {e}"),
+        }
+        for i in missing_key {
+            let change = &page.changes[i];
+            match cloudkit::codec::decode_change(zone, change, ring) {
+                Ok(c) => changes.push((i, c)),
+                Err(e) => failed.push(failed_record(zone, change, &e, matches!(e, cloudkit::Error::PcsKeyMissing(_)))),
+            }
+        }
+        changes.sort_by_key(|(i, _)| *i);
+    }
+    PageCommit {
+        zone: zone.to_string(),
+        token: page.token.clone(),
+        stats: PageStats { records: page.changes.len() as i64, status: page.status as i64, done: page.done(), has_token: page.token.is_some() },
+        changes: changes.into_iter().map(|(_, c)| c).collect(),
+        failed,
+    }
+}
+
+fn failed_record(zone: &str, change: &cloudkit::proto::RecordChange, e: &cloudkit::Error, pending: bool) -> FailedRecord {
+    let record_name = change
+        .identifier
+        .as_ref()
+        .and_then(|i| i.record_name())
+        .or_else(|| change.record.as_ref().and_then(|r| r.record_name()))
+        .unwrap_or("<unnamed>")
+        .to_string();
+    tracing::debug!(zone, record = %record_name, "record not decodable: {e}");
+    FailedRecord { zone: zone.to_string(), record_name, reason: e.to_string(), pending }
+}
+
 /// Why fetching stopped before a page arrived.
 struct Stop {
     reason: StopReason,
@@ -229,111 +369,45 @@ impl ZoneSync<'_> {
     async fn run(&self) -> Result<ZoneReport, SyncError> {
         let zone = self.zone;
         let mut report = ZoneReport { zone: zone.into(), pages: 0, changes: 0, stop_reason: StopReason::ApiDone, error: None, recovered: 0 };
-        let mut ring = match self.fetch_keys().await {
+        let ring = match self.fetch_keys().await {
             Ok(r) => r,
             Err(stop) => return self.stop(report, stop).await,
         };
-        let mut token = self.store.zone_state(zone).await?.and_then(|s| s.token);
-        let mut resets = 0;
-        let fetch = |token: Option<Vec<u8>>| {
-            let client = self.client.clone();
-            let opts = self.opts.clone();
-            tokio::spawn(async move {
-                with_retries(&opts, "record/sync", || client.retrieve_changes(zone, token.as_deref())).await
-            })
-        };
-        let mut next = Some(fetch(token.clone()));
-        while let Some(pending) = next.take() {
-            let page: ChangesPage = match pending.await {
-                Ok(Ok(page)) => page,
-                Ok(Err(stop)) if stop.reason == StopReason::ResetNeeded && resets == 0 => {
-                    tracing::warn!(zone, "sync token rejected by the server: starting the zone over");
-                    resets += 1;
-                    token = None;
-                    next = Some(fetch(None));
-                    continue;
-                }
-                Ok(Err(stop)) => return self.stop(report, stop).await,
-                Err(e) => return Err(SyncError::CloudKit(cloudkit::Error::Frame(format!("fetch task failed: {e}")))),
+        let token = self.store.zone_state(zone).await?.and_then(|s| s.token);
+        let (page_tx, page_rx) = tokio::sync::mpsc::channel(PIPELINE_DEPTH);
+        let (commit_tx, mut commit_rx) = tokio::sync::mpsc::channel(PIPELINE_DEPTH);
+        let fetcher = tokio::spawn(fetch_pages(self.client.clone(), self.opts.clone(), zone, token, page_tx));
+        let decoder = tokio::spawn(decode_pages(self.client.clone(), zone, ring, page_rx, commit_tx));
+        let _abort = AbortOnDrop([fetcher.abort_handle(), decoder.abort_handle()]);
+        while let Some(next) = commit_rx.recv().await {
+            let (commit, after) = match next {
+                Ok(decoded) => decoded,
+                Err(stop) => return self.stop(report, stop).await,
             };
-            let unchanged = !page.done() && page.token.is_some() && page.token == token;
-            let more = !page.done() && !unchanged && report.pages + 1 < self.opts.page_limit;
-            if more {
-                next = Some(fetch(page.token.clone()));
-            }
-            let commit = self.decode_page(&mut ring, &page).await;
             self.store.commit_page(&commit).await?;
             report.pages += 1;
-            report.changes += page.changes.len() as u64;
-            self.progress.page(zone, page.changes.len());
-            token = page.token.clone();
-            if page.done() {
-                break;
-            }
-            if unchanged {
-                report.stop_reason = StopReason::TokenUnchanged;
-                self.store.set_stop(zone, StopReason::TokenUnchanged, None).await?;
-                return Ok(report);
-            }
-            if !more {
-                report.stop_reason = StopReason::PageLimit;
-                self.store.set_stop(zone, StopReason::PageLimit, None).await?;
-                return Ok(report);
-            }
+            report.changes += commit.stats.records as u64;
+            self.progress.page(zone, commit.stats.records as usize);
+            let reason = match after {
+                AfterPage::Continue => continue,
+                AfterPage::Done => break,
+                AfterPage::TokenUnchanged => StopReason::TokenUnchanged,
+                AfterPage::PageLimit => StopReason::PageLimit,
+            };
+            report.stop_reason = reason;
+            self.store.set_stop(zone, reason, None).await?;
+            return Ok(report);
+        }
+        let mut ring = match decoder.await {
+            Ok(ring) => ring,
+            Err(e) => return Err(SyncError::CloudKit(cloudkit::Error::Frame(format!("decoder task failed: {e}")))),
+        };
+        if !matches!(fetcher.await, Ok(())) {
+            return Err(SyncError::CloudKit(cloudkit::Error::Frame("fetcher task failed".into())));
         }
         report.recovered = self.refetch_failed(&mut ring).await?;
         self.store.set_stop(zone, StopReason::ApiDone, None).await?;
         Ok(report)
-    }
-
-    /// Decodes a page. Records whose key is missing get one key refresh; what still fails is
-    /// returned as failed records (pending when a key was missing, final for malformed records).
-    async fn decode_page(&self, ring: &mut KeyRing, page: &ChangesPage) -> PageCommit {
-        let zone = self.zone;
-        let mut changes = Vec::with_capacity(page.changes.len());
-        let mut failed = Vec::new();
-        let mut missing_key = Vec::new();
-        for (i, change) in page.changes.iter().enumerate() {
-            match cloudkit::codec::decode_change(zone, change, ring) {
-                Ok(c) => changes.push((i, c)),
-                Err(cloudkit::Error::PcsKeyMissing(_)) => missing_key.push(i),
-                Err(e) => failed.push(self.failed(change, &e, false)),
-            }
-        }
-        if !missing_key.is_empty() {
-            match self.client.zone_keys(zone).await {
-                Ok(keys) => ring.extend(keys),
-                Err(e) => tracing::warn!(zone, "key refresh failed: {e}"),
-            }
-            for i in missing_key {
-                let change = &page.changes[i];
-                match cloudkit::codec::decode_change(zone, change, ring) {
-                    Ok(c) => changes.push((i, c)),
-                    Err(e) => failed.push(self.failed(change, &e, matches!(e, cloudkit::Error::PcsKeyMissing(_)))),
-                }
-            }
-            changes.sort_by_key(|(i, _)| *i);
-        }
-        let has_token = page.token.is_some();
-        PageCommit {
-            zone: zone.to_string(),
-            token: page.token.clone(),
-            stats: PageStats { records: page.changes.len() as i64, status: page.status as i64, done: page.done(), has_token },
-            changes: changes.into_iter().map(|(_, c)| c).collect(),
-            failed,
-        }
-    }
-
-    fn failed(&self, change: &cloudkit::proto::RecordChange, e: &cloudkit::Error, pending: bool) -> FailedRecord {
-        let record_name = change
-            .identifier
-            .as_ref()
-            .and_then(|i| i.record_name())
-            .or_else(|| change.record.as_ref().and_then(|r| r.record_name()))
-            .unwrap_or("<unnamed>")
-            .to_string();
-        tracing::debug!(zone = self.zone, record = %record_name, "record not decodable: {e}");
-        FailedRecord { zone: self.zone.to_string(), record_name, reason: e.to_string(), pending }
     }
 
     /// Re-fetches every failed record of the zone after a key refresh, in up to
