@@ -7,7 +7,13 @@
 //! derived from anything the bridge did.
 //!
 //! Timestamps grow strictly with `g`, so a chat's chronological order is its index order; the
-//! server deliberately serves records in a permuted order so the bridge cannot rely on it.
+//! server deliberately serves history in a permuted order so the bridge cannot rely on it.
+//!
+//! History and later messages: the first `messages + big_chat` indexes are the history the
+//! account has when the server starts. `later` more indexes are messages that arrive afterwards
+//! (newer than all history, spread over every chat, the first one renaming a group); the server
+//! serves them, and their chat record versions, only once released — the live edge a bridge must
+//! append after the history it already delivered.
 
 use cloudkit::records::*;
 use rand::{Rng, SeedableRng};
@@ -24,6 +30,8 @@ pub struct AccountSpec {
     pub messages: u64,
     /// Messages of the one big group chat (0: no big chat).
     pub big_chat: u64,
+    /// Messages that arrive after the history, served once released (0: none).
+    pub later: u64,
 }
 
 /// Kinds of generated message records.
@@ -64,15 +72,30 @@ pub struct ChatInfo {
 pub struct Account {
     pub spec: AccountSpec,
     pub chats: Vec<ChatInfo>,
-    /// Every version of every chat record, in serving order.
+    /// Every version of every chat record, in serving order: the history's versions, then the
+    /// versions later renames create.
     pub chat_records: Vec<ChatRecord>,
-    /// Global indexes of attachment messages (the attachment zone's items).
+    /// Global indexes of attachment messages (the attachment zone's items), ascending.
     pub attachments: Vec<u32>,
     /// For each message, the index of the previous message of the same chat.
     prev_in_chat: Vec<u32>,
-    /// Messages served as deletions.
+    /// Messages served as deletions (all in the history).
     pub deleted: u64,
+    /// Indexes of the history: `0..history`.
+    pub history: u64,
+    /// All indexes, later messages included.
     pub total: u64,
+    /// How many chat records and attachments belong to the history (prefixes of their lists).
+    history_chat_records: usize,
+    history_attachments: usize,
+}
+
+/// How much of the account the server shows: everything up to these counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Visible {
+    pub messages: u64,
+    pub chat_records: usize,
+    pub attachments: usize,
 }
 
 /// A generated message and what the server does with it.
@@ -170,7 +193,10 @@ impl Account {
             attachments: Vec::new(),
             prev_in_chat: Vec::new(),
             deleted: 0,
-            total: spec.messages + spec.big_chat,
+            history: spec.messages + spec.big_chat,
+            total: spec.messages + spec.big_chat + spec.later,
+            history_chat_records: 0,
+            history_attachments: 0,
         };
         account.index();
         account
@@ -184,12 +210,16 @@ impl Account {
         let mut prev = Vec::with_capacity(total as usize);
         let mut versions: Vec<Vec<(i64, Option<String>)>> =
             self.chats.iter().map(|c| vec![(c.created_ms, c.initial_name.clone())]).collect();
+        let mut later_versions: Vec<(usize, i64, String, u64)> = Vec::new();
         let mut attachments = Vec::new();
         for g in 0..total {
             let chat = self.chat_of(g);
             prev.push(last[chat]);
             let (kind, _) = self.kind_of(g, chat, last[chat]);
             match kind {
+                Kind::Rename if g >= self.history => {
+                    later_versions.push((chat, self.ts_of(g), Self::rename_name(self.spec.seed, g), g))
+                }
                 Kind::Rename => versions[chat].push((self.ts_of(g), Some(Self::rename_name(self.spec.seed, g)))),
                 Kind::Attachment => attachments.push(g as u32),
                 Kind::Deleted => self.deleted += 1,
@@ -198,25 +228,46 @@ impl Account {
             last[chat] = g as u32;
         }
         self.prev_in_chat = prev;
+        self.history_attachments = attachments.partition_point(|&g| u64::from(g) < self.history);
         self.attachments = attachments;
         // Serve newest versions first so "last written wins" would pick a stale name.
         let mut records = Vec::new();
-        for (c, chat) in self.chats.iter().enumerate() {
-            for (v, (ts, name)) in versions[c].iter().enumerate().rev() {
-                let mut r = rng(self.spec.seed, STREAM_CHAT, 1_000_000 + (c as u64) * 1000 + v as u64);
-                records.push(ChatRecord {
-                    record_name: format!("C{}", hex_id(&mut r, 32)),
-                    chat_id: chat.chat_id.clone(),
-                    group_id: chat.group_id.clone(),
-                    style: chat.style,
-                    display_name: name.clone(),
-                    participants: chat.participants.clone(),
-                    service: Some("iMessage".into()),
-                    modified_ms: *ts,
-                });
+        for (c, chat_versions) in versions.iter().enumerate() {
+            for (v, (ts, name)) in chat_versions.iter().enumerate().rev() {
+                let r = rng(self.spec.seed, STREAM_CHAT, 1_000_000 + (c as u64) * 1000 + v as u64);
+                records.push(self.chat_version(c, r, *ts, name.clone()));
             }
         }
+        self.history_chat_records = records.len();
+        for (c, ts, name, g) in later_versions {
+            let r = rng(self.spec.seed, STREAM_NAMES, 3_000_000_000 + g);
+            records.push(self.chat_version(c, r, ts, Some(name)));
+        }
         self.chat_records = records;
+    }
+
+    /// One version of chat `c`'s record; `r` makes its record name.
+    fn chat_version(&self, c: usize, mut r: ChaCha8Rng, modified_ms: i64, name: Option<String>) -> ChatRecord {
+        let chat = &self.chats[c];
+        ChatRecord {
+            record_name: format!("C{}", hex_id(&mut r, 32)),
+            chat_id: chat.chat_id.clone(),
+            group_id: chat.group_id.clone(),
+            style: chat.style,
+            display_name: name,
+            participants: chat.participants.clone(),
+            service: Some("iMessage".into()),
+            modified_ms,
+        }
+    }
+
+    /// What the server shows before (`released == false`) and after the later messages arrive.
+    pub fn visible(&self, released: bool) -> Visible {
+        if released {
+            Visible { messages: self.total, chat_records: self.chat_records.len(), attachments: self.attachments.len() }
+        } else {
+            Visible { messages: self.history, chat_records: self.history_chat_records, attachments: self.history_attachments }
+        }
     }
 
     fn rename_name(seed: u64, g: u64) -> String {
@@ -224,12 +275,22 @@ impl Account {
         format!("{} ({})", GROUP_NAMES[r.gen_range(0..GROUP_NAMES.len())], g)
     }
 
-    /// The chat of message `g`: the big chat takes exactly `big_chat` evenly spread indexes.
+    /// The chat of message `g`: in the history the big chat takes exactly `big_chat` evenly spread
+    /// indexes; later messages go to any chat, the first one to the first group (it renames it).
     pub fn chat_of(&self, g: u64) -> usize {
+        if g >= self.history {
+            if g == self.history {
+                if let Some(group) = self.chats.iter().position(|c| c.style == STYLE_GROUP) {
+                    return group;
+                }
+            }
+            let mut r = rng(self.spec.seed, STREAM_MSG, g);
+            return r.gen_range(0..self.chats.len().max(1));
+        }
         let big = self.spec.big_chat as u128;
-        let total = self.total.max(1) as u128;
+        let total = self.history.max(1) as u128;
         let g128 = g as u128;
-        if big > 0 && g < self.total && ((g128 + 1) * big / total) > (g128 * big / total) {
+        if big > 0 && ((g128 + 1) * big / total) > (g128 * big / total) {
             return 0;
         }
         let first_normal = usize::from(self.spec.big_chat > 0);
@@ -253,12 +314,13 @@ impl Account {
         let roll = r.gen_range(0..1000);
         let group = self.chats[chat].style == STYLE_GROUP;
         let kind = match roll {
+            _ if g == self.history && group => Kind::Rename,
             0..=7 if group => Kind::Rename,
             0..=14 => Kind::Notice,
             15..=64 if prev != NO_PREV => Kind::Tapback,
             65..=79 => Kind::Attachment,
-            // The big chat keeps exactly `big_chat` live messages.
-            80..=89 if !(chat == 0 && self.spec.big_chat > 0) => Kind::Deleted,
+            // The big chat keeps exactly `big_chat` live messages; later messages are not deleted.
+            80..=89 if !(chat == 0 && self.spec.big_chat > 0) && g < self.history => Kind::Deleted,
             _ => Kind::Text,
         };
         (kind, r)
@@ -352,18 +414,18 @@ impl Account {
         (g < self.total && self.attachment(g).record_name == record_name).then_some(g)
     }
 
-    /// The display name a chat has now (its newest record's).
-    pub fn current_name(&self, chat_id: &str) -> Option<String> {
-        self.chat_records
+    /// The display name a chat has now (its newest visible record's).
+    pub fn current_name(&self, chat_id: &str, released: bool) -> Option<String> {
+        self.chat_records[..self.visible(released).chat_records]
             .iter()
             .filter(|c| c.chat_id == chat_id)
             .max_by_key(|c| c.modified_ms)
             .and_then(|c| c.display_name.clone())
     }
 
-    /// Number of live (non-deleted) messages.
-    pub fn live_message_count(&self) -> u64 {
-        self.total - self.deleted
+    /// Number of live (non-deleted) messages the server shows.
+    pub fn live_message_count(&self, released: bool) -> u64 {
+        self.visible(released).messages - self.deleted
     }
 }
 
@@ -399,18 +461,20 @@ pub enum TruthLine {
 }
 
 impl Account {
-    /// Calls `f` for every truth line: chats first, then messages in index (= time) order, then
+    /// Calls `f` for every truth line of what the server shows (history, plus the later
+    /// messages once `released`): chats first, then messages in index (= time) order, then
     /// attachments.
-    pub fn truth(&self, mut f: impl FnMut(TruthLine)) {
+    pub fn truth(&self, released: bool, mut f: impl FnMut(TruthLine)) {
+        let visible = self.visible(released);
         for c in &self.chats {
             f(TruthLine::Chat {
                 chat: c.chat_id.clone(),
-                name: self.current_name(&c.chat_id),
+                name: self.current_name(&c.chat_id, released),
                 participants: c.participants.clone(),
                 group: c.style == STYLE_GROUP,
             });
         }
-        for g in 0..self.total {
+        for g in 0..visible.messages {
             let Generated { record: m, kind } = self.message(g);
             if kind == Kind::Deleted {
                 continue;
@@ -427,7 +491,7 @@ impl Account {
                 associated_guid: m.associated_guid,
             });
         }
-        for &g in &self.attachments {
+        for &g in &self.attachments[..visible.attachments] {
             let a = self.attachment(g as u64);
             f(TruthLine::Attachment { guid: a.guid, mime_type: a.mime_type, filename: a.filename, total_bytes: a.total_bytes });
         }

@@ -35,6 +35,9 @@ enum Command {
     Truth {
         #[command(flatten)]
         account: AccountArgs,
+        /// Include the later messages (the truth after `/_sim/release-later`).
+        #[arg(long)]
+        released: bool,
         /// Accepted so that `truth` takes the same flags as `serve`; faults do not change truth.
         #[command(flatten)]
         faults: FaultArgs,
@@ -54,6 +57,9 @@ struct AccountArgs {
     /// Messages in the one big group chat (0: none).
     #[arg(long, default_value_t = 25072)]
     big_chat: u64,
+    /// Messages that arrive after the history: served once `POST /_sim/release-later` is called.
+    #[arg(long, default_value_t = 0)]
+    later: u64,
 }
 
 #[derive(Args)]
@@ -83,7 +89,7 @@ struct FaultArgs {
 
 impl AccountArgs {
     fn spec(&self) -> AccountSpec {
-        AccountSpec { seed: self.seed, chats: self.chats, messages: self.messages, big_chat: self.big_chat }
+        AccountSpec { seed: self.seed, chats: self.chats, messages: self.messages, big_chat: self.big_chat, later: self.later }
     }
 }
 
@@ -114,7 +120,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve { listen, write_session, account, faults } => {
             let spec = account.spec();
-            anyhow::ensure!(spec.chats > 0 || spec.messages == 0, "--messages needs at least one chat (--chats)");
+            anyhow::ensure!(spec.chats > 0 || spec.messages + spec.later == 0, "--messages and --later need at least one chat (--chats)");
             let sim = Arc::new(Sim::new(spec, faults.faults()?));
             if let Some(path) = write_session {
                 sim.session.save(&path).with_context(|| format!("writing {}", path.display()))?;
@@ -134,15 +140,15 @@ async fn main() -> anyhow::Result<()> {
             }
             tracing::info!(stats = ?sim.stats(), "stopped");
         }
-        Command::Truth { account, faults } => {
+        Command::Truth { account, released, faults } => {
             faults.faults()?;
             let spec = account.spec();
-            anyhow::ensure!(spec.chats > 0 || spec.messages == 0, "--messages needs at least one chat (--chats)");
+            anyhow::ensure!(spec.chats > 0 || spec.messages + spec.later == 0, "--messages and --later need at least one chat (--chats)");
             let account = cloudkit_sim::Account::generate(spec);
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             let mut result = Ok(());
-            account.truth(|line| {
+            account.truth(released, |line| {
                 if result.is_ok() {
                     result = serde_json::to_writer(&mut out, &line).map_err(anyhow::Error::from).and_then(|_| Ok(out.write_all(b"\n")?));
                 }

@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::{
@@ -35,7 +36,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
-use crate::account::{Account, AccountSpec, Kind, OWN_HANDLES};
+use crate::account::{Account, AccountSpec, Kind, TruthLine, Visible, OWN_HANDLES};
 
 /// Fault injection and paging knobs.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,8 +97,11 @@ pub struct Sim {
     /// Every zone's keys, derived once: deriving a key costs several HMACs and an AES key
     /// schedule, which is more than encrypting a record's fields with it.
     keys: Vec<(&'static str, KeyChoice, PcsKey)>,
+    /// The history's serving permutation `p → (a·p + b) mod history`.
     perm_a: u64,
     perm_b: u64,
+    /// Whether the account's later messages have arrived (see [`Sim::release_later`]).
+    released: AtomicBool,
     state: Mutex<Mutable>,
 }
 
@@ -150,7 +154,7 @@ impl Sim {
     pub fn new(spec: AccountSpec, faults: Faults) -> Self {
         let seed = spec.seed;
         let account = Account::generate(spec);
-        let n = account.total.max(1);
+        let n = account.history.max(1);
         let mut a = (n as f64 * 0.618_033_988_7) as u64 | 1;
         while gcd(a, n) != 1 {
             a += 2;
@@ -174,10 +178,26 @@ impl Sim {
             keys,
             perm_a: a % n.max(2),
             perm_b: (seed % n),
+            released: AtomicBool::new(false),
             faults,
             state: Mutex::new(Mutable { rng: ChaCha8Rng::seed_from_u64(seed ^ 0xfa17), burst_left: 0, zones, stats: Stats::default() }),
             account,
         }
+    }
+
+    /// Makes the account's later messages (and the chat record versions they create) arrive:
+    /// they are appended to the zones' change feeds, after every position served so far.
+    pub fn release_later(&self) {
+        self.released.store(true, Ordering::SeqCst);
+    }
+
+    fn visible(&self) -> Visible {
+        self.account.visible(self.released.load(Ordering::SeqCst))
+    }
+
+    /// The ground truth of what the server shows now (see [`Account::truth`]).
+    pub fn truth(&self, f: impl FnMut(TruthLine)) {
+        self.account.truth(self.released.load(Ordering::SeqCst), f)
     }
 
     pub fn stats(&self) -> Stats {
@@ -214,10 +234,20 @@ impl Sim {
     }
 
     fn items(&self, zone: &str) -> u64 {
+        let visible = self.visible();
         match zone {
-            CHAT_ZONE => self.account.chat_records.len() as u64,
-            MESSAGE_ZONE => self.account.total,
-            _ => self.account.attachments.len() as u64,
+            CHAT_ZONE => visible.chat_records as u64,
+            MESSAGE_ZONE => visible.messages,
+            _ => visible.attachments as u64,
+        }
+    }
+
+    /// The message at serving position `p`: the history permuted, later messages in order.
+    fn message_at(&self, p: u64) -> u64 {
+        if p < self.account.history {
+            (self.perm_a.wrapping_mul(p) + self.perm_b) % self.account.history.max(1)
+        } else {
+            p
         }
     }
 
@@ -230,7 +260,7 @@ impl Sim {
                 (Some(encode_chat(owner, &self.zone_key(zone, KeyChoice::Default), c)), p)
             }
             MESSAGE_ZONE => {
-                let g = (self.perm_a.wrapping_mul(p) + self.perm_b) % self.account.total.max(1);
+                let g = self.message_at(p);
                 let gen = self.account.message(g);
                 if gen.kind == Kind::Deleted {
                     let id = proto::RecordIdentifier {
@@ -361,6 +391,7 @@ impl Sim {
                 .and_then(|g| self.account.attachments.binary_search(&(g as u32)).ok())
                 .map(|p| p as u64),
         }
+        .filter(|&p| p < self.items(zone))
         .ok_or_else(not_found)?;
         let mut late = Vec::new();
         let change = self.change_at(zone, pos, &mut late);
@@ -368,9 +399,12 @@ impl Sim {
         Ok(proto::RecordRetrieveResponse { record: change.record })
     }
 
-    /// Inverse of the message permutation.
+    /// Inverse of [`Sim::message_at`].
     fn position_of(&self, g: u64) -> u64 {
-        let n = self.account.total.max(1) as i128;
+        if g >= self.account.history {
+            return g;
+        }
+        let n = self.account.history.max(1) as i128;
         // a * p + b ≡ g (mod n)  =>  p ≡ a⁻¹ (g − b)
         let (mut t, mut new_t, mut r, mut new_r) = (0i128, 1i128, n, self.perm_a as i128);
         while new_r != 0 {
@@ -385,10 +419,12 @@ impl Sim {
     fn query(&self, req: &proto::QueryRetrieveRequest) -> Result<proto::QueryRetrieveResponse, proto::OperationResult> {
         let zone = zone_of(req.zone_identifier.as_ref())?;
         let owner = &self.session.cloudkit_user_id;
+        let released = self.released.load(Ordering::SeqCst);
+        let visible = self.account.visible(released);
         let (record_type, count) = match zone {
-            CHAT_ZONE => (CHAT_RECORD_TYPE, self.account.chat_records.len() as i64),
-            MESSAGE_ZONE => (MESSAGE_RECORD_TYPE, self.account.live_message_count() as i64),
-            _ => (ATTACHMENT_RECORD_TYPE, self.account.attachments.len() as i64),
+            CHAT_ZONE => (CHAT_RECORD_TYPE, visible.chat_records as i64),
+            MESSAGE_ZONE => (MESSAGE_RECORD_TYPE, self.account.live_message_count(released) as i64),
+            _ => (ATTACHMENT_RECORD_TYPE, visible.attachments as i64),
         };
         let record = summary_record(zone, owner, record_type, count);
         Ok(proto::QueryRetrieveResponse {
@@ -489,8 +525,19 @@ async fn endpoint(State(sim): State<Arc<Sim>>, Path(_op): Path<String>, headers:
     }
 }
 
+/// `POST /_sim/release-later`: the simulator's own control endpoint (not CloudKit's), so a demo
+/// or a test driving a separate simulator process can make the later messages arrive.
+async fn release_later(State(sim): State<Arc<Sim>>) -> StatusCode {
+    sim.release_later();
+    tracing::info!(messages = sim.account.total - sim.account.history, "later messages released");
+    StatusCode::NO_CONTENT
+}
+
 pub fn router(sim: Arc<Sim>) -> Router {
-    Router::new().route("/ckdatabase/api/client/{*op}", post(endpoint)).with_state(sim)
+    Router::new()
+        .route("/ckdatabase/api/client/{*op}", post(endpoint))
+        .route("/_sim/release-later", post(release_later))
+        .with_state(sim)
 }
 
 /// Binds `addr` (port 0 allowed) and serves until the task is dropped. Returns the real address.

@@ -35,12 +35,7 @@ async fn full_account_matches_truth_with_server_counts() {
 
     // The big chat holds exactly --big-chat messages, and every chat's name is the current one.
     let store = bridge.store().await;
-    let mut truth_names = std::collections::BTreeMap::new();
-    sim.sim.account.truth(|l| {
-        if let TruthLine::Chat { chat, name, .. } = l {
-            truth_names.insert(chat, name);
-        }
-    });
+    let truth_names = truth_names(&sim.sim);
     let chats = store.chats().await.unwrap();
     assert_eq!(chats.len(), truth_names.len());
     for c in &chats {
@@ -52,6 +47,50 @@ async fn full_account_matches_truth_with_server_counts() {
     // A second sync is incremental: nothing new, still exact.
     bridge.sync_ok().await;
     assert_eq!(bridge.stored_guids().await, truth);
+}
+
+/// Chat names from the simulator's truth as it stands now.
+fn truth_names(sim: &cloudkit_sim::Sim) -> std::collections::BTreeMap<String, Option<String>> {
+    let mut names = std::collections::BTreeMap::new();
+    sim.truth(|l| {
+        if let TruthLine::Chat { chat, name, .. } = l {
+            names.insert(chat, name);
+        }
+    });
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_arriving_after_a_complete_sync_are_picked_up_from_the_token() {
+    let mut account = spec(6, 12, 1500, 400);
+    account.later = 300;
+    let sim = start_sim(account, Faults::default()).await;
+    let bridge = BridgeDir::new(&sim);
+    bridge.sync_ok().await;
+    let history = truth_guids(&sim.sim);
+    assert_eq!(bridge.stored_guids().await, history);
+    let pages_before = zone(&bridge.status_json().await, MESSAGE_ZONE)["pages"].as_i64().unwrap();
+
+    sim.sim.release_later();
+    let now = truth_guids(&sim.sim);
+    assert!(now.len() >= history.len() + 300 && now.is_superset(&history), "the simulator must add messages");
+    bridge.sync_ok().await;
+    assert!(bridge.stored_guids().await == now, "stored and truth differ after the later messages");
+
+    let status = bridge.status_json().await;
+    let messages = zone(&status, MESSAGE_ZONE);
+    assert_eq!(messages["server_count"], messages["stored"], "{messages}");
+    // Incremental: the second pass resumed from the saved token (300 messages = 2 pages of 200).
+    assert_eq!(messages["pages"].as_i64().unwrap(), pages_before + 2, "{messages}");
+
+    // The first later message renamed a group: the store's name is the new one.
+    let names = truth_names(&sim.sim);
+    let renamed = &sim.sim.account.chats.iter().find(|c| c.group_id.is_some()).unwrap().chat_id;
+    let store = bridge.store().await;
+    let chats = store.chats().await.unwrap();
+    let stored_name = &chats.iter().find(|c| &c.chat_id == renamed).unwrap().display_name;
+    assert_eq!(Some(stored_name), names.get(renamed));
+    assert!(stored_name.as_deref().is_some_and(|n| n.ends_with(&format!("({})", sim.sim.account.history))), "{stored_name:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

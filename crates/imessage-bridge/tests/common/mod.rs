@@ -31,7 +31,7 @@ pub async fn start_sim(spec: AccountSpec, faults: Faults) -> SimHandle {
 }
 
 pub fn spec(seed: u64, chats: u32, messages: u64, big_chat: u64) -> AccountSpec {
-    AccountSpec { seed, chats, messages, big_chat }
+    AccountSpec { seed, chats, messages, big_chat, later: 0 }
 }
 
 pub struct BridgeDir {
@@ -97,7 +97,7 @@ impl BridgeDir {
 /// Guids of every message in the simulator's ground truth.
 pub fn truth_guids(sim: &Sim) -> BTreeSet<String> {
     let mut guids = BTreeSet::new();
-    sim.account.truth(|line| {
+    sim.truth(|line| {
         if let TruthLine::Message { guid, .. } = line {
             guids.insert(guid);
         }
