@@ -118,6 +118,7 @@ impl Bridge {
             renamed = report.renamed,
             recovered_in_flight = report.recovered_in_flight,
             resent_in_flight = report.resent_in_flight,
+            adopted = report.adopted,
             rate = format!("{:.1}/s", report.sent as f64 / secs.max(1e-9)),
             "delivery finished"
         );

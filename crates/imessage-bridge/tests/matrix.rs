@@ -88,7 +88,7 @@ impl Env {
     async fn assert_rooms_match_truth(&self) {
         let mut truth_chats = BTreeMap::new();
         let mut truth_msgs: BTreeMap<String, Vec<(String, String, i64)>> = BTreeMap::new();
-        self.sim.sim.account.truth(|line| match line {
+        self.sim.sim.truth(|line| match line {
             TruthLine::Chat { chat, name, .. } => {
                 truth_chats.insert(chat, name);
             }
@@ -120,11 +120,22 @@ impl Env {
     }
 }
 
+/// History first, then the live edge: messages that arrive after the history was delivered (and
+/// a group rename among them) are appended after it — pagination still yields every room in
+/// timestamp order, ending at the newest message, with the new room name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn history_is_reachable_by_back_pagination() {
-    let sim = start_sim(spec(11, 8, 600, 2500), Faults::default()).await;
+async fn history_then_live_edge_reachable_by_back_pagination() {
+    let mut account = spec(11, 8, 600, 2500);
+    account.later = 250;
+    let sim = start_sim(account, Faults::default()).await;
     let env = Env::start(sim).await;
-    env.run_once_and_verify().await;
+    let history = env.run_once_and_verify().await;
+    env.assert_rooms_match_truth().await;
+
+    env.sim.sim.release_later();
+    let live = env.run_once_and_verify().await;
+    let total = |v: &serde_json::Value| v["chats"].as_array().unwrap().iter().map(|c| c["reachable"].as_u64().unwrap()).sum::<u64>();
+    assert!(total(&live) > total(&history), "later messages must be delivered: {} then {}", total(&history), total(&live));
     env.assert_rooms_match_truth().await;
 }
 
@@ -134,6 +145,27 @@ async fn sigkill_during_delivery_twice_then_resume() {
     let env = Env::start(sim).await;
     env.bridge.sync_ok().await;
     let total = env.bridge.store().await.message_guids().await.unwrap().len();
+    // A crash between `createRoom` and saving the portal leaves a room only the homeserver
+    // knows: the restarted bridge must adopt it, not create a second room for the chat.
+    let chats = env.bridge.store().await.chats().await.unwrap();
+    let orphan_chat = chats.last().unwrap().chat_id.clone();
+    let hs = env.hs();
+    let bot = bot_user_id(DOMAIN);
+    hs.register(matrix::ghost::BOT_LOCALPART).await.unwrap();
+    let orphan_room = hs
+        .create_room(
+            &bot,
+            &serde_json::json!({
+                "preset": "private_chat",
+                "initial_state": [{
+                    "type": "m.bridge",
+                    "state_key": format!("fi.imessage_bridge://imessage/{orphan_chat}"),
+                    "content": { "bridgebot": bot, "channel": { "id": orphan_chat } },
+                }],
+            }),
+        )
+        .await
+        .unwrap();
     for kill_at in [150usize, 700] {
         let mut child = env.bridge.command(&["deliver"]).spawn().unwrap();
         let mut killed = false;
@@ -161,6 +193,9 @@ async fn sigkill_during_delivery_twice_then_resume() {
         assert_eq!(c["duplicates"], 0, "{c}");
     }
     env.assert_rooms_match_truth().await;
+    let portal = env.bridge.store().await.portal(&orphan_chat).await.unwrap().unwrap();
+    assert_eq!(portal.room_id, orphan_room.as_str(), "the room created before the crash must be adopted");
+    assert_eq!(hs.joined_rooms(&bot).await.unwrap().len(), chats.len(), "one room per chat, no duplicates");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,11 @@ struct RoomIdResponse {
     room_id: OwnedRoomId,
 }
 
+#[derive(Deserialize)]
+struct JoinedMembersResponse {
+    joined: std::collections::HashMap<String, Value>,
+}
+
 fn enc(s: &str) -> String {
     urlencoding::encode(s).into_owned()
 }
@@ -170,6 +175,29 @@ impl HomeserverClient {
             Err(MatrixError::Api { status: 403, ref error, .. }) if error.contains("already") => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Rooms `as_user` is joined to.
+    pub async fn joined_rooms(&self, as_user: &str) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct JoinedRooms {
+            joined_rooms: Vec<String>,
+        }
+        let r: JoinedRooms = self.request(MAX_ATTEMPTS, Method::GET, "/_matrix/client/v3/joined_rooms", Some(as_user), &[], None, "joined rooms").await?;
+        Ok(r.joined_rooms)
+    }
+
+    /// Every current state event of the room, as `as_user` sees it.
+    pub async fn room_state(&self, room: &str, as_user: &str) -> Result<Vec<Value>> {
+        let path = format!("/_matrix/client/v3/rooms/{}/state", enc(room));
+        self.request(MAX_ATTEMPTS, Method::GET, &path, Some(as_user), &[], None, "room state").await
+    }
+
+    /// User ids of the room's joined members, as seen by `as_user` (who must be in the room).
+    pub async fn joined_members(&self, room: &str, as_user: &str) -> Result<std::collections::HashSet<String>> {
+        let path = format!("/_matrix/client/v3/rooms/{}/joined_members", enc(room));
+        let r: JoinedMembersResponse = self.request(MAX_ATTEMPTS, Method::GET, &path, Some(as_user), &[], None, "joined members").await?;
+        Ok(r.joined.into_keys().collect())
     }
 
     pub async fn join(&self, room: &str, user: &str) -> Result<()> {

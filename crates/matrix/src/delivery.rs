@@ -59,6 +59,8 @@ pub struct DeliveryReport {
     pub recovered_in_flight: u64,
     pub resent_in_flight: u64,
     pub renamed: u64,
+    /// Rooms found by their `m.bridge` state after an interruption (see `adopt_unrecorded_rooms`).
+    pub adopted: u64,
 }
 
 pub struct Deliverer {
@@ -69,7 +71,9 @@ pub struct Deliverer {
     known_users: Mutex<HashSet<String>>,
 }
 
-fn tapback_key(kind: u32) -> Option<&'static str> {
+/// The reaction key of an iMessage tapback (`associated_type` 2000–2005); None for other kinds
+/// (removals 3000–3005 and non-tapbacks), which are delivered as text.
+pub fn tapback_key(kind: u32) -> Option<&'static str> {
     Some(match kind {
         2000 => "❤️",
         2001 => "👍",
@@ -125,7 +129,8 @@ impl Deliverer {
         Ok(())
     }
 
-    async fn create_portal(&self, chat: &Chat) -> Result<Portal> {
+    /// Creates the chat's room with its members; returns the portal and who is joined.
+    async fn create_portal(&self, chat: &Chat) -> Result<(Portal, HashSet<String>)> {
         let bot = self.bot();
         self.hs.register(crate::ghost::BOT_LOCALPART).await?;
         let is_group = chat.style == STYLE_GROUP;
@@ -153,20 +158,28 @@ impl Deliverer {
         self.store.save_portal(&portal).await?;
         tracing::info!(chat = %chat.chat_id, room = %room, name = ?chat.display_name, "portal created");
         let mut members = HashSet::from([bot.clone()]);
+        self.seat_members(&portal, chat, &mut members).await?;
+        Ok((portal, members))
+    }
+
+    /// Puts the owner and a ghost per participant into the portal, skipping `members` (who are
+    /// already joined) and adding whoever it joins.
+    async fn seat_members(&self, portal: &Portal, chat: &Chat, members: &mut HashSet<String>) -> Result<()> {
+        let bot = self.bot();
         if self.config.double_puppet {
             // The owner is in our namespace: make sure the account exists before acting as it.
             if let Some(local) = self.config.owner.strip_prefix('@').and_then(|o| o.split(':').next()) {
                 self.hs.register(local).await?;
             }
-            self.ensure_member(&portal.room_id, &self.config.owner, &mut members).await?;
+            self.ensure_member(&portal.room_id, &self.config.owner, members).await?;
         } else {
             self.hs.invite(&portal.room_id, &bot, &self.config.owner).await?;
         }
         for handle in &chat.participants {
             let ghost = self.ensure_ghost(handle).await?;
-            self.ensure_member(&portal.room_id, &ghost, &mut members).await?;
+            self.ensure_member(&portal.room_id, &ghost, members).await?;
         }
-        Ok(portal)
+        Ok(())
     }
 
     /// Builds the event for a message: a reaction when it is a tapback on a delivered message,
@@ -207,12 +220,12 @@ impl Deliverer {
     /// Delivers one chat: creates its portal if needed, renames it if its name changed, resolves
     /// the in-flight send of a previous run, then sends every undelivered message in order.
     async fn deliver_chat(&self, chat: &Chat, progress: &dyn DeliveryProgress, report: &Mutex<DeliveryReport>) -> Result<()> {
-        let portal = match self.store.portal(&chat.chat_id).await? {
-            Some(p) => p,
+        let (portal, mut members) = match self.store.portal(&chat.chat_id).await? {
+            Some(p) => (p, None),
             None => {
-                let p = self.create_portal(chat).await?;
+                let (p, members) = self.create_portal(chat).await?;
                 report.lock().await.rooms_created += 1;
-                p
+                (p, Some(members))
             }
         };
         let room = portal.room_id.clone();
@@ -223,7 +236,6 @@ impl Deliverer {
             }
             self.store.save_portal(&Portal { name: chat.display_name.clone(), ..portal.clone() }).await?;
         }
-        let mut members: HashSet<String> = HashSet::new();
         for entry in self.store.in_flight(&chat.chat_id).await? {
             match self.find_in_room(&room, &entry.guid).await? {
                 Some(event_id) => {
@@ -242,6 +254,12 @@ impl Deliverer {
             return Ok(());
         }
         progress.room_started(&chat.chat_id, chat.display_name.as_deref().unwrap_or(&chat.chat_id), pending.len());
+        // Who is in the room already: known when we just created it, else asked once, so no
+        // sender costs an invite and a join per run.
+        let mut members = match members.take() {
+            Some(m) => m,
+            None => self.hs.joined_members(&room, &self.bot()).await?,
+        };
         let mut ghosts: HashSet<String> = HashSet::new();
         for m in &pending {
             let sender = self.sender_of(m);
@@ -250,10 +268,7 @@ impl Deliverer {
                 self.ensure_ghost(&handle).await?;
                 ghosts.insert(sender.clone());
             }
-            if !members.contains(&sender) {
-                // Idempotent: joining a room one is in is a no-op on the homeserver.
-                self.ensure_member(&room, &sender, &mut members).await?;
-            }
+            self.ensure_member(&room, &sender, &mut members).await?;
             let (event_type, content) = self.event_for(m).await?;
             let txn = format!("imb-{}", m.guid);
             self.store.begin_delivery(&m.guid, &chat.chat_id, &txn).await?;
@@ -266,10 +281,49 @@ impl Deliverer {
         Ok(())
     }
 
+    /// Finds rooms the bot created for a chat but never recorded (the bridge stopped between
+    /// `createRoom` and saving the portal) and records them, so a restart adopts the room instead
+    /// of creating a second one. Only rooms the bot is in that no portal names are looked at,
+    /// and a room counts only if its `m.bridge` state names a chat we have. Returns how many.
+    async fn adopt_unrecorded_rooms(&self, chats: &[Chat]) -> Result<u64> {
+        let known: HashSet<String> = self.store.portals().await?.into_iter().map(|p| p.room_id).collect();
+        let bot = self.bot();
+        let mut adopted = 0;
+        for room in self.hs.joined_rooms(&bot).await? {
+            if known.contains(&room) {
+                continue;
+            }
+            let state = self.hs.room_state(&room, &bot).await?;
+            let chat_id = state
+                .iter()
+                .filter(|e| e["type"] == "m.bridge" && e["content"]["bridgebot"] == bot.as_str())
+                .find_map(|e| e["content"]["channel"]["id"].as_str());
+            let Some(chat) = chat_id.and_then(|id| chats.iter().find(|c| c.chat_id == id)) else { continue };
+            let chat_id = chat.chat_id.as_str();
+            if self.store.portal(chat_id).await?.is_some() {
+                tracing::warn!(chat = chat_id, room = %room, "a second room claims this chat; keeping the recorded one");
+                continue;
+            }
+            let name = state.iter().find(|e| e["type"] == "m.room.name").and_then(|e| e["content"]["name"].as_str()).map(str::to_string);
+            let portal = Portal { chat_id: chat_id.to_string(), room_id: room.clone(), name };
+            self.store.save_portal(&portal).await?;
+            tracing::info!(chat = chat_id, room = %room, "adopted a room created before an interruption");
+            let mut members = self.hs.joined_members(&room, &bot).await?;
+            self.seat_members(&portal, chat, &mut members).await?;
+            adopted += 1;
+        }
+        Ok(adopted)
+    }
+
     /// Delivers every chat, `concurrency` rooms at a time; within a room strictly in order.
     pub async fn deliver_all(&self, progress: &dyn DeliveryProgress) -> Result<DeliveryReport> {
         let chats = self.store.chats().await?;
         let report = Mutex::new(DeliveryReport { rooms: chats.len() as u64, ..Default::default() });
+        let recorded = self.store.portals().await?.len();
+        if recorded < chats.len() {
+            self.hs.register(crate::ghost::BOT_LOCALPART).await?;
+            report.lock().await.adopted = self.adopt_unrecorded_rooms(&chats).await?;
+        }
         let results: Vec<Result<()>> = stream::iter(chats.iter())
             .map(|chat| self.deliver_chat(chat, progress, &report))
             .buffer_unordered(self.config.concurrency.max(1))
