@@ -1,15 +1,19 @@
 //! `deliver-bench`: how close does the bridge's delivery come to the homeserver's own ceiling?
 //!
 //! Against ONE Synapse in one run it measures
-//! - **raw ingest**: timestamped appservice sends (`PUT /send?ts=` as a ghost) straight to the
-//!   homeserver, one sequential stream per room, `concurrency` rooms at once — the most any
-//!   bridge could do;
-//! - **bridge delivery**: `imessage-bridge deliver` (release build) for an account of the same
-//!   size spread over the same number of rooms, after `sync` stored it.
+//! - **raw ingest**: the least any bridge must ask of the homeserver for the same rooms, done
+//!   straight with the appservice token and no bridge logic — per chat: create the room, register
+//!   and name one ghost per sender, invite and join them, then the same events the bridge will
+//!   send into that chat — texts, and reactions for tapbacks — as timestamped sends
+//!   (`PUT /send?ts=`), one sequential stream per room, `rooms` rooms at once;
+//! - **bridge delivery**: `imessage-bridge deliver` (release build) for that account, after `sync`
+//!   stored it: the same rooms, members and message counts, plus everything the bridge does
+//!   around them (store reads, the delivery ledger, in-flight checks).
 //!
 //! The ratio bridge/raw is the point (target ≥ 0.95). Synapse, the simulator and the bridge all
 //! run on 127.0.0.1; Synapse comes from `scripts/start-synapse.sh`, as in the tests and the demo.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -122,35 +126,52 @@ async fn main() -> Result<()> {
 
     run(Command::new(&bridge_bin).arg("-c").arg(d.join("config.yaml")).arg("sync").env("RUST_LOG", "warn"), "sync")?;
     let store = store::open(&format!("sqlite:{}", d.join("bridge.db").display())).await?;
-    let mut to_deliver = 0u64;
+    // What the bridge will deliver, chat by chat.
+    let mut plan = Vec::new();
     for chat in store.chats().await? {
-        to_deliver += store.undelivered(&chat.chat_id).await?.len() as u64;
+        plan.push((chat.participants.clone(), store.undelivered(&chat.chat_id).await?));
     }
+    let to_deliver: u64 = plan.iter().map(|(_, m)| m.len() as u64).sum();
 
-    // Raw ingest: the same number of sends, `rooms` sequential streams at once.
+    // Raw ingest: the same rooms, members and events (texts, and reactions for tapbacks on
+    // messages of the room), `rooms` rooms at once.
     let bot = matrix::ghost::bot_user_id("localhost");
     hs.register(matrix::ghost::BOT_LOCALPART).await?;
-    let ghost = matrix::ghost::ghost_user_id("tel:+15550009999", "localhost");
-    hs.register(&matrix::ghost::ghost_localpart("tel:+15550009999")).await?;
-    let mut rooms = Vec::new();
-    for i in 0..args.rooms {
-        let room = hs.create_room(&bot, &json!({ "preset": "private_chat", "name": format!("raw {i}") })).await?;
-        hs.invite(room.as_str(), &bot, &ghost).await?;
-        hs.join(room.as_str(), &ghost).await?;
-        rooms.push(room.to_string());
-    }
-    let per_room = to_deliver.div_ceil(args.rooms as u64);
     let started = Instant::now();
-    let results: Vec<Result<u64>> = stream::iter(rooms.iter().enumerate())
-        .map(|(r, room)| {
-            let (hs, ghost) = (hs.clone(), ghost.clone());
+    let results: Vec<Result<u64>> = stream::iter(plan.iter().enumerate())
+        .map(|(r, (participants, messages))| {
+            let (hs, bot) = (hs.clone(), bot.clone());
             async move {
-                let n = per_room.min(to_deliver.saturating_sub(r as u64 * per_room));
-                for i in 0..n {
-                    let content = json!({ "msgtype": "m.text", "body": format!("raw {r}/{i}") });
-                    hs.send(room, &ghost, "m.room.message", &format!("raw-{r}-{i}"), Some(1_600_000_000_000 + i as i64), &content).await?;
+                let room = hs.create_room(&bot, &json!({ "preset": "private_chat", "name": format!("raw {r}") })).await?;
+                let room = room.as_str();
+                // One raw ghost per sender the bridge will use: every participant and "me".
+                let mut ghosts = HashMap::new();
+                for handle in participants.iter().map(String::as_str).chain(["me"]) {
+                    let raw = format!("raw-{r}-{handle}");
+                    let ghost = matrix::ghost::ghost_user_id(&raw, "localhost");
+                    hs.register(&matrix::ghost::ghost_localpart(&raw)).await?;
+                    hs.set_displayname(&ghost, &raw).await?;
+                    hs.invite(room, &bot, &ghost).await?;
+                    hs.join(room, &ghost).await?;
+                    ghosts.insert(handle.to_string(), ghost);
                 }
-                Ok(n)
+                let mut event_ids: HashMap<&str, String> = HashMap::new();
+                for (i, m) in messages.iter().enumerate() {
+                    let handle = if m.from_me() { "me" } else { m.sender.as_str() };
+                    let ghost = ghosts.get(handle).with_context(|| format!("sender {handle} is not a participant"))?;
+                    let target = m.associated_guid.as_deref().map(|t| t.rsplit('/').next().unwrap_or(t));
+                    let reaction = m.associated_type.and_then(matrix::delivery::tapback_key).zip(target.and_then(|t| event_ids.get(t)));
+                    let (event_type, content) = match reaction {
+                        Some((key, event_id)) => (
+                            "m.reaction",
+                            json!({ "m.relates_to": { "rel_type": "m.annotation", "event_id": event_id, "key": key } }),
+                        ),
+                        None => ("m.room.message", json!({ "msgtype": "m.text", "body": m.text.clone().unwrap_or_default() })),
+                    };
+                    let event_id = hs.send(room, ghost, event_type, &format!("raw-{r}-{i}"), Some(m.ts_ms), &content).await?;
+                    event_ids.insert(m.guid.as_str(), event_id.to_string());
+                }
+                Ok(messages.len() as u64)
             }
         })
         .buffer_unordered(args.rooms as usize)
