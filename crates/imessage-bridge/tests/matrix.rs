@@ -196,6 +196,24 @@ async fn sigkill_during_delivery_twice_then_resume() {
     let portal = env.bridge.store().await.portal(&orphan_chat).await.unwrap().unwrap();
     assert_eq!(portal.room_id, orphan_room.as_str(), "the room created before the crash must be adopted");
     assert_eq!(hs.joined_rooms(&bot).await.unwrap().len(), chats.len(), "one room per chat, no duplicates");
+
+    // The bridge's portals and ledger are lost while the homeserver keeps its rooms: every room
+    // is adopted again and what it holds is recorded, so nothing is sent twice.
+    let delivered = env.bridge.store().await.delivered_count().await.unwrap();
+    {
+        use sqlx::Connection;
+        let mut db = sqlx::SqliteConnection::connect(&env.bridge.db_uri).await.unwrap();
+        sqlx::query("DELETE FROM deliveries").execute(&mut db).await.unwrap();
+        sqlx::query("DELETE FROM portals").execute(&mut db).await.unwrap();
+        db.close().await.unwrap();
+    }
+    let out = env.bridge.run(&["deliver"]).await;
+    assert!(out.status.success(), "deliver after losing the ledger failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(env.bridge.store().await.delivered_count().await.unwrap(), delivered);
+    assert_eq!(hs.joined_rooms(&bot).await.unwrap().len(), chats.len(), "rooms must be adopted, not created again");
+    let v = env.verify_json().await;
+    assert_eq!(v["ok"], true, "verify after losing the ledger: {v}");
+    env.assert_rooms_match_truth().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

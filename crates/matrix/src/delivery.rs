@@ -71,6 +71,12 @@ pub struct Deliverer {
     known_users: Mutex<HashSet<String>>,
 }
 
+/// The transaction id of a message's send: stable per guid, so a retried request is one event
+/// while the homeserver remembers the id.
+fn txn_id(guid: &str) -> String {
+    format!("imb-{guid}")
+}
+
 /// The reaction key of an iMessage tapback (`associated_type` 2000–2005); None for other kinds
 /// (removals 3000–3005 and non-tapbacks), which are delivered as text.
 pub fn tapback_key(kind: u32) -> Option<&'static str> {
@@ -220,7 +226,7 @@ impl Deliverer {
     /// Delivers one chat: creates its portal if needed, renames it if its name changed, resolves
     /// the in-flight send of a previous run, then sends every undelivered message in order.
     async fn deliver_chat(&self, chat: &Chat, progress: &dyn DeliveryProgress, report: &Mutex<DeliveryReport>) -> Result<()> {
-        let (portal, mut members) = match self.store.portal(&chat.chat_id).await? {
+        let (portal, created_with) = match self.store.portal(&chat.chat_id).await? {
             Some(p) => (p, None),
             None => {
                 let (p, members) = self.create_portal(chat).await?;
@@ -256,7 +262,7 @@ impl Deliverer {
         progress.room_started(&chat.chat_id, chat.display_name.as_deref().unwrap_or(&chat.chat_id), pending.len());
         // Who is in the room already: known when we just created it, else asked once, so no
         // sender costs an invite and a join per run.
-        let mut members = match members.take() {
+        let mut members = match created_with {
             Some(m) => m,
             None => self.hs.joined_members(&room, &self.bot()).await?,
         };
@@ -270,7 +276,7 @@ impl Deliverer {
             }
             self.ensure_member(&room, &sender, &mut members).await?;
             let (event_type, content) = self.event_for(m).await?;
-            let txn = format!("imb-{}", m.guid);
+            let txn = txn_id(&m.guid);
             self.store.begin_delivery(&m.guid, &chat.chat_id, &txn).await?;
             let event_id = self.hs.send(&room, &sender, event_type, &txn, Some(m.ts_ms), &content).await?;
             self.store.finish_delivery(&m.guid, event_id.as_str()).await?;
@@ -282,8 +288,8 @@ impl Deliverer {
     }
 
     /// Finds rooms the bot created for a chat but never recorded (the bridge stopped between
-    /// `createRoom` and saving the portal) and records them, so a restart adopts the room instead
-    /// of creating a second one. Only rooms the bot is in that no portal names are looked at,
+    /// `createRoom` and saving the portal, or its database was replaced) and records them, so a
+    /// restart adopts the room instead of creating a second one. Only rooms the bot is in that no portal names are looked at,
     /// and a room counts only if its `m.bridge` state names a chat we have. Returns how many.
     async fn adopt_unrecorded_rooms(&self, chats: &[Chat]) -> Result<u64> {
         let known: HashSet<String> = self.store.portals().await?.into_iter().map(|p| p.room_id).collect();
@@ -305,6 +311,15 @@ impl Deliverer {
                 continue;
             }
             let name = state.iter().find(|e| e["type"] == "m.room.name").and_then(|e| e["content"]["name"].as_str()).map(str::to_string);
+            // Messages already in the room (a wiped database next to a kept homeserver) go into
+            // the ledger, so adopting the room never sends them a second time.
+            let (events, _) = crate::verify::paginate(&self.hs, &room, &bot).await?;
+            for e in events {
+                if let (Some(guid), Some(event_id)) = (e.guid, e.event_id) {
+                    self.store.begin_delivery(&guid, chat_id, &txn_id(&guid)).await?;
+                    self.store.finish_delivery(&guid, &event_id).await?;
+                }
+            }
             let portal = Portal { chat_id: chat_id.to_string(), room_id: room.clone(), name };
             self.store.save_portal(&portal).await?;
             tracing::info!(chat = chat_id, room = %room, "adopted a room created before an interruption");

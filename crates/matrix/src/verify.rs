@@ -63,6 +63,7 @@ pub struct Verification {
 /// A timeline event as a client sees it.
 #[derive(Debug, Clone)]
 pub struct SeenEvent {
+    pub event_id: Option<String>,
     pub event_type: String,
     pub sender: String,
     pub ts: i64,
@@ -84,6 +85,7 @@ pub async fn paginate(hs: &HomeserverClient, room: &str, user: &str) -> Result<(
                 reached_start = true;
             }
             events.push(SeenEvent {
+                event_id: e["event_id"].as_str().map(str::to_string),
                 sender: e["sender"].as_str().unwrap_or("").to_string(),
                 ts: e["origin_server_ts"].as_i64().unwrap_or(0),
                 guid: e["content"][GUID_KEY].as_str().map(str::to_string),
