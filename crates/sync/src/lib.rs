@@ -13,7 +13,9 @@
 //! for the next page as soon as the previous one arrived (the token is all it needs), a decoder
 //! (PCS + record parsing, owning the key ring), and the committer. While page N is committed,
 //! N+1 is decoded and N+2 is on its way, so the server, the CPU-bound decoding and the store's
-//! writes overlap instead of taking turns.
+//! writes overlap instead of taking turns. Decoding (on the blocking pool) and the store's
+//! worker threads run at a lower CPU priority: when cores are short, the request for the next
+//! page — the critical path — goes first.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,6 +120,7 @@ pub async fn sync_all(
     progress: Arc<dyn Progress>,
 ) -> Result<SyncReport, SyncError> {
     let stored_version = store.sync_version().await?;
+    background_priority_for_store_threads();
     let full_resync = matches!(stored_version, Some(v) if v < SYNC_VERSION);
     if full_resync {
         tracing::info!(from = ?stored_version, to = SYNC_VERSION, "sync version changed: full re-sync");
@@ -238,8 +241,9 @@ async fn fetch_pages(
     }
 }
 
-/// Pipeline stage 2: decodes pages into commits, refreshing the zone keys when a page has
-/// records under a key the ring lacks. Returns the ring, for the failed-record re-fetch.
+/// Pipeline stage 2: decodes pages into commits (the CPU part on a low-priority blocking
+/// thread), refreshing the zone keys when a page has records under a key the ring lacks.
+/// Returns the ring, for the failed-record re-fetch.
 async fn decode_pages(
     client: Client,
     zone: &'static str,
@@ -249,7 +253,25 @@ async fn decode_pages(
 ) -> KeyRing {
     while let Some(next) = pages.recv().await {
         let decoded = match next {
-            Ok((page, after)) => Ok((decode_page(&client, zone, &mut ring, &page).await, after)),
+            Ok((page, after)) => {
+                // The CPU-heavy pass runs on a blocking thread that yields to the fetch path.
+                let (back, first) = match tokio::task::spawn_blocking(move || {
+                    background_priority();
+                    let first = first_pass(zone, &ring, &page);
+                    (ring, (page, first))
+                })
+                .await
+                {
+                    Ok(done) => done,
+                    Err(e) => {
+                        tracing::error!(zone, "decoder thread failed: {e}");
+                        return KeyRing::default();
+                    }
+                };
+                ring = back;
+                let (page, first) = first;
+                Ok((decode_page(&client, zone, &mut ring, &page, first).await, after))
+            }
             Err(stop) => Err(stop),
         };
         if commits.send(decoded).await.is_err() {
@@ -259,9 +281,14 @@ async fn decode_pages(
     ring
 }
 
-/// Decodes a page. Records whose key is missing get one key refresh; what still fails is
-/// returned as failed records (pending when a key was missing, final for malformed records).
-async fn decode_page(client: &Client, zone: &'static str, ring: &mut KeyRing, page: &ChangesPage) -> PageCommit {
+/// Finishes decoding a page after [`first_pass`]: records whose key was missing get one key
+/// refresh; what still fails is returned as failed records (pending when a key was missing,
+/// final for malformed records).
+/// Decoded changes with their page positions, final failures, positions missing a key.
+type FirstPass = (Vec<(usize, RecordChange)>, Vec<FailedRecord>, Vec<usize>);
+
+/// Decodes every record of a page with the keys at hand (pure CPU work).
+fn first_pass(zone: &'static str, ring: &KeyRing, page: &ChangesPage) -> FirstPass {
     let mut changes = Vec::with_capacity(page.changes.len());
     let mut failed = Vec::new();
     let mut missing_key = Vec::new();
@@ -272,6 +299,45 @@ async fn decode_page(client: &Client, zone: &'static str, ring: &mut KeyRing, pa
             Err(e) => failed.push(failed_record(zone, change, &e, false)),
         }
     }
+    (changes, failed, missing_key)
+}
+
+/// Nice value of the threads that decode and store pages: they yield the CPU to the thread that
+/// fetches the next page, which is the sync's critical path.
+const BACKGROUND_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's CPU priority (Linux: per thread), once per thread.
+fn background_priority() {
+    thread_local!(static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    DONE.with(|done| {
+        if !done.replace(true) {
+            // SAFETY: a plain syscall about the calling thread; failure only leaves the priority.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, BACKGROUND_NICE);
+            }
+        }
+    });
+}
+
+/// Lowers the priority of the store's worker threads (sqlx runs each SQLite connection on a
+/// thread named `sqlx-sqlite-worker-N`). Linux only; elsewhere, and if /proc is unreadable, it
+/// does nothing.
+fn background_priority_for_store_threads() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
+    for task in tasks.flatten() {
+        let is_store = std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.starts_with("sqlx-sqlite"));
+        let tid = task.file_name().to_str().and_then(|t| t.parse::<libc::id_t>().ok());
+        if let (true, Some(tid)) = (is_store, tid) {
+            // SAFETY: a plain syscall about one of this process's threads.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE);
+            }
+        }
+    }
+}
+
+async fn decode_page(client: &Client, zone: &'static str, ring: &mut KeyRing, page: &ChangesPage, first: FirstPass) -> PageCommit {
+    let (mut changes, mut failed, missing_key) = first;
     if !missing_key.is_empty() {
         match client.zone_keys(zone).await {
             Ok(keys) => ring.extend(keys),
