@@ -243,14 +243,14 @@ async fn fetch_pages(
 
 /// Pipeline stage 2: decodes pages into commits (the CPU part on a low-priority blocking
 /// thread), refreshing the zone keys when a page has records under a key the ring lacks.
-/// Returns the ring, for the failed-record re-fetch.
+/// Returns the ring, for the failed-record re-fetch (None if a decoding thread failed).
 async fn decode_pages(
     client: Client,
     zone: &'static str,
     mut ring: KeyRing,
     mut pages: tokio::sync::mpsc::Receiver<Result<(ChangesPage, AfterPage), Stop>>,
     commits: tokio::sync::mpsc::Sender<Result<(PageCommit, AfterPage), Stop>>,
-) -> KeyRing {
+) -> Option<KeyRing> {
     while let Some(next) = pages.recv().await {
         let decoded = match next {
             Ok((page, after)) => {
@@ -265,7 +265,7 @@ async fn decode_pages(
                     Ok(done) => done,
                     Err(e) => {
                         tracing::error!(zone, "decoder thread failed: {e}");
-                        return KeyRing::default();
+                        return None;
                     }
                 };
                 ring = back;
@@ -278,7 +278,7 @@ async fn decode_pages(
             break;
         }
     }
-    ring
+    Some(ring)
 }
 
 /// Finishes decoding a page after [`first_pass`]: records whose key was missing get one key
@@ -445,6 +445,7 @@ impl ZoneSync<'_> {
         let fetcher = tokio::spawn(fetch_pages(self.client.clone(), self.opts.clone(), zone, token, page_tx));
         let decoder = tokio::spawn(decode_pages(self.client.clone(), zone, ring, page_rx, commit_tx));
         let _abort = AbortOnDrop([fetcher.abort_handle(), decoder.abort_handle()]);
+        let mut reached_done = false;
         while let Some(next) = commit_rx.recv().await {
             let (commit, after) = match next {
                 Ok(decoded) => decoded,
@@ -456,7 +457,10 @@ impl ZoneSync<'_> {
             self.progress.page(zone, commit.stats.records as usize);
             let reason = match after {
                 AfterPage::Continue => continue,
-                AfterPage::Done => break,
+                AfterPage::Done => {
+                    reached_done = true;
+                    break;
+                }
                 AfterPage::TokenUnchanged => StopReason::TokenUnchanged,
                 AfterPage::PageLimit => StopReason::PageLimit,
             };
@@ -464,12 +468,18 @@ impl ZoneSync<'_> {
             self.store.set_stop(zone, reason, None).await?;
             return Ok(report);
         }
+        let pipeline_failed = |what: String| Err(SyncError::CloudKit(cloudkit::Error::Frame(what)));
         let mut ring = match decoder.await {
-            Ok(ring) => ring,
-            Err(e) => return Err(SyncError::CloudKit(cloudkit::Error::Frame(format!("decoder task failed: {e}")))),
+            Ok(Some(ring)) => ring,
+            Ok(None) => return pipeline_failed("decoder thread failed".into()),
+            Err(e) => return pipeline_failed(format!("decoder task failed: {e}")),
         };
         if !matches!(fetcher.await, Ok(())) {
-            return Err(SyncError::CloudKit(cloudkit::Error::Frame("fetcher task failed".into())));
+            return pipeline_failed("fetcher task failed".into());
+        }
+        if !reached_done {
+            // The pipeline closed without the last page: never report such a zone as complete.
+            return pipeline_failed("page pipeline ended before the zone's last page".into());
         }
         report.recovered = self.refetch_failed(&mut ring).await?;
         self.store.set_stop(zone, StopReason::ApiDone, None).await?;
