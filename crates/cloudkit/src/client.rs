@@ -12,7 +12,7 @@ use prost::Message;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
 use crate::error::{Error, Result};
-use crate::framing::{decode_body, encode_body};
+use crate::framing::{decode_delimited_bytes, encode_body, plain_body};
 use crate::pcs::{open_zone_keys, PcsKey};
 use crate::proto::{self, client_error, op_type, result_code, server_error, RequestOperation, ResponseOperation};
 use crate::session::Session;
@@ -31,6 +31,36 @@ impl ChangesPage {
     /// The server has no more changes for this zone.
     pub fn done(&self) -> bool {
         self.status == proto::CHANGES_STATUS_DONE
+    }
+}
+
+/// One page of `record/sync` whose changes are still encoded: enough to ask for the next page
+/// (token, status) without parsing any record (see [`proto::ResponseOperationRaw`]). The changes
+/// share the reply's buffer.
+#[derive(Debug, Clone, Default)]
+pub struct RawChangesPage {
+    /// Each an encoded [`proto::RecordChange`]; parse with [`RawChangesPage::change`].
+    pub changes: Vec<bytes::Bytes>,
+    pub token: Option<Vec<u8>>,
+    pub status: i32,
+}
+
+impl RawChangesPage {
+    /// The server has no more changes for this zone.
+    pub fn done(&self) -> bool {
+        self.status == proto::CHANGES_STATUS_DONE
+    }
+
+    /// Parses change `i` (a malformed change is an [`Error::Frame`] of its own).
+    pub fn change(&self, i: usize) -> Result<proto::RecordChange> {
+        let raw = self.changes.get(i).ok_or_else(|| Error::Frame(format!("page has no change {i}")))?;
+        proto::RecordChange::decode(raw.clone()).map_err(|e| Error::Frame(format!("change {i} of the page is not a valid record change: {e}")))
+    }
+
+    /// Parses every change; the first malformed one fails the page.
+    pub fn decode(self) -> Result<ChangesPage> {
+        let changes = (0..self.changes.len()).map(|i| self.change(i)).collect::<Result<_>>()?;
+        Ok(ChangesPage { changes, token: self.token, status: self.status })
     }
 }
 
@@ -102,8 +132,8 @@ impl Client {
     }
 
     /// Sends operations of one type in one request and returns each operation's outcome in the
-    /// order given.
-    async fn perform(&self, path: &str, kind: i32, mut ops: Vec<RequestOperation>) -> Result<Vec<Result<ResponseOperation>>> {
+    /// order given, each reply read as `R` (all of `ResponseOperation`, or a partial view).
+    async fn perform<R: Message + Default + proto::Reply>(&self, path: &str, kind: i32, mut ops: Vec<RequestOperation>) -> Result<Vec<Result<R>>> {
         let count = ops.len();
         let mut uuids = Vec::with_capacity(count);
         for (i, op) in ops.iter_mut().enumerate() {
@@ -119,6 +149,25 @@ impl Client {
             }
             uuids.push(uuid);
         }
+        let body = self.exchange(path, &ops).await?;
+        let mut replies: Vec<R> = decode_delimited_bytes(body)?;
+        Ok(uuids
+            .iter()
+            .map(|uuid| {
+                let pos = replies
+                    .iter()
+                    .position(|r| r.operation_uuid() == Some(uuid.as_str()))
+                    .ok_or_else(|| Error::MissingResponse(uuid.clone()))?;
+                let reply = replies.swap_remove(pos);
+                check_result(&reply)?;
+                Ok(reply)
+            })
+            .collect())
+    }
+
+    /// One POST: the operations out, the reply body (without its gzip layer) back, with HTTP
+    /// failures mapped to typed errors.
+    async fn exchange(&self, path: &str, ops: &[RequestOperation]) -> Result<bytes::Bytes> {
         let url = format!("{}/ckdatabase/api/client/{}", self.base_url, path);
         let transport = |e| Error::Transport { url: url.clone(), source: e };
         let response = self
@@ -126,7 +175,7 @@ impl Client {
             .post(&url)
             .header(CONTENT_TYPE, CONTENT_TYPE_PROTOBUF)
             .header(CONTENT_ENCODING, "gzip")
-            .body(encode_body(&ops))
+            .body(encode_body(ops))
             .send()
             .await
             .map_err(transport)?;
@@ -153,28 +202,21 @@ impl Client {
             let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
             return Err(Error::HttpStatus { status: status.as_u16(), body: text });
         }
-        let mut replies: Vec<ResponseOperation> = decode_body(&body, gzipped)?;
-        Ok(uuids
-            .iter()
-            .map(|uuid| {
-                let pos = replies
-                    .iter()
-                    .position(|r| r.response.as_ref().and_then(|o| o.operation_uuid.as_deref()) == Some(uuid))
-                    .ok_or_else(|| Error::MissingResponse(uuid.clone()))?;
-                let reply = replies.swap_remove(pos);
-                check_result(&reply)?;
-                Ok(reply)
-            })
-            .collect())
+        plain_body(body, gzipped)
     }
 
-    async fn perform_one(&self, path: &str, kind: i32, op: RequestOperation, zone: &str) -> Result<ResponseOperation> {
+    async fn perform_one<R: Message + Default + proto::Reply>(&self, path: &str, kind: i32, op: RequestOperation, zone: &str) -> Result<R> {
         let mut results = self.perform(path, kind, vec![op]).await?;
         results.pop().unwrap_or_else(|| Err(Error::MissingResponse(String::new()))).map_err(|e| with_zone(e, zone))
     }
 
-    /// Fetches one page of changes after `token` (None: from the beginning).
+    /// Fetches one page of changes after `token` (None: from the beginning), every change parsed.
     pub async fn retrieve_changes(&self, zone: &str, token: Option<&[u8]>) -> Result<ChangesPage> {
+        self.retrieve_changes_raw(zone, token).await?.decode()
+    }
+
+    /// Fetches one page of changes after `token`, parsing only what paging needs.
+    pub async fn retrieve_changes_raw(&self, zone: &str, token: Option<&[u8]>) -> Result<RawChangesPage> {
         let op = RequestOperation {
             retrieve_changes_request: Some(proto::RetrieveChangesRequest {
                 sync_continuation_token: token.map(<[u8]>::to_vec),
@@ -186,9 +228,9 @@ impl Client {
             }),
             ..Default::default()
         };
-        let reply = self.perform_one("record/sync", op_type::RECORD_RETRIEVE_CHANGES, op, zone).await?;
+        let reply: proto::ResponseOperationRaw = self.perform_one("record/sync", op_type::RECORD_RETRIEVE_CHANGES, op, zone).await?;
         let resp = reply.retrieve_changes_response.ok_or(Error::MissingPayload("retrieveChangesResponse"))?;
-        Ok(ChangesPage { changes: resp.change, token: resp.sync_continuation_token, status: resp.status.unwrap_or(0) })
+        Ok(RawChangesPage { changes: resp.change, token: resp.sync_continuation_token, status: resp.status.unwrap_or(0) })
     }
 
     /// Fetches the zone and opens its record keys with the session's service key.
@@ -197,7 +239,7 @@ impl Client {
             zone_retrieve_request: Some(proto::ZoneRetrieveRequest { zone_identifier: Some(self.zone_id(zone)) }),
             ..Default::default()
         };
-        let reply = self.perform_one("zone/retrieve", op_type::ZONE_RETRIEVE, op, zone).await?;
+        let reply: ResponseOperation = self.perform_one("zone/retrieve", op_type::ZONE_RETRIEVE, op, zone).await?;
         let resp = reply.zone_retrieve_response.ok_or(Error::MissingPayload("zoneRetrieveResponse"))?;
         let blob = resp
             .zone_summary
@@ -228,7 +270,7 @@ impl Client {
                 ..Default::default()
             })
             .collect();
-        let results = self.perform("record/retrieve", op_type::RECORD_RETRIEVE, ops).await?;
+        let results = self.perform::<ResponseOperation>("record/retrieve", op_type::RECORD_RETRIEVE, ops).await?;
         Ok(results
             .into_iter()
             .map(|r| match r {
@@ -252,7 +294,7 @@ impl Client {
             }),
             ..Default::default()
         };
-        let reply = self.perform_one("query/retrieve", op_type::QUERY_RETRIEVE, op, zone).await?;
+        let reply: ResponseOperation = self.perform_one("query/retrieve", op_type::QUERY_RETRIEVE, op, zone).await?;
         let resp = reply.query_retrieve_response.ok_or(Error::MissingPayload("queryRetrieveResponse"))?;
         Ok(resp.query_results.iter().filter_map(|r| r.record.as_ref()).find_map(|r| crate::codec::summary_count(r, record_type)))
     }
@@ -266,8 +308,8 @@ fn with_zone(e: Error, zone: &str) -> Error {
 }
 
 /// Maps an operation's result to an error unless it succeeded.
-pub fn check_result(reply: &ResponseOperation) -> Result<()> {
-    let result = reply.result.clone().unwrap_or_default();
+pub fn check_result(reply: &impl proto::Reply) -> Result<()> {
+    let result = reply.result().cloned().unwrap_or_default();
     let code = result.code.unwrap_or(0);
     if code == result_code::SUCCESS {
         return Ok(());

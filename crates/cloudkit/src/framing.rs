@@ -6,14 +6,16 @@
 //! so they run once per record on both sides of a sync. A fresh deflate state is a few hundred
 //! kilobytes (an inflate state tens of kilobytes) of zeroed memory, which dominated the cost of
 //! a 100-byte record; so each thread keeps one compressor per level and one decompressor and
-//! resets them between calls. The output is byte for byte what `flate2`'s `GzEncoder` writes, and
+//! resets them between calls, and a member is inflated straight into a buffer of the size its
+//! trailer states. The output is byte for byte what `flate2`'s `GzEncoder` writes, and
 //! anything but a plain, complete gzip member is handed to `flate2`'s `GzDecoder`, so results and
 //! errors are the same as with the stock streams (pinned by the tests below).
 
 use std::cell::RefCell;
 use std::io::{Read, Write};
 
-use flate2::{read::GzDecoder, write::GzEncoder, Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
+use bytes::{Buf, Bytes};
+use flate2::{read::GzDecoder, write::GzEncoder, Compress, Compression, Crc, FlushCompress, Status};
 use prost::Message;
 
 use crate::error::{Error, Result};
@@ -30,17 +32,25 @@ pub fn encode_delimited<M: Message>(messages: &[M]) -> Vec<u8> {
 
 /// Decodes a length-delimited stream until its end. A truncated length or message is an error,
 /// never a silently shorter list.
-pub fn decode_delimited<M: Message + Default>(mut body: &[u8]) -> Result<Vec<M>> {
+pub fn decode_delimited<M: Message + Default>(body: &[u8]) -> Result<Vec<M>> {
+    decode_stream(body)
+}
+
+/// [`decode_delimited`] over a shared buffer: `bytes::Bytes` fields of the messages become slices
+/// of `body` instead of copies.
+pub fn decode_delimited_bytes<M: Message + Default>(body: Bytes) -> Result<Vec<M>> {
+    decode_stream(body)
+}
+
+fn decode_stream<M: Message + Default, B: Buf>(mut body: B) -> Result<Vec<M>> {
     let mut out = Vec::new();
-    while !body.is_empty() {
+    while body.has_remaining() {
         let len = prost::decode_length_delimiter(&mut body)
             .map_err(|e| Error::Frame(format!("bad length prefix: {e}")))?;
-        if len > body.len() {
-            return Err(Error::Frame(format!("message of {len} bytes but only {} left", body.len())));
+        if len > body.remaining() {
+            return Err(Error::Frame(format!("message of {len} bytes but only {} left", body.remaining())));
         }
-        let (msg, rest) = body.split_at(len);
-        out.push(M::decode(msg).map_err(|e| Error::Frame(format!("bad protobuf message: {e}")))?);
-        body = rest;
+        out.push(M::decode((&mut body).take(len)).map_err(|e| Error::Frame(format!("bad protobuf message: {e}")))?);
     }
     Ok(out)
 }
@@ -60,8 +70,6 @@ fn gzip_header(level: Compression) -> [u8; 10] {
 thread_local! {
     /// Raw-deflate compressors of this thread, one per level used.
     static DEFLATERS: RefCell<Vec<(u32, Compress)>> = const { RefCell::new(Vec::new()) };
-    /// Raw-inflate decompressor of this thread.
-    static INFLATER: RefCell<Option<Decompress>> = const { RefCell::new(None) };
 }
 
 /// Gzips `data` in one member, exactly as `GzEncoder` with default settings does.
@@ -123,10 +131,22 @@ pub fn gunzip(data: &[u8]) -> Result<Vec<u8>> {
     }
 }
 
+/// Deflate cannot expand data by more than this factor (a 258-byte match per 2-bit code, give or
+/// take), so a trailer that claims more is damaged.
+const MAX_DEFLATE_RATIO: usize = 1032;
+
 /// Fast path for what CloudKit and `GzEncoder` write: a member with a bare 10-byte header and
-/// nothing after its trailer. Returns None for anything else, including every kind of damage, so
-/// the stock decoder decides (and words the error).
+/// nothing after its trailer. The trailer states the output size, so the deflate stream is
+/// inflated straight into a buffer of exactly that size: no 32 KiB window to clear and copy
+/// through, which is most of the cost of a 100-byte record. Returns None for anything else,
+/// including every kind of damage, so the stock decoder decides (and words the error).
 fn gunzip_plain(data: &[u8]) -> Option<Vec<u8>> {
+    use miniz_oxide::inflate::core::{decompress, inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF, DecompressorOxide};
+    use miniz_oxide::inflate::TINFLStatus;
+    thread_local! {
+        /// Inflate state of this thread; `init` readies it for a new stream without clearing it.
+        static INFLATER: RefCell<Option<Box<DecompressorOxide>>> = const { RefCell::new(None) };
+    }
     let header = data.get(..10)?;
     if header[..4] != [0x1f, 0x8b, 8, 0] {
         return None;
@@ -134,31 +154,18 @@ fn gunzip_plain(data: &[u8]) -> Option<Vec<u8>> {
     let body = data.get(10..data.len().checked_sub(8)?)?;
     let trailer = data.get(data.len() - 8..)?;
     let crc = u32::from_le_bytes(trailer[..4].try_into().ok()?);
-    let size = u32::from_le_bytes(trailer[4..].try_into().ok()?);
-    let mut out = Vec::with_capacity((size as usize).min(body.len().saturating_mul(8).max(64) + 1024));
-    let complete = INFLATER.with(|cell| {
+    let size = u32::from_le_bytes(trailer[4..].try_into().ok()?) as usize;
+    if size > body.len().saturating_mul(MAX_DEFLATE_RATIO).saturating_add(64) {
+        return None;
+    }
+    let mut out = vec![0u8; size];
+    let (status, consumed, written) = INFLATER.with(|cell| {
         let mut slot = cell.try_borrow_mut().ok()?;
-        let d = slot.get_or_insert_with(|| Decompress::new(false));
-        d.reset(false);
-        loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(out.capacity().max(256));
-            }
-            let consumed = d.total_in() as usize;
-            let before_out = d.total_out();
-            let input = body.get(consumed..)?;
-            match d.decompress_vec(input, &mut out, FlushDecompress::None) {
-                Ok(Status::StreamEnd) => return Some(d.total_in() as usize == body.len()),
-                Ok(_) if d.total_in() as usize == consumed && d.total_out() == before_out && out.capacity() > out.len() => {
-                    // No progress with room to write: the deflate stream is truncated.
-                    return None;
-                }
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
+        let d = slot.get_or_insert_with(Box::default);
+        d.init();
+        Some(decompress(d, body, &mut out, 0, TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF))
     })?;
-    if !complete || out.len() as u32 != size {
+    if status != TINFLStatus::Done || consumed != body.len() || written != size {
         return None;
     }
     let mut check = Crc::new();
@@ -176,6 +183,15 @@ fn gunzip_stream(data: &[u8]) -> Result<Vec<u8>> {
 /// A request body: gzip of the delimited operations.
 pub fn encode_body<M: Message>(messages: &[M]) -> Vec<u8> {
     gzip(&encode_delimited(messages), Compression::fast())
+}
+
+/// A reply body without its gzip layer; a plain body is passed on without a copy.
+pub fn plain_body(body: Bytes, gzipped: bool) -> Result<Bytes> {
+    if gzipped {
+        Ok(Bytes::from(gunzip(&body)?))
+    } else {
+        Ok(body)
+    }
 }
 
 /// Decodes a body, gunzipping it first when `gzipped`.

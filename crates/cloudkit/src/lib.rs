@@ -15,7 +15,7 @@ pub mod proto;
 pub mod records;
 pub mod session;
 
-pub use client::{ChangesPage, Client};
+pub use client::{ChangesPage, Client, RawChangesPage};
 pub use error::{Error, Result};
 pub use pcs::{KeyRing, PcsKey};
 pub use session::Session;

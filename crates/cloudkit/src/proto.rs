@@ -420,6 +420,56 @@ pub struct ResponseOperation {
     pub query_retrieve_response: Option<QueryRetrieveResponse>,
 }
 
+/// [`ResponseOperation`] as the sync's fetch loop reads a `record/sync` reply: the operation it
+/// answers, its result, and the page with every change left as its encoded bytes.
+///
+/// Why: the next page can be requested as soon as the token is known, and parsing two hundred
+/// records first would put that work on the sync's critical path. A message field and a bytes
+/// field share protobuf's length-delimited wire type, so this reads the same bytes as
+/// [`ResponseOperation`]; the changes are parsed later, one by one ([`RecordChange`]), so one
+/// malformed change fails alone instead of taking its page with it.
+#[derive(Clone, PartialEq, Message)]
+pub struct ResponseOperationRaw {
+    #[prost(message, optional, tag = "2")]
+    pub response: Option<Operation>,
+    #[prost(message, optional, tag = "3")]
+    pub result: Option<OperationResult>,
+    #[prost(message, optional, tag = "213")]
+    pub retrieve_changes_response: Option<RetrieveChangesResponseRaw>,
+}
+
+/// [`RetrieveChangesResponse`] with unparsed changes (see [`ResponseOperationRaw`]).
+#[derive(Clone, PartialEq, Message)]
+pub struct RetrieveChangesResponseRaw {
+    /// Each an encoded [`RecordChange`].
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub change: Vec<bytes::Bytes>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub sync_continuation_token: Option<Vec<u8>>,
+    #[prost(int32, optional, tag = "4")]
+    pub status: Option<i32>,
+}
+
+/// What every reply type shares: the operation it answers and how it ended.
+pub trait Reply {
+    fn operation_uuid(&self) -> Option<&str>;
+    fn result(&self) -> Option<&OperationResult>;
+}
+
+macro_rules! impl_reply {
+    ($($t:ty),*) => {$(
+        impl Reply for $t {
+            fn operation_uuid(&self) -> Option<&str> {
+                self.response.as_ref().and_then(|o| o.operation_uuid.as_deref())
+            }
+            fn result(&self) -> Option<&OperationResult> {
+                self.result.as_ref()
+            }
+        }
+    )*};
+}
+impl_reply!(ResponseOperation, ResponseOperationRaw);
+
 /// iMessage `msgProto` body (gzipped inside the encrypted field).
 #[derive(Clone, PartialEq, Message)]
 pub struct MessageProto {

@@ -2,10 +2,10 @@
 //! typed errors malformed input must produce.
 
 use cloudkit::codec::{decode_change, decode_record, encode_attachment, encode_chat, encode_message, summary_count, summary_record};
-use cloudkit::framing::{decode_body, decode_delimited, encode_body, encode_delimited, gzip};
+use cloudkit::framing::{decode_body, decode_delimited, decode_delimited_bytes, encode_body, encode_delimited, gzip};
 use cloudkit::proto::{self, RequestOperation, ResponseOperation};
 use cloudkit::records::*;
-use cloudkit::{Error, KeyRing, PcsKey};
+use cloudkit::{Error, KeyRing, PcsKey, RawChangesPage};
 
 fn op(uuid: &str) -> RequestOperation {
     RequestOperation {
@@ -50,6 +50,48 @@ fn malformed_frames_are_typed_errors() {
     assert!(matches!(decode_body::<RequestOperation>(&gz[..gz.len() / 2], true), Err(Error::Frame(_))));
     // Empty body is zero messages, not an error.
     assert!(decode_delimited::<ResponseOperation>(&[]).unwrap().is_empty());
+}
+
+#[test]
+fn raw_page_view_reads_the_same_bytes_and_isolates_a_malformed_change() {
+    let key = PcsKey::new([5; 16]);
+    let change = |i: u32| {
+        let record = encode_message("_owner", &key, &sample_message(i));
+        proto::RecordChange {
+            identifier: record.record_identifier.clone(),
+            etag: None,
+            record_type: record.r#type.clone(),
+            record: Some(record),
+        }
+    };
+    let changes: Vec<proto::RecordChange> = (0..3).map(change).collect();
+    let full = ResponseOperation {
+        response: Some(proto::Operation { operation_uuid: Some("U".into()), ..Default::default() }),
+        result: Some(cloudkit::client::success()),
+        retrieve_changes_response: Some(proto::RetrieveChangesResponse {
+            change: changes.clone(),
+            sync_continuation_token: Some(b"next".to_vec()),
+            status: Some(proto::CHANGES_STATUS_DONE),
+        }),
+        ..Default::default()
+    };
+    // The raw view parses the full message's bytes: same token, status, and changes.
+    let body = bytes::Bytes::from(encode_delimited(std::slice::from_ref(&full)));
+    let mut raw: Vec<proto::ResponseOperationRaw> = decode_delimited_bytes(body).unwrap();
+    let resp = raw.pop().unwrap().retrieve_changes_response.unwrap();
+    let page = RawChangesPage { changes: resp.change, token: resp.sync_continuation_token, status: resp.status.unwrap() };
+    assert!(page.done());
+    assert_eq!(page.token.as_deref(), Some(&b"next"[..]));
+    assert_eq!(page.clone().decode().unwrap().changes, changes);
+
+    // One damaged change fails alone in the raw view, and the whole page in the full decode.
+    let mut damaged = page.clone();
+    damaged.changes.insert(1, bytes::Bytes::from_static(&[0x0a, 0x05, 0xff]));
+    assert_eq!(damaged.change(0).unwrap(), changes[0]);
+    assert!(matches!(damaged.change(1), Err(Error::Frame(_))));
+    assert_eq!(damaged.change(2).unwrap(), changes[1]);
+    assert!(matches!(damaged.change(4), Err(Error::Frame(_))));
+    assert!(matches!(damaged.decode(), Err(Error::Frame(_))));
 }
 
 fn sample_message(i: u32) -> MessageRecord {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cloudkit::records::{RecordChange, ATTACHMENT_RECORD_TYPE, CHAT_RECORD_TYPE, MESSAGE_RECORD_TYPE, ZONES};
-use cloudkit::{ChangesPage, Client, KeyRing};
+use cloudkit::{Client, KeyRing, RawChangesPage};
 use serde::Serialize;
 use store::{FailedRecord, PageCommit, PageStats, StopReason, Store};
 
@@ -207,11 +207,11 @@ async fn fetch_pages(
     opts: SyncOptions,
     zone: &'static str,
     mut token: Option<Vec<u8>>,
-    pages: tokio::sync::mpsc::Sender<Result<(ChangesPage, AfterPage), Stop>>,
+    pages: tokio::sync::mpsc::Sender<Result<(RawChangesPage, AfterPage), Stop>>,
 ) {
     let (mut fetched, mut resets) = (0u64, 0u32);
     loop {
-        let page = match with_retries(&opts, "record/sync", || client.retrieve_changes(zone, token.as_deref())).await {
+        let page = match with_retries(&opts, "record/sync", || client.retrieve_changes_raw(zone, token.as_deref())).await {
             Ok(page) => page,
             Err(stop) if stop.reason == StopReason::ResetNeeded && resets == 0 => {
                 tracing::warn!(zone, "sync token rejected by the server: starting the zone over");
@@ -248,7 +248,7 @@ async fn decode_pages(
     client: Client,
     zone: &'static str,
     mut ring: KeyRing,
-    mut pages: tokio::sync::mpsc::Receiver<Result<(ChangesPage, AfterPage), Stop>>,
+    mut pages: tokio::sync::mpsc::Receiver<Result<(RawChangesPage, AfterPage), Stop>>,
     commits: tokio::sync::mpsc::Sender<Result<(PageCommit, AfterPage), Stop>>,
 ) -> Option<KeyRing> {
     while let Some(next) = pages.recv().await {
@@ -281,25 +281,43 @@ async fn decode_pages(
     Some(ring)
 }
 
-/// Finishes decoding a page after [`first_pass`]: records whose key was missing get one key
-/// refresh; what still fails is returned as failed records (pending when a key was missing,
-/// final for malformed records).
-/// Decoded changes with their page positions, final failures, positions missing a key.
-type FirstPass = (Vec<(usize, RecordChange)>, Vec<FailedRecord>, Vec<usize>);
+/// Decoded changes with their page positions, final failures, and the changes (with positions)
+/// whose key was missing.
+type FirstPass = (Vec<(usize, RecordChange)>, Vec<FailedRecord>, Vec<(usize, cloudkit::proto::RecordChange)>);
 
-/// Decodes every record of a page with the keys at hand (pure CPU work).
-fn first_pass(zone: &'static str, ring: &KeyRing, page: &ChangesPage) -> FirstPass {
+/// Parses and decodes every change of a page with the keys at hand (pure CPU work). A change that
+/// does not parse is a final failure of its own; the rest of the page is unaffected.
+fn first_pass(zone: &'static str, ring: &KeyRing, page: &RawChangesPage) -> FirstPass {
     let mut changes = Vec::with_capacity(page.changes.len());
     let mut failed = Vec::new();
     let mut missing_key = Vec::new();
-    for (i, change) in page.changes.iter().enumerate() {
-        match cloudkit::codec::decode_change(zone, change, ring) {
+    for i in 0..page.changes.len() {
+        let change = match page.change(i) {
+            Ok(change) => change,
+            Err(e) => {
+                failed.push(unparsable_record(zone, page, i, &e));
+                continue;
+            }
+        };
+        match cloudkit::codec::decode_change(zone, &change, ring) {
             Ok(c) => changes.push((i, c)),
-            Err(cloudkit::Error::PcsKeyMissing(_)) => missing_key.push(i),
-            Err(e) => failed.push(failed_record(zone, change, &e, false)),
+            Err(cloudkit::Error::PcsKeyMissing(_)) => missing_key.push((i, change)),
+            Err(e) => failed.push(failed_record(zone, &change, &e, false)),
         }
     }
     (changes, failed, missing_key)
+}
+
+/// The failed-record entry of a change that is not valid protobuf. Its name is unknown, so the
+/// entry is named after its place: the page (a hash of the token that ends it) and the position.
+/// The same damaged page gives the same name on every run, so it is counted once.
+fn unparsable_record(zone: &str, page: &RawChangesPage, i: usize, e: &cloudkit::Error) -> FailedRecord {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    page.token.hash(&mut hasher);
+    let record_name = format!("<unparsable change {i} of page {:016x}>", hasher.finish());
+    tracing::warn!(zone, record = %record_name, "change not parsable: {e}");
+    FailedRecord { zone: zone.to_string(), record_name, reason: e.to_string(), pending: false }
 }
 
 /// Nice value of the threads that decode and store pages: they yield the CPU to the thread that
@@ -336,18 +354,20 @@ fn background_priority_for_store_threads() {
     }
 }
 
-async fn decode_page(client: &Client, zone: &'static str, ring: &mut KeyRing, page: &ChangesPage, first: FirstPass) -> PageCommit {
+/// Finishes decoding a page after [`first_pass`]: records whose key was missing get one key
+/// refresh; what still fails is returned as failed records (pending when a key was missing,
+/// final for malformed records).
+async fn decode_page(client: &Client, zone: &'static str, ring: &mut KeyRing, page: &RawChangesPage, first: FirstPass) -> PageCommit {
     let (mut changes, mut failed, missing_key) = first;
     if !missing_key.is_empty() {
         match client.zone_keys(zone).await {
             Ok(keys) => ring.extend(keys),
             Err(e) => tracing::warn!(zone, "key refresh failed: {e}"),
         }
-        for i in missing_key {
-            let change = &page.changes[i];
-            match cloudkit::codec::decode_change(zone, change, ring) {
+        for (i, change) in missing_key {
+            match cloudkit::codec::decode_change(zone, &change, ring) {
                 Ok(c) => changes.push((i, c)),
-                Err(e) => failed.push(failed_record(zone, change, &e, matches!(e, cloudkit::Error::PcsKeyMissing(_)))),
+                Err(e) => failed.push(failed_record(zone, &change, &e, matches!(e, cloudkit::Error::PcsKeyMissing(_)))),
             }
         }
         changes.sort_by_key(|(i, _)| *i);
