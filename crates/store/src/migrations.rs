@@ -23,6 +23,37 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
+/// The row shape `messages` and `message_log` share on SQLite from migration 4 on: a message, or
+/// (in the log only) a deletion of the record `record_name`.
+macro_rules! sqlite_message_rows {
+    ($table:literal) => {
+        concat!(
+            "CREATE TABLE ",
+            $table,
+            " (
+    seq             INTEGER PRIMARY KEY,
+    deleted         INTEGER NOT NULL DEFAULT 0,
+    record_name     TEXT NOT NULL,
+    guid            TEXT,
+    chat_id         TEXT,
+    sender          TEXT,
+    flags           INTEGER,
+    ts_ms           INTEGER,
+    text            TEXT,
+    subject         TEXT,
+    associated_type INTEGER,
+    associated_guid TEXT,
+    service         TEXT,
+    CHECK (deleted = 1 OR (guid IS NOT NULL AND chat_id IS NOT NULL AND sender IS NOT NULL AND flags IS NOT NULL
+        AND ts_ms IS NOT NULL))
+) STRICT;"
+        )
+    };
+}
+
+/// Creates an empty `message_log` (the SQLite fold makes a new one after adopting the old one).
+pub(crate) const SQLITE_CREATE_MESSAGE_LOG: &str = sqlite_message_rows!("message_log");
+
 pub(crate) const SQLITE: &[Migration] = &[Migration {
     version: 1,
     name: "sync_state",
@@ -134,6 +165,32 @@ CREATE TABLE message_log (
     service         TEXT
 ) STRICT;
 "#,
+}, Migration {
+    version: 4,
+    name: "message_rows_shared",
+    // `messages` takes the row shape of `message_log`, so that folding a log into an empty
+    // `messages` (the initial sync) renames the log instead of copying it (see `sqlite.rs`).
+    // `record_name` is kept unique by an index instead of the primary key, which is now the
+    // rowid `seq`; `deleted` rows only ever live in the log.
+    sql: concat!(
+        sqlite_message_rows!("messages_v4"),
+        "
+INSERT INTO messages_v4 (record_name, guid, chat_id, sender, flags, ts_ms, text, subject, associated_type,
+    associated_guid, service)
+SELECT record_name, guid, chat_id, sender, flags, ts_ms, text, subject, associated_type, associated_guid, service
+FROM messages ORDER BY record_name;
+DROP TABLE messages;
+ALTER TABLE messages_v4 RENAME TO messages;
+CREATE UNIQUE INDEX messages_record_name ON messages (record_name);
+CREATE INDEX messages_chat_ts ON messages (chat_id, ts_ms);
+",
+        sqlite_message_rows!("message_log_v4"),
+        "
+INSERT INTO message_log_v4 SELECT * FROM message_log;
+DROP TABLE message_log;
+ALTER TABLE message_log_v4 RENAME TO message_log;
+"
+    ),
 }];
 
 pub(crate) const POSTGRES: &[Migration] = &[Migration {
@@ -228,6 +285,12 @@ CREATE INDEX deliveries_chat ON deliveries (chat_id);
     // Same version as SQLite's ingest log. PostgreSQL keeps upserting pages straight into
     // `messages`; it only loses the unused guid index.
     sql: "DROP INDEX messages_guid;",
+}, Migration {
+    version: 4,
+    name: "message_rows_shared",
+    // SQLite only (its `messages` takes the ingest log's row shape); PostgreSQL writes messages
+    // directly and keeps its schema. The step exists so versions mean the same on both backends.
+    sql: "SELECT 1",
 }];
 
 /// Serializes concurrent openers of one PostgreSQL database (`pg_advisory_xact_lock` key).
@@ -247,6 +310,11 @@ fn warn_if_newer(applied_max: Option<i64>, known: &[Migration]) {
 /// Applies the missing SQLite migrations. `BEGIN IMMEDIATE` takes the write lock up front, so two
 /// processes opening the same file apply each migration exactly once.
 pub(crate) async fn run_sqlite(pool: &SqlitePool) -> Result<()> {
+    apply_sqlite(pool, SQLITE).await
+}
+
+/// Applies the migrations of `list` that are missing.
+async fn apply_sqlite(pool: &SqlitePool, list: &[Migration]) -> Result<()> {
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version    INTEGER PRIMARY KEY NOT NULL,
@@ -257,7 +325,7 @@ pub(crate) async fn run_sqlite(pool: &SqlitePool) -> Result<()> {
     .execute(pool)
     .await
     .map_err(failed(0))?;
-    for m in SQLITE {
+    for m in list {
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed(m.version))?;
         let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
             .bind(m.version)
@@ -356,5 +424,36 @@ mod tests {
         let s: Vec<_> = SQLITE.iter().map(|m| (m.version, m.name)).collect();
         let p: Vec<_> = POSTGRES.iter().map(|m| (m.version, m.name)).collect();
         assert_eq!(s, p, "each migration must exist for both backends");
+    }
+
+    /// A database an older bridge left at version 3, with folded messages and a non-empty
+    /// ingest log, keeps every row through migration 4, and the upgraded tables take writes.
+    #[tokio::test]
+    async fn sqlite_version_3_rows_survive_migration_4() {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await.unwrap();
+        apply_sqlite(&pool, &SQLITE[..3]).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO messages (record_name, guid, chat_id, sender, flags, ts_ms, text) VALUES
+                 ('r2', 'g2', 'c', 'tel:+1', 0, 20, 'two'), ('r1', 'g1', 'c', '', 16384, 10, NULL);
+             INSERT INTO message_log (deleted, record_name, guid, chat_id, sender, flags, ts_ms, text) VALUES
+                 (0, 'r3', 'g3', 'c', 'tel:+1', 4, 30, 'three'), (1, 'r2', NULL, NULL, NULL, NULL, NULL, NULL);",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        run_sqlite(&pool).await.unwrap();
+        let rows: Vec<(String, String, i64, Option<String>)> =
+            sqlx::query_as("SELECT record_name, guid, ts_ms, text FROM messages ORDER BY record_name").fetch_all(&pool).await.unwrap();
+        assert_eq!(rows, vec![("r1".into(), "g1".into(), 10, None), ("r2".into(), "g2".into(), 20, Some("two".into()))]);
+        let log: Vec<(i64, i64, String)> =
+            sqlx::query_as("SELECT seq, deleted, record_name FROM message_log ORDER BY seq").fetch_all(&pool).await.unwrap();
+        assert_eq!(log, vec![(1, 0, "r3".into()), (2, 1, "r2".into())]);
+        // Record names stay unique, and a message row without its columns is refused.
+        let dup = sqlx::query("INSERT INTO messages (record_name, guid, chat_id, sender, flags, ts_ms) VALUES ('r1', 'x', 'c', '', 0, 1)");
+        assert!(dup.execute(&pool).await.is_err());
+        let bare = sqlx::query("INSERT INTO messages (record_name) VALUES ('r9')");
+        assert!(bare.execute(&pool).await.is_err());
+        let versions: i64 = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&pool).await.unwrap();
+        assert_eq!(versions, 4);
     }
 }

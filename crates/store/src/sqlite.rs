@@ -267,6 +267,11 @@ async fn fold_message_log(conn: &mut SqliteConnection) -> Result<i64> {
         return Ok(0);
     }
     let started = std::time::Instant::now();
+    let messages_empty: bool = sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM messages)").fetch_one(&mut *conn).await?;
+    if messages_empty && adopt_message_log(conn).await? {
+        tracing::debug!(logged = pending, adopted = true, ms = started.elapsed().as_millis() as u64, "folded message ingest log");
+        return Ok(pending);
+    }
     sqlx::query("DELETE FROM messages WHERE record_name IN (SELECT record_name FROM message_log WHERE deleted = 1)")
         .execute(&mut *conn)
         .await?;
@@ -296,6 +301,33 @@ async fn fold_message_log(conn: &mut SqliteConnection) -> Result<i64> {
     }
     tracing::debug!(logged = pending, bulk, ms = started.elapsed().as_millis() as u64, "folded message ingest log");
     Ok(pending)
+}
+
+/// Folds the log into an empty `messages` without copying it. When no record name is logged
+/// twice, the log holds exactly one row per name, so after its deletions are removed it *is* the
+/// table: it is renamed to `messages` (both share one row shape, migration 4) and a new log is
+/// created. What remains to do is building the two indexes, each with one sort. Returns false,
+/// having changed nothing, when a name repeats; the regular fold then decides which row wins.
+async fn adopt_message_log(conn: &mut SqliteConnection) -> Result<bool> {
+    sqlx::query("SAVEPOINT adopt_message_log").execute(&mut *conn).await?;
+    sqlx::query("DROP TABLE messages").execute(&mut *conn).await?;
+    // The unique index is built first, over deletions too: a name with a row and a deletion
+    // must take the regular fold.
+    match sqlx::query("CREATE UNIQUE INDEX messages_record_name ON message_log (record_name)").execute(&mut *conn).await {
+        Ok(_) => {}
+        Err(sqlx::Error::Database(e)) if e.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+            sqlx::query("ROLLBACK TO adopt_message_log").execute(&mut *conn).await?;
+            sqlx::query("RELEASE adopt_message_log").execute(&mut *conn).await?;
+            return Ok(false);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    sqlx::query("DELETE FROM message_log WHERE deleted = 1").execute(&mut *conn).await?;
+    sqlx::query("ALTER TABLE message_log RENAME TO messages").execute(&mut *conn).await?;
+    sqlx::query(CHAT_TS_INDEX).execute(&mut *conn).await?;
+    sqlx::query(migrations::SQLITE_CREATE_MESSAGE_LOG).execute(&mut *conn).await?;
+    sqlx::query("RELEASE adopt_message_log").execute(&mut *conn).await?;
+    Ok(true)
 }
 
 impl SqliteStore {

@@ -109,6 +109,7 @@ conformance!(
     concurrent_commits_to_different_zones,
     changes_across_pages_apply_in_order,
     initial_sync_sized_commit,
+    initial_sync_with_distinct_names_then_later_changes,
     portals_and_delivery_ledger,
 );
 
@@ -687,6 +688,51 @@ async fn initial_sync_sized_commit(db: TestDb) {
         "SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'messages_chat_ts'",
     );
     assert_eq!(db.scalar(index).await, 1);
+}
+
+/// An initial sync in which every record name arrives once, plus a deletion of a record never
+/// seen (SQLite adopts its ingest log as `messages` instead of copying it), then later pages that
+/// edit, delete and add records in that table, and a reopen.
+async fn initial_sync_with_distinct_names_then_later_changes(db: TestDb) {
+    const N: i64 = 600;
+    let s = db.open().await;
+    let history: Vec<MessageRecord> =
+        (0..N).map(|n| msg(&format!("rec-{:04}", n * 37 % N), &format!("chat{}", n % 3), n, &format!("guid-{n}"))).collect();
+    let mut first = messages(&history[..N as usize / 2]);
+    first.push(del("never-seen"));
+    s.commit_page(&page(MESSAGE_ZONE, b"t1", first)).await.unwrap();
+    let mut last = page(MESSAGE_ZONE, b"t2", messages(&history[N as usize / 2..]));
+    last.stats.done = true;
+    s.commit_page(&last).await.unwrap();
+    if db.kind == Kind::Sqlite {
+        assert_eq!(db.scalar("SELECT COUNT(*) FROM message_log").await, 0);
+        // Adopted, not copied: the rows keep their log sequence numbers, which counted the deletion.
+        assert_eq!(db.scalar("SELECT MAX(seq) FROM messages").await, N + 1);
+        let indexes = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' \
+                       AND name IN ('messages_record_name', 'messages_chat_ts')";
+        assert_eq!(db.scalar(indexes).await, 2);
+    }
+    assert_eq!(s.stored_count(MESSAGE_ZONE).await.unwrap(), N);
+    let chat1 = s.messages_in_chat("chat1").await.unwrap();
+    assert_eq!(chat1, history.iter().filter(|m| m.chat_id == "chat1").cloned().collect::<Vec<_>>());
+
+    let mut edited = history[1].clone();
+    edited.text = Some("edited".into());
+    let added = msg("rec-new", "chat1", N + 5, "guid-new");
+    let changes = vec![RecordChange::Message(edited.clone()), del(&history[4].record_name), RecordChange::Message(added.clone())];
+    let mut later = page(MESSAGE_ZONE, b"t3", changes);
+    later.stats.done = true;
+    s.commit_page(&later).await.unwrap();
+    drop(s);
+    let s = db.open().await;
+    assert_eq!(s.stored_count(MESSAGE_ZONE).await.unwrap(), N);
+    let expected: Vec<MessageRecord> = history
+        .iter()
+        .filter(|m| m.chat_id == "chat1" && m.record_name != history[4].record_name)
+        .map(|m| if m.record_name == edited.record_name { edited.clone() } else { m.clone() })
+        .chain([added])
+        .collect();
+    assert_eq!(s.messages_in_chat("chat1").await.unwrap(), expected);
 }
 
 #[tokio::test]
