@@ -102,8 +102,26 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    without_transparent_huge_pages();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run_cli())
+}
+
+/// mimalloc advises transparent huge pages for its arenas, so every 2 MiB region it touches is
+/// resident in full: a sync's peak RSS was about 90 MiB, of which about 60 MiB were huge pages
+/// (`AnonHugePages` in smaps), mostly unused. The bridge is a long-running service that should
+/// stay small, so huge pages are off for this process, before the runtime's threads allocate.
+/// A 1M-message sync then peaked at 47 MiB instead of 90 MiB, at the same speed.
+fn without_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_THP_DISABLE) only sets a flag of the calling process; a failure (old
+    // kernel) leaves huge pages as they were.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+async fn run_cli() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     if let Command::Init { homeserver, domain, owner, cloudkit, session, database, out, listen, force } = cli.command {
