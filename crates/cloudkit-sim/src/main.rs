@@ -85,6 +85,9 @@ struct FaultArgs {
     /// Fraction of records whose key never appears.
     #[arg(long, default_value_t = 0.0)]
     pcs_lost: f64,
+    /// Fraction of message-zone changes served as bytes that are not a valid record change.
+    #[arg(long, default_value_t = 0.0)]
+    bad_changes: f64,
 }
 
 impl AccountArgs {
@@ -95,7 +98,7 @@ impl AccountArgs {
 
 impl FaultArgs {
     fn faults(&self) -> anyhow::Result<Faults> {
-        for (name, v) in [("page-errors", self.page_errors), ("throttle", self.throttle), ("pcs-late", self.pcs_late), ("pcs-lost", self.pcs_lost)] {
+        for (name, v) in [("page-errors", self.page_errors), ("throttle", self.throttle), ("pcs-late", self.pcs_late), ("pcs-lost", self.pcs_lost), ("bad-changes", self.bad_changes)] {
             anyhow::ensure!((0.0..=1.0).contains(&v), "--{name} must be between 0 and 1, got {v}");
         }
         anyhow::ensure!(self.page_size > 0, "--page-size must be at least 1");
@@ -107,6 +110,7 @@ impl FaultArgs {
             retry_after_secs: self.retry_after,
             pcs_late: self.pcs_late,
             pcs_lost: self.pcs_lost,
+            bad_changes: self.bad_changes,
         })
     }
 }

@@ -9,7 +9,9 @@
 //! - `pcs_late`: some records are encrypted under keys that the zone only publishes after a key
 //!   roll — a key shows up in `zone/retrieve` on the second refresh after a record using it was
 //!   first served;
-//! - `pcs_lost`: some records use keys that never appear.
+//! - `pcs_lost`: some records use keys that never appear;
+//! - `bad_changes`: some message-zone changes are served as bytes that do not parse as a record
+//!   change (the same ones on every request), inside an otherwise valid reply.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -27,11 +29,12 @@ use axum::{
 };
 use cloudkit::client::{failure, success};
 use cloudkit::codec::{encode_attachment, encode_chat, encode_message, summary_record};
-use cloudkit::framing::{decode_body, encode_delimited, gzip};
+use cloudkit::framing::{decode_body, gzip};
 use cloudkit::pcs::{seal_zone_keys, PcsKey};
 use cloudkit::proto::{self, client_error, server_error, RequestOperation, ResponseOperation};
 use cloudkit::records::*;
 use cloudkit::Session;
+use prost::Message;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
@@ -48,17 +51,21 @@ pub struct Faults {
     pub retry_after_secs: u64,
     pub pcs_late: f64,
     pub pcs_lost: f64,
+    pub bad_changes: f64,
 }
 
 impl Default for Faults {
     fn default() -> Self {
-        Faults { page_size: 200, page_errors: 0.0, error_burst: 1, throttle: 0.0, retry_after_secs: 1, pcs_late: 0.0, pcs_lost: 0.0 }
+        Faults { page_size: 200, page_errors: 0.0, error_burst: 1, throttle: 0.0, retry_after_secs: 1, pcs_late: 0.0, pcs_lost: 0.0, bad_changes: 0.0 }
     }
 }
 
 const LATE_KEYS: u64 = 4;
 const LOST_KEYS: u64 = 2;
 const STREAM_KEYS: u64 = 7;
+const STREAM_DAMAGE: u64 = 9;
+/// What a damaged change is served as: a record identifier field whose length runs past the end.
+const DAMAGED_CHANGE: &[u8] = &[0x0a, 0x7f, 0x01];
 
 /// Which key encrypts a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,10 +227,7 @@ impl Sim {
         if zone == CHAT_ZONE || (self.faults.pcs_late <= 0.0 && self.faults.pcs_lost <= 0.0) {
             return KeyChoice::Default;
         }
-        let mut r = ChaCha8Rng::seed_from_u64(self.seed());
-        r.set_stream(STREAM_KEYS + u64::from(zone == ATTACHMENT_ZONE));
-        r.set_word_pos((g as u128) << 4);
-        let roll: f64 = r.gen();
+        let roll = self.roll(STREAM_KEYS + u64::from(zone == ATTACHMENT_ZONE), g);
         if roll < self.faults.pcs_lost {
             KeyChoice::Lost(g % LOST_KEYS)
         } else if roll < self.faults.pcs_lost + self.faults.pcs_late {
@@ -231,6 +235,33 @@ impl Sim {
         } else {
             KeyChoice::Default
         }
+    }
+
+    /// A uniform number in [0, 1) fixed by the seed, a fault stream and item index `g`.
+    fn roll(&self, stream: u64, g: u64) -> f64 {
+        let mut r = ChaCha8Rng::seed_from_u64(self.seed());
+        r.set_stream(stream);
+        r.set_word_pos((g as u128) << 4);
+        r.gen()
+    }
+
+    /// Whether message `g` is served damaged by `record/sync` (see [`Faults::bad_changes`]).
+    pub fn damaged(&self, zone: &str, g: u64) -> bool {
+        zone == MESSAGE_ZONE && self.faults.bad_changes > 0.0 && self.roll(STREAM_DAMAGE, g) < self.faults.bad_changes
+    }
+
+    /// The damaged changes of the message zone as it is now: how many there are (deletions
+    /// included) and the guids of the live messages among them.
+    pub fn damaged_messages(&self) -> (u64, Vec<String>) {
+        let (mut count, mut guids) = (0, Vec::new());
+        for g in (0..self.items(MESSAGE_ZONE)).filter(|&g| self.damaged(MESSAGE_ZONE, g)) {
+            count += 1;
+            let m = self.account.message(g);
+            if m.kind != Kind::Deleted {
+                guids.push(m.record.guid);
+            }
+        }
+        (count, guids)
     }
 
     fn items(&self, zone: &str) -> u64 {
@@ -316,7 +347,8 @@ impl Sim {
         }
     }
 
-    fn retrieve_changes(&self, req: &proto::RetrieveChangesRequest) -> Result<proto::RetrieveChangesResponse, proto::OperationResult> {
+    /// One page of a zone's changes, with the positions in it of the changes to serve damaged.
+    fn retrieve_changes(&self, req: &proto::RetrieveChangesRequest) -> Result<(proto::RetrieveChangesResponse, Vec<usize>), proto::OperationResult> {
         let zone = zone_of(req.zone_identifier.as_ref())?;
         let len = self.items(zone);
         let pos = match &req.sync_continuation_token {
@@ -337,11 +369,13 @@ impl Sim {
         if let Ok(mut st) = self.state.lock() {
             st.stats.pages += 1;
         }
-        Ok(proto::RetrieveChangesResponse {
+        let damaged = (pos..end).filter(|&p| self.damaged(zone, self.message_at(p))).map(|p| (p - pos) as usize).collect();
+        let page = proto::RetrieveChangesResponse {
             change,
             sync_continuation_token: Some(self.token(zone, end)),
             status: Some(if end >= len { proto::CHANGES_STATUS_DONE } else { 1 }),
-        })
+        };
+        Ok((page, damaged))
     }
 
     fn zone_retrieve(&self, req: &proto::ZoneRetrieveRequest) -> Result<proto::ZoneRetrieveResponse, proto::OperationResult> {
@@ -433,10 +467,15 @@ impl Sim {
         })
     }
 
-    fn answer(&self, op: &RequestOperation) -> ResponseOperation {
+    /// The reply to one operation, with the positions of the changes to serve damaged.
+    fn answer(&self, op: &RequestOperation) -> (ResponseOperation, Vec<usize>) {
         let mut reply = ResponseOperation { response: op.request.clone(), ..Default::default() };
+        let mut damaged = Vec::new();
         let outcome = if let Some(r) = &op.retrieve_changes_request {
-            self.retrieve_changes(r).map(|v| reply.retrieve_changes_response = Some(v))
+            self.retrieve_changes(r).map(|(page, bad)| {
+                reply.retrieve_changes_response = Some(page);
+                damaged = bad;
+            })
         } else if let Some(r) = &op.zone_retrieve_request {
             self.zone_retrieve(r).map(|v| reply.zone_retrieve_response = Some(v))
         } else if let Some(r) = &op.record_retrieve_request {
@@ -447,7 +486,7 @@ impl Sim {
             Err(failure(Some(client_error::NOT_SUPPORTED), None, None, "operation not supported by the simulator"))
         };
         reply.result = Some(outcome.err().unwrap_or_else(success));
-        reply
+        (reply, damaged)
     }
 
     /// Decides whether to inject a fault into this request.
@@ -481,7 +520,7 @@ impl Sim {
             Ok(ops) => ops,
             Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
         };
-        let replies: Vec<ResponseOperation> = match self.fault() {
+        let replies: Vec<(ResponseOperation, Vec<usize>)> = match self.fault() {
             Some(Fault::Throttle) => {
                 let mut resp = (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
                 if let Ok(v) = HeaderValue::from_str(&self.faults.retry_after_secs.to_string()) {
@@ -492,17 +531,53 @@ impl Sim {
             Some(Fault::Error(true)) => return (StatusCode::SERVICE_UNAVAILABLE, "injected failure").into_response(),
             Some(Fault::Error(false)) => ops
                 .iter()
-                .map(|op| ResponseOperation {
-                    response: op.request.clone(),
-                    result: Some(failure(None, Some(1), None, "injected server error")),
-                    ..Default::default()
+                .map(|op| {
+                    let reply = ResponseOperation {
+                        response: op.request.clone(),
+                        result: Some(failure(None, Some(1), None, "injected server error")),
+                        ..Default::default()
+                    };
+                    (reply, Vec::new())
                 })
                 .collect(),
             None => ops.iter().map(|op| self.answer(op)).collect(),
         };
-        let body = gzip(&encode_delimited(&replies), flate2::Compression::fast());
+        let body = gzip(&encode_replies(&replies), flate2::Compression::fast());
         ([("content-type", "application/x-protobuf"), ("content-encoding", "gzip")], body).into_response()
     }
+}
+
+/// The length-delimited reply stream. A reply with damaged changes goes out through the
+/// wire-compatible raw view, with [`DAMAGED_CHANGE`] in place of those changes.
+fn encode_replies(replies: &[(ResponseOperation, Vec<usize>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (reply, damaged) in replies {
+        // Writing into a Vec cannot run out of space.
+        match (&reply.retrieve_changes_response, damaged.is_empty()) {
+            (Some(page), false) => {
+                let change = page
+                    .change
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| if damaged.contains(&i) { Bytes::from_static(DAMAGED_CHANGE) } else { Bytes::from(c.encode_to_vec()) })
+                    .collect();
+                let raw = proto::ResponseOperationRaw {
+                    response: reply.response.clone(),
+                    result: reply.result.clone(),
+                    retrieve_changes_response: Some(proto::RetrieveChangesResponseRaw {
+                        change,
+                        sync_continuation_token: page.sync_continuation_token.clone(),
+                        status: page.status,
+                    }),
+                };
+                let _ = raw.encode_length_delimited(&mut out);
+            }
+            _ => {
+                let _ = reply.encode_length_delimited(&mut out);
+            }
+        }
+    }
+    out
 }
 
 enum Fault {

@@ -146,6 +146,32 @@ async fn lost_keys_are_exactly_the_missing_records() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unparsable_changes_are_counted_and_the_rest_of_their_pages_stored() {
+    let sim = start_sim(spec(6, 20, 4000, 0), Faults { bad_changes: 0.01, ..Faults::default() }).await;
+    let (damaged, damaged_guids) = sim.sim.damaged_messages();
+    assert!(damaged > 0 && !damaged_guids.is_empty(), "the test must actually damage records");
+    let bridge = BridgeDir::new(&sim);
+    bridge.sync_ok().await;
+    let status = bridge.status_json().await;
+    let msg = zone(&status, MESSAGE_ZONE);
+    assert_eq!(msg["stop_reason"], "api_done", "damaged records must not stop the zone: {msg}");
+    assert_eq!(msg["complete"], false, "{msg}");
+    assert_eq!(msg["undecryptable"].as_u64().unwrap(), damaged, "every damaged change is counted once: {msg}");
+    for r in msg["undecryptable_records"].as_array().unwrap() {
+        assert!(r["reason"].as_str().unwrap().contains("not a valid record change"), "{r}");
+    }
+    let truth = truth_guids(&sim.sim);
+    let stored = bridge.stored_guids().await;
+    let missing: BTreeSet<String> = truth.difference(&stored).cloned().collect();
+    assert_eq!(missing, damaged_guids.into_iter().collect(), "exactly the damaged messages are missing");
+    assert!(stored.is_subset(&truth));
+    // A second run resumes from the token: nothing is counted twice.
+    bridge.sync_ok().await;
+    let again = bridge.status_json().await;
+    assert_eq!(zone(&again, MESSAGE_ZONE)["undecryptable"].as_u64().unwrap(), damaged);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_sync_then_resume_gives_exact_set() {
     let sim = start_sim(spec(4, 30, 3000, 25072), Faults { page_size: 100, ..Faults::default() }).await;
     let bridge = BridgeDir::new(&sim);

@@ -506,11 +506,13 @@ impl ZoneSync<'_> {
         Ok(report)
     }
 
-    /// Re-fetches every failed record of the zone after a key refresh, in up to
-    /// `1 + key_retries` rounds while records are still waiting for a key. Returns how many were
-    /// recovered; the rest are marked final (undecryptable) with their latest reason.
+    /// Re-fetches the zone's pending failed records (those waiting for a key) after a key
+    /// refresh, in up to `1 + key_retries` rounds while records are still waiting. Returns how
+    /// many were recovered; the rest are marked final (undecryptable) with their latest reason.
+    /// Final ones are not asked for again: a malformed record would come back malformed, and a
+    /// change that did not parse has no name the server knows (asking would read as a deletion).
     async fn refetch_failed(&self, ring: &mut KeyRing) -> Result<u64, SyncError> {
-        let mut remaining = self.store.failed_records(self.zone).await?;
+        let mut remaining: Vec<FailedRecord> = self.store.failed_records(self.zone).await?.into_iter().filter(|f| f.pending).collect();
         let mut recovered_total = 0;
         for round in 0..=self.opts.key_retries {
             if remaining.is_empty() {
