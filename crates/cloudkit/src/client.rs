@@ -19,38 +19,28 @@ use crate::session::Session;
 
 pub const CONTENT_TYPE_PROTOBUF: &str = "application/x-protobuf; desc=\"https://gateway.icloud.com:443/static/protobuf/CloudDB/CloudDBClient.desc\"; messageType=RequestOperation; delimited=true";
 
-/// One page of `record/sync`.
+/// One page of `record/sync`: its changes (parsed records by default, see [`RawChangesPage`]),
+/// the token to ask for the next page with, and the status.
 #[derive(Debug, Clone, Default)]
-pub struct ChangesPage {
-    pub changes: Vec<proto::RecordChange>,
+pub struct ChangesPage<C = proto::RecordChange> {
+    pub changes: Vec<C>,
     pub token: Option<Vec<u8>>,
     pub status: i32,
 }
 
-impl ChangesPage {
+impl<C> ChangesPage<C> {
     /// The server has no more changes for this zone.
     pub fn done(&self) -> bool {
         self.status == proto::CHANGES_STATUS_DONE
     }
 }
 
-/// One page of `record/sync` whose changes are still encoded: enough to ask for the next page
-/// (token, status) without parsing any record (see [`proto::ResponseOperationRaw`]). The changes
-/// share the reply's buffer.
-#[derive(Debug, Clone, Default)]
-pub struct RawChangesPage {
-    /// Each an encoded [`proto::RecordChange`]; parse with [`RawChangesPage::change`].
-    pub changes: Vec<bytes::Bytes>,
-    pub token: Option<Vec<u8>>,
-    pub status: i32,
-}
+/// A page whose changes are still encoded, each an encoded [`proto::RecordChange`] sharing the
+/// reply's buffer: enough to ask for the next page without parsing any record (see
+/// [`proto::ResponseOperationRaw`]). Parse with [`RawChangesPage::change`].
+pub type RawChangesPage = ChangesPage<bytes::Bytes>;
 
 impl RawChangesPage {
-    /// The server has no more changes for this zone.
-    pub fn done(&self) -> bool {
-        self.status == proto::CHANGES_STATUS_DONE
-    }
-
     /// Parses change `i` (a malformed change is an [`Error::Frame`] of its own).
     pub fn change(&self, i: usize) -> Result<proto::RecordChange> {
         let raw = self.changes.get(i).ok_or_else(|| Error::Frame(format!("page has no change {i}")))?;
