@@ -134,6 +134,9 @@ pub fn gunzip(data: &[u8]) -> Result<Vec<u8>> {
 /// Deflate cannot expand data by more than this factor (a 258-byte match per 2-bit code, give or
 /// take), so a trailer that claims more is damaged.
 const MAX_DEFLATE_RATIO: usize = 1032;
+/// Largest output the fast path allocates up front from the trailer's word; a bigger member goes
+/// to the streaming decoder, which grows its buffer only as data actually inflates.
+const MAX_PLAIN_OUTPUT: usize = 64 << 20;
 
 /// Fast path for what CloudKit and `GzEncoder` write: a member with a bare 10-byte header and
 /// nothing after its trailer. The trailer states the output size, so the deflate stream is
@@ -155,7 +158,7 @@ fn gunzip_plain(data: &[u8]) -> Option<Vec<u8>> {
     let trailer = data.get(data.len() - 8..)?;
     let crc = u32::from_le_bytes(trailer[..4].try_into().ok()?);
     let size = u32::from_le_bytes(trailer[4..].try_into().ok()?) as usize;
-    if size > body.len().saturating_mul(MAX_DEFLATE_RATIO).saturating_add(64) {
+    if size > MAX_PLAIN_OUTPUT || size > body.len().saturating_mul(MAX_DEFLATE_RATIO).saturating_add(64) {
         return None;
     }
     let mut out = vec![0u8; size];

@@ -117,7 +117,8 @@ fn without_transparent_huge_pages() {
     // SAFETY: prctl(PR_SET_THP_DISABLE) only sets a flag of the calling process; a failure (old
     // kernel) leaves huge pages as they were.
     unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        let (on, unused): (libc::c_ulong, libc::c_ulong) = (1, 0);
+        libc::prctl(libc::PR_SET_THP_DISABLE, on, unused, unused, unused);
     }
 }
 

@@ -308,14 +308,18 @@ fn first_pass(zone: &'static str, ring: &KeyRing, page: &RawChangesPage) -> Firs
     (changes, failed, missing_key)
 }
 
+/// Names of failed-record entries for changes that are not valid protobuf start with this (no
+/// CloudKit record name does): their real name is unknown, so the server cannot be asked again.
+const UNPARSABLE_PREFIX: &str = "<unparsable change ";
+
 /// The failed-record entry of a change that is not valid protobuf. Its name is unknown, so the
-/// entry is named after its place: the page (a hash of the token that ends it) and the position.
-/// The same damaged page gives the same name on every run, so it is counted once.
+/// entry is named after its place: a digest of the token that ends its page, and its position.
+/// The same damaged page gives the same names on every run, so each change is counted once
+/// (two damaged changes with the same bytes are still two entries).
 fn unparsable_record(zone: &str, page: &RawChangesPage, i: usize, e: &cloudkit::Error) -> FailedRecord {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    page.token.hash(&mut hasher);
-    let record_name = format!("<unparsable change {i} of page {:016x}>", hasher.finish());
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(page.token.as_deref().unwrap_or_default());
+    let record_name = format!("{UNPARSABLE_PREFIX}{i} of page {}>", cloudkit::pcs::hex(&digest[..8]));
     tracing::warn!(zone, record = %record_name, "change not parsable: {e}");
     FailedRecord { zone: zone.to_string(), record_name, reason: e.to_string(), pending: false }
 }
@@ -506,13 +510,14 @@ impl ZoneSync<'_> {
         Ok(report)
     }
 
-    /// Re-fetches the zone's pending failed records (those waiting for a key) after a key
-    /// refresh, in up to `1 + key_retries` rounds while records are still waiting. Returns how
-    /// many were recovered; the rest are marked final (undecryptable) with their latest reason.
-    /// Final ones are not asked for again: a malformed record would come back malformed, and a
-    /// change that did not parse has no name the server knows (asking would read as a deletion).
+    /// Re-fetches every failed record of the zone after a key refresh, in up to
+    /// `1 + key_retries` rounds while records are still waiting for a key. Returns how many were
+    /// recovered; the rest are marked final (undecryptable) with their latest reason. Changes that
+    /// did not parse are left out: their name is not one the server knows, and its "not found"
+    /// would read as a deletion.
     async fn refetch_failed(&self, ring: &mut KeyRing) -> Result<u64, SyncError> {
-        let mut remaining: Vec<FailedRecord> = self.store.failed_records(self.zone).await?.into_iter().filter(|f| f.pending).collect();
+        let failed = self.store.failed_records(self.zone).await?;
+        let mut remaining: Vec<FailedRecord> = failed.into_iter().filter(|f| !f.record_name.starts_with(UNPARSABLE_PREFIX)).collect();
         let mut recovered_total = 0;
         for round in 0..=self.opts.key_retries {
             if remaining.is_empty() {
