@@ -46,6 +46,9 @@ pub enum Kind {
     Attachment,
     /// Served as a deletion tombstone; not in truth.
     Deleted,
+    /// Served as a record of a type the bridge does not know (Apple's zones hold more types than
+    /// a Messages client reads); skipped, counted, not in truth.
+    Foreign,
 }
 
 pub const OWN_HANDLES: [&str; 2] = ["tel:+15550000001", "mailto:me@icloud.example"];
@@ -81,6 +84,8 @@ pub struct Account {
     prev_in_chat: Vec<u32>,
     /// Messages served as deletions (all in the history).
     pub deleted: u64,
+    /// Message-zone records of a type the bridge does not know (all in the history).
+    pub foreign: u64,
     /// Indexes of the history: `0..history`.
     pub history: u64,
     /// All indexes, later messages included.
@@ -193,6 +198,7 @@ impl Account {
             attachments: Vec::new(),
             prev_in_chat: Vec::new(),
             deleted: 0,
+            foreign: 0,
             history: spec.messages + spec.big_chat,
             total: spec.messages + spec.big_chat + spec.later,
             history_chat_records: 0,
@@ -223,6 +229,7 @@ impl Account {
                 Kind::Rename => versions[chat].push((self.ts_of(g), Some(Self::rename_name(self.spec.seed, g)))),
                 Kind::Attachment => attachments.push(g as u32),
                 Kind::Deleted => self.deleted += 1,
+                Kind::Foreign => self.foreign += 1,
                 _ => {}
             }
             last[chat] = g as u32;
@@ -321,6 +328,7 @@ impl Account {
             65..=79 => Kind::Attachment,
             // The big chat keeps exactly `big_chat` live messages; later messages are not deleted.
             80..=89 if !(chat == 0 && self.spec.big_chat > 0) && g < self.history => Kind::Deleted,
+            90..=91 if !(chat == 0 && self.spec.big_chat > 0) && g < self.history => Kind::Foreign,
             _ => Kind::Text,
         };
         (kind, r)
@@ -374,7 +382,7 @@ impl Account {
                 m.text = Some("Loved a message".into());
             }
             Kind::Attachment => m.text = Some("\u{FFFC}".into()),
-            Kind::Text | Kind::Deleted => {}
+            Kind::Text | Kind::Deleted | Kind::Foreign => {}
         }
         Generated { record: m, kind }
     }
@@ -423,9 +431,9 @@ impl Account {
             .and_then(|c| c.display_name.clone())
     }
 
-    /// Number of live (non-deleted) messages the server shows.
+    /// Number of live messages the server shows (not deleted, of the message record type).
     pub fn live_message_count(&self, released: bool) -> u64 {
-        self.visible(released).messages - self.deleted
+        self.visible(released).messages - self.deleted - self.foreign
     }
 }
 
@@ -476,7 +484,7 @@ impl Account {
         }
         for g in 0..visible.messages {
             let Generated { record: m, kind } = self.message(g);
-            if kind == Kind::Deleted {
+            if matches!(kind, Kind::Deleted | Kind::Foreign) {
                 continue;
             }
             f(TruthLine::Message {

@@ -2,11 +2,25 @@
 //! generated iMessage account, with fault injection and a ground-truth export.
 //!
 //! It exists because Apple cannot be reached from tests: the bridge's sync is exercised end to
-//! end against the same framing, operations, PCS encryption and record layouts, and tests compare
+//! end against CloudKit's framing, operations, PCS key chain and record layouts, and tests compare
 //! what the bridge stored with [`Account::truth`] — never with the bridge's own view.
+//!
+//! It is a second implementation of the format, not the client's code run backwards: its
+//! encoder ([`encode`]), framing ([`wire`]), cipher and key chain ([`pcs`], [`keys`]), gateway
+//! checks ([`gateway`]) and session file ([`session`]) are its own, written from the format
+//! description, and both it and the client are checked against known-answer vectors made by a
+//! third implementation (`shared/fixtures/`). It shares only the prost schema
+//! (`cloudkit::proto`) and the typed records it generates (`cloudkit::records`).
 
 pub mod account;
+pub mod encode;
+pub mod gateway;
+pub mod keys;
+pub mod pcs;
 pub mod server;
+pub mod session;
+pub mod wire;
 
 pub use account::{Account, AccountSpec, TruthLine};
-pub use server::{session_for, spawn, Faults, Sim, Stats};
+pub use server::{spawn, Faults, Sim, Stats};
+pub use session::SimSession;

@@ -23,7 +23,8 @@ enum Command {
         /// Address to listen on (port 0 picks a free port; the real address is printed).
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
-        /// Write the session file the bridge needs to this path.
+        /// Write the session file the bridge needs to this path (0600; its anisette URL is this
+        /// server's).
         #[arg(long)]
         write_session: Option<PathBuf>,
         #[command(flatten)]
@@ -126,9 +127,6 @@ async fn main() -> anyhow::Result<()> {
             let spec = account.spec();
             anyhow::ensure!(spec.chats > 0 || spec.messages + spec.later == 0, "--messages and --later need at least one chat (--chats)");
             let sim = Arc::new(Sim::new(spec, faults.faults()?));
-            if let Some(path) = write_session {
-                sim.session.save(&path).with_context(|| format!("writing {}", path.display()))?;
-            }
             tracing::info!(
                 messages = sim.account.total,
                 chats = sim.account.chats.len(),
@@ -136,6 +134,9 @@ async fn main() -> anyhow::Result<()> {
                 "account generated"
             );
             let (addr, server) = cloudkit_sim::spawn(sim.clone(), listen).await.with_context(|| format!("binding {listen}"))?;
+            if let Some(path) = write_session {
+                sim.session_at(&format!("http://{addr}")).save(&path).with_context(|| format!("writing {}", path.display()))?;
+            }
             println!("listening on http://{addr}");
             std::io::stdout().flush()?;
             tokio::select! {

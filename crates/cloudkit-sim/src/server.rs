@@ -13,7 +13,6 @@
 //! - `bad_changes`: some message-zone changes are served as bytes that do not parse as a record
 //!   change (the same ones on every request), inside an otherwise valid reply.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,21 +23,20 @@ use axum::{
     extract::{Path, State},
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
-    routing::post,
-    Router,
+    routing::{get, post},
+    Json, Router,
 };
-use cloudkit::client::{failure, success};
-use cloudkit::codec::{encode_attachment, encode_chat, encode_message, summary_record};
-use cloudkit::framing::{decode_body, gzip};
-use cloudkit::pcs::{seal_zone_keys, PcsKey};
 use cloudkit::proto::{self, client_error, server_error, RequestOperation, ResponseOperation};
 use cloudkit::records::*;
-use cloudkit::Session;
 use prost::Message;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sha2::{Digest, Sha256};
 
+use crate::encode::{self, Keying};
+use crate::gateway::{self, Refusal};
+use crate::keys::{digest, KeyChoice, KeyMaterial, LATE_KEYS, LOST_KEYS, OWN_PROTECTION_EVERY};
+use crate::session::SimSession;
+use crate::wire::{self, failure, success};
 use crate::account::{Account, AccountSpec, Kind, TruthLine, Visible, OWN_HANDLES};
 
 /// Fault injection and paging knobs.
@@ -60,20 +58,12 @@ impl Default for Faults {
     }
 }
 
-const LATE_KEYS: u64 = 4;
-const LOST_KEYS: u64 = 2;
 const STREAM_KEYS: u64 = 7;
 const STREAM_DAMAGE: u64 = 9;
 /// What a damaged change is served as: a record identifier field whose length runs past the end.
 const DAMAGED_CHANGE: &[u8] = &[0x0a, 0x7f, 0x01];
-
-/// Which key encrypts a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyChoice {
-    Default,
-    Late(u64),
-    Lost(u64),
-}
+/// The record type of the message zone's records the bridge does not know.
+pub const FOREIGN_RECORD_TYPE: &str = "SimulatedUnknownType";
 
 struct ZoneKeyState {
     refreshes: u64,
@@ -98,12 +88,12 @@ pub struct Stats {
 
 pub struct Sim {
     pub account: Account,
-    pub session: Session,
+    /// The session this account accepts (without an anisette URL; see [`Sim::session_at`]).
+    pub session: SimSession,
     pub faults: Faults,
-    service_key: PcsKey,
-    /// Every zone's keys, derived once: deriving a key costs several HMACs and an AES key
-    /// schedule, which is more than encrypting a record's fields with it.
-    keys: Vec<(&'static str, KeyChoice, PcsKey)>,
+    keys: KeyMaterial,
+    /// The `X-Apple-I-MD` value the simulator's anisette server issues and the gateway accepts.
+    anisette_md: String,
     /// The history's serving permutation `p → (a·p + b) mod history`.
     perm_a: u64,
     perm_b: u64,
@@ -112,23 +102,8 @@ pub struct Sim {
     state: Mutex<Mutable>,
 }
 
-fn derive(seed: u64, label: &str) -> [u8; 32] {
-    Sha256::new().chain_update(seed.to_be_bytes()).chain_update(label.as_bytes()).finalize().into()
-}
-
-fn key16(seed: u64, label: &str) -> PcsKey {
-    let d = derive(seed, label);
-    let mut k = [0u8; 16];
-    k.copy_from_slice(&d[..16]);
-    PcsKey::new(k)
-}
-
-fn derive_zone_key(seed: u64, zone: &str, choice: KeyChoice) -> PcsKey {
-    match choice {
-        KeyChoice::Default => key16(seed, &format!("{zone}/default")),
-        KeyChoice::Late(i) => key16(seed, &format!("{zone}/late/{i}")),
-        KeyChoice::Lost(i) => key16(seed, &format!("{zone}/lost/{i}")),
-    }
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -139,18 +114,10 @@ fn gcd(a: u64, b: u64) -> u64 {
     }
 }
 
-/// The session file the simulator accepts for `seed`.
-pub fn session_for(seed: u64) -> Session {
-    let hex = |b: &[u8]| cloudkit::pcs::hex(b);
-    Session {
-        account_id: format!("{}", 10_000_000_000u64 + seed % 1_000_000_000),
-        cloudkit_user_id: format!("_{}", &hex(&derive(seed, "user"))[..32]),
-        auth_token: hex(&derive(seed, "token")),
-        handles: OWN_HANDLES.iter().map(|s| s.to_string()).collect(),
-        service_key: Session::encode_key(&key16(seed, "service")),
-        container: cloudkit::session::MESSAGES_CONTAINER.into(),
-        bundle_id: cloudkit::session::MESSAGES_BUNDLE.into(),
-    }
+/// An uppercase UUID made of a digest (stable device ids).
+fn uuid_of(d: &[u8; 32]) -> String {
+    let h = hex(&d[..16]).to_uppercase();
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
 fn zone_static(zone: &str) -> Option<&'static str> {
@@ -170,19 +137,19 @@ impl Sim {
             .iter()
             .map(|z| (*z, ZoneKeyState { refreshes: 0, late_seen: [None; LATE_KEYS as usize] }))
             .collect();
-        let keys = ZONES
-            .iter()
-            .flat_map(|&zone| {
-                let choices = std::iter::once(KeyChoice::Default)
-                    .chain((0..LATE_KEYS).map(KeyChoice::Late))
-                    .chain((0..LOST_KEYS).map(KeyChoice::Lost));
-                choices.map(move |choice| (zone, choice, derive_zone_key(seed, zone, choice)))
-            })
-            .collect();
+        let keys = KeyMaterial::new(seed, &ZONES, &[MESSAGE_ZONE]);
+        let session = SimSession::new(
+            format!("{}", 10_000_000_000u64 + seed % 1_000_000_000),
+            format!("_{}", &hex(&digest(seed, "user"))[..32]),
+            hex(&digest(seed, "token")),
+            &keys.service,
+            OWN_HANDLES.iter().map(|s| s.to_string()).collect(),
+            uuid_of(&digest(seed, "device")),
+        );
         Sim {
-            session: session_for(seed),
-            service_key: key16(seed, "service"),
+            session,
             keys,
+            anisette_md: base64_of(&digest(seed, "anisette machine data")),
             perm_a: a % n.max(2),
             perm_b: (seed % n),
             released: AtomicBool::new(false),
@@ -190,6 +157,28 @@ impl Sim {
             state: Mutex::new(Mutable { rng: ChaCha8Rng::seed_from_u64(seed ^ 0xfa17), burst_left: 0, zones, stats: Stats::default() }),
             account,
         }
+    }
+
+    /// The session file for a bridge talking to this simulator at `base_url` (which also plays
+    /// the anisette server, at `/_sim/anisette`).
+    pub fn session_at(&self, base_url: &str) -> SimSession {
+        let mut session = self.session.clone();
+        session.anisette = Some(crate::session::SimAnisette { url: format!("{}/_sim/anisette", base_url.trim_end_matches('/')) });
+        session
+    }
+
+    /// The anisette headers the simulator's anisette server hands out (the JSON object an
+    /// anisette server answers with).
+    pub fn anisette_headers(&self) -> serde_json::Value {
+        serde_json::json!({
+            "X-Apple-I-MD": self.anisette_md,
+            "X-Apple-I-MD-M": base64_of(&digest(self.seed(), "anisette machine id")),
+            "X-Apple-I-MD-RINFO": "17106176",
+            "X-Apple-I-MD-LU": hex(&digest(self.seed(), "anisette local user")).to_uppercase(),
+            "X-Apple-I-Client-Time": "2026-12-01T00:00:00Z",
+            "X-Apple-I-TimeZone": "UTC",
+            "X-Apple-Locale": "en_US",
+        })
     }
 
     /// Makes the account's later messages (and the chat record versions they create) arrive:
@@ -215,17 +204,14 @@ impl Sim {
         self.account.spec.seed
     }
 
-    fn zone_key(&self, zone: &str, choice: KeyChoice) -> Cow<'_, PcsKey> {
-        match self.keys.iter().find(|(z, c, _)| *z == zone && *c == choice) {
-            Some((_, _, key)) => Cow::Borrowed(key),
-            None => Cow::Owned(derive_zone_key(self.seed(), zone, choice)),
-        }
-    }
-
     /// The key a record of `zone` with item index `g` is encrypted under.
     pub fn key_choice(&self, zone: &str, g: u64) -> KeyChoice {
+        if zone == MESSAGE_ZONE && g % OWN_PROTECTION_EVERY == 7 {
+            return KeyChoice::Own(g / OWN_PROTECTION_EVERY);
+        }
+        let rotated = if zone == MESSAGE_ZONE && g < self.account.history / 2 { KeyChoice::Previous } else { KeyChoice::Current };
         if zone == CHAT_ZONE || (self.faults.pcs_late <= 0.0 && self.faults.pcs_lost <= 0.0) {
-            return KeyChoice::Default;
+            return rotated;
         }
         let roll = self.roll(STREAM_KEYS + u64::from(zone == ATTACHMENT_ZONE), g);
         if roll < self.faults.pcs_lost {
@@ -233,7 +219,7 @@ impl Sim {
         } else if roll < self.faults.pcs_lost + self.faults.pcs_late {
             KeyChoice::Late(g % LATE_KEYS)
         } else {
-            KeyChoice::Default
+            rotated
         }
     }
 
@@ -283,48 +269,49 @@ impl Sim {
     }
 
     /// Builds the change at serving position `p` of a zone (also records late-key use).
-    fn change_at(&self, zone: &'static str, p: u64, late_used: &mut Vec<u64>) -> proto::RecordChange {
+    fn change_at(&self, zone: &'static str, p: u64, late_used: &mut Vec<u64>) -> Result<proto::RecordChange, proto::OperationResult> {
         let owner = &self.session.cloudkit_user_id;
-        let (record, g) = match zone {
-            CHAT_ZONE => {
-                let c = &self.account.chat_records[p as usize];
-                (Some(encode_chat(owner, &self.zone_key(zone, KeyChoice::Default), c)), p)
-            }
-            MESSAGE_ZONE => {
-                let g = self.message_at(p);
-                let gen = self.account.message(g);
-                if gen.kind == Kind::Deleted {
-                    let id = proto::RecordIdentifier {
-                        value: Some(proto::Identifier { name: Some(gen.record.record_name), r#type: Some(1) }),
-                        zone_identifier: Some(proto::zone_id(zone, owner)),
-                    };
-                    return proto::RecordChange { identifier: Some(id), ..Default::default() };
-                }
-                let choice = self.key_choice(zone, g);
-                (Some(encode_message(owner, &self.zone_key(zone, choice), &gen.record)), g)
-            }
-            _ => {
-                let g = self.account.attachments[p as usize] as u64;
-                let choice = self.key_choice(zone, g);
-                (Some(encode_attachment(owner, &self.zone_key(zone, choice), &self.account.attachment(g))), g)
-            }
+        let g = match zone {
+            MESSAGE_ZONE => self.message_at(p),
+            ATTACHMENT_ZONE => u64::from(self.account.attachments[p as usize]),
+            _ => p,
         };
-        if let KeyChoice::Late(i) = self.key_choice(zone, g) {
+        let choice = self.key_choice(zone, g);
+        let cipher_failed = |e: crate::pcs::PcsError| failure(None, Some(1), None, &format!("simulator cannot encrypt: {e}"));
+        let zone_keys = self.keys.zone(zone).ok_or_else(|| failure(Some(client_error::ZONE_NOT_FOUND), None, None, "zone"))?;
+        let (key, own) = zone_keys.key(choice).map_err(cipher_failed)?;
+        let keying = match own {
+            Some(protection) => Keying::Own { key, protection_info: &protection.der, tag: &protection.tag },
+            None => Keying::Zone(key),
+        };
+        let record = match zone {
+            CHAT_ZONE => encode::chat(zone, owner, &keying, &self.account.chat_records[p as usize]),
+            MESSAGE_ZONE => {
+                let gen = self.account.message(g);
+                match gen.kind {
+                    Kind::Deleted => return Ok(encode::deletion(zone, owner, &gen.record.record_name)),
+                    Kind::Foreign => encode::foreign(zone, owner, &keying, &gen.record.record_name, FOREIGN_RECORD_TYPE),
+                    _ => encode::message(zone, owner, &keying, &gen.record),
+                }
+            }
+            _ => encode::attachment(zone, owner, &keying, &self.account.attachment(g)),
+        }
+        .map_err(cipher_failed)?;
+        if let KeyChoice::Late(i) = choice {
             late_used.push(i);
         }
-        let record = record.unwrap_or_default();
-        proto::RecordChange {
+        Ok(proto::RecordChange {
             identifier: record.record_identifier.clone(),
             etag: record.etag.clone(),
             record_type: record.r#type.clone(),
             record: Some(record),
-        }
+        })
     }
 
     fn token(&self, zone: &str, pos: u64) -> Vec<u8> {
         let mut t = b"ckst".to_vec();
         t.extend_from_slice(&pos.to_be_bytes());
-        t.extend_from_slice(&derive(self.seed(), &format!("{zone}/{pos}"))[..8]);
+        t.extend_from_slice(&digest(self.seed(), &format!("{zone}/{pos}"))[..8]);
         t
     }
 
@@ -349,7 +336,7 @@ impl Sim {
 
     /// One page of a zone's changes, with the positions in it of the changes to serve damaged.
     fn retrieve_changes(&self, req: &proto::RetrieveChangesRequest) -> Result<(proto::RetrieveChangesResponse, Vec<usize>), proto::OperationResult> {
-        let zone = zone_of(req.zone_identifier.as_ref())?;
+        let zone = self.zone_of(req.zone_identifier.as_ref())?;
         let len = self.items(zone);
         let pos = match &req.sync_continuation_token {
             None => 0,
@@ -364,7 +351,7 @@ impl Sim {
         } as u64;
         let end = (pos + size).min(len);
         let mut late = Vec::new();
-        let change = (pos..end).map(|p| self.change_at(zone, p, &mut late)).collect();
+        let change = (pos..end).map(|p| self.change_at(zone, p, &mut late)).collect::<Result<_, _>>()?;
         self.mark_late(zone, &late);
         if let Ok(mut st) = self.state.lock() {
             st.stats.pages += 1;
@@ -379,29 +366,29 @@ impl Sim {
     }
 
     fn zone_retrieve(&self, req: &proto::ZoneRetrieveRequest) -> Result<proto::ZoneRetrieveResponse, proto::OperationResult> {
-        let zone = zone_of(req.zone_identifier.as_ref())?;
-        let mut keys = vec![self.zone_key(zone, KeyChoice::Default).into_owned()];
-        let refreshes = {
+        let zone = self.zone_of(req.zone_identifier.as_ref())?;
+        let (refreshes, late) = {
             let mut st = self.state.lock().map_err(|_| failure(None, Some(1), None, "state poisoned"))?;
             let z = st.zones.get_mut(zone).ok_or_else(|| failure(Some(client_error::ZONE_NOT_FOUND), None, None, "zone"))?;
             z.refreshes += 1;
-            for (i, seen) in z.late_seen.iter().enumerate() {
-                if matches!(seen, Some(s) if z.refreshes >= s + 2) {
-                    keys.push(self.zone_key(zone, KeyChoice::Late(i as u64)).into_owned());
-                }
-            }
-            z.refreshes
+            let late: Vec<u64> = (0..LATE_KEYS).filter(|&i| matches!(z.late_seen[i as usize], Some(s) if z.refreshes >= s + 2)).collect();
+            (z.refreshes, late)
         };
-        let mut nonce = [0u8; 12];
-        nonce.copy_from_slice(&derive(self.seed(), &format!("{zone}/nonce/{refreshes}"))[..12]);
-        let blob = seal_zone_keys(&self.service_key, &keys, nonce);
+        let keys = self.keys.zone(zone).ok_or_else(|| failure(Some(client_error::ZONE_NOT_FOUND), None, None, "zone"))?;
+        let (zone_protection, record_protection) = keys
+            .protections(&self.keys.service, &late, refreshes)
+            .map_err(|e| failure(None, Some(1), None, &format!("simulator cannot create the zone's protections: {e}")))?;
         Ok(proto::ZoneRetrieveResponse {
             zone_summary: vec![proto::ZoneSummary {
                 target_zone: Some(proto::Zone {
                     zone_identifier: req.zone_identifier.clone(),
                     etag: Some(format!("{refreshes}")),
-                    protection_info: None,
-                    record_protection_info: Some(proto::ProtectionInfo { protection_info: Some(blob), protection_info_tag: None }),
+                    protection_info: Some(proto::ProtectionInfo {
+                        protection_info: Some(zone_protection.der),
+                        protection_info_tag: Some(zone_protection.tag),
+                    }),
+                    // rustpush leaves the record protection's tag unset (fixtures README).
+                    record_protection_info: Some(proto::ProtectionInfo { protection_info: Some(record_protection.der), protection_info_tag: None }),
                 }),
             }],
         })
@@ -409,7 +396,7 @@ impl Sim {
 
     fn record_retrieve(&self, req: &proto::RecordRetrieveRequest) -> Result<proto::RecordRetrieveResponse, proto::OperationResult> {
         let id = req.record_identifier.as_ref().ok_or_else(|| failure(Some(client_error::BAD_SYNTAX), None, None, "no record id"))?;
-        let zone = zone_of(id.zone_identifier.as_ref())?;
+        let zone = self.zone_of(id.zone_identifier.as_ref())?;
         let name = id.record_name().unwrap_or("");
         let not_found = || failure(None, Some(server_error::NOT_FOUND), None, "record not found");
         let pos = match zone {
@@ -428,7 +415,7 @@ impl Sim {
         .filter(|&p| p < self.items(zone))
         .ok_or_else(not_found)?;
         let mut late = Vec::new();
-        let change = self.change_at(zone, pos, &mut late);
+        let change = self.change_at(zone, pos, &mut late)?;
         self.mark_late(zone, &late);
         Ok(proto::RecordRetrieveResponse { record: change.record })
     }
@@ -450,28 +437,47 @@ impl Sim {
         ((inv * (g as i128 - self.perm_b as i128)).rem_euclid(n)) as u64
     }
 
+    /// `MessagesSummary`: a list of integers per record type. Its meaning on Apple's side is
+    /// not known beyond its first element being the zone's count of that type; the simulator
+    /// sends that count and a second element (the deleted records of the zone) so that a client
+    /// that sums the list is caught.
     fn query(&self, req: &proto::QueryRetrieveRequest) -> Result<proto::QueryRetrieveResponse, proto::OperationResult> {
-        let zone = zone_of(req.zone_identifier.as_ref())?;
+        let zone = self.zone_of(req.zone_identifier.as_ref())?;
         let owner = &self.session.cloudkit_user_id;
         let released = self.released.load(Ordering::SeqCst);
         let visible = self.account.visible(released);
-        let (record_type, count) = match zone {
-            CHAT_ZONE => (CHAT_RECORD_TYPE, visible.chat_records as i64),
-            MESSAGE_ZONE => (MESSAGE_RECORD_TYPE, self.account.live_message_count(released) as i64),
-            _ => (ATTACHMENT_RECORD_TYPE, visible.attachments as i64),
+        let (record_type, counts) = match zone {
+            CHAT_ZONE => (CHAT_RECORD_TYPE, [visible.chat_records as i64, 0]),
+            MESSAGE_ZONE => (MESSAGE_RECORD_TYPE, [self.account.live_message_count(released) as i64, self.account.deleted as i64]),
+            _ => (ATTACHMENT_RECORD_TYPE, [visible.attachments as i64, 0]),
         };
-        let record = summary_record(zone, owner, record_type, count);
+        let record = encode::summary(zone, owner, record_type, &counts);
         Ok(proto::QueryRetrieveResponse {
             query_results: vec![proto::QueryResult { identifier: record.record_identifier.clone(), record: Some(record) }],
             continuation_marker: None,
         })
     }
 
+    /// The zone an operation names; it must be one of the account's, owned by its user.
+    fn zone_of(&self, id: Option<&proto::RecordZoneIdentifier>) -> Result<&'static str, proto::OperationResult> {
+        let zone = id
+            .and_then(|z| z.zone_name())
+            .and_then(zone_static)
+            .ok_or_else(|| failure(Some(client_error::ZONE_NOT_FOUND), None, None, "zone not found"))?;
+        let owner = id.and_then(|z| z.owner_identifier.as_ref()).and_then(|o| o.name.as_deref());
+        if owner != Some(self.session.cloudkit_user_id.as_str()) {
+            return Err(failure(Some(CLIENT_FORBIDDEN), None, None, &format!("zone owner {owner:?} is not the authenticated user")));
+        }
+        Ok(zone)
+    }
+
     /// The reply to one operation, with the positions of the changes to serve damaged.
-    fn answer(&self, op: &RequestOperation) -> (ResponseOperation, Vec<usize>) {
+    fn answer(&self, kind: i32, index: usize, op: &RequestOperation) -> (ResponseOperation, Vec<usize>) {
         let mut reply = ResponseOperation { response: op.request.clone(), ..Default::default() };
         let mut damaged = Vec::new();
-        let outcome = if let Some(r) = &op.retrieve_changes_request {
+        let outcome = if let Err(e) = gateway::check_operation(&self.session, kind, index, op) {
+            Err(failure(Some(client_error::BAD_SYNTAX), None, None, &e))
+        } else if let Some(r) = &op.retrieve_changes_request {
             self.retrieve_changes(r).map(|(page, bad)| {
                 reply.retrieve_changes_response = Some(page);
                 damaged = bad;
@@ -510,19 +516,21 @@ impl Sim {
         None
     }
 
-    pub fn handle(&self, headers: &HeaderMap, body: &[u8]) -> Response {
-        let token = headers.get("x-cloudkit-authtoken").and_then(|v| v.to_str().ok());
-        if token != Some(self.session.auth_token.as_str()) {
-            return (StatusCode::UNAUTHORIZED, "bad auth token").into_response();
-        }
+    /// Answers one POST to `/ckdatabase/api/client/{path}`.
+    pub fn handle(&self, path: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+        let kind = match gateway::check_http(&self.session, &self.anisette_md, path, headers) {
+            Ok(kind) => kind,
+            Err(refusal) => return refused(&refusal),
+        };
         let gzipped = headers.get("content-encoding").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-        let ops: Vec<RequestOperation> = match decode_body(body, gzipped) {
-            Ok(ops) => ops,
-            Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        let ops = match wire::read_request(body, gzipped) {
+            Ok(ops) if !ops.is_empty() => ops,
+            Ok(_) => return refused(&Refusal { status: StatusCode::BAD_REQUEST, code: "BAD_REQUEST", detail: "no operations in the body".into() }),
+            Err(e) => return refused(&Refusal { status: StatusCode::BAD_REQUEST, code: "BAD_REQUEST", detail: e }),
         };
         let replies: Vec<(ResponseOperation, Vec<usize>)> = match self.fault() {
             Some(Fault::Throttle) => {
-                let mut resp = (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
+                let mut resp = (StatusCode::TOO_MANY_REQUESTS, "THROTTLED: slow down").into_response();
                 if let Ok(v) = HeaderValue::from_str(&self.faults.retry_after_secs.to_string()) {
                     resp.headers_mut().insert("retry-after", v);
                 }
@@ -540,11 +548,23 @@ impl Sim {
                     (reply, Vec::new())
                 })
                 .collect(),
-            None => ops.iter().map(|op| self.answer(op)).collect(),
+            None => ops.iter().enumerate().map(|(i, op)| self.answer(kind, i, op)).collect(),
         };
-        let body = gzip(&encode_replies(&replies), flate2::Compression::fast());
+        let body = wire::gzip(&encode_replies(&replies));
         ([("content-type", "application/x-protobuf"), ("content-encoding", "gzip")], body).into_response()
     }
+}
+
+/// CloudKit's client-error code FORBIDDEN.
+const CLIENT_FORBIDDEN: i32 = 5;
+
+fn refused(refusal: &Refusal) -> Response {
+    (refusal.status, refusal.body()).into_response()
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::{engine::general_purpose::STANDARD as B64, Engine};
+    B64.encode(bytes)
 }
 
 /// The length-delimited reply stream. A reply with damaged changes goes out through the
@@ -570,11 +590,9 @@ fn encode_replies(replies: &[(ResponseOperation, Vec<usize>)]) -> Vec<u8> {
                         status: page.status,
                     }),
                 };
-                let _ = raw.encode_length_delimited(&mut out);
+                wire::write_delimited(&mut out, &raw);
             }
-            _ => {
-                let _ = reply.encode_length_delimited(&mut out);
-            }
+            _ => wire::write_delimited(&mut out, reply),
         }
     }
     out
@@ -586,18 +604,17 @@ enum Fault {
     Error(bool),
 }
 
-fn zone_of(id: Option<&proto::RecordZoneIdentifier>) -> Result<&'static str, proto::OperationResult> {
-    id.and_then(|z| z.zone_name())
-        .and_then(zone_static)
-        .ok_or_else(|| failure(Some(client_error::ZONE_NOT_FOUND), None, None, "zone not found"))
-}
-
-async fn endpoint(State(sim): State<Arc<Sim>>, Path(_op): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn endpoint(State(sim): State<Arc<Sim>>, Path(op): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let sim2 = sim.clone();
-    match tokio::task::spawn_blocking(move || sim2.handle(&headers, &body)).await {
+    match tokio::task::spawn_blocking(move || sim2.handle(&op, &headers, &body)).await {
         Ok(r) => r,
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
+}
+
+/// `GET /_sim/anisette`: the simulator playing an anisette server (a JSON object of headers).
+async fn anisette(State(sim): State<Arc<Sim>>) -> Json<serde_json::Value> {
+    Json(sim.anisette_headers())
 }
 
 /// `POST /_sim/release-later`: the simulator's own control endpoint (not CloudKit's), so a demo
@@ -612,6 +629,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .route("/ckdatabase/api/client/{*op}", post(endpoint))
         .route("/_sim/release-later", post(release_later))
+        .route("/_sim/anisette", get(anisette))
         .with_state(sim)
 }
 

@@ -9,11 +9,11 @@
 use std::time::Duration;
 
 use prost::Message;
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
 use crate::error::{Error, Result};
 use crate::framing::{decode_delimited_bytes, encode_body, plain_body};
-use crate::pcs::{open_zone_keys, PcsKey};
+use crate::pcs::{hex, EcKey, KeyRing};
 use crate::proto::{self, client_error, op_type, result_code, server_error, RequestOperation, ResponseOperation};
 use crate::session::Session;
 
@@ -59,14 +59,86 @@ pub struct Client {
     http: reqwest::Client,
     base_url: String,
     session: Session,
-    service_key: PcsKey,
-    device_id: String,
+    service: EcKey,
+    /// `x-apple-operation-group-id`: one per client (one sync run), as a CloudKit session.
+    operation_group: String,
+    anisette: std::sync::Arc<Anisette>,
+}
+
+/// User agent and library version of the CloudKit daemon rustpush presents.
+const USER_AGENT: &str = "CloudKit/1970 (19H384)";
+const LIBRARY_NAME: &str = "com.apple.cloudkit.CloudKitDaemon";
+const LIBRARY_VERSION: &str = "1970";
+const CLIENT_INFO: &str = "<iMac13,1> <Mac OS X;10.15.7;19H384> <com.apple.cloudkit.CloudKitDaemon/1970 (com.apple.cloudd/1970)>";
+/// The largest error body read from the gateway, and the largest anisette answer.
+const MAX_SMALL_BODY: usize = 64 << 10;
+/// How long anisette headers are reused (omnisette caches them for 60 s).
+const ANISETTE_TTL: Duration = Duration::from_secs(60);
+
+/// 8 random bytes as 16 uppercase hex digits: the form of CloudKit's operation and group ids.
+fn op_id() -> String {
+    let bytes = uuid::Uuid::new_v4();
+    bytes.as_bytes()[..8].iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// Anisette headers from the session's anisette server, fetched when first needed and again
+/// once they are older than [`ANISETTE_TTL`].
+struct Anisette {
+    url: Option<String>,
+    cached: tokio::sync::Mutex<Option<(std::time::Instant, Vec<(HeaderName, HeaderValue)>)>>,
+}
+
+impl Anisette {
+    async fn headers(&self, http: &reqwest::Client) -> Result<Vec<(HeaderName, HeaderValue)>> {
+        let Some(url) = &self.url else { return Ok(Vec::new()) };
+        let mut cached = self.cached.lock().await;
+        if let Some((at, headers)) = cached.as_ref() {
+            if at.elapsed() < ANISETTE_TTL {
+                return Ok(headers.clone());
+            }
+        }
+        let err = |detail: String| Error::Anisette { url: url.clone(), detail };
+        let response = http.get(url).send().await.map_err(|e| err(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(err(format!("HTTP {}", response.status())));
+        }
+        let body = read_capped(response, MAX_SMALL_BODY).await.map_err(|e| err(e.to_string()))?;
+        let map: std::collections::BTreeMap<String, serde_json::Value> =
+            serde_json::from_slice(&body).map_err(|e| err(format!("not a JSON object of headers: {e}")))?;
+        let mut headers = Vec::new();
+        for (name, value) in map {
+            // Anisette servers add bookkeeping keys ("result", …) that are not headers.
+            let (Ok(name), Some(value)) = (HeaderName::from_bytes(name.as_bytes()), value.as_str()) else { continue };
+            if !name.as_str().starts_with("x-") {
+                continue;
+            }
+            let value = HeaderValue::from_str(value).map_err(|e| err(format!("header {name}: {e}")))?;
+            headers.push((name, value));
+        }
+        if !headers.iter().any(|(n, _)| n == "x-apple-i-md") {
+            return Err(err("the answer has no X-Apple-I-MD".into()));
+        }
+        *cached = Some((std::time::Instant::now(), headers.clone()));
+        Ok(headers)
+    }
+}
+
+/// Reads a response body of at most `cap` bytes.
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> std::result::Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > cap {
+            return Err(format!("body larger than {cap} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 impl Client {
     /// `base_url` is the CloudKit gateway, e.g. `https://gateway.icloud.com` or the simulator's.
     pub fn new(base_url: &str, session: Session) -> Result<Self> {
-        let service_key = session.service_key()?;
+        let service = session.service_identity()?;
         let mut headers = HeaderMap::new();
         let mut put = |name: &'static str, value: &str| {
             if let Ok(v) = HeaderValue::from_str(value) {
@@ -74,13 +146,20 @@ impl Client {
             }
         };
         put("accept", "application/x-protobuf");
+        put("accept-encoding", "gzip");
+        put("accept-language", "en-US,en;q=0.9");
+        put("cache-control", "no-transform");
+        put("user-agent", USER_AGENT);
+        put("x-apple-c2-metric-triggers", "0");
         put("x-cloudkit-containerid", &session.container);
         put("x-cloudkit-bundleid", &session.bundle_id);
         put("x-cloudkit-databasescope", "Private");
         put("x-cloudkit-environment", "Production");
+        put("x-cloudkit-duetpreclearedmode", "None");
+        put("x-mme-client-info", CLIENT_INFO);
+        put("x-mme-device-id", &session.device_id);
         put("x-cloudkit-userid", &session.cloudkit_user_id);
-        put("x-cloudkit-authtoken", &session.auth_token);
-        put("user-agent", "CloudKit/1970 (imessage-bridge)");
+        put("x-cloudkit-authtoken", &session.tokens.cloudkit);
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .connect_timeout(Duration::from_secs(10))
@@ -88,12 +167,14 @@ impl Client {
             .pool_max_idle_per_host(8)
             .build()
             .map_err(|e| Error::Transport { url: base_url.to_string(), source: e })?;
+        let anisette = Anisette { url: session.anisette.as_ref().map(|a| a.url.clone()), cached: tokio::sync::Mutex::new(None) };
         Ok(Client {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
             session,
-            service_key,
-            device_id: uuid::Uuid::new_v4().to_string().to_uppercase(),
+            service,
+            operation_group: op_id(),
+            anisette: std::sync::Arc::new(anisette),
         })
     }
 
@@ -105,19 +186,44 @@ impl Client {
         proto::zone_id(zone, &self.session.cloudkit_user_id)
     }
 
-    fn header(&self) -> proto::RequestHeader {
+    /// The request header of the first operation, with the fields rustpush fills for a
+    /// non-fetch operation against the private database.
+    fn header(&self, kind: i32) -> proto::RequestHeader {
+        use sha1::Digest;
+        let device = self.session.device_id.clone();
+        let flow_key = match kind {
+            op_type::ZONE_RETRIEVE => "CKDFetchRecordZonesOperation",
+            op_type::RECORD_RETRIEVE => "CKDFetchRecordsOperation",
+            op_type::QUERY_RETRIEVE => "CKDQueryOperation",
+            _ => "CKDFetchRecordZoneChangesOperation",
+        };
         proto::RequestHeader {
             application_container: Some(self.session.container.clone()),
             application_bundle: Some(self.session.bundle_id.clone()),
-            device_identifier: Some(proto::Identifier {
-                name: Some(self.device_id.clone()),
-                r#type: Some(proto::identifier_type::DEVICE),
-            }),
-            device_library_name: Some("com.apple.cloudkit.CloudKitDaemon".into()),
-            device_library_version: Some("1970".into()),
+            device_identifier: Some(proto::Identifier { name: Some(device.clone()), r#type: Some(proto::identifier_type::DEVICE) }),
+            device_software_version: Some("10.15.7".into()),
+            device_hardware_version: Some("iMac13,1".into()),
+            device_library_name: Some(LIBRARY_NAME.into()),
+            device_library_version: Some(LIBRARY_VERSION.into()),
+            device_flow_control_key: Some(format!("{flow_key}-Private")),
+            device_flow_control_budget: Some(0),
+            device_flow_control_budget_cap: Some(0),
+            device_flow_control_regeneration: Some(0.0),
+            locale: (kind == op_type::QUERY_RETRIEVE)
+                .then(|| proto::Locale { language_code: Some("en".into()), region_code: Some("US".into()) }),
+            mmcs_protocol_version: Some("5.0".into()),
             application_container_environment: Some(1),
+            device_assigned_name: Some("imessage-bridge".into()),
+            device_hardware_id: Some(device.clone()),
             target_database: Some(1),
             isolation_level: Some(1),
+            group: (kind != op_type::ZONE_RETRIEVE && kind != op_type::RECORD_RETRIEVE).then(|| "EphemeralGroup".into()),
+            unk1: Some(0),
+            tags: Vec::new(),
+            unk2: Some(hex(&sha1::Sha1::digest(device.as_bytes()))),
+            device_serial: None,
+            unk3: Some(0),
+            unk4: Some(1),
         }
     }
 
@@ -135,7 +241,7 @@ impl Client {
                 last: Some(i + 1 == count),
             });
             if i == 0 {
-                op.header = Some(self.header());
+                op.header = Some(self.header(kind));
             }
             uuids.push(uuid);
         }
@@ -160,15 +266,18 @@ impl Client {
     async fn exchange(&self, path: &str, ops: &[RequestOperation]) -> Result<bytes::Bytes> {
         let url = format!("{}/ckdatabase/api/client/{}", self.base_url, path);
         let transport = |e| Error::Transport { url: url.clone(), source: e };
-        let response = self
+        let mut request = self
             .http
             .post(&url)
             .header(CONTENT_TYPE, CONTENT_TYPE_PROTOBUF)
             .header(CONTENT_ENCODING, "gzip")
-            .body(encode_body(ops))
-            .send()
-            .await
-            .map_err(transport)?;
+            .header("x-apple-operation-group-id", &self.operation_group)
+            .header("x-apple-operation-id", op_id())
+            .header("x-apple-request-uuid", uuid::Uuid::new_v4().to_string().to_uppercase());
+        for (name, value) in self.anisette.headers(&self.http).await? {
+            request = request.header(name, value);
+        }
+        let response = request.body(encode_body(ops)).send().await.map_err(transport)?;
         let status = response.status();
         if status.as_u16() == 429 {
             let retry_after = response
@@ -179,19 +288,17 @@ impl Client {
                 .map(Duration::from_secs);
             return Err(Error::Throttled { retry_after });
         }
-        if status.as_u16() == 401 {
-            return Err(Error::Unauthorized);
-        }
         let gzipped = response
             .headers()
             .get(CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-        let body = response.bytes().await.map_err(transport)?;
         if !status.is_success() {
+            let body = read_capped(response, MAX_SMALL_BODY).await.unwrap_or_default();
             let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
-            return Err(Error::HttpStatus { status: status.as_u16(), body: text });
+            return Err(gateway_error(status.as_u16(), text));
         }
+        let body = response.bytes().await.map_err(transport)?;
         plain_body(body, gzipped)
     }
 
@@ -223,20 +330,24 @@ impl Client {
         Ok(RawChangesPage { changes: resp.change, token: resp.sync_continuation_token, status: resp.status.unwrap_or(0) })
     }
 
-    /// Fetches the zone and opens its record keys with the session's service key.
-    pub async fn zone_keys(&self, zone: &str) -> Result<Vec<PcsKey>> {
+    /// Fetches the zone and opens its keys: the session's service identity opens the zone's
+    /// `protectionInfo` (the zone's EC keys), which open its `recordProtectionInfo` (the record
+    /// keys).
+    pub async fn zone_keys(&self, zone: &str) -> Result<KeyRing> {
         let op = RequestOperation {
             zone_retrieve_request: Some(proto::ZoneRetrieveRequest { zone_identifier: Some(self.zone_id(zone)) }),
             ..Default::default()
         };
         let reply: ResponseOperation = self.perform_one("zone/retrieve", op_type::ZONE_RETRIEVE, op, zone).await?;
         let resp = reply.zone_retrieve_response.ok_or(Error::MissingPayload("zoneRetrieveResponse"))?;
-        let blob = resp
-            .zone_summary
-            .into_iter()
-            .find_map(|s| s.target_zone?.record_protection_info?.protection_info)
+        let target = resp.zone_summary.into_iter().find_map(|s| s.target_zone).ok_or(Error::MissingPayload("zone"))?;
+        let zone_protection =
+            target.protection_info.and_then(|p| p.protection_info).ok_or(Error::MissingPayload("zone protectionInfo"))?;
+        let record_protection = target
+            .record_protection_info
+            .and_then(|p| p.protection_info)
             .ok_or(Error::MissingPayload("zone recordProtectionInfo"))?;
-        open_zone_keys(&self.service_key, &blob)
+        KeyRing::open_zone(&self.service, &zone_protection, &record_protection)
     }
 
     /// Re-fetches records by name, one operation each in one request. Each entry is the record,
@@ -271,8 +382,9 @@ impl Client {
             .collect())
     }
 
-    /// The server's count of `record_type` records in the zone (`MessagesSummary` query).
-    pub async fn server_count(&self, zone: &str, record_type: &str) -> Result<Option<i64>> {
+    /// The server's `MessagesSummary` list for `record_type` in the zone; its first element is
+    /// the zone's count of that type.
+    pub async fn server_summary(&self, zone: &str, record_type: &str) -> Result<Option<Vec<i64>>> {
         let op = RequestOperation {
             query_retrieve_request: Some(proto::QueryRetrieveRequest {
                 query: Some(proto::Query {
@@ -286,8 +398,22 @@ impl Client {
         };
         let reply: ResponseOperation = self.perform_one("query/retrieve", op_type::QUERY_RETRIEVE, op, zone).await?;
         let resp = reply.query_retrieve_response.ok_or(Error::MissingPayload("queryRetrieveResponse"))?;
-        Ok(resp.query_results.iter().filter_map(|r| r.record.as_ref()).find_map(|r| crate::codec::summary_count(r, record_type)))
+        Ok(resp.query_results.iter().filter_map(|r| r.record.as_ref()).find_map(|r| crate::codec::summary_list(r, record_type)))
     }
+}
+
+/// A non-2xx reply from the gateway: 401 is the auth token; a body of the form `CODE: detail`
+/// (upper-case code) names what the gateway refused; anything else is kept as it came.
+fn gateway_error(status: u16, body: String) -> Error {
+    if status == 401 {
+        return Error::Unauthorized { detail: body };
+    }
+    if let Some((code, detail)) = body.split_once(": ") {
+        if !code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+            return Error::Refused { status, code: code.to_string(), detail: detail.to_string() };
+        }
+    }
+    Error::HttpStatus { status, body }
 }
 
 fn with_zone(e: Error, zone: &str) -> Error {
@@ -316,12 +442,18 @@ pub fn check_result(reply: &impl proto::Reply) -> Result<()> {
             Error::ZoneNotFound { zone: String::new() }
         }
         (Some(client_error::FULL_RESET_NEEDED | client_error::RESET_NEEDED), _) => Error::FullResetNeeded,
-        (Some(client_error::BAD_AUTH_TOKEN), _) => Error::Unauthorized,
-        _ => Error::OperationFailed { code, client, server, description: err.error_description.unwrap_or_default() },
+        (Some(client_error::BAD_AUTH_TOKEN), _) => Error::Unauthorized { detail: err.error_description.unwrap_or_default() },
+        _ => Error::OperationFailed {
+            code,
+            client,
+            client_name: client.map(client_error::name),
+            server,
+            description: err.error_description.unwrap_or_default(),
+        },
     })
 }
 
-/// Builds a failed result (server side helper, used by the simulator and tests).
+/// Builds a failed result (for tests of [`check_result`]).
 pub fn failure(client: Option<i32>, server: Option<i32>, retry_after: Option<i32>, description: &str) -> proto::OperationResult {
     proto::OperationResult {
         code: Some(result_code::FAILURE),

@@ -11,16 +11,22 @@ pub enum Error {
     Transport { url: String, source: reqwest::Error },
     #[error("CloudKit returned HTTP {status}: {body}")]
     HttpStatus { status: u16, body: String },
-    #[error("CloudKit rejected the session's auth token (HTTP 401): refresh the session file")]
-    Unauthorized,
+    #[error("CloudKit rejected the session's auth token (HTTP 401: {detail}): refresh the session")]
+    Unauthorized { detail: String },
+    /// The gateway refused the request itself (a header, the path, the user): a client bug or a
+    /// session that does not match the account, never worth retrying.
+    #[error("CloudKit refused the request (HTTP {status} {code}): {detail}")]
+    Refused { status: u16, code: String, detail: String },
+    #[error("cannot get anisette headers from {url}: {detail}")]
+    Anisette { url: String, detail: String },
     #[error("CloudKit is throttling requests (retry after {retry_after:?})")]
     Throttled { retry_after: Option<Duration> },
     #[error("zone {zone} does not exist on the server")]
     ZoneNotFound { zone: String },
     #[error("the server asked for a full reset: the sync token is no longer valid")]
     FullResetNeeded,
-    #[error("operation failed (result code {code}, client error {client:?}, server error {server:?}): {description}")]
-    OperationFailed { code: i32, client: Option<i32>, server: Option<i32>, description: String },
+    #[error("operation failed (result code {code}, client error {client:?} {}, server error {server:?}): {description}", client_name.unwrap_or(""))]
+    OperationFailed { code: i32, client: Option<i32>, client_name: Option<&'static str>, server: Option<i32>, description: String },
     #[error("malformed frame: {0}")]
     Frame(String),
     #[error("response has no result for operation {0}")]
@@ -36,6 +42,10 @@ pub enum Error {
     PcsKeyMissing(String),
     #[error("PCS authentication failed for {0}: wrong key or corrupted data")]
     PcsAuth(String),
+    /// A layer of the PCS key chain did not open: `layer` is `"service identity"`,
+    /// `"zone.protectionInfo"`, `"zone.recordProtectionInfo"` or `"record.protectionInfo"`.
+    #[error("cannot open {layer}: {failure}")]
+    Protection { layer: &'static str, failure: crate::pcs::ProtectionFailure },
 
     #[error("{record_type} record {record}: field {field} is missing")]
     MissingField { record_type: String, record: String, field: &'static str },
@@ -43,6 +53,10 @@ pub enum Error {
     BadField { record_type: String, record: String, field: &'static str, detail: String },
     #[error("record has no name")]
     NamelessRecord,
+    /// Not a failure: Apple's zones hold record types a Messages client does not read; the sync
+    /// skips and counts them.
+    #[error("{record_type} record {record}: a record type the bridge does not read")]
+    UnknownRecordType { record_type: String, record: String },
 
     #[error("cannot read session file {path}: {detail}")]
     Session { path: String, detail: String },
@@ -53,7 +67,7 @@ impl Error {
     /// 5xx, server overload). Protocol and data errors are not retryable.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Transport { .. } | Error::Throttled { .. } | Error::Frame(_) | Error::MissingResponse(_) => true,
+            Error::Transport { .. } | Error::Throttled { .. } | Error::Frame(_) | Error::MissingResponse(_) | Error::Anisette { .. } => true,
             Error::HttpStatus { status, .. } => *status >= 500 || *status == 408,
             Error::OperationFailed { server, .. } => server.is_some_and(|s| s != crate::proto::server_error::NOT_FOUND),
             _ => false,

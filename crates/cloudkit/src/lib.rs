@@ -18,4 +18,4 @@ pub mod session;
 pub use client::{ChangesPage, Client, RawChangesPage};
 pub use error::{Error, Result};
 pub use pcs::{KeyRing, PcsKey};
-pub use session::Session;
+pub use session::{session_source, Session, SessionFile, SessionSource};

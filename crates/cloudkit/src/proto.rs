@@ -27,6 +27,7 @@ pub mod result_code {
 /// `ResponseOperation.Result.Error.Client.Code` values the bridge acts on.
 pub mod client_error {
     pub const BAD_SYNTAX: i32 = 4;
+    pub const FORBIDDEN: i32 = 5;
     pub const THROTTLED: i32 = 6;
     pub const NOT_SUPPORTED: i32 = 8;
     pub const BAD_AUTH_TOKEN: i32 = 11;
@@ -34,6 +35,31 @@ pub mod client_error {
     pub const FULL_RESET_NEEDED: i32 = 40;
     pub const ZONE_NOT_FOUND: i32 = 48;
     pub const USER_DELETED_DATA_FOR_ZONE: i32 = 59;
+
+    /// The schema's name of a client-error code, for messages.
+    pub fn name(code: i32) -> &'static str {
+        match code {
+            1 => "UNKNOWN",
+            2 => "EXPIRED_APP_CONFIG",
+            3 => "EXPIRED_GLOBAL_CONFIG",
+            BAD_SYNTAX => "BAD_SYNTAX",
+            FORBIDDEN => "FORBIDDEN",
+            THROTTLED => "THROTTLED",
+            7 => "REFUSED",
+            NOT_SUPPORTED => "NOT_SUPPORTED",
+            9 => "EXISTS",
+            BAD_AUTH_TOKEN => "BAD_AUTH_TOKEN",
+            12 => "NEEDS_AUTHENTICATION",
+            RESET_NEEDED => "RESET_NEEDED",
+            FULL_RESET_NEEDED => "FULL_RESET_NEEDED",
+            ZONE_NOT_FOUND => "ZONE_NOT_FOUND",
+            49 => "INVALID_BUNDLE_ID",
+            52 => "RECORD_PROTECTION_INFO_TAG_MISMATCH",
+            53 => "ZONE_PROTECTION_INFO_TAG_MISMATCH",
+            USER_DELETED_DATA_FOR_ZONE => "USER_DELETED_DATA_FOR_ZONE",
+            _ => "unnamed client error",
+        }
+    }
 }
 
 /// `ResponseOperation.Result.Error.Server.Code` values the bridge acts on.
@@ -198,6 +224,8 @@ pub struct Record {
     pub pcs_key: Option<Vec<u8>>,
 }
 
+/// `RequestOperation.Header`: sent with the first operation of a request. The fields are those
+/// rustpush fills (`src/icloud/cloudkit.rs`, around l. 1945–1998).
 #[derive(Clone, PartialEq, Message)]
 pub struct RequestHeader {
     #[prost(string, optional, tag = "2")]
@@ -206,16 +234,59 @@ pub struct RequestHeader {
     pub application_bundle: Option<String>,
     #[prost(message, optional, tag = "7")]
     pub device_identifier: Option<Identifier>,
+    #[prost(string, optional, tag = "8")]
+    pub device_software_version: Option<String>,
+    #[prost(string, optional, tag = "9")]
+    pub device_hardware_version: Option<String>,
     #[prost(string, optional, tag = "10")]
     pub device_library_name: Option<String>,
     #[prost(string, optional, tag = "11")]
     pub device_library_version: Option<String>,
+    #[prost(string, optional, tag = "12")]
+    pub device_flow_control_key: Option<String>,
+    #[prost(uint64, optional, tag = "13")]
+    pub device_flow_control_budget: Option<u64>,
+    #[prost(uint64, optional, tag = "14")]
+    pub device_flow_control_budget_cap: Option<u64>,
+    #[prost(float, optional, tag = "15")]
+    pub device_flow_control_regeneration: Option<f32>,
+    #[prost(message, optional, tag = "17")]
+    pub locale: Option<Locale>,
+    #[prost(string, optional, tag = "18")]
+    pub mmcs_protocol_version: Option<String>,
     #[prost(int32, optional, tag = "19")]
     pub application_container_environment: Option<i32>,
+    #[prost(string, optional, tag = "21")]
+    pub device_assigned_name: Option<String>,
+    #[prost(string, optional, tag = "22")]
+    pub device_hardware_id: Option<String>,
     #[prost(int32, optional, tag = "23")]
     pub target_database: Option<i32>,
     #[prost(int32, optional, tag = "25")]
     pub isolation_level: Option<i32>,
+    #[prost(string, optional, tag = "26")]
+    pub group: Option<String>,
+    #[prost(int32, optional, tag = "29")]
+    pub unk1: Option<i32>,
+    #[prost(string, repeated, tag = "31")]
+    pub tags: Vec<String>,
+    /// Hex SHA-1 of the device identifier.
+    #[prost(string, optional, tag = "32")]
+    pub unk2: Option<String>,
+    #[prost(string, optional, tag = "33")]
+    pub device_serial: Option<String>,
+    #[prost(int32, optional, tag = "34")]
+    pub unk3: Option<i32>,
+    #[prost(int32, optional, tag = "35")]
+    pub unk4: Option<i32>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Locale {
+    #[prost(string, optional, tag = "1")]
+    pub language_code: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub region_code: Option<String>,
 }
 
 #[derive(Clone, PartialEq, Message)]

@@ -1,11 +1,13 @@
-//! Round trips of the wire format: framing, gzip, record encoding/decoding with PCS, and the
-//! typed errors malformed input must produce.
+//! The client's wire format: framing, gzip, the raw page view, summaries, result codes, and the
+//! typed errors malformed input must produce. (Records are decoded in
+//! `crates/cloudkit-sim/tests/client_reads_sim.rs`, from the simulator's independent encoder,
+//! and field by field from foreign vectors in `pcs_vectors.rs`.)
 
-use cloudkit::codec::{decode_change, decode_record, encode_attachment, encode_chat, encode_message, summary_count, summary_record};
+use cloudkit::codec::{decode_change, summary_list};
 use cloudkit::framing::{decode_body, decode_delimited, decode_delimited_bytes, encode_body, encode_delimited, gzip};
 use cloudkit::proto::{self, RequestOperation, ResponseOperation};
 use cloudkit::records::*;
-use cloudkit::{Error, KeyRing, PcsKey, RawChangesPage};
+use cloudkit::{Error, KeyRing, RawChangesPage};
 
 fn op(uuid: &str) -> RequestOperation {
     RequestOperation {
@@ -54,9 +56,16 @@ fn malformed_frames_are_typed_errors() {
 
 #[test]
 fn raw_page_view_reads_the_same_bytes_and_isolates_a_malformed_change() {
-    let key = PcsKey::new([5; 16]);
     let change = |i: u32| {
-        let record = encode_message("_owner", &key, &sample_message(i));
+        let record = proto::Record {
+            record_identifier: Some(proto::RecordIdentifier {
+                value: Some(proto::Identifier { name: Some(format!("rec-{i}")), r#type: Some(1) }),
+                zone_identifier: Some(proto::zone_id(MESSAGE_ZONE, "_owner")),
+            }),
+            r#type: Some(proto::RecordType { name: Some(MESSAGE_RECORD_TYPE.into()) }),
+            pcs_key: Some(vec![1, 2, 3, 4]),
+            ..Default::default()
+        };
         proto::RecordChange {
             identifier: record.record_identifier.clone(),
             etag: None,
@@ -94,82 +103,14 @@ fn raw_page_view_reads_the_same_bytes_and_isolates_a_malformed_change() {
     assert!(matches!(damaged.decode(), Err(Error::Frame(_))));
 }
 
-fn sample_message(i: u32) -> MessageRecord {
-    MessageRecord {
-        record_name: format!("rec-{i}"),
-        guid: format!("GUID-{i}"),
-        chat_id: "chat123".into(),
-        sender: "tel:+15551234567".into(),
-        flags: FLAG_FROM_ME,
-        ts_ms: 1_600_000_000_123,
-        text: Some("héllo 👋".into()),
-        subject: None,
-        associated_type: Some(2001),
-        associated_guid: Some("GUID-0".into()),
-        service: Some("iMessage".into()),
-    }
-}
-
 #[test]
-fn records_roundtrip_through_pcs() {
-    let key = PcsKey::new([5; 16]);
-    let ring = KeyRing::new([PcsKey::new([9; 16]), key.clone()]);
-    let m = sample_message(1);
-    let rec = encode_message("_owner", &key, &m);
-    assert_eq!(rec.pcs_key.as_deref(), Some(&key.short_id()[..]));
-    // No plaintext leaks into the record.
-    let bytes = prost::Message::encode_to_vec(&rec);
-    assert!(!bytes.windows(5).any(|w| w == b"GUID-"), "guid must be encrypted");
-    assert_eq!(decode_record(MESSAGE_ZONE, &rec, &ring).unwrap(), RecordChange::Message(m));
-
-    let c = ChatRecord {
-        record_name: "chatrec".into(),
-        chat_id: "chat123".into(),
-        group_id: Some("G-1".into()),
-        style: STYLE_GROUP,
-        display_name: Some("Climbing 🧗".into()),
-        participants: vec!["tel:+15551234567".into(), "mailto:a@example.com".into()],
-        service: Some("iMessage".into()),
-        modified_ms: 1_650_000_000_000,
+fn deletions_and_nameless_changes() {
+    let ring = KeyRing::default();
+    let id = proto::RecordIdentifier {
+        value: Some(proto::Identifier { name: Some("rec-2".into()), r#type: Some(1) }),
+        zone_identifier: Some(proto::zone_id(MESSAGE_ZONE, "_owner")),
     };
-    let rec = encode_chat("_owner", &key, &c);
-    assert_eq!(decode_record(CHAT_ZONE, &rec, &ring).unwrap(), RecordChange::Chat(c));
-
-    let a = AttachmentRecord {
-        record_name: "att".into(),
-        guid: "AGUID".into(),
-        mime_type: Some("image/jpeg".into()),
-        filename: Some("IMG_0001.jpeg".into()),
-        total_bytes: 123456,
-        asset_size: Some(123500),
-    };
-    let rec = encode_attachment("_owner", &key, &a);
-    assert_eq!(decode_record(ATTACHMENT_ZONE, &rec, &ring).unwrap(), RecordChange::Attachment(a));
-}
-
-#[test]
-fn decoding_failures_are_named() {
-    let key = PcsKey::new([5; 16]);
-    let rec = encode_message("_owner", &key, &sample_message(2));
-    // Missing key: the record's pcsKey is not in the ring.
-    let other = KeyRing::new([PcsKey::new([6; 16])]);
-    match decode_record(MESSAGE_ZONE, &rec, &other) {
-        Err(Error::PcsKeyMissing(id)) => assert_eq!(id, cloudkit::pcs::hex(&key.short_id())),
-        r => panic!("expected PcsKeyMissing, got {r:?}"),
-    }
-    // Decrypting in another zone fails authentication (context binds the zone).
-    let ring = KeyRing::new([key.clone()]);
-    assert!(matches!(decode_record(CHAT_ZONE, &rec, &ring), Err(Error::PcsAuth(_))));
-    // A required field removed.
-    let mut no_guid = rec.clone();
-    no_guid.record_field.retain(|f| f.identifier.as_ref().unwrap().name.as_deref() != Some("guid"));
-    assert!(matches!(decode_record(MESSAGE_ZONE, &no_guid, &ring), Err(Error::MissingField { field: "guid", .. })));
-    // Unknown record type.
-    let mut odd = rec.clone();
-    odd.r#type = Some(proto::RecordType { name: Some("Other".into()) });
-    assert!(matches!(decode_record(MESSAGE_ZONE, &odd, &ring), Err(Error::BadField { field: "type", .. })));
-    // Deletion: change without record.
-    let del = proto::RecordChange { identifier: rec.record_identifier.clone(), ..Default::default() };
+    let del = proto::RecordChange { identifier: Some(id), ..Default::default() };
     assert_eq!(decode_change(MESSAGE_ZONE, &del, &ring).unwrap(), RecordChange::Deleted { record_name: "rec-2".into() });
     assert!(matches!(decode_change(MESSAGE_ZONE, &proto::RecordChange::default(), &ring), Err(Error::NamelessRecord)));
 }
@@ -182,10 +123,18 @@ fn time_conversion_is_exact_for_ms() {
 }
 
 #[test]
-fn summary_counts() {
-    let rec = summary_record(MESSAGE_ZONE, "_o", MESSAGE_RECORD_TYPE, 25072);
-    assert_eq!(summary_count(&rec, MESSAGE_RECORD_TYPE), Some(25072));
-    assert_eq!(summary_count(&rec, CHAT_RECORD_TYPE), None);
+fn summary_lists_are_kept_as_they_are() {
+    let int = |n: i64| proto::FieldValue { r#type: Some(proto::value_type::INT64), signed_value: Some(n), ..Default::default() };
+    let field = |value: proto::FieldValue| proto::RecordField {
+        identifier: Some(proto::FieldIdentifier { name: Some(MESSAGE_RECORD_TYPE.into()) }),
+        value: Some(value),
+    };
+    let list = proto::FieldValue { r#type: Some(proto::value_type::INT64_LIST), list_values: vec![int(25072), int(3)], ..Default::default() };
+    let rec = proto::Record { record_field: vec![field(list)], ..Default::default() };
+    assert_eq!(summary_list(&rec, MESSAGE_RECORD_TYPE), Some(vec![25072, 3]), "not summed, not truncated");
+    assert_eq!(summary_list(&rec, CHAT_RECORD_TYPE), None);
+    let plain = proto::Record { record_field: vec![field(int(7))], ..Default::default() };
+    assert_eq!(summary_list(&plain, MESSAGE_RECORD_TYPE), Some(vec![7]));
 }
 
 #[test]
@@ -202,6 +151,10 @@ fn result_codes_map_to_typed_errors() {
     assert!(matches!(check_result(&reply(failure(Some(client_error::ZONE_NOT_FOUND), None, None, ""))), Err(Error::ZoneNotFound { .. })));
     assert!(matches!(check_result(&reply(failure(Some(client_error::FULL_RESET_NEEDED), None, None, ""))), Err(Error::FullResetNeeded)));
     assert!(matches!(check_result(&reply(failure(Some(24), None, None, "bad value"))), Err(Error::OperationFailed { client: Some(24), .. })));
+    match check_result(&reply(failure(Some(client_error::BAD_SYNTAX), None, None, "operation type 201 sent to record/sync"))) {
+        Err(e @ Error::OperationFailed { client_name: Some("BAD_SYNTAX"), .. }) => assert!(e.to_string().contains("BAD_SYNTAX"), "{e}"),
+        r => panic!("{r:?}"),
+    }
     // No result at all is not success.
     assert!(check_result(&ResponseOperation::default()).is_err());
 }

@@ -89,7 +89,7 @@ impl Bridge {
             "the homeserver could not reach the bridge (appservice ping failed): is registration.yaml in app_service_config_files and its url reachable?",
         )?;
         tracing::info!(homeserver = %m.homeserver, roundtrip_ms = ms, "appservice link ok");
-        let session = cloudkit::Session::load(&config.cloudkit.session)?;
+        let session = cloudkit::session_source(&config.cloudkit.session).session().await?;
         let double_puppet = registration::owns_user(&registration, &m.owner);
         let deliverer = Deliverer::new(
             hs,

@@ -171,7 +171,7 @@ async fn run(config: &Config, store: Arc<dyn store::Store>, once: bool) -> anyho
 }
 
 async fn sync(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<()> {
-    let session = cloudkit::Session::load(&config.cloudkit.session)?;
+    let session = cloudkit::session_source(&config.cloudkit.session).session().await?;
     let client = cloudkit::Client::new(&config.cloudkit.url, session)?;
     let progress: Arc<dyn sync::Progress> = if std::io::stderr().is_terminal() {
         Arc::new(progress::Bars::new())
@@ -204,15 +204,20 @@ async fn status(store: &dyn store::Store, json: bool) -> anyhow::Result<()> {
         writeln!(out)?;
         return Ok(());
     }
-    writeln!(out, "{:<22} {:>8} {:>8} {:>13} {:>8} {:>6}  {}", "zone", "server", "stored", "undecryptable", "complete", "pages", "stop_reason")?;
+    writeln!(
+        out,
+        "{:<22} {:>8} {:>8} {:>8} {:>13} {:>8} {:>6}  {}",
+        "zone", "server", "stored", "skipped", "undecryptable", "complete", "pages", "stop_reason"
+    )?;
     for z in &status.zones {
         let server = z.server_count.map_or("-".to_string(), |c| c.to_string());
         writeln!(
             out,
-            "{:<22} {:>8} {:>8} {:>13} {:>8} {:>6}  {}",
+            "{:<22} {:>8} {:>8} {:>8} {:>13} {:>8} {:>6}  {}",
             z.zone,
             server,
             z.stored,
+            z.skipped,
             z.undecryptable,
             if z.complete { "yes" } else { "no" },
             z.pages,
@@ -228,6 +233,7 @@ async fn status(store: &dyn store::Store, json: bool) -> anyhow::Result<()> {
             writeln!(out, "  … and {} more (see --json)", z.undecryptable_records.len() - 20)?;
         }
     }
+    writeln!(out, "server: the first element of the zone's MessagesSummary list (complete = stored equals it); skipped: records of types the bridge does not read")?;
     writeln!(out, "sync version: {}", status.sync_version.map_or("none".into(), |v| v.to_string()))?;
     Ok(())
 }

@@ -15,7 +15,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use crate::{Chat, FailedRecord, PageStats, Result, StopReason, StoreError, ZoneState};
+use crate::{Chat, FailedRecord, Result, StoreError};
 
 /// The net effect of a list of changes applied in order, as per-table batches that can be
 /// written in any order: first `deleted` (from every table), then the upserts.
@@ -148,14 +148,6 @@ pub(crate) mod sql {
          FROM attachments ORDER BY record_name";
     pub const FAILED: &str = "SELECT zone, record_name, reason, pending FROM failed_records WHERE zone = $1 \
          ORDER BY record_name";
-    const ZONE_COLS: &str = "zone, token, pages, last_page_records, last_page_status, last_page_done, \
-         last_page_has_token, stop_reason, last_error, server_count";
-    pub fn zone_state() -> String {
-        format!("SELECT {ZONE_COLS} FROM zones WHERE zone = $1")
-    }
-    pub fn zone_states() -> String {
-        format!("SELECT {ZONE_COLS} FROM zones ORDER BY zone")
-    }
     pub const PORTAL: &str = "SELECT chat_id, room_id, name FROM portals WHERE chat_id = $1";
     pub const PORTALS: &str = "SELECT chat_id, room_id, name FROM portals ORDER BY chat_id";
     pub const SAVE_PORTAL: &str = "INSERT INTO portals (chat_id, room_id, name) VALUES ($1, $2, $3) \
@@ -313,36 +305,6 @@ pub(crate) fn failed_record(row: &impl RowExt) -> Result<FailedRecord> {
     })
 }
 
-pub(crate) fn zone_state(row: &impl RowExt) -> Result<ZoneState> {
-    // last_page_records is the marker: NULL means no page was committed since the last clear;
-    // otherwise the other three stats must be present too.
-    let last_page = match row.opt_int("last_page_records")? {
-        None => None,
-        Some(records) => {
-            let missing = |col: &'static str| StoreError::Corrupt { what: col, detail: "NULL while last_page_records is set".into() };
-            Some(PageStats {
-                records,
-                status: row.opt_int("last_page_status")?.ok_or_else(|| missing("zones.last_page_status"))?,
-                done: row.opt_bool("last_page_done")?.ok_or_else(|| missing("zones.last_page_done"))?,
-                has_token: row.opt_bool("last_page_has_token")?.ok_or_else(|| missing("zones.last_page_has_token"))?,
-            })
-        }
-    };
-    let stop_reason = row
-        .opt_text("stop_reason")?
-        .map(|s| StopReason::parse(&s).ok_or(StoreError::Corrupt { what: "zones.stop_reason", detail: format!("unknown stop reason {s:?}") }))
-        .transpose()?;
-    Ok(ZoneState {
-        zone: row.text("zone")?,
-        token: row.opt_bytes("token")?,
-        pages: row.int("pages")?,
-        last_page,
-        stop_reason,
-        last_error: row.opt_text("last_error")?,
-        server_count: row.opt_int("server_count")?,
-    })
-}
-
 pub(crate) fn sync_version(value: Option<String>) -> Result<Option<i64>> {
     value
         .map(|v| v.parse::<i64>().map_err(|e| StoreError::Corrupt { what: "meta.sync_version", detail: format!("{v:?}: {e}") }))
@@ -404,41 +366,27 @@ macro_rules! impl_store {
             $($specific)*
 
             async fn set_stop(&self, zone: &str, reason: crate::StopReason, last_error: Option<&str>) -> Result<()> {
-                sqlx::query(&format!(
-                    "INSERT INTO zones (zone, stop_reason, last_error) VALUES ($1, $2, $3) \
-                     ON CONFLICT (zone) DO UPDATE SET stop_reason = excluded.stop_reason, \
-                       last_error = excluded.last_error, updated_at = {}",
-                    $now
-                ))
-                .bind(zone)
-                .bind(reason.as_str())
-                .bind(last_error)
-                .execute(&self.$write)
-                .await?;
+                sqlx::query(&crate::zones::set_stop($now))
+                    .bind(zone)
+                    .bind(reason.as_str())
+                    .bind(last_error)
+                    .execute(&self.$write)
+                    .await?;
                 Ok(())
             }
 
-            async fn set_server_count(&self, zone: &str, count: i64) -> Result<()> {
-                sqlx::query(&format!(
-                    "INSERT INTO zones (zone, server_count) VALUES ($1, $2) \
-                     ON CONFLICT (zone) DO UPDATE SET server_count = excluded.server_count, updated_at = {}",
-                    $now
-                ))
-                .bind(zone)
-                .bind(count)
-                .execute(&self.$write)
-                .await?;
+            async fn set_server_summary(&self, zone: &str, summary: &[i64]) -> Result<()> {
+                sqlx::query(&crate::zones::set_server_summary($now))
+                    .bind(zone)
+                    .bind(summary.first().copied())
+                    .bind(crate::zones::summary_to_db(summary))
+                    .execute(&self.$write)
+                    .await?;
                 Ok(())
             }
 
             async fn clear_tokens(&self) -> Result<()> {
-                sqlx::query(&format!(
-                    "UPDATE zones SET token = NULL, pages = 0, last_page_records = NULL, last_page_status = NULL, \
-                       last_page_done = NULL, last_page_has_token = NULL, stop_reason = NULL, updated_at = {}",
-                    $now
-                ))
-                .execute(&self.$write)
-                .await?;
+                sqlx::query(&crate::zones::clear_tokens($now)).execute(&self.$write).await?;
                 Ok(())
             }
 
@@ -456,13 +404,13 @@ macro_rules! impl_store {
             }
 
             async fn zone_state(&self, zone: &str) -> Result<Option<ZoneState>> {
-                let row = sqlx::query(&sql::zone_state()).bind(zone).fetch_optional(&self.$read).await?;
-                row.as_ref().map(common::zone_state).transpose()
+                let row = sqlx::query(&crate::zones::select_one()).bind(zone).fetch_optional(&self.$read).await?;
+                row.as_ref().map(crate::zones::zone_state).transpose()
             }
 
             async fn zone_states(&self) -> Result<Vec<ZoneState>> {
-                let rows = sqlx::query(&sql::zone_states()).fetch_all(&self.$read).await?;
-                rows.iter().map(common::zone_state).collect()
+                let rows = sqlx::query(&crate::zones::select_all()).fetch_all(&self.$read).await?;
+                rows.iter().map(crate::zones::zone_state).collect()
             }
 
             async fn sync_version(&self) -> Result<Option<i64>> {

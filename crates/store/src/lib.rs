@@ -16,6 +16,7 @@ mod common;
 mod migrations;
 mod postgres;
 mod sqlite;
+mod zones;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -87,6 +88,9 @@ impl StopReason {
 pub struct PageStats {
     /// Changes on the page (records and deletions).
     pub records: i64,
+    /// Records of the page of a record type the bridge does not read: neither stored nor failed.
+    #[serde(default)]
+    pub skipped: i64,
     /// The `status` field of the response.
     pub status: i64,
     /// `status == 3`.
@@ -130,8 +134,18 @@ pub struct ZoneState {
     pub last_page: Option<PageStats>,
     pub stop_reason: Option<StopReason>,
     pub last_error: Option<String>,
-    /// Count reported by the server (`MessagesSummary`) at the start of the last sync.
+    /// Records skipped (of a type the bridge does not read) since the token was last cleared:
+    /// the sum of [`PageStats::skipped`] over those pages.
+    #[serde(default)]
+    pub skipped: i64,
+    /// Count reported by the server at the start of the last sync: the first element of
+    /// [`server_summary`](Self::server_summary), None if that list was empty or never fetched.
     pub server_count: Option<i64>,
+    /// The server's whole `MessagesSummary` answer, a list of integers of which only the first
+    /// (the count) is understood. None if it was never stored (databases written before schema
+    /// version 5 may have a `server_count` without it).
+    #[serde(default)]
+    pub server_summary: Option<Vec<i64>>,
 }
 
 /// A chat as the bridge sees it: the newest chat record wins for name and participants.
@@ -180,7 +194,8 @@ pub async fn open(uri: &str) -> Result<Box<dyn Store>> {
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Writes a page: its changes, its failed records, the zone's new token, `pages += 1`, the
-    /// page stats, and clears `stop_reason`/`last_error` — all in one transaction.
+    /// page stats, `skipped += stats.skipped`, and clears `stop_reason`/`last_error` — all in one
+    /// transaction.
     async fn commit_page(&self, page: &PageCommit) -> Result<()>;
 
     /// Stores records recovered by a re-fetch (upsert) and removes their failed-record entries;
@@ -196,9 +211,11 @@ pub trait Store: Send + Sync {
     async fn zone_states(&self) -> Result<Vec<ZoneState>>;
     /// Records why the zone's loop stopped, and the last error if any (creates the zone row).
     async fn set_stop(&self, zone: &str, reason: StopReason, last_error: Option<&str>) -> Result<()>;
-    /// Records the server's count for the zone (creates the zone row).
-    async fn set_server_count(&self, zone: &str, count: i64) -> Result<()>;
-    /// Clears every zone's token, page counter and stop reason (full re-sync). Records stay.
+    /// Records the server's `MessagesSummary` answer for the zone (creates the zone row):
+    /// `server_count` becomes its first element (None if it is empty), `server_summary` all of it.
+    async fn set_server_summary(&self, zone: &str, summary: &[i64]) -> Result<()>;
+    /// Clears every zone's token, page counter, last page, skipped total and stop reason (full
+    /// re-sync). Records, failed records and the server summary stay.
     async fn clear_tokens(&self) -> Result<()>;
 
     /// Number of stored records of the zone's record type

@@ -191,6 +191,16 @@ DROP TABLE message_log;
 ALTER TABLE message_log_v4 RENAME TO message_log;
 "
     ),
+}, Migration {
+    version: 5,
+    name: "zone_skipped_and_summary",
+    // Per zone: records of types the bridge does not read, in total since the last clear and on
+    // the last page; and the server's whole `MessagesSummary` list (JSON), NULL until fetched.
+    sql: r#"
+ALTER TABLE zones ADD COLUMN skipped_records INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE zones ADD COLUMN last_page_skipped INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE zones ADD COLUMN server_summary TEXT;
+"#,
 }];
 
 pub(crate) const POSTGRES: &[Migration] = &[Migration {
@@ -291,6 +301,16 @@ CREATE INDEX deliveries_chat ON deliveries (chat_id);
     // SQLite only (its `messages` takes the ingest log's row shape); PostgreSQL writes messages
     // directly and keeps its schema. The step exists so versions mean the same on both backends.
     sql: "SELECT 1",
+}, Migration {
+    version: 5,
+    name: "zone_skipped_and_summary",
+    // As on SQLite.
+    sql: r#"
+ALTER TABLE zones
+    ADD COLUMN skipped_records BIGINT NOT NULL DEFAULT 0,
+    ADD COLUMN last_page_skipped BIGINT NOT NULL DEFAULT 0,
+    ADD COLUMN server_summary TEXT;
+"#,
 }];
 
 /// Serializes concurrent openers of one PostgreSQL database (`pg_advisory_xact_lock` key).
@@ -356,6 +376,11 @@ async fn apply_sqlite(pool: &SqlitePool, list: &[Migration]) -> Result<()> {
 /// Applies the missing PostgreSQL migrations, each under a transaction-scoped advisory lock so
 /// concurrent openers wait for each other instead of racing on `CREATE TABLE`.
 pub(crate) async fn run_postgres(pool: &PgPool) -> Result<()> {
+    apply_postgres(pool, POSTGRES).await
+}
+
+/// Applies the migrations of `list` that are missing.
+async fn apply_postgres(pool: &PgPool, list: &[Migration]) -> Result<()> {
     let mut tx = pool.begin().await.map_err(failed(0))?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(PG_MIGRATION_LOCK)
@@ -373,7 +398,7 @@ pub(crate) async fn run_postgres(pool: &PgPool) -> Result<()> {
     .await
     .map_err(failed(0))?;
     tx.commit().await.map_err(failed(0))?;
-    for m in POSTGRES {
+    for m in list {
         let mut tx = pool.begin().await.map_err(failed(m.version))?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(PG_MIGRATION_LOCK)
@@ -454,6 +479,66 @@ mod tests {
         let bare = sqlx::query("INSERT INTO messages (record_name) VALUES ('r9')");
         assert!(bare.execute(&pool).await.is_err());
         let versions: i64 = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&pool).await.unwrap();
-        assert_eq!(versions, 4);
+        assert_eq!(Some(versions), SQLITE.last().map(|m| m.version));
+    }
+
+    /// Zone rows as a version-4 bridge left them: a zone mid-pass with a server count, and a
+    /// zone with only a stop reason. `{token}`, `{yes}`, `{no}` are the dialect's literals.
+    const V4_ZONES: &str = "INSERT INTO zones (zone, token, pages, last_page_records, last_page_status, last_page_done, \
+         last_page_has_token, server_count) VALUES ('messageManateeZone', {token}, 3, 200, 1, {no}, {yes}, 42); \
+         INSERT INTO zones (zone, stop_reason) VALUES ('chatManateeZone', 'api_done');";
+
+    /// After migration 5 the version-4 rows read back unchanged with the new fields at their
+    /// defaults (no skipped records, no summary list), and the new columns take writes.
+    async fn check_version_4_zones_upgraded(store: &dyn crate::Store) {
+        use crate::{PageCommit, PageStats, StopReason, ZoneState};
+        let stats = PageStats { records: 200, skipped: 0, status: 1, done: false, has_token: true };
+        let messages = ZoneState {
+            zone: "messageManateeZone".into(),
+            token: Some(b"t1".to_vec()),
+            pages: 3,
+            last_page: Some(stats),
+            server_count: Some(42),
+            ..ZoneState::default()
+        };
+        let chats = ZoneState { zone: "chatManateeZone".into(), stop_reason: Some(StopReason::ApiDone), ..ZoneState::default() };
+        assert_eq!(store.zone_states().await.unwrap(), vec![chats, messages.clone()]);
+
+        let stats = PageStats { skipped: 3, ..stats };
+        let page = PageCommit { zone: messages.zone.clone(), token: Some(b"t2".to_vec()), stats, ..PageCommit::default() };
+        store.commit_page(&page).await.unwrap();
+        store.set_server_summary(&messages.zone, &[43, 1]).await.unwrap();
+        let z = store.zone_state(&messages.zone).await.unwrap().unwrap();
+        assert_eq!((z.pages, z.last_page, z.skipped), (4, Some(stats), 3));
+        assert_eq!((z.server_count, z.server_summary), (Some(43), Some(vec![43, 1])));
+    }
+
+    #[tokio::test]
+    async fn sqlite_version_4_zones_survive_migration_5() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = format!("sqlite:{}", dir.path().join("v4.db").display());
+        let options = uri.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        apply_sqlite(&pool, &SQLITE[..4]).await.unwrap();
+        let rows = V4_ZONES.replace("{token}", "X'7431'").replace("{yes}", "1").replace("{no}", "0");
+        sqlx::raw_sql(&rows).execute(&pool).await.unwrap();
+        pool.close().await;
+        check_version_4_zones_upgraded(&crate::SqliteStore::open(&uri).await.unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_version_4_zones_survive_migration_5() {
+        let uri = pg_support::fresh_database().await;
+        let pool = PgPool::connect(&uri).await.unwrap();
+        apply_postgres(&pool, &POSTGRES[..4]).await.unwrap();
+        let rows = V4_ZONES.replace("{token}", "'\\x7431'::bytea").replace("{yes}", "TRUE").replace("{no}", "FALSE");
+        sqlx::raw_sql(&rows).execute(&pool).await.unwrap();
+        pool.close().await;
+        check_version_4_zones_upgraded(&crate::PostgresStore::open(&uri).await.unwrap()).await;
     }
 }
+
+/// The conformance suite's throwaway PostgreSQL server, for the migration tests above.
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
+mod pg_support;

@@ -13,7 +13,7 @@ use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 use crate::common::{self, json_strings, sql, Plan};
-use crate::{migrations, Chat, FailedRecord, PageCommit, Result, ZoneState};
+use crate::{migrations, zones, Chat, FailedRecord, PageCommit, Result, ZoneState};
 
 const MAX_CONNECTIONS: u32 = 8;
 
@@ -173,21 +173,14 @@ crate::common::impl_store!(PostgresStore, read: pool, write: pool, now: "now()",
         let mut tx = self.tx().await?;
         apply(&mut tx, &page.zone, &plan).await?;
         upsert_failed(&mut tx, &page.failed).await?;
-        sqlx::query(
-            "INSERT INTO zones (zone, token, pages, last_page_records, last_page_status, last_page_done, \
-               last_page_has_token, stop_reason, last_error, updated_at) \
-             VALUES ($1, $2, 1, $3, $4, $5, $6, NULL, NULL, now()) \
-             ON CONFLICT (zone) DO UPDATE SET token = EXCLUDED.token, pages = zones.pages + 1, \
-               last_page_records = EXCLUDED.last_page_records, last_page_status = EXCLUDED.last_page_status, \
-               last_page_done = EXCLUDED.last_page_done, last_page_has_token = EXCLUDED.last_page_has_token, \
-               stop_reason = NULL, last_error = NULL, updated_at = now()",
-        )
+        sqlx::query(&zones::commit_page("now()"))
         .bind(page.zone.as_str())
         .bind(page.token.as_deref())
         .bind(page.stats.records)
         .bind(page.stats.status)
         .bind(page.stats.done)
         .bind(page.stats.has_token)
+        .bind(page.stats.skipped)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

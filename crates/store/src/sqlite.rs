@@ -33,7 +33,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, Sqli
 use sqlx::{Sqlite, SqlitePool};
 
 use crate::common::{self, json_strings, sql, Plan};
-use crate::{migrations, Chat, FailedRecord, PageCommit, Result, ZoneState};
+use crate::{migrations, zones, Chat, FailedRecord, PageCommit, Result, ZoneState};
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 const READ_CONNECTIONS: u32 = 4;
@@ -353,21 +353,14 @@ crate::common::impl_store!(SqliteStore, read: reader, write: writer, now: NOW, {
         let mut tx = self.write_tx().await?;
         apply(&mut tx, &page.zone, &plan).await?;
         upsert_rows(&mut tx, &FAILED, &failed, bind_failed).await?;
-        sqlx::query(&format!(
-            "INSERT INTO zones (zone, token, pages, last_page_records, last_page_status, last_page_done, \
-               last_page_has_token, stop_reason, last_error, updated_at) \
-             VALUES ($1, $2, 1, $3, $4, $5, $6, NULL, NULL, {NOW}) \
-             ON CONFLICT (zone) DO UPDATE SET token = excluded.token, pages = zones.pages + 1, \
-               last_page_records = excluded.last_page_records, last_page_status = excluded.last_page_status, \
-               last_page_done = excluded.last_page_done, last_page_has_token = excluded.last_page_has_token, \
-               stop_reason = NULL, last_error = NULL, updated_at = excluded.updated_at"
-        ))
+        sqlx::query(&zones::commit_page(NOW))
         .bind(page.zone.as_str())
         .bind(page.token.as_deref())
         .bind(page.stats.records)
         .bind(page.stats.status)
         .bind(page.stats.done)
         .bind(page.stats.has_token)
+        .bind(page.stats.skipped)
         .execute(&mut *tx)
         .await?;
         if page.stats.done && page.zone == MESSAGE_ZONE {

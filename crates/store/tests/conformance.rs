@@ -7,6 +7,17 @@
 
 mod support;
 
+// Cases by topic, in `tests/conformance/` (a path attribute, so cargo does not take them for test
+// targets of their own); each is listed in `conformance!` below like the cases of this file.
+#[path = "conformance/delivery.rs"]
+mod delivery;
+#[path = "conformance/ingest.rs"]
+mod ingest;
+#[path = "conformance/zones.rs"]
+mod zones;
+use delivery::*;
+use ingest::*;
+use zones::*;
 
 use cloudkit::records::{
     AttachmentRecord, ChatRecord, MessageRecord, RecordChange, ATTACHMENT_ZONE, CHAT_ZONE, MESSAGE_ZONE,
@@ -111,6 +122,9 @@ conformance!(
     initial_sync_sized_commit,
     initial_sync_with_distinct_names_then_later_changes,
     portals_and_delivery_ledger,
+    skipped_total_accumulates_and_resets,
+    server_summary_round_trip,
+    corrupt_server_summary_is_an_error,
 );
 
 // ---- record builders ----
@@ -164,7 +178,7 @@ fn del(name: &str) -> RecordChange {
 }
 
 fn stats(records: i64) -> PageStats {
-    PageStats { records, status: 1, done: false, has_token: true }
+    PageStats { records, skipped: 0, status: 1, done: false, has_token: true }
 }
 
 fn page(zone: &str, token: &[u8], changes: Vec<RecordChange>) -> PageCommit {
@@ -190,7 +204,7 @@ async fn page_commit_is_atomic_and_persists_token(db: TestDb) {
     assert_eq!(s.stored_count(MESSAGE_ZONE).await.unwrap(), 2);
 
     let mut last = page(MESSAGE_ZONE, b"t2", messages(&[msg("m3", "c", 3, "g3")]));
-    last.stats = PageStats { records: 1, status: 3, done: true, has_token: false };
+    last.stats = PageStats { records: 1, skipped: 0, status: 3, done: true, has_token: false };
     s.commit_page(&last).await.unwrap();
     let z = s.zone_state(MESSAGE_ZONE).await.unwrap().unwrap();
     assert_eq!((z.token.as_deref(), z.pages, z.last_page), (Some(&b"t2"[..]), 2, Some(last.stats)));
@@ -208,10 +222,11 @@ async fn page_commit_is_atomic_and_persists_token(db: TestDb) {
     let mut doomed = page(MESSAGE_ZONE, b"t3", messages(&[msg("m4", "c", 4, "g4"), msg("m5", "c", 5, "g5")]));
     doomed.changes.push(RecordChange::Attachment(att("boom")));
     doomed.failed.push(failed(MESSAGE_ZONE, "f1", true));
+    doomed.stats.skipped = 4;
     let err = s.commit_page(&doomed).await.expect_err("trigger must abort the page");
     assert!(matches!(err, StoreError::Database(_)), "{err:?}");
     let z = s.zone_state(MESSAGE_ZONE).await.unwrap().unwrap();
-    assert_eq!((z.token.as_deref(), z.pages), (Some(&b"t2"[..]), 2));
+    assert_eq!((z.token.as_deref(), z.pages, z.skipped), (Some(&b"t2"[..]), 2, 0));
     assert_eq!(s.stored_count(MESSAGE_ZONE).await.unwrap(), 3);
     assert_eq!(s.stored_count(ATTACHMENT_ZONE).await.unwrap(), 0);
     assert!(s.failed_records(MESSAGE_ZONE).await.unwrap().is_empty());
@@ -220,7 +235,7 @@ async fn page_commit_is_atomic_and_persists_token(db: TestDb) {
     db.exec(db.pick("DROP TRIGGER boom", "DROP TRIGGER boom ON attachments")).await;
     s.commit_page(&doomed).await.unwrap();
     let z = s.zone_state(MESSAGE_ZONE).await.unwrap().unwrap();
-    assert_eq!((z.token.as_deref(), z.pages), (Some(&b"t3"[..]), 3));
+    assert_eq!((z.token.as_deref(), z.pages, z.skipped), (Some(&b"t3"[..]), 3, 4));
     assert_eq!(s.stored_count(MESSAGE_ZONE).await.unwrap(), 5);
     assert_eq!(s.failed_records(MESSAGE_ZONE).await.unwrap(), vec![failed(MESSAGE_ZONE, "f1", true)]);
 
@@ -433,65 +448,6 @@ async fn failed_records_pending_to_final(db: TestDb) {
     assert_eq!(s.failed_records(MESSAGE_ZONE).await.unwrap(), still);
 }
 
-async fn zone_states_ordered_by_name(db: TestDb) {
-    let s = db.open().await;
-    assert!(s.zone_states().await.unwrap().is_empty());
-    s.set_server_count(MESSAGE_ZONE, 42).await.unwrap();
-    s.commit_page(&page(ATTACHMENT_ZONE, b"a", vec![])).await.unwrap();
-    s.set_stop(CHAT_ZONE, StopReason::ApiDone, None).await.unwrap();
-    s.set_server_count("Zeta", 1).await.unwrap();
-    let states = s.zone_states().await.unwrap();
-    let names: Vec<_> = states.iter().map(|z| z.zone.as_str()).collect();
-    assert_eq!(names, vec!["Zeta", ATTACHMENT_ZONE, CHAT_ZONE, MESSAGE_ZONE], "byte order, uppercase first");
-    let m = &states[3];
-    assert_eq!((m.server_count, m.pages, m.last_page, m.token.clone()), (Some(42), 0, None, None));
-    assert_eq!(s.zone_state("unknownZone").await.unwrap(), None);
-    // Committing a page keeps the server count.
-    s.commit_page(&page(MESSAGE_ZONE, b"m", vec![])).await.unwrap();
-    assert_eq!(s.zone_state(MESSAGE_ZONE).await.unwrap().unwrap().server_count, Some(42));
-}
-
-async fn stop_reason_round_trip(db: TestDb) {
-    let s = db.open().await;
-    let all = [
-        StopReason::ApiDone,
-        StopReason::TokenUnchanged,
-        StopReason::ErrorBudget,
-        StopReason::ResetNeeded,
-        StopReason::ZoneNotFound,
-        StopReason::PageLimit,
-        StopReason::Interrupted,
-    ];
-    for reason in all {
-        let error = (reason == StopReason::ErrorBudget).then_some("HTTP 503 five times");
-        s.set_stop(MESSAGE_ZONE, reason, error).await.unwrap();
-        let z = s.zone_state(MESSAGE_ZONE).await.unwrap().unwrap();
-        assert_eq!((z.stop_reason, z.last_error.as_deref()), (Some(reason), error));
-    }
-    s.set_stop(MESSAGE_ZONE, StopReason::ErrorBudget, Some("boom")).await.unwrap();
-    s.commit_page(&page(MESSAGE_ZONE, b"t", vec![])).await.unwrap();
-    let z = s.zone_state(MESSAGE_ZONE).await.unwrap().unwrap();
-    assert_eq!((z.stop_reason, z.last_error), (None, None), "a committed page clears the stop");
-}
-
-async fn clear_tokens_keeps_records(db: TestDb) {
-    let s = db.open().await;
-    s.commit_page(&page(MESSAGE_ZONE, b"t1", messages(&[msg("m1", "c", 1, "g1")]))).await.unwrap();
-    s.commit_page(&page(MESSAGE_ZONE, b"t2", vec![])).await.unwrap();
-    s.commit_page(&page(CHAT_ZONE, b"c1", vec![RecordChange::Chat(chat("r", "c", 1, None, &[]))])).await.unwrap();
-    s.set_stop(MESSAGE_ZONE, StopReason::ResetNeeded, None).await.unwrap();
-    s.set_server_count(MESSAGE_ZONE, 7).await.unwrap();
-    s.clear_tokens().await.unwrap();
-    for z in s.zone_states().await.unwrap() {
-        assert_eq!((z.token, z.pages, z.last_page, z.stop_reason), (None, 0, None, None), "{}", z.zone);
-    }
-    assert_eq!(s.zone_state(MESSAGE_ZONE).await.unwrap().unwrap().server_count, Some(7));
-    assert_eq!(s.stored_count(MESSAGE_ZONE).await.unwrap(), 1);
-    assert_eq!(s.stored_count(CHAT_ZONE).await.unwrap(), 1);
-    s.commit_page(&page(MESSAGE_ZONE, b"t1", vec![])).await.unwrap();
-    assert_eq!(s.zone_state(MESSAGE_ZONE).await.unwrap().unwrap().pages, 1);
-}
-
 async fn sync_version_round_trip(db: TestDb) {
     let s = db.open().await;
     assert_eq!(s.sync_version().await.unwrap(), None);
@@ -603,138 +559,6 @@ async fn stored_count_by_zone(db: TestDb) {
     assert_eq!(counts, [1, 2, 3, 0]);
 }
 
-async fn concurrent_commits_to_different_zones(db: TestDb) {
-    let s = db.open().await;
-    let s = &*s;
-    let run = |zone: &'static str, prefix: &'static str| async move {
-        for i in 0..20 {
-            let ms: Vec<_> = (0..10).map(|j| msg(&format!("{prefix}-{i}-{j}"), prefix, i * 10 + j, &format!("{prefix}{i}.{j}"))).collect();
-            s.commit_page(&page(zone, format!("{prefix}{i}").as_bytes(), messages(&ms))).await.unwrap();
-        }
-    };
-    tokio::join!(run(MESSAGE_ZONE, "m"), run(CHAT_ZONE, "c"), run(ATTACHMENT_ZONE, "a"));
-    assert_eq!(s.stored_count(MESSAGE_ZONE).await.unwrap(), 600);
-    for (zone, prefix) in [(MESSAGE_ZONE, "m"), (CHAT_ZONE, "c"), (ATTACHMENT_ZONE, "a")] {
-        let z = s.zone_state(zone).await.unwrap().unwrap();
-        assert_eq!((z.pages, z.token), (20, Some(format!("{prefix}19").into_bytes())));
-        assert_eq!(s.messages_in_chat(prefix).await.unwrap().len(), 200);
-    }
-}
-
-/// Pages applied one after another, with no read in between (SQLite keeps them in its ingest log
-/// until a read or the zone's last page) and with reads in between, end in the state of applying
-/// every change in order: re-created after deletion, deleted after a fold, edited twice.
-async fn changes_across_pages_apply_in_order(db: TestDb) {
-    let s = db.open().await;
-    let v = |name: &str, ts: i64, text: &str| {
-        let mut m = msg(name, "c", ts, &format!("g-{name}"));
-        m.text = Some(text.into());
-        m
-    };
-    s.commit_page(&page(MESSAGE_ZONE, b"t1", messages(&[v("m1", 1, "a"), v("m2", 2, "a"), v("m3", 3, "a")]))).await.unwrap();
-    s.commit_page(&page(MESSAGE_ZONE, b"t2", vec![del("m1"), RecordChange::Message(v("m2", 2, "b"))])).await.unwrap();
-    s.commit_page(&page(MESSAGE_ZONE, b"t3", vec![RecordChange::Message(v("m1", 1, "c")), del("m3"), del("never")]))
-        .await
-        .unwrap();
-    s.commit_page(&page(MESSAGE_ZONE, b"t4", vec![del("m2"), RecordChange::Message(v("m2", 2, "d"))])).await.unwrap();
-    assert_eq!(s.messages_in_chat("c").await.unwrap(), vec![v("m1", 1, "c"), v("m2", 2, "d")]);
-
-    s.commit_page(&page(MESSAGE_ZONE, b"t5", vec![del("m1"), RecordChange::Message(v("m3", 3, "e"))])).await.unwrap();
-    assert_eq!(s.stored_count(MESSAGE_ZONE).await.unwrap(), 2);
-    s.commit_page(&page(MESSAGE_ZONE, b"t6", vec![RecordChange::Message(v("m2", 2, "f"))])).await.unwrap();
-    assert_eq!(s.messages_in_chat("c").await.unwrap(), vec![v("m2", 2, "f"), v("m3", 3, "e")]);
-    let mut guids = s.message_guids().await.unwrap();
-    guids.sort();
-    assert_eq!(guids, vec!["g-m2", "g-m3"]);
-    assert_eq!(s.zone_state(MESSAGE_ZONE).await.unwrap().unwrap().token.as_deref(), Some(&b"t6"[..]));
-}
-
-/// An initial sync's worth of pages (large enough for SQLite's bulk fold, which rebuilds the
-/// chat/time index), ending with the zone's last page: every message is there exactly once, in
-/// order per chat, and the index the delivery queries use exists afterwards.
-async fn initial_sync_sized_commit(db: TestDb) {
-    const PAGES: i64 = 110;
-    const PER_PAGE: i64 = 200;
-    let s = db.open().await;
-    let page_of = |p: i64| {
-        let mut changes = messages(
-            &(0..PER_PAGE)
-                .map(|i| {
-                    // Record names in a scattered order, as CloudKit's random names arrive.
-                    let n = (p * PER_PAGE + i) * 7919 % (PAGES * PER_PAGE);
-                    msg(&format!("rec-{n:06}"), &format!("chat{}", n % 17), n, &format!("guid-{n}"))
-                })
-                .collect::<Vec<_>>(),
-        );
-        if p == 1 {
-            changes.push(del("rec-000000")); // logged in page 0, deleted in page 1
-        }
-        let mut commit = page(MESSAGE_ZONE, format!("tok{p}").as_bytes(), changes);
-        commit.stats.done = p == PAGES - 1;
-        commit
-    };
-    for p in 0..PAGES {
-        s.commit_page(&page_of(p)).await.unwrap();
-    }
-    if db.kind == Kind::Sqlite {
-        assert_eq!(db.scalar("SELECT COUNT(*) FROM message_log").await, 0, "the zone's last page folds the log");
-    }
-    assert_eq!(s.stored_count(MESSAGE_ZONE).await.unwrap(), PAGES * PER_PAGE - 1);
-    let chat0 = s.messages_in_chat("chat0").await.unwrap();
-    assert!(chat0.windows(2).all(|w| w[0].ts_ms < w[1].ts_ms));
-    assert_eq!(chat0.len() as i64, (PAGES * PER_PAGE + 16) / 17 - 1);
-    let index = db.pick(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'messages_chat_ts'",
-        "SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'messages_chat_ts'",
-    );
-    assert_eq!(db.scalar(index).await, 1);
-}
-
-/// An initial sync in which every record name arrives once, plus a deletion of a record never
-/// seen (SQLite adopts its ingest log as `messages` instead of copying it), then later pages that
-/// edit, delete and add records in that table, and a reopen.
-async fn initial_sync_with_distinct_names_then_later_changes(db: TestDb) {
-    const N: i64 = 600;
-    let s = db.open().await;
-    let history: Vec<MessageRecord> =
-        (0..N).map(|n| msg(&format!("rec-{:04}", n * 37 % N), &format!("chat{}", n % 3), n, &format!("guid-{n}"))).collect();
-    let mut first = messages(&history[..N as usize / 2]);
-    first.push(del("never-seen"));
-    s.commit_page(&page(MESSAGE_ZONE, b"t1", first)).await.unwrap();
-    let mut last = page(MESSAGE_ZONE, b"t2", messages(&history[N as usize / 2..]));
-    last.stats.done = true;
-    s.commit_page(&last).await.unwrap();
-    if db.kind == Kind::Sqlite {
-        assert_eq!(db.scalar("SELECT COUNT(*) FROM message_log").await, 0);
-        // Adopted, not copied: the rows keep their log sequence numbers, which counted the deletion.
-        assert_eq!(db.scalar("SELECT MAX(seq) FROM messages").await, N + 1);
-        let indexes = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' \
-                       AND name IN ('messages_record_name', 'messages_chat_ts')";
-        assert_eq!(db.scalar(indexes).await, 2);
-    }
-    assert_eq!(s.stored_count(MESSAGE_ZONE).await.unwrap(), N);
-    let chat1 = s.messages_in_chat("chat1").await.unwrap();
-    assert_eq!(chat1, history.iter().filter(|m| m.chat_id == "chat1").cloned().collect::<Vec<_>>());
-
-    let mut edited = history[1].clone();
-    edited.text = Some("edited".into());
-    let added = msg("rec-new", "chat1", N + 5, "guid-new");
-    let changes = vec![RecordChange::Message(edited.clone()), del(&history[4].record_name), RecordChange::Message(added.clone())];
-    let mut later = page(MESSAGE_ZONE, b"t3", changes);
-    later.stats.done = true;
-    s.commit_page(&later).await.unwrap();
-    drop(s);
-    let s = db.open().await;
-    assert_eq!(s.stored_count(MESSAGE_ZONE).await.unwrap(), N);
-    let expected: Vec<MessageRecord> = history
-        .iter()
-        .filter(|m| m.chat_id == "chat1" && m.record_name != history[4].record_name)
-        .map(|m| if m.record_name == edited.record_name { edited.clone() } else { m.clone() })
-        .chain([added])
-        .collect();
-    assert_eq!(s.messages_in_chat("chat1").await.unwrap(), expected);
-}
-
 #[tokio::test]
 async fn sqlite_memory_and_missing_directories() {
     let s = store::open("sqlite::memory:").await.unwrap();
@@ -753,45 +577,4 @@ async fn open_rejects_unknown_uri() {
     for uri in ["mysql://x/y", "/tmp/x.db", ""] {
         assert!(matches!(store::open(uri).await, Err(StoreError::UnsupportedUri(_))), "{uri}");
     }
-}
-
-async fn portals_and_delivery_ledger(db: TestDb) {
-    let s = db.open().await;
-    let mut system = msg("r3", "chat", 150, "sys");
-    system.flags = 1 << 14;
-    let mut service = msg("r5", "chat", 160, "svc");
-    service.flags = 1 << 17;
-    let ms = [msg("r1", "chat", 200, "g2"), msg("r2", "chat", 100, "g1"), system, msg("r4", "other", 50, "o1"), service];
-    s.commit_page(&page(MESSAGE_ZONE, b"t", messages(&ms))).await.unwrap();
-
-    assert_eq!(s.portal("chat").await.unwrap(), None);
-    let p = store::Portal { chat_id: "chat".into(), room_id: "!a:x".into(), name: Some("Old".into()) };
-    s.save_portal(&p).await.unwrap();
-    s.save_portal(&store::Portal { name: Some("New".into()), ..p.clone() }).await.unwrap();
-    s.save_portal(&store::Portal { chat_id: "other".into(), room_id: "!b:x".into(), name: None }).await.unwrap();
-    assert_eq!(s.portal("chat").await.unwrap().unwrap().name.as_deref(), Some("New"));
-    let all: Vec<_> = s.portals().await.unwrap().into_iter().map(|p| (p.chat_id, p.room_id, p.name)).collect();
-    assert_eq!(all, vec![("chat".into(), "!a:x".into(), Some("New".into())), ("other".into(), "!b:x".into(), None)]);
-
-    // System and service records are never queued; order is (ts, guid).
-    let queued = |v: Vec<MessageRecord>| v.into_iter().map(|m| m.guid).collect::<Vec<_>>();
-    assert_eq!(queued(s.undelivered("chat").await.unwrap()), vec!["g1", "g2"]);
-
-    s.begin_delivery("g1", "chat", "imb-g1").await.unwrap();
-    assert_eq!(queued(s.undelivered("chat").await.unwrap()), vec!["g2"], "an in-flight message is not queued twice");
-    let inflight = s.in_flight("chat").await.unwrap();
-    assert_eq!(inflight, vec![store::LedgerEntry { guid: "g1".into(), chat_id: "chat".into(), txn_id: "imb-g1".into(), event_id: None }]);
-    assert_eq!(s.delivered_event("g1").await.unwrap(), None);
-    assert_eq!(s.delivered_count().await.unwrap(), 0);
-
-    s.finish_delivery("g1", "$e1").await.unwrap();
-    assert!(s.in_flight("chat").await.unwrap().is_empty());
-    assert_eq!(s.delivered_event("g1").await.unwrap().as_deref(), Some("$e1"));
-    assert_eq!(s.delivered_count().await.unwrap(), 1);
-
-    // An in-flight send that never reached the room is forgotten and queued again.
-    s.begin_delivery("g2", "chat", "imb-g2").await.unwrap();
-    s.forget_delivery("g2").await.unwrap();
-    assert_eq!(queued(s.undelivered("chat").await.unwrap()), vec!["g2"]);
-    assert_eq!(queued(s.undelivered("other").await.unwrap()), vec!["o1"]);
 }

@@ -130,17 +130,17 @@ pub async fn sync_all(
     for zone in ZONES {
         let (client, store, opts, progress) = (client.clone(), store.clone(), opts.clone(), progress.clone());
         tasks.push(tokio::spawn(async move {
-            let server_count = match client.server_count(zone, record_type(zone)).await {
-                Ok(count) => count,
+            let summary = match client.server_summary(zone, record_type(zone)).await {
+                Ok(summary) => summary,
                 Err(e) => {
                     tracing::warn!(zone, "server count unavailable: {e}");
                     None
                 }
             };
-            if let Some(count) = server_count {
-                store.set_server_count(zone, count).await?;
+            if let Some(summary) = &summary {
+                store.set_server_summary(zone, summary).await?;
             }
-            progress.zone_started(zone, server_count);
+            progress.zone_started(zone, summary.as_ref().and_then(|s| s.first().copied()));
             let report = ZoneSync { client: &client, store: store.as_ref(), opts: &opts, progress: progress.as_ref(), zone }.run().await?;
             progress.zone_finished(zone, report.stop_reason);
             Ok::<_, SyncError>(report)
@@ -281,31 +281,42 @@ async fn decode_pages(
     Some(ring)
 }
 
-/// Decoded changes with their page positions, final failures, and the changes (with positions)
-/// whose key was missing.
-type FirstPass = (Vec<(usize, RecordChange)>, Vec<FailedRecord>, Vec<(usize, cloudkit::proto::RecordChange)>);
+/// What decoding a page with the keys at hand gave.
+#[derive(Default)]
+struct FirstPass {
+    /// Decoded changes with their page positions.
+    changes: Vec<(usize, RecordChange)>,
+    /// Final failures.
+    failed: Vec<FailedRecord>,
+    /// Changes (with positions) whose record key the ring lacks.
+    missing_key: Vec<(usize, cloudkit::proto::RecordChange)>,
+    /// Records of a type the bridge does not read (skipped and counted, as Apple's clients do).
+    skipped: i64,
+}
 
 /// Parses and decodes every change of a page with the keys at hand (pure CPU work). A change that
 /// does not parse is a final failure of its own; the rest of the page is unaffected.
 fn first_pass(zone: &'static str, ring: &KeyRing, page: &RawChangesPage) -> FirstPass {
-    let mut changes = Vec::with_capacity(page.changes.len());
-    let mut failed = Vec::new();
-    let mut missing_key = Vec::new();
+    let mut pass = FirstPass { changes: Vec::with_capacity(page.changes.len()), ..FirstPass::default() };
     for i in 0..page.changes.len() {
         let change = match page.change(i) {
             Ok(change) => change,
             Err(e) => {
-                failed.push(unparsable_record(zone, page, i, &e));
+                pass.failed.push(unparsable_record(zone, page, i, &e));
                 continue;
             }
         };
         match cloudkit::codec::decode_change(zone, &change, ring) {
-            Ok(c) => changes.push((i, c)),
-            Err(cloudkit::Error::PcsKeyMissing(_)) => missing_key.push((i, change)),
-            Err(e) => failed.push(failed_record(zone, &change, &e, false)),
+            Ok(c) => pass.changes.push((i, c)),
+            Err(cloudkit::Error::PcsKeyMissing(_)) => pass.missing_key.push((i, change)),
+            Err(e @ cloudkit::Error::UnknownRecordType { .. }) => {
+                tracing::debug!(zone, "skipped: {e}");
+                pass.skipped += 1;
+            }
+            Err(e) => pass.failed.push(failed_record(zone, &change, &e, false)),
         }
     }
-    (changes, failed, missing_key)
+    pass
 }
 
 /// Names of failed-record entries for changes that are not valid protobuf start with this (no
@@ -362,10 +373,10 @@ fn background_priority_for_store_threads() {
 /// refresh; what still fails is returned as failed records (pending when a key was missing,
 /// final for malformed records).
 async fn decode_page(client: &Client, zone: &'static str, ring: &mut KeyRing, page: &RawChangesPage, first: FirstPass) -> PageCommit {
-    let (mut changes, mut failed, missing_key) = first;
+    let FirstPass { mut changes, mut failed, missing_key, skipped } = first;
     if !missing_key.is_empty() {
         match client.zone_keys(zone).await {
-            Ok(keys) => ring.extend(keys),
+            Ok(keys) => ring.extend_from(&keys),
             Err(e) => tracing::warn!(zone, "key refresh failed: {e}"),
         }
         for (i, change) in missing_key {
@@ -379,7 +390,13 @@ async fn decode_page(client: &Client, zone: &'static str, ring: &mut KeyRing, pa
     PageCommit {
         zone: zone.to_string(),
         token: page.token.clone(),
-        stats: PageStats { records: page.changes.len() as i64, status: page.status as i64, done: page.done(), has_token: page.token.is_some() },
+        stats: PageStats {
+            records: page.changes.len() as i64,
+            status: page.status as i64,
+            done: page.done(),
+            has_token: page.token.is_some(),
+            skipped,
+        },
         changes: changes.into_iter().map(|(_, c)| c).collect(),
         failed,
     }
@@ -445,8 +462,7 @@ where
 impl ZoneSync<'_> {
     async fn fetch_keys(&self) -> Result<KeyRing, Stop> {
         let opts = SyncOptions { error_budget: self.opts.key_retries + 1, ..self.opts.clone() };
-        let keys = with_retries(&opts, "zone keys", || self.client.zone_keys(self.zone)).await?;
-        Ok(KeyRing::new(keys))
+        with_retries(&opts, "zone keys", || self.client.zone_keys(self.zone)).await
     }
 
     async fn stop(&self, mut report: ZoneReport, stop: Stop) -> Result<ZoneReport, SyncError> {
@@ -588,8 +604,15 @@ impl ZoneSync<'_> {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ZoneStatus {
     pub zone: String,
+    /// The zone's count of its record type: the first element of the server's
+    /// `MessagesSummary` list, which is what `complete` compares with `stored`.
     pub server_count: Option<i64>,
+    /// The `MessagesSummary` list as the server sent it (elements after the first are kept, not
+    /// interpreted).
+    pub server_summary: Option<Vec<i64>>,
     pub stored: i64,
+    /// Records of types the bridge does not read, skipped (as Apple's clients skip them).
+    pub skipped: i64,
     pub undecryptable: i64,
     /// Names and reasons of the undecryptable records.
     pub undecryptable_records: Vec<FailedRecordInfo>,
@@ -623,7 +646,9 @@ pub async fn status(store: &dyn Store) -> Result<Status, SyncError> {
         zones.push(ZoneStatus {
             zone: zone.to_string(),
             server_count: state.server_count,
+            server_summary: state.server_summary,
             stored,
+            skipped: state.skipped,
             undecryptable: failed.len() as i64,
             undecryptable_records: failed
                 .into_iter()

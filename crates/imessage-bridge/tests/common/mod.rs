@@ -44,15 +44,16 @@ impl BridgeDir {
     /// A bridge directory whose config points at `sim` (session written from the simulator).
     pub fn new(sim: &SimHandle) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        sim.sim.session.save(&dir.path().join("session.json")).unwrap();
         let config = dir.path().join("config.yaml");
         let this = BridgeDir { db_uri: format!("sqlite:{}", dir.path().join("bridge.db").display()), dir, config };
         this.point_at(sim);
         this
     }
 
-    /// Rewrites the config to use another simulator (same seed: same session and tokens).
+    /// Writes the session and the config for `sim` (another simulator of the same seed has the
+    /// same account and tokens; the session's anisette URL follows the simulator).
     pub fn point_at(&self, sim: &SimHandle) {
+        sim.sim.session_at(&sim.url).save(&self.dir.path().join("session.json")).unwrap();
         std::fs::write(
             &self.config,
             format!(

@@ -1,4 +1,5 @@
-//! PCS (Protected CloudKit Service) field encryption, as Apple's Messages-in-iCloud uses it.
+//! PCS (Protected CloudKit Service): the key chain and field encryption of Apple's
+//! Messages in iCloud.
 //!
 //! A field value is AES-128-GCM with a 12-byte nonce and a 12-byte tag under a key derived from a
 //! 16-byte *record key*. The ciphertext carries a version-3 header naming the first four bytes of
@@ -8,13 +9,28 @@
 //!
 //! Byte layout: `03 | kid[0..2] | 02 | kid[2..4] | nonce(12) | tag(12) | ciphertext`.
 //!
-//! Record keys are found in the zone's default record keys by the record's 4-byte `pcsKey`. On
-//! Apple's servers the zone's record keys arrive inside an EC (P-256) share-protection blob opened
-//! with the account's Messages service key from the iCloud Keychain. This crate opens the
-//! simulator's form of that blob — the same v3 GCM envelope under the session's service key with
-//! a protobuf list of keys inside ([`seal_zone_keys`] / [`open_zone_keys`]). Plugging in a real
-//! account means replacing that one function with the EC unwrap; everything downstream (key ids,
-//! field cipher, AAD) is Apple's scheme.
+//! The record keys come out of Apple's chain of `PCSShareProtection` blobs ([`protection`]):
+//! the account's Messages3 service identity from the iCloud Keychain (an [`EcKey`], [`ec`])
+//! opens the zone's `protectionInfo`, which hands out the zone's EC keys; those open the zone's
+//! `recordProtectionInfo`, which holds the record keys; a record with a `protectionInfo` of its
+//! own is opened with the zone EC keys instead. [`KeyRing::open_zone`] and
+//! [`KeyRing::for_record_protection`] walk that chain; everything below the ring (key ids,
+//! field cipher, AAD) is the hot path and does not change with it.
+//!
+//! Why the split into files: the field cipher here is small and hot; the DER shapes
+//! ([`asn1`]), the curve conventions ([`ec`]) and the checks of a protection ([`protection`])
+//! are each a separate concern that the known-answer vectors in `shared/fixtures/` test layer
+//! by layer.
+
+mod asn1;
+pub mod ec;
+pub mod protection;
+
+pub use ec::{EcKey, EcPublicKey};
+pub use protection::{
+    open_protection, open_protection_signed_by, OpenedProtection, ProtectionFailure,
+    SignatureFailure,
+};
 
 use std::collections::HashMap;
 
@@ -24,7 +40,6 @@ use aes_gcm::{
     AesGcm, Nonce, Tag,
 };
 use hmac::{Hmac, Mac};
-use prost::Message;
 use sha2::Sha256;
 
 use crate::error::{Error, Result};
@@ -46,7 +61,9 @@ pub fn kdf_ctr_hmac(key: &[u8], label: &[u8], out_len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(out_len + 32);
     let mut counter: u32 = 1;
     while out.len() < out_len {
-        let Ok(mut mac) = <HmacSha256 as Mac>::new_from_slice(key) else { break };
+        let Ok(mut mac) = <HmacSha256 as Mac>::new_from_slice(key) else {
+            break;
+        };
         mac.update(&counter.to_be_bytes());
         mac.update(label);
         mac.update(&[0]);
@@ -146,7 +163,12 @@ impl PcsKey {
         };
         let mut body = parsed.body.to_vec();
         self.cipher
-            .decrypt_in_place_detached(Nonce::from_slice(parsed.nonce), aad, &mut body, Tag::<U12>::from_slice(parsed.tag))
+            .decrypt_in_place_detached(
+                Nonce::from_slice(parsed.nonce),
+                aad,
+                &mut body,
+                Tag::<U12>::from_slice(parsed.tag),
+            )
             .map_err(|_| Error::PcsAuth(what.to_string()))?;
         Ok(body)
     }
@@ -192,7 +214,12 @@ fn parse(ct: &[u8]) -> Result<Parsed<'_>> {
     let (header, rest) = ct.split_at(header_len);
     let (nonce, rest) = rest.split_at(NONCE_LEN);
     let (tag, body) = rest.split_at(TAG_LEN);
-    Ok(Parsed { header, nonce, tag, body })
+    Ok(Parsed {
+        header,
+        nonce,
+        tag,
+        body,
+    })
 }
 
 /// Lowercase hex of bytes (for key ids in messages).
@@ -200,10 +227,12 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The record keys of one zone, looked up by their 4-byte key-id prefix.
+/// The record keys of one zone (or of one record's own protection), looked up by their 4-byte
+/// key-id prefix, plus the zone EC keys that open records' own `protectionInfo`.
 #[derive(Debug, Clone, Default)]
 pub struct KeyRing {
     keys: HashMap<[u8; 4], PcsKey>,
+    ec_keys: Vec<EcKey>,
 }
 
 impl KeyRing {
@@ -211,6 +240,45 @@ impl KeyRing {
         let mut ring = KeyRing::default();
         ring.extend(keys);
         ring
+    }
+
+    /// A zone's keys: the service identity opens `protection_info` (the zone's
+    /// `protectionInfo`), giving the zone EC keys; those open `record_protection_info` (its
+    /// `recordProtectionInfo`), giving the record keys (master key, then symmetric keys).
+    /// A failure names its layer: `"zone.protectionInfo"` or `"zone.recordProtectionInfo"`.
+    pub fn open_zone(
+        service: &EcKey,
+        protection_info: &[u8],
+        record_protection_info: &[u8],
+    ) -> Result<KeyRing> {
+        let zone = protection::open_at(
+            "zone.protectionInfo",
+            protection_info,
+            std::slice::from_ref(service),
+        )?;
+        let records = protection::open_at(
+            "zone.recordProtectionInfo",
+            record_protection_info,
+            &zone.ec_keys,
+        )?;
+        let mut ring = KeyRing::new(records.pcs_keys);
+        ring.ec_keys = zone.ec_keys;
+        Ok(ring)
+    }
+
+    /// The keys of a record that carries its own `protectionInfo`, opened with this ring's zone
+    /// EC keys (layer `"record.protectionInfo"`). The returned ring's EC keys are the ones that
+    /// protection hands out (usually none).
+    pub fn for_record_protection(&self, protection_info: &[u8]) -> Result<KeyRing> {
+        let opened = protection::open_at("record.protectionInfo", protection_info, &self.ec_keys)?;
+        let mut ring = KeyRing::new(opened.pcs_keys);
+        ring.ec_keys = opened.ec_keys;
+        Ok(ring)
+    }
+
+    /// The zone EC keys (from the zone's `protectionInfo`).
+    pub fn zone_ec_keys(&self) -> &[EcKey] {
+        &self.ec_keys
     }
 
     pub fn extend(&mut self, keys: impl IntoIterator<Item = PcsKey>) {
@@ -227,9 +295,14 @@ impl KeyRing {
         self.keys.is_empty()
     }
 
-    /// Adds every key of another ring.
+    /// Adds every record key and every EC key (once per public key) of another ring.
     pub fn extend_from(&mut self, other: &KeyRing) {
         self.extend(other.keys.values().cloned());
+        for ec in &other.ec_keys {
+            if !self.ec_keys.iter().any(|k| k.public_x() == ec.public_x()) {
+                self.ec_keys.push(ec.clone());
+            }
+        }
     }
 
     /// Key for a key-id prefix: four bytes as Apple writes them; shorter prefixes match the
@@ -237,11 +310,19 @@ impl KeyRing {
     pub fn get(&self, prefix: &[u8]) -> Option<&PcsKey> {
         match <[u8; 4]>::try_from(prefix) {
             Ok(p4) => self.keys.get(&p4),
-            Err(_) if !prefix.is_empty() && prefix.len() < 4 => self.keys.values().find(|k| k.short_id().starts_with(prefix)),
+            Err(_) if !prefix.is_empty() && prefix.len() < 4 => self
+                .keys
+                .values()
+                .find(|k| k.short_id().starts_with(prefix)),
             Err(_) => None,
         }
     }
 
+    /// [`get`](Self::get) for a record's `pcsKey`: an unknown key is [`Error::PcsKeyMissing`].
+    pub fn require(&self, pcs_key: &[u8]) -> Result<&PcsKey> {
+        self.get(pcs_key)
+            .ok_or_else(|| Error::PcsKeyMissing(hex(pcs_key)))
+    }
     /// Decrypts a field value: the key is chosen by the ciphertext's key-id prefix and must match
     /// it; `context` is `"{zone}-{record}-{field}"`.
     pub fn decrypt(&self, ct: &[u8], context: &str) -> Result<Vec<u8>> {
@@ -253,32 +334,6 @@ impl KeyRing {
         let key = key.ok_or_else(|| Error::PcsKeyMissing(hex(&parsed.key_prefix())))?;
         key.decrypt_parsed(&parsed, context.as_bytes(), context)
     }
-}
-
-/// The plaintext inside a zone-key envelope.
-#[derive(Clone, PartialEq, Message)]
-struct ZoneKeySet {
-    #[prost(bytes = "vec", repeated, tag = "1")]
-    keys: Vec<Vec<u8>>,
-}
-
-/// Seals zone record keys under the service key (simulator side of [`open_zone_keys`]).
-pub fn seal_zone_keys(service_key: &PcsKey, keys: &[PcsKey], nonce: [u8; NONCE_LEN]) -> Vec<u8> {
-    let set = ZoneKeySet { keys: keys.iter().map(|k| k.raw().to_vec()).collect() };
-    service_key.encrypt(&set.encode_to_vec(), b"", nonce)
-}
-
-/// Opens a zone's record-protection blob with the service key and returns its record keys.
-/// The header's key id must be the service key's.
-pub fn open_zone_keys(service_key: &PcsKey, blob: &[u8]) -> Result<Vec<PcsKey>> {
-    let parsed = parse(blob)?;
-    let key_prefix = parsed.key_prefix();
-    if !service_key.short_id().starts_with(&key_prefix) || key_prefix.is_empty() {
-        return Err(Error::PcsKeyMissing(hex(&key_prefix)));
-    }
-    let plain = service_key.decrypt_parsed(&parsed, b"", "zone key envelope")?;
-    let set = ZoneKeySet::decode(plain.as_slice()).map_err(|e| Error::Frame(format!("zone key set: {e}")))?;
-    set.keys.iter().map(|k| PcsKey::from_slice(k)).collect()
 }
 
 #[cfg(test)]
@@ -299,7 +354,10 @@ mod tests {
         mac.update(&[0]);
         mac.update(&[0, 0, 0, 128]);
         let expect = mac.finalize().into_bytes();
-        assert_eq!(kdf_ctr_hmac(&k, LABEL_ENCRYPTION_KEY, 16), expect[..16].to_vec());
+        assert_eq!(
+            kdf_ctr_hmac(&k, LABEL_ENCRYPTION_KEY, 16),
+            expect[..16].to_vec()
+        );
         // Two blocks for longer output, the first equal to the one-block output only if out_len
         // matches, because the length is an input.
         let long = kdf_ctr_hmac(&k, LABEL_ENCRYPTION_KEY, 40);
@@ -318,7 +376,10 @@ mod tests {
         assert_eq!([ct[1], ct[2], ct[4], ct[5]], id);
         assert_eq!(&ct[6..18], &[9; 12]);
         let ring = KeyRing::new([key(2), k.clone()]);
-        assert_eq!(ring.decrypt(&ct, "messageManateeZone-rec1-text").unwrap(), b"hello");
+        assert_eq!(
+            ring.decrypt(&ct, "messageManateeZone-rec1-text").unwrap(),
+            b"hello"
+        );
     }
 
     #[test]
@@ -326,8 +387,14 @@ mod tests {
         let k = key(1);
         let ct = k.encrypt(b"hello", b"z-r-text", [0; 12]);
         let ring = KeyRing::new([k]);
-        assert!(matches!(ring.decrypt(&ct, "z-r-subject"), Err(Error::PcsAuth(_))));
-        assert!(matches!(ring.decrypt(&ct, "z-other-text"), Err(Error::PcsAuth(_))));
+        assert!(matches!(
+            ring.decrypt(&ct, "z-r-subject"),
+            Err(Error::PcsAuth(_))
+        ));
+        assert!(matches!(
+            ring.decrypt(&ct, "z-other-text"),
+            Err(Error::PcsAuth(_))
+        ));
     }
 
     #[test]
@@ -338,24 +405,23 @@ mod tests {
         let last = ct.len() - 1;
         ct[last] ^= 1;
         assert!(matches!(ring.decrypt(&ct, "c"), Err(Error::PcsAuth(_))));
-        assert!(matches!(ring.decrypt(&[], "c"), Err(Error::PcsTruncated(0))));
-        assert!(matches!(ring.decrypt(&[2, 0, 0, 2, 0, 0], "c"), Err(Error::PcsVersion(2))));
-        assert!(matches!(ring.decrypt(&[3, 0, 0, 2, 0, 0, 1], "c"), Err(Error::PcsTruncated(7))));
+        assert!(matches!(
+            ring.decrypt(&[], "c"),
+            Err(Error::PcsTruncated(0))
+        ));
+        assert!(matches!(
+            ring.decrypt(&[2, 0, 0, 2, 0, 0], "c"),
+            Err(Error::PcsVersion(2))
+        ));
+        assert!(matches!(
+            ring.decrypt(&[3, 0, 0, 2, 0, 0, 1], "c"),
+            Err(Error::PcsTruncated(7))
+        ));
         let other = key(5).encrypt(b"x", b"c", [0; 12]);
         match ring.decrypt(&other, "c") {
             Err(Error::PcsKeyMissing(id)) => assert_eq!(id, hex(&key(5).short_id())),
             r => panic!("expected missing key, got {r:?}"),
         }
-    }
-
-    #[test]
-    fn zone_key_envelope_roundtrip_and_wrong_service_key() {
-        let service = key(42);
-        let keys = [key(1), key(2)];
-        let blob = seal_zone_keys(&service, &keys, [3; 12]);
-        let opened = open_zone_keys(&service, &blob).unwrap();
-        assert_eq!(opened.iter().map(|k| *k.raw()).collect::<Vec<_>>(), vec![[1; 16], [2; 16]]);
-        assert!(matches!(open_zone_keys(&key(43), &blob), Err(Error::PcsKeyMissing(_))));
     }
 
     #[test]
