@@ -1,5 +1,5 @@
 //! The simulator's side of CloudKit's HTTP body framing and operation results, written apart
-//! from the client's (`cloudkit::framing`, `cloudkit::client`) so that a misreading of the format
+//! from the client crate's framing and result code so that a misreading of the format
 //! on one side fails the tests instead of being shared.
 //!
 //! A request body is gzip (when `content-encoding: gzip`) of `RequestOperation`s, each prefixed

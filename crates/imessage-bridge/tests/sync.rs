@@ -32,6 +32,15 @@ async fn full_account_matches_truth_with_server_counts() {
         assert_eq!(z["last_page"]["done"], true);
     }
     assert_eq!(zone(&status, MESSAGE_ZONE)["stored"].as_u64().unwrap() as usize, truth.len());
+    // Records of a type the bridge does not read are skipped and counted, not failures; the
+    // server's MessagesSummary list is kept as it came (its second element is not a count of
+    // messages, so a client that summed it would not be complete).
+    let messages = zone(&status, MESSAGE_ZONE);
+    assert!(sim.sim.account.foreign > 0);
+    assert_eq!(messages["skipped"], sim.sim.account.foreign, "{messages}");
+    assert_eq!(zone(&status, CHAT_ZONE)["skipped"], 0);
+    let summary: Vec<i64> = serde_json::from_value(messages["server_summary"].clone()).unwrap();
+    assert_eq!(summary, vec![truth.len() as i64, sim.sim.account.deleted as i64]);
 
     // The big chat holds exactly --big-chat messages, and every chat's name is the current one.
     let store = bridge.store().await;

@@ -4,7 +4,7 @@
 //! Why a second implementation: the simulator is the test fixture of the client's PCS opener.
 //! If both sides shared one crypto module, a misreading of Apple's format would be baked into
 //! both and every test would still pass. This module is written from the format description in
-//! `shared/fixtures/pcs-keychain-vectors.json` alone (never from `cloudkit::pcs`) and is checked
+//! `shared/fixtures/pcs-keychain-vectors.json` alone (never from the client crate's PCS module) and is checked
 //! byte for byte against those independent vectors (`tests/pcs_vectors.rs`).
 //!
 //! - [`field`]: SP 800-108 KDF, key ids, AES-128-GCM field encryption ([`RecordKey`]).
