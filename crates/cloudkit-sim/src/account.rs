@@ -16,6 +16,8 @@
 //! append after the history it already delivered.
 
 use cloudkit::records::*;
+
+use crate::fixtures::AppleFixtures;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -105,7 +107,10 @@ pub struct Visible {
 
 /// A generated message and what the server does with it.
 pub struct Generated {
+    /// The message as the bridge must store it (its `content` is what the blobs decode to).
     pub record: MessageRecord,
+    /// The blobs its `msgProto` carries.
+    pub blobs: crate::encode::ContentBlobs,
     pub kind: Kind,
 }
 
@@ -128,6 +133,7 @@ fn guid(r: &mut ChaCha8Rng) -> String {
 const STREAM_CHAT: u64 = 1;
 const STREAM_MSG: u64 = 2;
 const STREAM_NAMES: u64 = 3;
+const STREAM_CONTENT: u64 = 4;
 
 impl Account {
     pub fn generate(spec: AccountSpec) -> Self {
@@ -362,6 +368,7 @@ impl Account {
             associated_type: None,
             associated_guid: None,
             service: Some("iMessage".into()),
+            content: Default::default(),
         };
         match kind {
             Kind::Rename => {
@@ -384,7 +391,23 @@ impl Account {
             Kind::Attachment => m.text = Some("\u{FFFC}".into()),
             Kind::Text | Kind::Deleted | Kind::Foreign => {}
         }
-        Generated { record: m, kind }
+        // The blobs Messages would have written, and what they decode to (an encoder error leaves
+        // the message as plain text, which is then also what truth expects).
+        let mut content_rng = rng(self.spec.seed, STREAM_CONTENT, g);
+        let blobs = match kind {
+            Kind::Text => crate::dress::text_message(&mut m, g, &mut content_rng),
+            Kind::Attachment => {
+                let transfer = Self::transfer_guid(&m.guid);
+                crate::dress::attachment_message(&mut m, &transfer)
+            }
+            _ => Ok(Default::default()),
+        }
+        .unwrap_or_else(|e| {
+            tracing::warn!(g, "cannot encode the content of message {g}: {e}");
+            m.content = Default::default();
+            Default::default()
+        });
+        Generated { record: m, blobs, kind }
     }
 
     fn message_guid(&self, g: u64) -> String {
@@ -401,6 +424,11 @@ impl Account {
         (g < self.total && self.message(g).record.record_name == record_name).then_some(g)
     }
 
+    /// The transfer GUID of the attachment of the message with `guid` (as its body names it).
+    pub fn transfer_guid(message_guid: &str) -> String {
+        format!("at_0_{message_guid}")
+    }
+
     /// The attachment record of attachment message `g`.
     pub fn attachment(&self, g: u64) -> AttachmentRecord {
         let m = self.message(g).record;
@@ -408,7 +436,7 @@ impl Account {
         let size = r.gen_range(10_000..5_000_000);
         AttachmentRecord {
             record_name: format!("A{:08x}{}", (g as u32) ^ 0x3c3c_3c3c, hex_id(&mut r, 24)),
-            guid: format!("at_0_{}", m.guid),
+            guid: Self::transfer_guid(&m.guid),
             mime_type: Some("image/jpeg".into()),
             filename: Some(format!("IMG_{:04}.jpeg", g % 10_000)),
             total_bytes: size,
@@ -459,6 +487,12 @@ pub enum TruthLine {
         associated_type: Option<u32>,
         #[serde(skip_serializing_if = "Option::is_none")]
         associated_guid: Option<String>,
+        /// For `--apple-blobs` messages: the fixture file the message carries.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        file: Option<String>,
+        /// What the message's content blobs hold (parts, edits, unsends, link preview, effect).
+        #[serde(skip_serializing_if = "MessageContent::is_empty")]
+        content: MessageContent,
     },
     Attachment {
         guid: String,
@@ -472,7 +506,13 @@ impl Account {
     /// Calls `f` for every truth line of what the server shows (history, plus the later
     /// messages once `released`): chats first, then messages in index (= time) order, then
     /// attachments.
-    pub fn truth(&self, released: bool, mut f: impl FnMut(TruthLine)) {
+    pub fn truth(&self, released: bool, f: impl FnMut(TruthLine)) {
+        self.truth_with(released, None, f)
+    }
+
+    /// [`Account::truth`] with the `--apple-blobs` chat and messages, if any (its chat after the
+    /// others, its messages, older than the history, first).
+    pub fn truth_with(&self, released: bool, fixtures: Option<&AppleFixtures>, mut f: impl FnMut(TruthLine)) {
         let visible = self.visible(released);
         for c in &self.chats {
             f(TruthLine::Chat {
@@ -482,26 +522,43 @@ impl Account {
                 group: c.style == STYLE_GROUP,
             });
         }
+        if let Some(fx) = fixtures {
+            f(TruthLine::Chat {
+                chat: fx.chat.chat_id.clone(),
+                name: fx.chat.display_name.clone(),
+                participants: fx.chat.participants.clone(),
+                group: true,
+            });
+            for m in &fx.messages {
+                f(message_line(m.record.clone(), Some(m.file.clone())));
+            }
+        }
         for g in 0..visible.messages {
-            let Generated { record: m, kind } = self.message(g);
+            let Generated { record: m, kind, .. } = self.message(g);
             if matches!(kind, Kind::Deleted | Kind::Foreign) {
                 continue;
             }
-            f(TruthLine::Message {
-                system: m.is_system(),
-                from_me: m.from_me(),
-                chat: m.chat_id,
-                guid: m.guid,
-                sender: m.sender,
-                text: m.text,
-                ts_ms: m.ts_ms,
-                associated_type: m.associated_type,
-                associated_guid: m.associated_guid,
-            });
+            f(message_line(m, None));
         }
         for &g in &self.attachments[..visible.attachments] {
             let a = self.attachment(g as u64);
             f(TruthLine::Attachment { guid: a.guid, mime_type: a.mime_type, filename: a.filename, total_bytes: a.total_bytes });
         }
+    }
+}
+
+fn message_line(m: MessageRecord, file: Option<String>) -> TruthLine {
+    TruthLine::Message {
+        system: m.is_system(),
+        from_me: m.from_me(),
+        chat: m.chat_id,
+        guid: m.guid,
+        sender: m.sender,
+        text: m.text,
+        ts_ms: m.ts_ms,
+        associated_type: m.associated_type,
+        associated_guid: m.associated_guid,
+        file,
+        content: m.content,
     }
 }

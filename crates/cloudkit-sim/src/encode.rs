@@ -148,13 +148,30 @@ fn apple_ns(unix_ms: i64) -> i64 {
     (unix_ms - APPLE_EPOCH_UNIX_MS).saturating_mul(1_000_000)
 }
 
-pub fn message(zone: &str, owner: &str, keying: &Keying<'_>, m: &MessageRecord) -> Result<Record, PcsError> {
+/// The content blobs a message carries in its `msgProto` besides the text (the simulator's own
+/// encoders in [`crate::content`] make them, or `--apple-blobs` serves real ones as they are).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContentBlobs {
+    pub attributed_body: Option<Vec<u8>>,
+    pub payload_data: Option<Vec<u8>>,
+    pub message_summary_info: Option<Vec<u8>>,
+    pub balloon_bundle_id: Option<String>,
+    pub effect: Option<String>,
+}
+
+pub fn message(zone: &str, owner: &str, keying: &Keying<'_>, m: &MessageRecord, blobs: &ContentBlobs) -> Result<Record, PcsError> {
     let body = proto::MessageProto {
         unk1: Some(1),
         subject: m.subject.clone(),
         text: m.text.clone(),
+        attributed_body: blobs.attributed_body.clone(),
+        balloon_bundle_id: blobs.balloon_bundle_id.clone(),
+        payload_data: blobs.payload_data.clone(),
+        message_summary_info: blobs.message_summary_info.clone(),
+        effect: blobs.effect.clone(),
         associated_message_type: m.associated_type,
         associated_message_guid: m.associated_guid.clone(),
+        ..Default::default()
     };
     let mut w = Writer::new(zone, owner, &m.record_name, MESSAGE_TYPE, keying);
     w.string("chatID", &m.chat_id)
@@ -272,8 +289,9 @@ mod tests {
             associated_type: None,
             associated_guid: None,
             service: None,
+            content: Default::default(),
         };
-        let r = message("messageManateeZone", "_u", &Keying::Zone(&key), &m).unwrap();
+        let r = message("messageManateeZone", "_u", &Keying::Zone(&key), &m, &ContentBlobs::default()).unwrap();
         assert_eq!(r.pcs_key.as_deref(), Some(&key.short_id()[..]));
         assert!(r.protection_info.is_none());
         let guid = r.field("guid").unwrap();
@@ -283,7 +301,8 @@ mod tests {
         assert_eq!(ct[0], 3);
         assert_eq!([ct[1], ct[2], ct[4], ct[5]], key.short_id());
         assert_eq!(r.field("msgProto").unwrap().r#type, Some(value_type::ENCRYPTED_BYTES));
-        let own = message("messageManateeZone", "_u", &Keying::Own { key: &key, protection_info: b"pi", tag: "T" }, &m).unwrap();
+        let own = message("messageManateeZone", "_u", &Keying::Own { key: &key, protection_info: b"pi", tag: "T" }, &m, &ContentBlobs::default())
+            .unwrap();
         assert!(own.pcs_key.is_none());
         assert_eq!(own.protection_info.unwrap().protection_info_tag.as_deref(), Some("T"));
     }

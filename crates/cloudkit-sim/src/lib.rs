@@ -13,7 +13,10 @@
 //! (`cloudkit::proto`) and the typed records it generates (`cloudkit::records`).
 
 pub mod account;
+pub mod content;
+pub mod dress;
 pub mod encode;
+pub mod fixtures;
 pub mod gateway;
 pub mod keys;
 pub mod pcs;

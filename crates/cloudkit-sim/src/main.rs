@@ -61,6 +61,11 @@ struct AccountArgs {
     /// Messages that arrive after the history: served once `POST /_sim/release-later` is called.
     #[arg(long, default_value_t = 0)]
     later: u64,
+    /// Also serve every file of DIR/attributed-body, DIR/summary-info and DIR/payload as that
+    /// msgProto field of one message, in a chat named "Apple fixtures" (e.g.
+    /// ../shared/fixtures/apple); `truth` names each message's file.
+    #[arg(long)]
+    apple_blobs: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -95,6 +100,22 @@ impl AccountArgs {
     fn spec(&self) -> AccountSpec {
         AccountSpec { seed: self.seed, chats: self.chats, messages: self.messages, big_chat: self.big_chat, later: self.later }
     }
+
+    /// The simulator for these arguments.
+    fn sim(&self, faults: Faults) -> anyhow::Result<Sim> {
+        let spec = self.spec();
+        anyhow::ensure!(spec.chats > 0 || spec.messages + spec.later == 0, "--messages and --later need at least one chat (--chats)");
+        let sim = Sim::new(spec, faults);
+        Ok(match &self.apple_blobs {
+            None => sim,
+            Some(dir) => {
+                let friend = sim.account.chats.iter().flat_map(|c| c.participants.first()).next().cloned().unwrap_or_else(|| "tel:+15550001111".into());
+                let fixtures = cloudkit_sim::fixtures::AppleFixtures::load(dir, &friend).with_context(|| format!("reading {}", dir.display()))?;
+                anyhow::ensure!(!fixtures.messages.is_empty(), "{} has no blobs under attributed-body/, summary-info/ or payload/", dir.display());
+                sim.with_apple_fixtures(fixtures)
+            }
+        })
+    }
 }
 
 impl FaultArgs {
@@ -124,9 +145,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve { listen, write_session, account, faults } => {
-            let spec = account.spec();
-            anyhow::ensure!(spec.chats > 0 || spec.messages + spec.later == 0, "--messages and --later need at least one chat (--chats)");
-            let sim = Arc::new(Sim::new(spec, faults.faults()?));
+            let sim = Arc::new(account.sim(faults.faults()?)?);
             tracing::info!(
                 messages = sim.account.total,
                 chats = sim.account.chats.len(),
@@ -146,14 +165,14 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(stats = ?sim.stats(), "stopped");
         }
         Command::Truth { account, released, faults } => {
-            faults.faults()?;
-            let spec = account.spec();
-            anyhow::ensure!(spec.chats > 0 || spec.messages + spec.later == 0, "--messages and --later need at least one chat (--chats)");
-            let account = cloudkit_sim::Account::generate(spec);
+            let sim = account.sim(faults.faults()?)?;
+            if released {
+                sim.release_later();
+            }
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             let mut result = Ok(());
-            account.truth(released, |line| {
+            sim.truth(|line| {
                 if result.is_ok() {
                     result = serde_json::to_writer(&mut out, &line).map_err(anyhow::Error::from).and_then(|_| Ok(out.write_all(b"\n")?));
                 }

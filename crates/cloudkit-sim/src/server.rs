@@ -33,6 +33,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::encode::{self, Keying};
+use crate::fixtures::AppleFixtures;
 use crate::gateway::{self, Refusal};
 use crate::keys::{digest, KeyChoice, KeyMaterial, LATE_KEYS, LOST_KEYS, OWN_PROTECTION_EVERY};
 use crate::session::SimSession;
@@ -100,6 +101,8 @@ pub struct Sim {
     /// Whether the account's later messages have arrived (see [`Sim::release_later`]).
     released: AtomicBool,
     state: Mutex<Mutable>,
+    /// `--apple-blobs`: served first in their zones (chat and message), before the account.
+    fixtures: Option<AppleFixtures>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -156,6 +159,38 @@ impl Sim {
             faults,
             state: Mutex::new(Mutable { rng: ChaCha8Rng::seed_from_u64(seed ^ 0xfa17), burst_left: 0, zones, stats: Stats::default() }),
             account,
+            fixtures: None,
+        }
+    }
+
+    /// Serves real Apple blobs too (`--apple-blobs`, see [`crate::fixtures`]).
+    pub fn with_apple_fixtures(mut self, fixtures: AppleFixtures) -> Self {
+        self.fixtures = Some(fixtures);
+        self
+    }
+
+    pub fn apple_fixtures(&self) -> Option<&AppleFixtures> {
+        self.fixtures.as_ref()
+    }
+
+    /// How many of a zone's first serving positions are `--apple-blobs` records.
+    fn fixture_count(&self, zone: &str) -> u64 {
+        match (&self.fixtures, zone) {
+            (Some(_), CHAT_ZONE) => 1,
+            (Some(f), MESSAGE_ZONE) => f.messages.len() as u64,
+            _ => 0,
+        }
+    }
+
+    /// The `--apple-blobs` record at serving position `p`, if `p` is one.
+    fn fixture_record(&self, zone: &'static str, p: u64) -> Option<Result<proto::Record, crate::pcs::PcsError>> {
+        let fixtures = self.fixtures.as_ref()?;
+        let key = self.keys.zone(zone)?.key(KeyChoice::Current).ok()?.0;
+        let owner = &self.session.cloudkit_user_id;
+        match zone {
+            CHAT_ZONE if p == 0 => Some(encode::chat(zone, owner, &Keying::Zone(key), &fixtures.chat)),
+            MESSAGE_ZONE => fixtures.messages.get(p as usize).map(|m| encode::message(zone, owner, &Keying::Zone(key), &m.record, &m.blobs)),
+            _ => None,
         }
     }
 
@@ -193,7 +228,7 @@ impl Sim {
 
     /// The ground truth of what the server shows now (see [`Account::truth`]).
     pub fn truth(&self, f: impl FnMut(TruthLine)) {
-        self.account.truth(self.released.load(Ordering::SeqCst), f)
+        self.account.truth_with(self.released.load(Ordering::SeqCst), self.fixtures.as_ref(), f)
     }
 
     pub fn stats(&self) -> Stats {
@@ -240,7 +275,7 @@ impl Sim {
     /// included) and the guids of the live messages among them.
     pub fn damaged_messages(&self) -> (u64, Vec<String>) {
         let (mut count, mut guids) = (0, Vec::new());
-        for g in (0..self.items(MESSAGE_ZONE)).filter(|&g| self.damaged(MESSAGE_ZONE, g)) {
+        for g in (0..self.visible().messages).filter(|&g| self.damaged(MESSAGE_ZONE, g)) {
             count += 1;
             let m = self.account.message(g);
             if m.kind != Kind::Deleted {
@@ -252,11 +287,12 @@ impl Sim {
 
     fn items(&self, zone: &str) -> u64 {
         let visible = self.visible();
-        match zone {
-            CHAT_ZONE => visible.chat_records as u64,
-            MESSAGE_ZONE => visible.messages,
-            _ => visible.attachments as u64,
-        }
+        self.fixture_count(zone)
+            + match zone {
+                CHAT_ZONE => visible.chat_records as u64,
+                MESSAGE_ZONE => visible.messages,
+                _ => visible.attachments as u64,
+            }
     }
 
     /// The message at serving position `p`: the history permuted, later messages in order.
@@ -271,13 +307,18 @@ impl Sim {
     /// Builds the change at serving position `p` of a zone (also records late-key use).
     fn change_at(&self, zone: &'static str, p: u64, late_used: &mut Vec<u64>) -> Result<proto::RecordChange, proto::OperationResult> {
         let owner = &self.session.cloudkit_user_id;
+        let cipher_failed = |e: crate::pcs::PcsError| failure(None, Some(1), None, &format!("simulator cannot encrypt: {e}"));
+        if p < self.fixture_count(zone) {
+            let record = self.fixture_record(zone, p).ok_or_else(|| failure(None, Some(1), None, "no such fixture"))?.map_err(cipher_failed)?;
+            return Ok(change_of(record));
+        }
+        let p = p - self.fixture_count(zone);
         let g = match zone {
             MESSAGE_ZONE => self.message_at(p),
             ATTACHMENT_ZONE => u64::from(self.account.attachments[p as usize]),
             _ => p,
         };
         let choice = self.key_choice(zone, g);
-        let cipher_failed = |e: crate::pcs::PcsError| failure(None, Some(1), None, &format!("simulator cannot encrypt: {e}"));
         let zone_keys = self.keys.zone(zone).ok_or_else(|| failure(Some(client_error::ZONE_NOT_FOUND), None, None, "zone"))?;
         let (key, own) = zone_keys.key(choice).map_err(cipher_failed)?;
         let keying = match own {
@@ -291,7 +332,7 @@ impl Sim {
                 match gen.kind {
                     Kind::Deleted => return Ok(encode::deletion(zone, owner, &gen.record.record_name)),
                     Kind::Foreign => encode::foreign(zone, owner, &keying, &gen.record.record_name, FOREIGN_RECORD_TYPE),
-                    _ => encode::message(zone, owner, &keying, &gen.record),
+                    _ => encode::message(zone, owner, &keying, &gen.record, &gen.blobs),
                 }
             }
             _ => encode::attachment(zone, owner, &keying, &self.account.attachment(g)),
@@ -300,12 +341,7 @@ impl Sim {
         if let KeyChoice::Late(i) = choice {
             late_used.push(i);
         }
-        Ok(proto::RecordChange {
-            identifier: record.record_identifier.clone(),
-            etag: record.etag.clone(),
-            record_type: record.r#type.clone(),
-            record: Some(record),
-        })
+        Ok(change_of(record))
     }
 
     fn token(&self, zone: &str, pos: u64) -> Vec<u8> {
@@ -356,7 +392,9 @@ impl Sim {
         if let Ok(mut st) = self.state.lock() {
             st.stats.pages += 1;
         }
-        let damaged = (pos..end).filter(|&p| self.damaged(zone, self.message_at(p))).map(|p| (p - pos) as usize).collect();
+        let first = self.fixture_count(zone);
+        let damaged =
+            (pos.max(first)..end).filter(|&p| self.damaged(zone, self.message_at(p - first))).map(|p| (p - pos) as usize).collect();
         let page = proto::RetrieveChangesResponse {
             change,
             sync_continuation_token: Some(self.token(zone, end)),
@@ -399,7 +437,13 @@ impl Sim {
         let zone = self.zone_of(id.zone_identifier.as_ref())?;
         let name = id.record_name().unwrap_or("");
         let not_found = || failure(None, Some(server_error::NOT_FOUND), None, "record not found");
-        let pos = match zone {
+        let fixture = self.fixtures.as_ref().and_then(|f| match zone {
+            CHAT_ZONE => (f.chat.record_name == name).then_some(0),
+            MESSAGE_ZONE => f.position_of(name).map(|p| p as u64),
+            _ => None,
+        });
+        let first = self.fixture_count(zone);
+        let pos = fixture.or_else(|| match zone {
             CHAT_ZONE => self.account.chat_records.iter().position(|c| c.record_name == name).map(|p| p as u64),
             MESSAGE_ZONE => self
                 .account
@@ -412,6 +456,7 @@ impl Sim {
                 .and_then(|g| self.account.attachments.binary_search(&(g as u32)).ok())
                 .map(|p| p as u64),
         }
+        .map(|p| p + first))
         .filter(|&p| p < self.items(zone))
         .ok_or_else(not_found)?;
         let mut late = Vec::new();
@@ -447,8 +492,11 @@ impl Sim {
         let released = self.released.load(Ordering::SeqCst);
         let visible = self.account.visible(released);
         let (record_type, counts) = match zone {
-            CHAT_ZONE => (CHAT_RECORD_TYPE, [visible.chat_records as i64, 0]),
-            MESSAGE_ZONE => (MESSAGE_RECORD_TYPE, [self.account.live_message_count(released) as i64, self.account.deleted as i64]),
+            CHAT_ZONE => (CHAT_RECORD_TYPE, [(visible.chat_records as u64 + self.fixture_count(zone)) as i64, 0]),
+            MESSAGE_ZONE => (
+                MESSAGE_RECORD_TYPE,
+                [(self.account.live_message_count(released) + self.fixture_count(zone)) as i64, self.account.deleted as i64],
+            ),
             _ => (ATTACHMENT_RECORD_TYPE, [visible.attachments as i64, 0]),
         };
         let record = encode::summary(zone, owner, record_type, &counts);
@@ -552,6 +600,15 @@ impl Sim {
         };
         let body = wire::gzip(&encode_replies(&replies));
         ([("content-type", "application/x-protobuf"), ("content-encoding", "gzip")], body).into_response()
+    }
+}
+
+fn change_of(record: proto::Record) -> proto::RecordChange {
+    proto::RecordChange {
+        identifier: record.record_identifier.clone(),
+        etag: record.etag.clone(),
+        record_type: record.r#type.clone(),
+        record: Some(record),
     }
 }
 

@@ -203,6 +203,7 @@ fn decode_message(r: &FieldReader<'_>) -> Result<MessageRecord> {
         sender: r.string("sender")?.unwrap_or_default(),
         flags: flags as u64,
         ts_ms: apple_ns_to_unix_ms(time_ns),
+        content: crate::content::message_content(&body),
         text: body.text,
         subject: body.subject,
         associated_type: body.associated_message_type,

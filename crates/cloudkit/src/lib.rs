@@ -8,11 +8,13 @@
 
 pub mod client;
 pub mod codec;
+pub mod content;
 pub mod error;
 pub mod framing;
 pub mod pcs;
 pub mod proto;
-pub mod records;
+/// The domain records this source produces (they live in the `imessage` domain crate).
+pub use imessage::records;
 pub mod session;
 
 pub use client::{ChangesPage, Client, RawChangesPage};

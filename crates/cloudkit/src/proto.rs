@@ -546,14 +546,34 @@ impl_reply!(ResponseOperation, ResponseOperationRaw);
 pub struct MessageProto {
     #[prost(uint32, optional, tag = "1")]
     pub unk1: Option<u32>,
+    /// rustpush names it `groupTitle`; Messages writes a message's subject line here.
     #[prost(string, optional, tag = "2")]
     pub subject: Option<String>,
     #[prost(string, optional, tag = "3")]
     pub text: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub attributed_body: Option<Vec<u8>>,
+    #[prost(string, optional, tag = "5")]
+    pub balloon_bundle_id: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "6")]
+    pub payload_data: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "7")]
+    pub message_summary_info: Option<Vec<u8>>,
+    #[prost(string, optional, tag = "8")]
+    pub effect: Option<String>,
+    /// Apple nanoseconds since 2001-01-01.
+    #[prost(uint64, optional, tag = "9")]
+    pub date_read: Option<u64>,
+    #[prost(uint64, optional, tag = "13")]
+    pub date_delivered: Option<u64>,
     #[prost(uint32, optional, tag = "15")]
     pub associated_message_type: Option<u32>,
     #[prost(string, optional, tag = "16")]
     pub associated_message_guid: Option<String>,
+    #[prost(uint32, optional, tag = "17")]
+    pub associated_message_range_location: Option<u32>,
+    #[prost(uint32, optional, tag = "18")]
+    pub associated_message_range_length: Option<u32>,
 }
 
 /// Builds a private-database zone identifier.

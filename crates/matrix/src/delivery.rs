@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use cloudkit::records::{MessageRecord, STYLE_GROUP};
+use imessage::records::{MessageRecord, STYLE_GROUP};
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Value};

@@ -8,8 +8,9 @@
 
 use std::collections::HashMap;
 
-use cloudkit::records::{
-    AttachmentRecord, ChatRecord, MessageRecord, RecordChange, ATTACHMENT_ZONE, CHAT_ZONE, MESSAGE_ZONE,
+use imessage::records::{
+    AttachmentRecord, ChatRecord, MessageContent, MessageRecord, RecordChange, ATTACHMENT_ZONE, CHAT_ZONE,
+    MESSAGE_ZONE,
 };
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
@@ -132,6 +133,25 @@ pub(crate) fn asset_size_to_db(size: Option<u64>) -> Result<Option<i64>> {
     .transpose()
 }
 
+/// The stored form of a message's content: its JSON, or NULL when it is empty (most messages, which
+/// then cost neither a serialization nor a byte of the row).
+pub(crate) fn content_to_db(content: &MessageContent) -> Result<Option<String>> {
+    if content.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(content)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt { what: "messages.content", detail: format!("cannot serialize: {e}") })
+}
+
+/// The content a `content` column holds: empty for NULL, [`StoreError::Corrupt`] for anything
+/// that is not the JSON of a [`MessageContent`].
+pub(crate) fn content_from_db(raw: Option<String>) -> Result<MessageContent> {
+    let Some(raw) = raw else { return Ok(MessageContent::default()) };
+    serde_json::from_str(&raw)
+        .map_err(|e| StoreError::Corrupt { what: "messages.content", detail: format!("{e}: {raw:.80}") })
+}
+
 /// Shared read queries: `$N` placeholders work in SQLite too, and the schema makes ordering
 /// byte-wise in both.
 pub(crate) mod sql {
@@ -142,7 +162,7 @@ pub(crate) mod sql {
              PARTITION BY chat_id ORDER BY modified_ms DESC, record_name DESC) AS rn FROM chat_records\
          ) newest WHERE rn = 1 ORDER BY chat_id";
     pub const MESSAGES_IN_CHAT: &str = "SELECT record_name, guid, chat_id, sender, flags, ts_ms, text, subject, \
-         associated_type, associated_guid, service FROM messages WHERE chat_id = $1 ORDER BY ts_ms, guid";
+         associated_type, associated_guid, service, content FROM messages WHERE chat_id = $1 ORDER BY ts_ms, guid";
     pub const MESSAGE_GUIDS: &str = "SELECT guid FROM messages";
     pub const ATTACHMENTS: &str = "SELECT record_name, guid, mime_type, filename, total_bytes, asset_size \
          FROM attachments ORDER BY record_name";
@@ -155,7 +175,7 @@ pub(crate) mod sql {
     /// Non-system messages of a chat without a ledger row, in delivery order. 147456 masks the
     /// system (1<<14) and service (1<<17) flags.
     pub const UNDELIVERED: &str = "SELECT record_name, guid, chat_id, sender, flags, ts_ms, text, subject, \
-         associated_type, associated_guid, service FROM messages m WHERE chat_id = $1 AND (flags & 147456) = 0 \
+         associated_type, associated_guid, service, content FROM messages m WHERE chat_id = $1 AND (flags & 147456) = 0 \
          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.guid = m.guid) ORDER BY ts_ms, guid";
     pub const BEGIN_DELIVERY: &str = "INSERT INTO deliveries (guid, chat_id, txn_id, event_id) VALUES ($1, $2, $3, NULL) \
          ON CONFLICT (guid) DO UPDATE SET chat_id = excluded.chat_id, txn_id = excluded.txn_id, event_id = NULL";
@@ -265,6 +285,7 @@ pub(crate) fn message(row: &impl RowExt) -> Result<MessageRecord> {
         associated_type,
         associated_guid: row.opt_text("associated_guid")?,
         service: row.opt_text("service")?,
+        content: content_from_db(row.opt_text("content")?)?,
     })
 }
 
@@ -328,6 +349,7 @@ mod tests {
             associated_type: None,
             associated_guid: None,
             service: None,
+            content: Default::default(),
         })
     }
     fn del(name: &str) -> RecordChange {

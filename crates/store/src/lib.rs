@@ -9,7 +9,7 @@
 //! at all, which is what makes a killed sync resumable without loss or duplicates.
 
 use async_trait::async_trait;
-use cloudkit::records::{AttachmentRecord, ChatRecord, MessageRecord, RecordChange};
+use imessage::records::{AttachmentRecord, ChatRecord, MessageRecord, RecordChange};
 use serde::{Deserialize, Serialize};
 
 mod common;

@@ -24,9 +24,11 @@ pub(crate) struct Migration {
 }
 
 /// The row shape `messages` and `message_log` share on SQLite from migration 4 on: a message, or
-/// (in the log only) a deletion of the record `record_name`.
+/// (in the log only) a deletion of the record `record_name`. Later migrations add columns to both
+/// tables (at the end, as `ALTER TABLE … ADD COLUMN` does); `$added` are their definitions, so the
+/// shape of migration 4 stays what it was and a log created today matches the altered tables.
 macro_rules! sqlite_message_rows {
-    ($table:literal) => {
+    ($table:literal $(, $added:literal)*) => {
         concat!(
             "CREATE TABLE ",
             $table,
@@ -44,15 +46,18 @@ macro_rules! sqlite_message_rows {
     associated_type INTEGER,
     associated_guid TEXT,
     service         TEXT,
-    CHECK (deleted = 1 OR (guid IS NOT NULL AND chat_id IS NOT NULL AND sender IS NOT NULL AND flags IS NOT NULL
+",
+            $("    ", $added, ",\n",)*
+            "    CHECK (deleted = 1 OR (guid IS NOT NULL AND chat_id IS NOT NULL AND sender IS NOT NULL AND flags IS NOT NULL
         AND ts_ms IS NOT NULL))
 ) STRICT;"
         )
     };
 }
 
-/// Creates an empty `message_log` (the SQLite fold makes a new one after adopting the old one).
-pub(crate) const SQLITE_CREATE_MESSAGE_LOG: &str = sqlite_message_rows!("message_log");
+/// Creates an empty `message_log` of the current row shape (the SQLite fold makes a new one after
+/// adopting the old one): migration 4's plus the columns of migration 6.
+pub(crate) const SQLITE_CREATE_MESSAGE_LOG: &str = sqlite_message_rows!("message_log", "content         TEXT");
 
 pub(crate) const SQLITE: &[Migration] = &[Migration {
     version: 1,
@@ -201,6 +206,16 @@ ALTER TABLE zones ADD COLUMN skipped_records INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE zones ADD COLUMN last_page_skipped INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE zones ADD COLUMN server_summary TEXT;
 "#,
+}, Migration {
+    version: 6,
+    name: "message_content",
+    // The decoded content of a message's blobs (`MessageContent` as JSON), NULL when it is empty
+    // (most messages). Added to both tables of the shared row shape, as their last column, which
+    // is where `SQLITE_CREATE_MESSAGE_LOG` puts it in the logs the fold creates.
+    sql: r#"
+ALTER TABLE messages ADD COLUMN content TEXT;
+ALTER TABLE message_log ADD COLUMN content TEXT;
+"#,
 }];
 
 pub(crate) const POSTGRES: &[Migration] = &[Migration {
@@ -311,6 +326,11 @@ ALTER TABLE zones
     ADD COLUMN last_page_skipped BIGINT NOT NULL DEFAULT 0,
     ADD COLUMN server_summary TEXT;
 "#,
+}, Migration {
+    version: 6,
+    name: "message_content",
+    // As on SQLite (PostgreSQL has no ingest log).
+    sql: "ALTER TABLE messages ADD COLUMN content TEXT;",
 }];
 
 /// Serializes concurrent openers of one PostgreSQL database (`pg_advisory_xact_lock` key).
@@ -432,111 +452,7 @@ async fn apply_postgres(pool: &PgPool, list: &[Migration]) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn check(list: &[Migration]) {
-        for pair in list.windows(2) {
-            assert!(pair[0].version < pair[1].version, "versions must increase");
-        }
-        assert!(list.first().is_some_and(|m| m.version == 1));
-    }
-
-    #[test]
-    fn versions_increase_and_backends_match() {
-        check(SQLITE);
-        check(POSTGRES);
-        let s: Vec<_> = SQLITE.iter().map(|m| (m.version, m.name)).collect();
-        let p: Vec<_> = POSTGRES.iter().map(|m| (m.version, m.name)).collect();
-        assert_eq!(s, p, "each migration must exist for both backends");
-    }
-
-    /// A database an older bridge left at version 3, with folded messages and a non-empty
-    /// ingest log, keeps every row through migration 4, and the upgraded tables take writes.
-    #[tokio::test]
-    async fn sqlite_version_3_rows_survive_migration_4() {
-        let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await.unwrap();
-        apply_sqlite(&pool, &SQLITE[..3]).await.unwrap();
-        sqlx::raw_sql(
-            "INSERT INTO messages (record_name, guid, chat_id, sender, flags, ts_ms, text) VALUES
-                 ('r2', 'g2', 'c', 'tel:+1', 0, 20, 'two'), ('r1', 'g1', 'c', '', 16384, 10, NULL);
-             INSERT INTO message_log (deleted, record_name, guid, chat_id, sender, flags, ts_ms, text) VALUES
-                 (0, 'r3', 'g3', 'c', 'tel:+1', 4, 30, 'three'), (1, 'r2', NULL, NULL, NULL, NULL, NULL, NULL);",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
-        run_sqlite(&pool).await.unwrap();
-        let rows: Vec<(String, String, i64, Option<String>)> =
-            sqlx::query_as("SELECT record_name, guid, ts_ms, text FROM messages ORDER BY record_name").fetch_all(&pool).await.unwrap();
-        assert_eq!(rows, vec![("r1".into(), "g1".into(), 10, None), ("r2".into(), "g2".into(), 20, Some("two".into()))]);
-        let log: Vec<(i64, i64, String)> =
-            sqlx::query_as("SELECT seq, deleted, record_name FROM message_log ORDER BY seq").fetch_all(&pool).await.unwrap();
-        assert_eq!(log, vec![(1, 0, "r3".into()), (2, 1, "r2".into())]);
-        // Record names stay unique, and a message row without its columns is refused.
-        let dup = sqlx::query("INSERT INTO messages (record_name, guid, chat_id, sender, flags, ts_ms) VALUES ('r1', 'x', 'c', '', 0, 1)");
-        assert!(dup.execute(&pool).await.is_err());
-        let bare = sqlx::query("INSERT INTO messages (record_name) VALUES ('r9')");
-        assert!(bare.execute(&pool).await.is_err());
-        let versions: i64 = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&pool).await.unwrap();
-        assert_eq!(Some(versions), SQLITE.last().map(|m| m.version));
-    }
-
-    /// Zone rows as a version-4 bridge left them: a zone mid-pass with a server count, and a
-    /// zone with only a stop reason. `{token}`, `{yes}`, `{no}` are the dialect's literals.
-    const V4_ZONES: &str = "INSERT INTO zones (zone, token, pages, last_page_records, last_page_status, last_page_done, \
-         last_page_has_token, server_count) VALUES ('messageManateeZone', {token}, 3, 200, 1, {no}, {yes}, 42); \
-         INSERT INTO zones (zone, stop_reason) VALUES ('chatManateeZone', 'api_done');";
-
-    /// After migration 5 the version-4 rows read back unchanged with the new fields at their
-    /// defaults (no skipped records, no summary list), and the new columns take writes.
-    async fn check_version_4_zones_upgraded(store: &dyn crate::Store) {
-        use crate::{PageCommit, PageStats, StopReason, ZoneState};
-        let stats = PageStats { records: 200, skipped: 0, status: 1, done: false, has_token: true };
-        let messages = ZoneState {
-            zone: "messageManateeZone".into(),
-            token: Some(b"t1".to_vec()),
-            pages: 3,
-            last_page: Some(stats),
-            server_count: Some(42),
-            ..ZoneState::default()
-        };
-        let chats = ZoneState { zone: "chatManateeZone".into(), stop_reason: Some(StopReason::ApiDone), ..ZoneState::default() };
-        assert_eq!(store.zone_states().await.unwrap(), vec![chats, messages.clone()]);
-
-        let stats = PageStats { skipped: 3, ..stats };
-        let page = PageCommit { zone: messages.zone.clone(), token: Some(b"t2".to_vec()), stats, ..PageCommit::default() };
-        store.commit_page(&page).await.unwrap();
-        store.set_server_summary(&messages.zone, &[43, 1]).await.unwrap();
-        let z = store.zone_state(&messages.zone).await.unwrap().unwrap();
-        assert_eq!((z.pages, z.last_page, z.skipped), (4, Some(stats), 3));
-        assert_eq!((z.server_count, z.server_summary), (Some(43), Some(vec![43, 1])));
-    }
-
-    #[tokio::test]
-    async fn sqlite_version_4_zones_survive_migration_5() {
-        let dir = tempfile::tempdir().unwrap();
-        let uri = format!("sqlite:{}", dir.path().join("v4.db").display());
-        let options = uri.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
-        let pool = SqlitePool::connect_with(options).await.unwrap();
-        apply_sqlite(&pool, &SQLITE[..4]).await.unwrap();
-        let rows = V4_ZONES.replace("{token}", "X'7431'").replace("{yes}", "1").replace("{no}", "0");
-        sqlx::raw_sql(&rows).execute(&pool).await.unwrap();
-        pool.close().await;
-        check_version_4_zones_upgraded(&crate::SqliteStore::open(&uri).await.unwrap()).await;
-    }
-
-    #[tokio::test]
-    async fn postgres_version_4_zones_survive_migration_5() {
-        let uri = pg_support::fresh_database().await;
-        let pool = PgPool::connect(&uri).await.unwrap();
-        apply_postgres(&pool, &POSTGRES[..4]).await.unwrap();
-        let rows = V4_ZONES.replace("{token}", "'\\x7431'::bytea").replace("{yes}", "TRUE").replace("{no}", "FALSE");
-        sqlx::raw_sql(&rows).execute(&pool).await.unwrap();
-        pool.close().await;
-        check_version_4_zones_upgraded(&crate::PostgresStore::open(&uri).await.unwrap()).await;
-    }
-}
+mod tests;
 
 /// The conformance suite's throwaway PostgreSQL server, for the migration tests above.
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use cloudkit::records::{AttachmentRecord, ChatRecord, MessageRecord, RecordChange};
+use imessage::records::{AttachmentRecord, ChatRecord, MessageRecord, RecordChange};
 use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
@@ -75,15 +75,17 @@ async fn upsert_messages(conn: &mut PgConnection, rows: &[&MessageRecord]) -> Re
     if rows.is_empty() {
         return Ok(());
     }
+    // NULL for the (usual) empty content: serialized only for messages that have some.
+    let contents = rows.iter().map(|m| common::content_to_db(&m.content)).collect::<Result<Vec<_>>>()?;
     sqlx::query(
         "INSERT INTO messages (record_name, guid, chat_id, sender, flags, ts_ms, text, subject, associated_type, \
-           associated_guid, service) \
+           associated_guid, service, content) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::text[], \
-           $8::text[], $9::int8[], $10::text[], $11::text[]) \
+           $8::text[], $9::int8[], $10::text[], $11::text[], $12::text[]) \
          ON CONFLICT (record_name) DO UPDATE SET guid = EXCLUDED.guid, chat_id = EXCLUDED.chat_id, \
            sender = EXCLUDED.sender, flags = EXCLUDED.flags, ts_ms = EXCLUDED.ts_ms, text = EXCLUDED.text, \
            subject = EXCLUDED.subject, associated_type = EXCLUDED.associated_type, \
-           associated_guid = EXCLUDED.associated_guid, service = EXCLUDED.service",
+           associated_guid = EXCLUDED.associated_guid, service = EXCLUDED.service, content = EXCLUDED.content",
     )
     .bind(rows.iter().map(|m| m.record_name.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|m| m.guid.as_str()).collect::<Vec<_>>())
@@ -96,6 +98,7 @@ async fn upsert_messages(conn: &mut PgConnection, rows: &[&MessageRecord]) -> Re
     .bind(rows.iter().map(|m| m.associated_type.map(i64::from)).collect::<Vec<_>>())
     .bind(rows.iter().map(|m| m.associated_guid.as_deref()).collect::<Vec<_>>())
     .bind(rows.iter().map(|m| m.service.as_deref()).collect::<Vec<_>>())
+    .bind(contents)
     .execute(conn)
     .await?;
     Ok(())

@@ -28,7 +28,7 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use cloudkit::records::{AttachmentRecord, ChatRecord, MessageRecord, RecordChange, MESSAGE_ZONE};
+use imessage::records::{AttachmentRecord, ChatRecord, MessageRecord, RecordChange, MESSAGE_ZONE};
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
@@ -115,7 +115,7 @@ struct Upsert {
     cache: OnceLock<Vec<String>>,
 }
 
-/// Chunk sizes, largest first: 128 rows × ≤11 columns stays far below SQLite's 32766 parameters.
+/// Chunk sizes, largest first: 128 rows × ≤13 columns stays far below SQLite's 32766 parameters.
 const CHUNKS: [usize; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
 
 impl Upsert {
@@ -148,8 +148,8 @@ static CHATS: Upsert = Upsert::new(
 /// Appends to the ingest log: `deleted` first, then the message columns (NULL for deletions).
 static MESSAGE_LOG: Upsert = Upsert::new(
     "INSERT INTO message_log (deleted, record_name, guid, chat_id, sender, flags, ts_ms, text, subject, \
-     associated_type, associated_guid, service)",
-    12,
+     associated_type, associated_guid, service, content)",
+    13,
     "",
 );
 static ATTACHMENTS: Upsert = Upsert::new(
@@ -198,7 +198,8 @@ fn bind_chat<'q>(q: Query<'q>, c: &'q ChatRecord) -> Result<Query<'q>> {
 
 fn bind_logged_deletion<'q>(q: Query<'q>, record_name: &'q str) -> Result<Query<'q>> {
     let q = q.bind(true).bind(record_name).bind(None::<&str>).bind(None::<&str>).bind(None::<&str>);
-    Ok(q.bind(None::<i64>).bind(None::<i64>).bind(None::<&str>).bind(None::<&str>).bind(None::<i64>).bind(None::<&str>).bind(None::<&str>))
+    let q = q.bind(None::<i64>).bind(None::<i64>).bind(None::<&str>).bind(None::<&str>).bind(None::<i64>);
+    Ok(q.bind(None::<&str>).bind(None::<&str>).bind(None::<&str>))
 }
 
 fn bind_logged_message<'q>(q: Query<'q>, m: &'q MessageRecord) -> Result<Query<'q>> {
@@ -213,7 +214,8 @@ fn bind_logged_message<'q>(q: Query<'q>, m: &'q MessageRecord) -> Result<Query<'
         .bind(m.subject.as_deref())
         .bind(m.associated_type.map(i64::from))
         .bind(m.associated_guid.as_deref())
-        .bind(m.service.as_deref()))
+        .bind(m.service.as_deref())
+        .bind(common::content_to_db(&m.content)?))
 }
 
 fn bind_attachment<'q>(q: Query<'q>, a: &'q AttachmentRecord) -> Result<Query<'q>> {
@@ -285,16 +287,16 @@ async fn fold_message_log(conn: &mut SqliteConnection) -> Result<i64> {
     }
     sqlx::query(
         "INSERT INTO messages (record_name, guid, chat_id, sender, flags, ts_ms, text, subject, associated_type, \
-           associated_guid, service) \
+           associated_guid, service, content) \
          SELECT record_name, guid, chat_id, sender, flags, ts_ms, text, subject, associated_type, associated_guid, \
-           service FROM ( \
+           service, content FROM ( \
              SELECT MAX(seq), deleted, record_name, guid, chat_id, sender, flags, ts_ms, text, subject, \
-               associated_type, associated_guid, service FROM message_log GROUP BY record_name \
+               associated_type, associated_guid, service, content FROM message_log GROUP BY record_name \
            ) WHERE deleted = 0 \
          ON CONFLICT (record_name) DO UPDATE SET guid = excluded.guid, chat_id = excluded.chat_id, \
            sender = excluded.sender, flags = excluded.flags, ts_ms = excluded.ts_ms, text = excluded.text, \
            subject = excluded.subject, associated_type = excluded.associated_type, \
-           associated_guid = excluded.associated_guid, service = excluded.service",
+           associated_guid = excluded.associated_guid, service = excluded.service, content = excluded.content",
     )
     .execute(&mut *conn)
     .await?;
@@ -309,8 +311,9 @@ async fn fold_message_log(conn: &mut SqliteConnection) -> Result<i64> {
 /// Folds the log into an empty `messages` without copying it. When no record name is logged
 /// twice, the log holds exactly one row per name, so after its deletions are removed it *is* the
 /// table: it is renamed to `messages` (both share one row shape, migration 4) and a new log is
-/// created. What remains to do is building the two indexes, each with one sort. Returns false,
-/// having changed nothing, when a name repeats; the regular fold then decides which row wins.
+/// created (of the current shape, [`migrations::SQLITE_CREATE_MESSAGE_LOG`]). What remains to do
+/// is building the two indexes, each with one sort. Returns false, having changed nothing, when a
+/// name repeats; the regular fold then decides which row wins.
 async fn adopt_message_log(conn: &mut SqliteConnection) -> Result<bool> {
     sqlx::query("SAVEPOINT adopt_message_log").execute(&mut *conn).await?;
     sqlx::query("DROP TABLE messages").execute(&mut *conn).await?;

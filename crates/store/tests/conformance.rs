@@ -9,18 +9,22 @@ mod support;
 
 // Cases by topic, in `tests/conformance/` (a path attribute, so cargo does not take them for test
 // targets of their own); each is listed in `conformance!` below like the cases of this file.
+#[path = "conformance/content.rs"]
+mod content;
 #[path = "conformance/delivery.rs"]
 mod delivery;
 #[path = "conformance/ingest.rs"]
 mod ingest;
 #[path = "conformance/zones.rs"]
 mod zones;
+use content::*;
 use delivery::*;
 use ingest::*;
 use zones::*;
 
-use cloudkit::records::{
-    AttachmentRecord, ChatRecord, MessageRecord, RecordChange, ATTACHMENT_ZONE, CHAT_ZONE, MESSAGE_ZONE,
+use imessage::records::{
+    AttachmentRecord, ChatRecord, MessageContent, MessageRecord, RecordChange, ATTACHMENT_ZONE, CHAT_ZONE,
+    MESSAGE_ZONE,
 };
 use sqlx::{Connection, Executor};
 use store::{FailedRecord, PageCommit, PageStats, StopReason, Store, StoreError};
@@ -125,6 +129,10 @@ conformance!(
     skipped_total_accumulates_and_resets,
     server_summary_round_trip,
     corrupt_server_summary_is_an_error,
+    rich_content_round_trips,
+    rich_content_survives_the_initial_sync_fold,
+    recommit_replaces_content,
+    corrupt_content_is_an_error,
 );
 
 // ---- record builders ----
@@ -142,6 +150,7 @@ fn msg(name: &str, chat: &str, ts_ms: i64, guid: &str) -> MessageRecord {
         associated_type: None,
         associated_guid: None,
         service: Some("iMessage".into()),
+        content: MessageContent::default(),
     }
 }
 
@@ -359,6 +368,7 @@ async fn null_fields_round_trip(db: TestDb) {
         associated_type: None,
         associated_guid: None,
         service: None,
+        content: MessageContent::default(),
     };
     let full_msg = MessageRecord {
         record_name: "m-full".into(),
@@ -372,6 +382,7 @@ async fn null_fields_round_trip(db: TestDb) {
         associated_type: Some(u32::MAX),
         associated_guid: Some("p:0/g-null".into()),
         service: Some("SMS".into()),
+        content: MessageContent::default(),
     };
     let bare_chat = ChatRecord {
         record_name: "r-null".into(),

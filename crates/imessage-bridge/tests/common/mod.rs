@@ -25,7 +25,12 @@ impl Drop for SimHandle {
 }
 
 pub async fn start_sim(spec: AccountSpec, faults: Faults) -> SimHandle {
-    let sim = Arc::new(Sim::new(spec, faults));
+    serve_sim(Sim::new(spec, faults)).await
+}
+
+/// Serves a simulator built by the caller (e.g. with `--apple-blobs` fixtures).
+pub async fn serve_sim(sim: Sim) -> SimHandle {
+    let sim = Arc::new(sim);
     let (addr, task) = cloudkit_sim::spawn(sim.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     SimHandle { sim, url: format!("http://{addr}"), task }
 }

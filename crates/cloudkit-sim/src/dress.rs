@@ -1,0 +1,128 @@
+//! Dresses a generated message in the content blobs Messages would have written for it, and
+//! records in the message what those blobs must decode to.
+//!
+//! The expectation (`MessageRecord::content`) is written from the generator's own choices — the
+//! text, the part, the edit dates — never by decoding the blobs, so truth does not depend on the
+//! simulator's encoder being right: a wrong encoder fails the sync tests.
+//!
+//! Shares of the generated history (of text messages): 3% edited (two or three versions), 1%
+//! unsent, 2% links with a link preview, 2% sent with an effect; the rest plain. Every text
+//! message carries an `attributedBody`; an attachment message's body is one U+FFFC naming the
+//! attachment's transfer GUID.
+
+use cloudkit::records::{ContentPart, LinkPreviewRecord, MessageContent, MessageRecord, PartHistory, TextVersion};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::content::{
+    encode_attributed_body, encode_link_preview, encode_summary_info, BodyRun, ContentError, LinkPreviewSpec, PartSpan,
+    SummaryInfoSpec, VersionSpec,
+};
+use crate::encode::ContentBlobs;
+
+pub const URL_BALLOON: &str = "com.apple.messages.URLBalloonProvider";
+pub const IMPACT_EFFECT: &str = "com.apple.MobileSMS.expressivesend.impact";
+const APPLE_EPOCH_UNIX_MS: i64 = 978_307_200_000;
+
+/// Whole seconds of Apple time for a Unix-ms instant (the precision of an edit's date).
+fn apple_ns_whole_seconds(unix_ms: i64) -> i64 {
+    (unix_ms - APPLE_EPOCH_UNIX_MS).div_euclid(1000) * 1_000_000_000
+}
+
+fn utf16_len(text: &str) -> i64 {
+    text.encode_utf16().count() as i64
+}
+
+fn text_part(text: &str) -> ContentPart {
+    ContentPart::Text { part: Some(0), text: text.to_string(), mention: None, link: None }
+}
+
+/// A text message: sets `m.content` and returns the blobs.
+pub fn text_message(m: &mut MessageRecord, g: u64, r: &mut ChaCha8Rng) -> Result<ContentBlobs, ContentError> {
+    let roll = r.gen_range(0..100);
+    let mut blobs = ContentBlobs::default();
+    let mut content = MessageContent::default();
+    let text = m.text.clone().unwrap_or_default();
+    match roll {
+        0..=2 => {
+            let versions = r.gen_range(2..=3);
+            let mut history = Vec::new();
+            for v in 0..versions {
+                let text = if v + 1 == versions { text.clone() } else { format!("{text} (draft {v})") };
+                history.push(TextVersion { apple_ns: apple_ns_whole_seconds(m.ts_ms) + i64::from(v) * 60_000_000_000, text });
+            }
+            blobs.attributed_body = Some(encode_attributed_body(&[BodyRun::text(&text, 0)])?);
+            let spec = SummaryInfoSpec {
+                parts: vec![PartSpan { part: 0, offset: 0, length: utf16_len(&text) }],
+                edits: vec![crate::content::PartHistory {
+                    part: 0,
+                    versions: history.iter().map(|v| VersionSpec { date: v.apple_ns, text: v.text.clone(), guid: None }).collect(),
+                }],
+                unsent_parts: Vec::new(),
+            };
+            blobs.message_summary_info = Some(encode_summary_info(&spec)?);
+            content.parts = vec![text_part(&text)];
+            content.edits = vec![PartHistory { part: 0, versions: history }];
+        }
+        3 => {
+            // Unsent: Messages keeps neither the text nor the body, only the summary.
+            let spec = SummaryInfoSpec {
+                parts: vec![PartSpan { part: 0, offset: 0, length: utf16_len(&text) }],
+                edits: Vec::new(),
+                unsent_parts: vec![0],
+            };
+            blobs.message_summary_info = Some(encode_summary_info(&spec)?);
+            m.text = None;
+            content.unsent = true;
+            content.unsent_parts = vec![0];
+        }
+        4..=5 => {
+            let url = format!("https://example.com/p/{g}");
+            let title = format!("Page {g}");
+            let summary = (g % 2 == 0).then(|| format!("What page {g} is about"));
+            blobs.attributed_body = Some(encode_attributed_body(&[BodyRun::link(&url, &url, 0)])?);
+            let spec = LinkPreviewSpec {
+                url: url.clone(),
+                original_url: url.clone(),
+                title: Some(title.clone()),
+                summary: summary.clone(),
+                ..LinkPreviewSpec::default()
+            };
+            blobs.payload_data = Some(encode_link_preview(&spec)?);
+            blobs.balloon_bundle_id = Some(URL_BALLOON.into());
+            m.text = Some(url.clone());
+            content.parts = vec![text_part(&url)];
+            content.balloon_bundle_id = Some(URL_BALLOON.into());
+            content.link_preview = Some(LinkPreviewRecord {
+                url: Some(url.clone()),
+                original_url: Some(url),
+                title: Some(title),
+                summary,
+                icon_url: None,
+                image_urls: Vec::new(),
+            });
+        }
+        6..=7 => {
+            blobs.attributed_body = Some(encode_attributed_body(&[BodyRun::text(&text, 0)])?);
+            blobs.effect = Some(IMPACT_EFFECT.into());
+            content.parts = vec![text_part(&text)];
+            content.effect = Some(IMPACT_EFFECT.into());
+        }
+        _ => {
+            blobs.attributed_body = Some(encode_attributed_body(&[BodyRun::text(&text, 0)])?);
+            content.parts = vec![text_part(&text)];
+        }
+    }
+    m.content = content;
+    Ok(blobs)
+}
+
+/// An attachment message: one U+FFFC naming the transfer GUID.
+pub fn attachment_message(m: &mut MessageRecord, transfer_guid: &str) -> Result<ContentBlobs, ContentError> {
+    let blobs = ContentBlobs { attributed_body: Some(encode_attributed_body(&[BodyRun::attachment(transfer_guid, 0)])?), ..ContentBlobs::default() };
+    m.content = MessageContent {
+        parts: vec![ContentPart::Attachment { part: Some(0), guid: Some(transfer_guid.to_string()) }],
+        ..MessageContent::default()
+    };
+    Ok(blobs)
+}
