@@ -16,7 +16,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::pcs::{PcsError, RecordKey};
-use crate::wire::gzip;
+use crate::wire::gzip_stored;
 
 /// Seconds from the Unix epoch to Apple's (2001-01-01T00:00:00Z).
 const APPLE_EPOCH_UNIX_MS: i64 = 978_307_200_000;
@@ -179,7 +179,7 @@ pub fn message(zone: &str, owner: &str, keying: &Keying<'_>, m: &MessageRecord, 
         .int("time", apple_ns(m.ts_ms))
         .string("guid", &m.guid)
         .int("flags", m.flags as i64)
-        .bytes("msgProto", &gzip(&body.encode_to_vec()));
+        .bytes("msgProto", &gzip_stored(&body.encode_to_vec()));
     if let Some(svc) = &m.service {
         w.string("svc", svc);
     }
@@ -229,7 +229,7 @@ struct AttachmentMeta<'a> {
 pub fn attachment(zone: &str, owner: &str, keying: &Keying<'_>, a: &AttachmentRecord) -> Result<Record, PcsError> {
     let meta = AttachmentMeta { aguid: &a.guid, mimet: a.mime_type.as_deref(), filename: a.filename.as_deref(), tb: a.total_bytes };
     let mut w = Writer::new(zone, owner, &a.record_name, ATTACHMENT_TYPE, keying);
-    w.bytes("cm", &gzip(&binary_plist(&meta)));
+    w.bytes("cm", &gzip_stored(&binary_plist(&meta)));
     if let Some(size) = a.asset_size {
         let asset = proto::Asset { size: Some(size), ..Default::default() };
         w.push("lqa", FieldValue { r#type: Some(value_type::ASSET), asset_value: Some(asset), ..Default::default() });

@@ -9,7 +9,7 @@
 //! - `pcs_late`: keys that join `recordProtectionInfo` only on the second `zone/retrieve` after a
 //!   record using them was served (a device rolled keys and the zone caught up later);
 //! - `pcs_lost`: keys that never appear;
-//! - about one message in a hundred carries its own `protectionInfo` (no `pcsKey`); those come
+//! - one message in 1001 carries its own `protectionInfo` (no `pcsKey`); those come
 //!   from a small pool, since creating one costs two ECDSA signatures.
 //!
 //! Every key is derived from the seed, so a restarted simulator serves the same bytes.
@@ -25,7 +25,7 @@ use crate::pcs::{record_protection, zone_protection, PcsError, Protection, Recor
 pub const LATE_KEYS: u64 = 4;
 pub const LOST_KEYS: u64 = 2;
 /// Records with their own protectionInfo: one message in this many.
-pub const OWN_PROTECTION_EVERY: u64 = 101;
+pub const OWN_PROTECTION_EVERY: u64 = 1001;
 const OWN_PROTECTION_POOL: u64 = 16;
 
 /// Which key encrypts a record.
