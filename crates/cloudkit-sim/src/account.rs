@@ -105,6 +105,17 @@ pub struct Visible {
     pub attachments: usize,
 }
 
+/// A generated tapback.
+struct Tapback {
+    /// `associatedMessageType`.
+    kind: u32,
+    /// The message it reacts to.
+    target: u64,
+    emoji: Option<&'static str>,
+    /// For a removal: the sender of the tapback it removes (the same person removes it).
+    sender_of_removed: Option<String>,
+}
+
 /// A generated message and what the server does with it.
 pub struct Generated {
     /// The message as the bridge must store it (its `content` is what the blobs decode to).
@@ -134,6 +145,10 @@ const STREAM_CHAT: u64 = 1;
 const STREAM_MSG: u64 = 2;
 const STREAM_NAMES: u64 = 3;
 const STREAM_CONTENT: u64 = 4;
+const STREAM_TAPBACK: u64 = 5;
+/// How far back in a chat a tapback looks for a message to react to.
+const TAPBACK_REACH: usize = 16;
+const EMOJI: [&str; 5] = ["😂", "🔥", "🥳", "👀", "🫶"];
 
 impl Account {
     pub fn generate(spec: AccountSpec) -> Self {
@@ -345,7 +360,7 @@ impl Account {
         let chat_idx = self.chat_of(g);
         let chat = &self.chats[chat_idx];
         let prev = self.prev_in_chat.get(g as usize).copied().unwrap_or(NO_PREV);
-        let (kind, mut r) = self.kind_of(g, chat_idx, prev);
+        let (mut kind, mut r) = self.kind_of(g, chat_idx, prev);
         let guid = guid(&mut r);
         let record_name = format!("M{:08x}{}", (g as u32) ^ 0x5a5a_5a5a, hex_id(&mut r, 24));
         let from_me = r.gen_bool(0.4);
@@ -381,13 +396,24 @@ impl Account {
                 m.flags = if r.gen_bool(0.5) { FLAG_SYSTEM } else { FLAG_SERVICE };
                 m.text = None;
             }
-            Kind::Tapback => {
-                let target = self.message_guid(prev as u64);
-                let t = 2000 + r.gen_range(0..6u32);
-                m.associated_type = Some(t);
-                m.associated_guid = Some(format!("p:0/{target}"));
-                m.text = Some("Loved a message".into());
-            }
+            Kind::Tapback => match self.tapback(g) {
+                Some(t) => {
+                    if let Some(sender) = t.sender_of_removed {
+                        m.sender = sender;
+                        m.flags = if m.sender == OWN_HANDLES[0] { FLAG_FROM_ME } else { 0 };
+                    }
+                    m.associated_type = Some(t.kind);
+                    m.associated_guid = Some(format!("p:0/{}", self.message_guid(t.target)));
+                    m.content.associated_emoji = t.emoji.map(str::to_string);
+                    m.text = Some(match (t.kind, t.emoji) {
+                        (_, Some(e)) => format!("Reacted {e} to a message"),
+                        (3000.., _) => "Removed a reaction".into(),
+                        _ => "Loved a message".into(),
+                    });
+                }
+                // Nothing to react to nearby: an ordinary message.
+                None => kind = Kind::Text,
+            },
             Kind::Attachment => m.text = Some("\u{FFFC}".into()),
             Kind::Text | Kind::Deleted | Kind::Foreign => {}
         }
@@ -408,6 +434,58 @@ impl Account {
             Default::default()
         });
         Generated { record: m, blobs, kind }
+    }
+
+    /// The nearest earlier message of `g`'s chat a tapback can react to (a text or an
+    /// attachment; never a tapback, a notice or a deleted message), within [`TAPBACK_REACH`].
+    fn tapback_target(&self, g: u64) -> Option<u64> {
+        let mut c = self.prev_in_chat.get(g as usize).copied()?;
+        for _ in 0..TAPBACK_REACH {
+            if c == NO_PREV {
+                return None;
+            }
+            let chat = self.chat_of(u64::from(c));
+            let prev = self.prev_in_chat.get(c as usize).copied().unwrap_or(NO_PREV);
+            if matches!(self.kind_of(u64::from(c), chat, prev).0, Kind::Text | Kind::Attachment) {
+                return Some(u64::from(c));
+            }
+            c = prev;
+        }
+        None
+    }
+
+    /// What tapback message `g` is: 70% a classic one (2000–2005), 15% an emoji (2006, the emoji
+    /// in msgProto4), 15% the removal (3000–3006) of the tapback just before it in the chat when
+    /// that one is an added tapback (by the same sender, on the same message), else classic.
+    fn tapback(&self, g: u64) -> Option<Tapback> {
+        let target = self.tapback_target(g)?;
+        let mut r = rng(self.spec.seed, STREAM_TAPBACK, g);
+        let roll = r.gen_range(0..100);
+        let classic = 2000 + r.gen_range(0..6u32);
+        let emoji = EMOJI[r.gen_range(0..EMOJI.len())];
+        if roll < 70 {
+            return Some(Tapback { kind: classic, target, emoji: None, sender_of_removed: None });
+        }
+        if roll < 85 {
+            return Some(Tapback { kind: 2006, target, emoji: Some(emoji), sender_of_removed: None });
+        }
+        let prev = self.prev_in_chat.get(g as usize).copied().filter(|&p| p != NO_PREV).map(u64::from);
+        let added = prev.filter(|&p| {
+            let chat = self.chat_of(p);
+            let pp = self.prev_in_chat.get(p as usize).copied().unwrap_or(NO_PREV);
+            self.kind_of(p, chat, pp).0 == Kind::Tapback
+                && rng(self.spec.seed, STREAM_TAPBACK, p).gen_range(0..100) < 85
+                && self.tapback_target(p).is_some()
+        });
+        match added.and_then(|p| Some((p, self.tapback(p)?))) {
+            Some((p, added)) => Some(Tapback {
+                kind: added.kind + 1000,
+                target: added.target,
+                emoji: added.emoji,
+                sender_of_removed: Some(self.message(p).record.sender),
+            }),
+            None => Some(Tapback { kind: classic, target, emoji: None, sender_of_removed: None }),
+        }
     }
 
     fn message_guid(&self, g: u64) -> String {

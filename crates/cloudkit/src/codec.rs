@@ -196,6 +196,12 @@ fn decode_message(r: &FieldReader<'_>) -> Result<MessageRecord> {
         }
         _ => proto::MessageProto::default(),
     };
+    let mut content = crate::content::message_content(&body);
+    if let Some(gz) = r.bytes("msgProto4")?.filter(|b| !b.is_empty()) {
+        let raw = gunzip(&gz).map_err(|e| r.bad("msgProto4", e))?;
+        let extra = proto::MessageProto4::decode(raw.as_slice()).map_err(|e| r.bad("msgProto4", e))?;
+        content.associated_emoji = extra.associated_message_emoji;
+    }
     Ok(MessageRecord {
         record_name: r.record_name.to_string(),
         guid: r.required_string("guid")?,
@@ -203,7 +209,7 @@ fn decode_message(r: &FieldReader<'_>) -> Result<MessageRecord> {
         sender: r.string("sender")?.unwrap_or_default(),
         flags: flags as u64,
         ts_ms: apple_ns_to_unix_ms(time_ns),
-        content: crate::content::message_content(&body),
+        content,
         text: body.text,
         subject: body.subject,
         associated_type: body.associated_message_type,

@@ -576,6 +576,18 @@ pub struct MessageProto {
     pub associated_message_range_length: Option<u32>,
 }
 
+/// `msgProto4` of a `MessageEncryptedV3` record (gzipped inside its own encrypted field).
+#[derive(Clone, PartialEq, Message)]
+pub struct MessageProto4 {
+    /// The emoji of an emoji tapback (`associatedMessageType` 2006).
+    #[prost(string, optional, tag = "2")]
+    pub associated_message_emoji: Option<String>,
+    #[prost(string, optional, tag = "4")]
+    pub service: Option<String>,
+    #[prost(string, optional, tag = "7")]
+    pub group_id: Option<String>,
+}
+
 /// Builds a private-database zone identifier.
 pub fn zone_id(zone: &str, owner: &str) -> RecordZoneIdentifier {
     RecordZoneIdentifier {

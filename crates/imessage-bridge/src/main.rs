@@ -233,6 +233,12 @@ async fn status(store: &dyn store::Store, json: bool) -> anyhow::Result<()> {
             writeln!(out, "  … and {} more (see --json)", z.undecryptable_records.len() - 20)?;
         }
     }
+    if !status.undecodable_blobs.is_empty() {
+        writeln!(out, "{} message(s) kept with their text although a content blob did not decode:", status.undecodable_blobs.len())?;
+        for b in status.undecodable_blobs.iter().take(20) {
+            writeln!(out, "  {} {} in {}: {}", b.guid, b.field, b.chat_id, b.reason)?;
+        }
+    }
     writeln!(out, "server: the first element of the zone's MessagesSummary list (complete = stored equals it); skipped: records of types the bridge does not read")?;
     writeln!(out, "sync version: {}", status.sync_version.map_or("none".into(), |v| v.to_string()))?;
     Ok(())

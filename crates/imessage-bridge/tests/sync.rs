@@ -57,15 +57,27 @@ async fn full_account_matches_truth_with_server_counts() {
     // histories, unsends, link previews, effects) equal what the simulator generated.
     let mut expected = std::collections::HashMap::new();
     sim.sim.truth(|l| {
-        if let TruthLine::Message { guid, text, content, .. } = l {
-            expected.insert(guid, (text, content));
+        if let TruthLine::Message { guid, text, content, associated_type, associated_guid, .. } = l {
+            expected.insert(guid, (text, content, associated_type, associated_guid));
         }
     });
     let mut kinds = std::collections::BTreeSet::new();
     for c in &chats {
         for m in store.messages_in_chat(&c.chat_id).await.unwrap() {
-            let (text, content) = &expected[&m.guid];
+            let (text, content, associated_type, associated_guid) = &expected[&m.guid];
             assert_eq!((&m.text, &m.content), (text, content), "message {}", m.guid);
+            assert_eq!((&m.associated_type, &m.associated_guid), (associated_type, associated_guid), "tapback {}", m.guid);
+            if let (Some(t), Some(target)) = (m.associated_type, &m.associated_guid) {
+                let target = target.strip_prefix("p:0/").expect("a tapback names the part it reacts to");
+                assert_eq!(expected[target].2, None, "tapback {} reacts to another tapback", m.guid);
+                kinds.insert(match t {
+                    2000..=2005 => "classic tapback",
+                    2006 => "emoji tapback",
+                    3000.. => "removed tapback",
+                    _ => "other tapback",
+                });
+                assert_eq!(m.content.associated_emoji.is_some(), t % 1000 == 6, "{m:?}");
+            }
             kinds.extend([
                 (!m.content.edits.is_empty()).then_some("edited"),
                 m.content.unsent.then_some("unsent"),
@@ -75,7 +87,8 @@ async fn full_account_matches_truth_with_server_counts() {
             ].into_iter().flatten());
         }
     }
-    assert_eq!(kinds.len(), 5, "every content kind occurs: {kinds:?}");
+    assert_eq!(kinds.len(), 8, "every content kind occurs: {kinds:?}");
+    assert!(!kinds.contains("other tapback"));
 
     // A second sync is incremental: nothing new, still exact.
     bridge.sync_ok().await;
@@ -367,4 +380,47 @@ async fn real_apple_blobs_are_stored_as_their_readme_says() {
     assert_eq!(preview.summary, None);
     assert!(preview.image_urls.is_empty());
     assert!(stored.values().all(|m| m.content.undecodable.is_empty()), "every real blob decodes");
+}
+
+/// A blob that does not decode keeps its message, is counted and is listed in `status`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_blob_keeps_its_message_and_is_listed_in_status() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("attributed-body")).unwrap();
+    std::fs::create_dir_all(dir.path().join("payload")).unwrap();
+    let good = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../imessage/tests/data/apple/attributed-body/AttributedBodyTextOnly");
+    std::fs::copy(good, dir.path().join("attributed-body/Good")).unwrap();
+    std::fs::write(dir.path().join("attributed-body/Damaged"), b"\x04\x0bstreamtyped\x81\xe8\x03\x84\x01@\x84\x84\x84\x12NSAttr").unwrap();
+    std::fs::write(dir.path().join("payload/NotAPlist.plist"), b"bplist00 but not really").unwrap();
+    let fixtures = cloudkit_sim::fixtures::AppleFixtures::load(dir.path(), "tel:+15557654321").unwrap();
+    let sim = serve_sim(cloudkit_sim::Sim::new(spec(9, 2, 30, 0), Faults::default()).with_apple_fixtures(fixtures)).await;
+    let bridge = BridgeDir::new(&sim);
+    bridge.sync_ok().await;
+    assert!(bridge.stored_guids().await == truth_guids(&sim.sim), "every message is stored, the damaged ones too");
+
+    let mut file_of = std::collections::HashMap::new();
+    sim.sim.truth(|l| {
+        if let TruthLine::Message { guid, file: Some(file), .. } = l {
+            file_of.insert(guid, file);
+        }
+    });
+    let status = bridge.status_json().await;
+    let listed: BTreeSet<(String, String)> = status["undecodable_blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (file_of[b["guid"].as_str().unwrap()].clone(), b["field"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        listed,
+        BTreeSet::from([
+            ("attributed-body/Damaged".to_string(), "attributedBody".to_string()),
+            ("payload/NotAPlist.plist".to_string(), "payloadData".to_string()),
+        ])
+    );
+    for z in [CHAT_ZONE, MESSAGE_ZONE] {
+        assert_eq!(zone(&status, z)["complete"], true, "a message with a bad blob is still stored: {}", zone(&status, z));
+    }
+    let text = bridge.run(&["status"]).await;
+    assert!(String::from_utf8_lossy(&text.stdout).contains("2 message(s) kept with their text"), "{}", String::from_utf8_lossy(&text.stdout));
 }

@@ -126,6 +126,9 @@ pub struct MessageContent {
     pub read_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_ms: Option<i64>,
+    /// The emoji of an emoji tapback (`associatedMessageType` 2006 / 3006; msgProto4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub associated_emoji: Option<String>,
     /// Blobs that did not decode, with the reason; the message keeps its `text`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub undecodable: Vec<BlobFailure>,

@@ -164,6 +164,10 @@ pub(crate) mod sql {
     pub const MESSAGES_IN_CHAT: &str = "SELECT record_name, guid, chat_id, sender, flags, ts_ms, text, subject, \
          associated_type, associated_guid, service, content FROM messages WHERE chat_id = $1 ORDER BY ts_ms, guid";
     pub const MESSAGE_GUIDS: &str = "SELECT guid FROM messages";
+    /// Messages with a content blob that did not decode (their content JSON names the failures).
+    pub const UNDECODABLE: &str = "SELECT record_name, guid, chat_id, sender, flags, ts_ms, text, subject, \
+         associated_type, associated_guid, service, content FROM messages WHERE content LIKE '%\"undecodable\"%' \
+         ORDER BY ts_ms, guid";
     pub const ATTACHMENTS: &str = "SELECT record_name, guid, mime_type, filename, total_bytes, asset_size \
          FROM attachments ORDER BY record_name";
     pub const FAILED: &str = "SELECT zone, record_name, reason, pending FROM failed_records WHERE zone = $1 \
@@ -459,6 +463,13 @@ macro_rules! impl_store {
             async fn message_guids(&self) -> Result<Vec<String>> {
                 self.settle_messages().await?;
                 Ok(sqlx::query_scalar(sql::MESSAGE_GUIDS).fetch_all(&self.$read).await?)
+            }
+
+            async fn undecodable_messages(&self) -> Result<Vec<MessageRecord>> {
+                self.settle_messages().await?;
+                let rows = sqlx::query(sql::UNDECODABLE).fetch_all(&self.$read).await?;
+                let messages: Vec<MessageRecord> = rows.iter().map(common::message).collect::<Result<_>>()?;
+                Ok(messages.into_iter().filter(|m| !m.content.undecodable.is_empty()).collect())
             }
 
             async fn chat_records(&self) -> Result<Vec<ChatRecord>> {

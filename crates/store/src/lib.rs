@@ -232,6 +232,8 @@ pub trait Store: Send + Sync {
     async fn messages_in_chat(&self, chat_id: &str) -> Result<Vec<MessageRecord>>;
     /// Every stored message guid (any order).
     async fn message_guids(&self) -> Result<Vec<String>>;
+    /// Messages kept although one of their content blobs did not decode, in time order.
+    async fn undecodable_messages(&self) -> Result<Vec<MessageRecord>>;
     /// All chat records (every version), ordered by record_name.
     async fn chat_records(&self) -> Result<Vec<ChatRecord>>;
     /// All attachment records, ordered by record_name.

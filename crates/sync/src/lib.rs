@@ -634,6 +634,18 @@ pub struct FailedRecordInfo {
 pub struct Status {
     pub zones: Vec<ZoneStatus>,
     pub sync_version: Option<i64>,
+    /// Messages stored with their text although a content blob of theirs did not decode.
+    pub undecodable_blobs: Vec<UndecodableBlob>,
+}
+
+/// A content blob that did not decode, and the message that kept its text.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UndecodableBlob {
+    pub guid: String,
+    pub chat_id: String,
+    /// `attributedBody`, `messageSummaryInfo` or `payloadData`.
+    pub field: String,
+    pub reason: String,
 }
 
 /// Reads the status of every Messages zone from the store.
@@ -661,5 +673,19 @@ pub async fn status(store: &dyn Store) -> Result<Status, SyncError> {
             last_page: state.last_page,
         });
     }
-    Ok(Status { zones, sync_version: store.sync_version().await? })
+    let undecodable_blobs = store
+        .undecodable_messages()
+        .await?
+        .into_iter()
+        .flat_map(|m| {
+            let (guid, chat_id) = (m.guid, m.chat_id);
+            m.content.undecodable.into_iter().map(move |b| UndecodableBlob {
+                guid: guid.clone(),
+                chat_id: chat_id.clone(),
+                field: b.field,
+                reason: b.reason,
+            })
+        })
+        .collect();
+    Ok(Status { zones, sync_version: store.sync_version().await?, undecodable_blobs })
 }

@@ -34,6 +34,7 @@ fn rich(name: &str, chat: &str, ts_ms: i64, tag: &str) -> MessageRecord {
             PartHistory { part: 0, versions: vec![TextVersion { apple_ns: 0, text: String::new() }] },
         ],
         unsent_parts: vec![2, 7],
+        associated_emoji: Some("🫶".into()),
         unsent: false,
         link_preview: Some(LinkPreviewRecord {
             url: Some("https://example.org/é".into()),
