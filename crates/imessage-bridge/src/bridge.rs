@@ -60,8 +60,11 @@ pub fn init(args: InitArgs) -> anyhow::Result<()> {
             sync_interval_secs: 60,
         }),
     };
-    std::fs::write(&reg_path, serde_yaml::to_string(&reg)?).with_context(|| format!("writing {}", reg_path.display()))?;
-    std::fs::write(&config_path, serde_yaml::to_string(&config)?).with_context(|| format!("writing {}", config_path.display()))?;
+    // Both hold secrets (the appservice tokens; the config names the session): owner only.
+    cloudkit::session::write_private(&reg_path, serde_yaml::to_string(&reg)?.as_bytes())
+        .with_context(|| format!("writing {}", reg_path.display()))?;
+    cloudkit::session::write_private(&config_path, serde_yaml::to_string(&config)?.as_bytes())
+        .with_context(|| format!("writing {}", config_path.display()))?;
     eprintln!("wrote {} and {}", config_path.display(), reg_path.display());
     eprintln!("add {} to the homeserver's app_service_config_files and restart it", absolute(&reg_path).display());
     Ok(())

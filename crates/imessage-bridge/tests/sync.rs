@@ -424,3 +424,30 @@ async fn an_undecodable_blob_keeps_its_message_and_is_listed_in_status() {
     let text = bridge.run(&["status"]).await;
     assert!(String::from_utf8_lossy(&text.stdout).contains("2 message(s) kept with their text"), "{}", String::from_utf8_lossy(&text.stdout));
 }
+
+/// Config, registration, session and database hold the account's secrets: 0600 (Unix).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = start_sim(spec(10, 2, 40, 0), Faults::default()).await;
+    let bridge = BridgeDir::new(&sim);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_imessage-bridge"))
+        .args(["init", "--homeserver", "http://127.0.0.1:9", "--domain", "example.org", "--owner", "@me:example.org"])
+        .args(["--cloudkit", &sim.url, "--session"])
+        .arg(bridge.dir.path().join("session.json"))
+        .arg("--out")
+        .arg(bridge.dir.path().join("init"))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    bridge.sync_ok().await;
+    let mode = |name: &str| std::fs::metadata(bridge.dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+    for file in ["init/config.yaml", "init/registration.yaml", "session.json", "bridge.db"] {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+    if bridge.dir.path().join("bridge.db-wal").exists() {
+        assert_eq!(mode("bridge.db-wal"), 0o600);
+    }
+}

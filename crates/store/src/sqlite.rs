@@ -78,6 +78,9 @@ impl SqliteStore {
             if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
                 tokio::fs::create_dir_all(dir).await.map_err(sqlx::Error::Io)?;
             }
+            // The database holds the whole message history: readable by its owner only, created
+            // so (SQLite gives its -wal and -shm files the database file's mode).
+            owner_only(options.get_filename()).map_err(sqlx::Error::Io)?;
         }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -105,6 +108,21 @@ impl SqliteStore {
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+/// Creates `path` if missing and makes it 0600 (Unix; elsewhere the platform's defaults stay).
+fn owner_only(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        options.open(path)?.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    options.open(path)?;
+    Ok(())
 }
 
 /// A multi-row upsert statement: `head` + `(?,…),(?,…)` + `tail`, cached per chunk size.
