@@ -72,6 +72,9 @@ const LIBRARY_VERSION: &str = "1970";
 const CLIENT_INFO: &str = "<iMac13,1> <Mac OS X;10.15.7;19H384> <com.apple.cloudkit.CloudKitDaemon/1970 (com.apple.cloudd/1970)>";
 /// The largest error body read from the gateway, and the largest anisette answer.
 const MAX_SMALL_BODY: usize = 64 << 10;
+/// The largest reply body read (a page is a few hundred kilobytes; see also
+/// [`crate::framing::MAX_INFLATED_BYTES`] for what it may inflate to).
+const MAX_REPLY_BYTES: usize = 64 << 20;
 /// How long anisette headers are reused (omnisette caches them for 60 s).
 const ANISETTE_TTL: Duration = Duration::from_secs(60);
 
@@ -298,8 +301,10 @@ impl Client {
             let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
             return Err(gateway_error(status.as_u16(), text));
         }
-        let body = response.bytes().await.map_err(transport)?;
-        plain_body(body, gzipped)
+        let body = read_capped(response, MAX_REPLY_BYTES)
+            .await
+            .map_err(|e| Error::Frame(format!("reply from {url}: {e}")))?;
+        plain_body(bytes::Bytes::from(body), gzipped)
     }
 
     async fn perform_one<R: Message + Default + proto::Reply>(&self, path: &str, kind: i32, op: RequestOperation, zone: &str) -> Result<R> {

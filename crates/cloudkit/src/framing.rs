@@ -123,11 +123,19 @@ fn gzip_stream(data: &[u8], level: Compression) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
-/// Gunzips the first gzip member of `data`.
+/// The most one gzip member may inflate to (a reply body, a `msgProto`, a `cm`): a page of 200
+/// records is a few hundred kilobytes, so anything near this is broken or hostile.
+pub const MAX_INFLATED_BYTES: usize = 256 << 20;
+
+/// Gunzips the first gzip member of `data`, refusing output past [`MAX_INFLATED_BYTES`].
 pub fn gunzip(data: &[u8]) -> Result<Vec<u8>> {
-    match gunzip_plain(data) {
+    gunzip_capped(data, MAX_INFLATED_BYTES)
+}
+
+fn gunzip_capped(data: &[u8], cap: usize) -> Result<Vec<u8>> {
+    match gunzip_plain(data).filter(|out| out.len() <= cap) {
         Some(out) => Ok(out),
-        None => gunzip_stream(data),
+        None => gunzip_stream(data, cap),
     }
 }
 
@@ -177,9 +185,15 @@ fn gunzip_plain(data: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The stock `flate2` stream decoder.
-fn gunzip_stream(data: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(data.len() * 3);
-    GzDecoder::new(data).read_to_end(&mut out).map_err(|e| Error::Frame(format!("bad gzip data: {e}")))?;
+fn gunzip_stream(data: &[u8], cap: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len().saturating_mul(3).min(cap));
+    GzDecoder::new(data)
+        .take(cap as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::Frame(format!("bad gzip data: {e}")))?;
+    if out.len() > cap {
+        return Err(Error::Frame(format!("gzip data inflates past {cap} bytes")));
+    }
     Ok(out)
 }
 
@@ -249,6 +263,22 @@ mod tests {
     }
 
     #[test]
+    fn inflating_past_the_cap_is_an_error_on_both_paths() {
+        let data = vec![7u8; 100_000];
+        let gz = gzip(&data, Compression::fast());
+        assert_eq!(gunzip_capped(&gz, 100_000).unwrap(), data);
+        for cap in [99_999, 1000, 0] {
+            let err = gunzip_capped(&gz, cap).unwrap_err().to_string();
+            assert!(err.contains("inflates past"), "{err}");
+        }
+        // A damaged trailer sends the member down the streaming path, which is capped too.
+        let mut odd = gz.clone();
+        let n = odd.len();
+        odd[n - 1] ^= 0x40;
+        assert!(gunzip_capped(&odd, 1000).unwrap_err().to_string().contains("inflates past"));
+    }
+
+    #[test]
     fn gunzip_agrees_with_flate2_on_good_and_damaged_input() {
         for data in inputs() {
             let gz = gzip(&data, Compression::fast());
@@ -272,7 +302,7 @@ mod tests {
             named.splice(10..10, b"name\0".iter().copied());
             cases.push(named);
             for (i, case) in cases.iter().enumerate() {
-                match (gunzip(case), gunzip_stream(case)) {
+                match (gunzip(case), gunzip_stream(case, MAX_INFLATED_BYTES)) {
                     (Ok(a), Ok(b)) => assert!(a == b, "case {i}: different output"),
                     (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "case {i}"),
                     (a, b) => panic!("case {i}: fast path ok={} but flate2 ok={}", a.is_ok(), b.is_ok()),
