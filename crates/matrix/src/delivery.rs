@@ -200,6 +200,11 @@ impl Deliverer {
                 ));
             }
         }
+        Ok(Self::text_event(m))
+    }
+
+    /// The text form of a message (also the fallback of a reaction the homeserver refuses).
+    fn text_event(m: &MessageRecord) -> (&'static str, Value) {
         let body = match m.text.as_deref() {
             Some("\u{FFFC}") | None | Some("") => "📎 attachment".to_string(),
             Some(t) => t.to_string(),
@@ -210,7 +215,7 @@ impl Deliverer {
         if let Some(subject) = &m.subject {
             v["fi.imessage_bridge.subject"] = json!(subject);
         }
-        Ok(("m.room.message", v))
+        ("m.room.message", v)
     }
 
     /// Looks for `guid` among the room's newest events.
@@ -278,7 +283,19 @@ impl Deliverer {
             let (event_type, content) = self.event_for(m).await?;
             let txn = txn_id(&m.guid);
             self.store.begin_delivery(&m.guid, &chat.chat_id, &txn).await?;
-            let event_id = self.hs.send(&room, &sender, event_type, &txn, Some(m.ts_ms), &content).await?;
+            let event_id = match self.hs.send(&room, &sender, event_type, &txn, Some(m.ts_ms), &content).await {
+                // The sender already has this reaction on that message (iMessage toggles a
+                // tapback, so an add, a removal and the same add again reach us as two adds
+                // while removals are not yet redactions): the message goes in as text instead,
+                // never lost. Its own txn id: a homeserver may remember the refused one. (After a
+                // crash the in-flight check finds either form by its guid.)
+                Err(e) if event_type == "m.reaction" && e.errcode() == Some("M_DUPLICATE_ANNOTATION") => {
+                    tracing::debug!(guid = %m.guid, "reaction already there; sent as text");
+                    let (text_type, text) = Self::text_event(m);
+                    self.hs.send(&room, &sender, text_type, &format!("{txn}-text"), Some(m.ts_ms), &text).await?
+                }
+                other => other?,
+            };
             self.store.finish_delivery(&m.guid, event_id.as_str()).await?;
             report.lock().await.sent += 1;
             progress.sent(&chat.chat_id);
