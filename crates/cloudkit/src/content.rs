@@ -26,12 +26,11 @@ pub fn message_content(body: &MessageProto) -> MessageContent {
         delivered_ms: body.date_delivered.and_then(apple_ns_to_ms),
         ..MessageContent::default()
     };
-    let failed = content_failure;
     let mut failures = Vec::new();
     if let Some(bytes) = body.attributed_body.as_deref().filter(|b| !b.is_empty()) {
         match decode_attributed_body(bytes) {
             Ok(decoded) => content.parts = decoded.parts().into_iter().map(part).collect(),
-            Err(e) => failures.push(failed("attributedBody", e.to_string())),
+            Err(e) => failures.push(content_failure("attributedBody", e.to_string())),
         }
     }
     if let Some(bytes) = body.message_summary_info.as_deref().filter(|b| !b.is_empty()) {
@@ -48,7 +47,7 @@ pub fn message_content(body: &MessageProto) -> MessageContent {
                     })
                     .collect();
             }
-            Err(e) => failures.push(failed("messageSummaryInfo", e.to_string())),
+            Err(e) => failures.push(content_failure("messageSummaryInfo", e.to_string())),
         }
     }
     if let Some(bytes) = body.payload_data.as_deref().filter(|b| !b.is_empty()) {
@@ -65,7 +64,7 @@ pub fn message_content(body: &MessageProto) -> MessageContent {
                         image_urls: p.image_urls,
                     })
                 }
-                Err(e) => failures.push(failed("payloadData", e.to_string())),
+                Err(e) => failures.push(content_failure("payloadData", e.to_string())),
             }
         }
     }
