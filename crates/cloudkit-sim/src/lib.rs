@@ -19,6 +19,8 @@ pub mod encode;
 pub mod fixtures;
 pub mod gateway;
 pub mod keys;
+pub mod media;
+pub mod mmcs;
 pub mod pcs;
 pub mod server;
 pub mod session;

@@ -40,6 +40,20 @@ impl<C> ChangesPage<C> {
 /// [`proto::ResponseOperationRaw`]). Parse with [`RawChangesPage::change`].
 pub type RawChangesPage = ChangesPage<bytes::Bytes>;
 
+/// A fetched record and the download authorizations the reply bundled for its assets.
+pub type RecordWithAssets = (proto::Record, Vec<proto::AssetGetResponse>);
+
+/// The headers rustpush's CloudKit client hands MMCS (`mmcs::get_headers`), sent inside the
+/// request header of operations that can return assets and with every container download.
+pub fn mmcs_headers() -> Vec<(&'static str, String)> {
+    vec![
+        ("x-apple-mmcs-proto-version", "5.0".into()),
+        ("x-apple-mmcs-plist-sha256", "fvj0Y/Ybu1pq0r4NxXw3eP51exujUkEAd7LllbkTdK8=".into()),
+        ("x-apple-mmcs-plist-version", "v1.0".into()),
+        ("x-mme-client-info", CLIENT_INFO.into()),
+    ]
+}
+
 impl RawChangesPage {
     /// Parses change `i` (a malformed change is an [`Error::Frame`] of its own).
     pub fn change(&self, i: usize) -> Result<proto::RecordChange> {
@@ -222,6 +236,14 @@ impl Client {
             isolation_level: Some(1),
             group: (kind != op_type::ZONE_RETRIEVE && kind != op_type::RECORD_RETRIEVE).then(|| "EphemeralGroup".into()),
             unk1: Some(0),
+            // rustpush sends MMCS headers with every operation that can return assets.
+            mmcs_headers: (kind == op_type::RECORD_RETRIEVE || kind == op_type::QUERY_RETRIEVE).then(|| proto::MmcsHeaders {
+                headers: mmcs_headers()
+                    .into_iter()
+                    .map(|(name, value)| proto::NamedHeader { name: Some(name.into()), value: Some(value) })
+                    .collect(),
+                unk1: Some(0),
+            }),
             tags: Vec::new(),
             unk2: Some(hex(&sha1::Sha1::digest(device.as_bytes()))),
             device_serial: None,
@@ -325,7 +347,7 @@ impl Client {
                 zone_identifier: Some(self.zone_id(zone)),
                 max_changes: None,
                 requested_changes_types: Some(3),
-                assets_to_download: Some(proto::AssetsToDownload { all_assets: Some(false) }),
+                assets_to_download: Some(proto::AssetsToDownload { all_assets: Some(false), asset_fields: None }),
                 newest_first: Some(false),
             }),
             ..Default::default()
@@ -358,6 +380,17 @@ impl Client {
     /// Re-fetches records by name, one operation each in one request. Each entry is the record,
     /// None when the server says it no longer exists, or that operation's error.
     pub async fn retrieve_records(&self, zone: &str, names: &[String]) -> Result<Vec<Result<Option<proto::Record>>>> {
+        let replies = self.retrieve(zone, names, false).await?;
+        Ok(replies.into_iter().map(|r| r.map(|found| found.map(|(record, _)| record))).collect())
+    }
+
+    /// Fetches records by name together with their assets' download authorizations (the
+    /// reply's bundled `AssetGetResponse`s, which each asset names by `bundledRequestId`).
+    pub async fn retrieve_with_assets(&self, zone: &str, names: &[String]) -> Result<Vec<Result<Option<RecordWithAssets>>>> {
+        self.retrieve(zone, names, true).await
+    }
+
+    async fn retrieve(&self, zone: &str, names: &[String], assets: bool) -> Result<Vec<Result<Option<RecordWithAssets>>>> {
         if names.is_empty() {
             return Ok(Vec::new());
         }
@@ -372,6 +405,7 @@ impl Client {
                         }),
                         zone_identifier: Some(self.zone_id(zone)),
                     }),
+                    assets_to_download: Some(proto::AssetsToDownload { all_assets: Some(assets), asset_fields: None }),
                 }),
                 ..Default::default()
             })
@@ -380,7 +414,10 @@ impl Client {
         Ok(results
             .into_iter()
             .map(|r| match r {
-                Ok(reply) => Ok(reply.record_retrieve_response.and_then(|r| r.record)),
+                Ok(reply) => Ok(reply
+                    .record_retrieve_response
+                    .and_then(|r| r.record)
+                    .map(|record| (record, reply.bundled.map(|b| b.requests).unwrap_or_default()))),
                 Err(Error::OperationFailed { server: Some(server_error::NOT_FOUND), .. }) => Ok(None),
                 Err(e) => Err(with_zone(e, zone)),
             })

@@ -58,6 +58,12 @@ pub enum Error {
     #[error("{record_type} record {record}: a record type the bridge does not read")]
     UnknownRecordType { record_type: String, record: String },
 
+    /// An asset download failed at one step of MMCS's protocol: `step` is `"authorization"`,
+    /// `"container"`, `"ford"`, `"chunk"` or `"size"`. Retrying later may help only for
+    /// `"container"` (a content host that did not answer or broke off).
+    #[error("asset download failed at {step}: {detail}")]
+    Mmcs { step: &'static str, detail: String },
+
     #[error("cannot read session file {path}: {detail}")]
     Session { path: String, detail: String },
 }

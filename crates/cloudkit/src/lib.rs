@@ -11,6 +11,7 @@ pub mod codec;
 pub mod content;
 pub mod error;
 pub mod framing;
+pub mod mmcs;
 pub mod pcs;
 pub mod proto;
 /// The domain records this source produces (they live in the `imessage` domain crate).

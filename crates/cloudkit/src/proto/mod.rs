@@ -8,6 +8,8 @@
 
 use prost::Message;
 
+pub mod mmcs;
+
 /// `Operation.Type` values for the operations we send.
 pub mod op_type {
     pub const ZONE_RETRIEVE: i32 = 201;
@@ -138,18 +140,34 @@ pub struct DateStatistics {
     pub modification: Option<Date>,
 }
 
+/// An asset field's value: the file itself lives in MMCS, addressed by its `signature` (the
+/// file checksum) and `referenceSignature` (the checksum of its chunk-key list, "FORD"). Its
+/// `protectionInfo.protectionInfo` is the FORD key, sealed by the record key (field name
+/// `{field}-{b64 signature}-{b64 referenceSignature}`).
 #[derive(Clone, PartialEq, Message)]
 pub struct Asset {
+    #[prost(string, optional, tag = "1")]
+    pub owner: Option<String>,
     #[prost(bytes = "vec", optional, tag = "2")]
     pub signature: Option<Vec<u8>>,
     #[prost(uint64, optional, tag = "4")]
     pub size: Option<u64>,
     #[prost(string, optional, tag = "5")]
     pub download_token: Option<String>,
+    #[prost(message, optional, tag = "10")]
+    pub record_id: Option<RecordIdentifier>,
+    #[prost(uint64, optional, tag = "14")]
+    pub download_url_expiration: Option<u64>,
     #[prost(message, optional, tag = "15")]
     pub protection_info: Option<ProtectionInfo>,
     #[prost(bytes = "vec", optional, tag = "17")]
     pub reference_signature: Option<Vec<u8>>,
+    #[prost(uint64, optional, tag = "18")]
+    pub download_token_expiration: Option<u64>,
+    /// Names the [`AssetGetResponse`] of the reply's `bundled` requests that authorizes this
+    /// asset's download (set only when the request asked for assets).
+    #[prost(string, optional, tag = "21")]
+    pub bundled_request_id: Option<String>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -268,6 +286,8 @@ pub struct RequestHeader {
     pub group: Option<String>,
     #[prost(int32, optional, tag = "29")]
     pub unk1: Option<i32>,
+    #[prost(message, optional, tag = "30")]
+    pub mmcs_headers: Option<MmcsHeaders>,
     #[prost(string, repeated, tag = "31")]
     pub tags: Vec<String>,
     /// Hex SHA-1 of the device identifier.
@@ -335,6 +355,8 @@ pub struct ZoneRetrieveResponse {
 pub struct RecordRetrieveRequest {
     #[prost(message, optional, tag = "1")]
     pub record_identifier: Option<RecordIdentifier>,
+    #[prost(message, optional, tag = "6")]
+    pub assets_to_download: Option<AssetsToDownload>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -347,6 +369,50 @@ pub struct RecordRetrieveResponse {
 pub struct AssetsToDownload {
     #[prost(bool, optional, tag = "1")]
     pub all_assets: Option<bool>,
+    #[prost(message, optional, tag = "2")]
+    pub asset_fields: Option<RequestedFields>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct RequestedFields {
+    #[prost(message, repeated, tag = "1")]
+    pub fields: Vec<FieldIdentifier>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct NamedHeader {
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub value: Option<String>,
+}
+
+/// The MMCS `authorizeGet` the server made on the client's behalf for some of a reply's assets:
+/// `body` is an encoded [`mmcs::AuthorizeGetResponse`].
+#[derive(Clone, PartialEq, Message)]
+pub struct AssetGetResponse {
+    #[prost(string, optional, tag = "1")]
+    pub asset_id: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub body: Option<Vec<u8>>,
+    #[prost(message, repeated, tag = "3")]
+    pub headers: Vec<NamedHeader>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct BundledRequests {
+    #[prost(message, repeated, tag = "1")]
+    pub requests: Vec<AssetGetResponse>,
+}
+
+/// `RequestOperation.Header.MMCSHeaders`: the headers the server passes on to MMCS when it
+/// authorizes downloads for an operation that fetches assets.
+#[derive(Clone, PartialEq, Message)]
+pub struct MmcsHeaders {
+    #[prost(message, repeated, tag = "1")]
+    pub headers: Vec<NamedHeader>,
+    #[prost(int32, optional, tag = "2")]
+    pub unk1: Option<i32>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -481,6 +547,8 @@ pub struct ResponseOperation {
     pub response: Option<Operation>,
     #[prost(message, optional, tag = "3")]
     pub result: Option<OperationResult>,
+    #[prost(message, optional, tag = "4")]
+    pub bundled: Option<BundledRequests>,
     #[prost(message, optional, tag = "201")]
     pub zone_retrieve_response: Option<ZoneRetrieveResponse>,
     #[prost(message, optional, tag = "211")]
