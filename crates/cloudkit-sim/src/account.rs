@@ -125,14 +125,14 @@ pub struct Generated {
     pub kind: Kind,
 }
 
-fn rng(seed: u64, stream: u64, index: u64) -> ChaCha8Rng {
+pub(crate) fn rng(seed: u64, stream: u64, index: u64) -> ChaCha8Rng {
     let mut r = ChaCha8Rng::seed_from_u64(seed);
     r.set_stream(stream);
     r.set_word_pos((index as u128) << 10);
     r
 }
 
-fn hex_id(r: &mut ChaCha8Rng, len: usize) -> String {
+pub(crate) fn hex_id(r: &mut ChaCha8Rng, len: usize) -> String {
     (0..len).map(|_| char::from_digit(r.gen_range(0..16), 16).unwrap_or('0')).collect()
 }
 
@@ -143,7 +143,7 @@ fn guid(r: &mut ChaCha8Rng) -> String {
 
 const STREAM_CHAT: u64 = 1;
 const STREAM_MSG: u64 = 2;
-const STREAM_NAMES: u64 = 3;
+pub(crate) const STREAM_NAMES: u64 = 3;
 const STREAM_CONTENT: u64 = 4;
 const STREAM_TAPBACK: u64 = 5;
 /// How far back in a chat a tapback looks for a message to react to.
@@ -502,32 +502,6 @@ impl Account {
         (g < self.total && self.message(g).record.record_name == record_name).then_some(g)
     }
 
-    /// The transfer GUID of the attachment of the message with `guid` (as its body names it).
-    pub fn transfer_guid(message_guid: &str) -> String {
-        format!("at_0_{message_guid}")
-    }
-
-    /// The attachment record of attachment message `g`.
-    pub fn attachment(&self, g: u64) -> AttachmentRecord {
-        let m = self.message(g).record;
-        let mut r = rng(self.spec.seed, STREAM_NAMES, 2_000_000_000 + g);
-        let size = r.gen_range(10_000..5_000_000);
-        AttachmentRecord {
-            record_name: format!("A{:08x}{}", (g as u32) ^ 0x3c3c_3c3c, hex_id(&mut r, 24)),
-            guid: Self::transfer_guid(&m.guid),
-            mime_type: Some("image/jpeg".into()),
-            filename: Some(format!("IMG_{:04}.jpeg", g % 10_000)),
-            total_bytes: size,
-            asset_size: Some(size as u64 + 64),
-        }
-    }
-
-    pub fn attachment_index(&self, record_name: &str) -> Option<u64> {
-        let hex = record_name.strip_prefix('A')?.get(..8)?;
-        let g = (u32::from_str_radix(hex, 16).ok()? ^ 0x3c3c_3c3c) as u64;
-        (g < self.total && self.attachment(g).record_name == record_name).then_some(g)
-    }
-
     /// The display name a chat has now (its newest visible record's).
     pub fn current_name(&self, chat_id: &str, released: bool) -> Option<String> {
         self.chat_records[..self.visible(released).chat_records]
@@ -572,11 +546,15 @@ pub enum TruthLine {
         #[serde(skip_serializing_if = "MessageContent::is_empty")]
         content: MessageContent,
     },
+    /// An attachment record, and the file its asset serves (`sha256` of the plaintext bytes).
     Attachment {
         guid: String,
         mime_type: Option<String>,
         filename: Option<String>,
         total_bytes: i64,
+        #[serde(skip_serializing_if = "AttachmentDetails::is_empty")]
+        details: AttachmentDetails,
+        sha256: String,
     },
 }
 
@@ -620,7 +598,15 @@ impl Account {
         }
         for &g in &self.attachments[..visible.attachments] {
             let a = self.attachment(g as u64);
-            f(TruthLine::Attachment { guid: a.guid, mime_type: a.mime_type, filename: a.filename, total_bytes: a.total_bytes });
+            let sha256 = crate::attachments::sha256_hex(&self.attachment_bytes(g as u64));
+            f(TruthLine::Attachment {
+                guid: a.guid,
+                mime_type: a.mime_type,
+                filename: a.filename,
+                total_bytes: a.total_bytes,
+                details: a.details,
+                sha256,
+            });
         }
     }
 }

@@ -219,7 +219,7 @@ pub fn chat(zone: &str, owner: &str, keying: &Keying<'_>, c: &ChatRecord) -> Res
     w.finish()
 }
 
-/// Attachment metadata `cm`: the keys the simulator fills.
+/// Attachment metadata `cm` with the keys Messages writes (rustpush `AttachmentMeta`).
 #[derive(Serialize)]
 struct AttachmentMeta<'a> {
     aguid: &'a str,
@@ -228,15 +228,65 @@ struct AttachmentMeta<'a> {
     #[serde(rename = "fn", skip_serializing_if = "Option::is_none")]
     filename: Option<&'a str>,
     tb: i64,
+    sdt: i64,
+    cdt: i64,
+    st: i64,
+    #[serde(rename = "is")]
+    is_sticker: bool,
+    ha: bool,
+    ig: bool,
+    vers: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    t: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pathc: Option<&'a str>,
 }
 
-pub fn attachment(zone: &str, owner: &str, keying: &Keying<'_>, a: &AttachmentRecord) -> Result<Record, PcsError> {
-    let meta = AttachmentMeta { aguid: &a.guid, mimet: a.mime_type.as_deref(), filename: a.filename.as_deref(), tb: a.total_bytes };
+/// The `lqa` asset of an attachment record: the sealed file's identity, its size, and its FORD
+/// key sealed by the record key under `lqa-{b64 signature}-{b64 referenceSignature}`.
+pub struct AssetField<'a> {
+    pub signature: &'a [u8],
+    pub reference_signature: &'a [u8],
+    pub ford_key: &'a [u8],
+    pub size: u64,
+}
+
+pub fn attachment(zone: &str, owner: &str, keying: &Keying<'_>, a: &AttachmentRecord, asset: Option<&AssetField<'_>>) -> Result<Record, PcsError> {
+    let d = &a.details;
+    let meta = AttachmentMeta {
+        aguid: &a.guid,
+        mimet: a.mime_type.as_deref(),
+        filename: a.filename.as_deref(),
+        tb: a.total_bytes,
+        sdt: d.start_date,
+        cdt: d.created_date,
+        st: d.transfer_state,
+        is_sticker: d.is_sticker,
+        ha: d.hide_attachment,
+        ig: d.is_outgoing,
+        vers: d.version,
+        t: d.uti.as_deref(),
+        tn: d.transfer_name.as_deref(),
+        pathc: d.transfer_name.as_deref(),
+    };
     let mut w = Writer::new(zone, owner, &a.record_name, ATTACHMENT_TYPE, keying);
     w.bytes("cm", &gzip_stored(&binary_plist(&meta)));
-    if let Some(size) = a.asset_size {
-        let asset = proto::Asset { size: Some(size), ..Default::default() };
-        w.push("lqa", FieldValue { r#type: Some(value_type::ASSET), asset_value: Some(asset), ..Default::default() });
+    if let Some(asset) = asset {
+        use base64::{engine::general_purpose::STANDARD as B64, Engine};
+        let field = format!("lqa-{}-{}", B64.encode(asset.signature), B64.encode(asset.reference_signature));
+        let sealed_key = w.seal(&field, asset.ford_key);
+        let value = proto::Asset {
+            owner: Some(owner.to_string()),
+            signature: Some(asset.signature.to_vec()),
+            size: Some(asset.size),
+            record_id: Some(record_id(zone, owner, &a.record_name)),
+            protection_info: Some(proto::ProtectionInfo { protection_info: Some(sealed_key), protection_info_tag: None }),
+            reference_signature: Some(asset.reference_signature.to_vec()),
+            ..Default::default()
+        };
+        w.push("lqa", FieldValue { r#type: Some(value_type::ASSET), asset_value: Some(value), ..Default::default() });
     }
     w.finish()
 }

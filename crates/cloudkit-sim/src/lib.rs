@@ -13,6 +13,8 @@
 //! (`cloudkit::proto`) and the typed records it generates (`cloudkit::records`).
 
 pub mod account;
+pub mod assets;
+pub mod attachments;
 pub mod content;
 pub mod dress;
 pub mod encode;

@@ -94,6 +94,10 @@ struct FaultArgs {
     /// Fraction of message-zone changes served as bytes that are not a valid record change.
     #[arg(long, default_value_t = 0.0)]
     bad_changes: f64,
+    /// Probability that an attachment container download fails (HTTP 503, or a body that breaks
+    /// off half-way).
+    #[arg(long, default_value_t = 0.0)]
+    asset_errors: f64,
 }
 
 impl AccountArgs {
@@ -120,7 +124,7 @@ impl AccountArgs {
 
 impl FaultArgs {
     fn faults(&self) -> anyhow::Result<Faults> {
-        for (name, v) in [("page-errors", self.page_errors), ("throttle", self.throttle), ("pcs-late", self.pcs_late), ("pcs-lost", self.pcs_lost), ("bad-changes", self.bad_changes)] {
+        for (name, v) in [("page-errors", self.page_errors), ("throttle", self.throttle), ("pcs-late", self.pcs_late), ("pcs-lost", self.pcs_lost), ("bad-changes", self.bad_changes), ("asset-errors", self.asset_errors)] {
             anyhow::ensure!((0.0..=1.0).contains(&v), "--{name} must be between 0 and 1, got {v}");
         }
         anyhow::ensure!(self.page_size > 0, "--page-size must be at least 1");
@@ -133,6 +137,7 @@ impl FaultArgs {
             pcs_late: self.pcs_late,
             pcs_lost: self.pcs_lost,
             bad_changes: self.bad_changes,
+            asset_errors: self.asset_errors,
         })
     }
 }

@@ -51,11 +51,13 @@ pub struct Faults {
     pub pcs_late: f64,
     pub pcs_lost: f64,
     pub bad_changes: f64,
+    /// Probability that a container download fails (503, or a body that breaks off).
+    pub asset_errors: f64,
 }
 
 impl Default for Faults {
     fn default() -> Self {
-        Faults { page_size: 200, page_errors: 0.0, error_burst: 1, throttle: 0.0, retry_after_secs: 1, pcs_late: 0.0, pcs_lost: 0.0, bad_changes: 0.0 }
+        Faults { page_size: 200, page_errors: 0.0, error_burst: 1, throttle: 0.0, retry_after_secs: 1, pcs_late: 0.0, pcs_lost: 0.0, bad_changes: 0.0, asset_errors: 0.0 }
     }
 }
 
@@ -103,6 +105,8 @@ pub struct Sim {
     state: Mutex<Mutable>,
     /// `--apple-blobs`: served first in their zones (chat and message), before the account.
     fixtures: Option<AppleFixtures>,
+    /// Attachment files and their content host.
+    pub assets: crate::assets::Assets,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -156,8 +160,9 @@ impl Sim {
             perm_a: a % n.max(2),
             perm_b: (seed % n),
             released: AtomicBool::new(false),
-            faults,
             state: Mutex::new(Mutable { rng: ChaCha8Rng::seed_from_u64(seed ^ 0xfa17), burst_left: 0, zones, stats: Stats::default() }),
+            assets: crate::assets::Assets::new(seed, faults.asset_errors),
+            faults,
             account,
             fixtures: None,
         }
@@ -335,7 +340,17 @@ impl Sim {
                     _ => encode::message(zone, owner, &keying, &gen.record, &gen.blobs),
                 }
             }
-            _ => encode::attachment(zone, owner, &keying, &self.account.attachment(g)),
+            _ => {
+                let a = self.account.attachment(g);
+                let sealed = self.assets.sealed(&self.account, g);
+                let asset = encode::AssetField {
+                    signature: &sealed.signature,
+                    reference_signature: &sealed.reference_signature,
+                    ford_key: &sealed.ford_key,
+                    size: sealed.size,
+                };
+                encode::attachment(zone, owner, &keying, &a, a.asset_size.map(|_| &asset))
+            }
         }
         .map_err(cipher_failed)?;
         if let KeyChoice::Late(i) = choice {
@@ -432,7 +447,12 @@ impl Sim {
         })
     }
 
-    fn record_retrieve(&self, req: &proto::RecordRetrieveRequest) -> Result<proto::RecordRetrieveResponse, proto::OperationResult> {
+    fn record_retrieve(
+        &self,
+        req: &proto::RecordRetrieveRequest,
+        host: &str,
+        index: usize,
+    ) -> Result<(proto::RecordRetrieveResponse, Option<proto::BundledRequests>), proto::OperationResult> {
         let id = req.record_identifier.as_ref().ok_or_else(|| failure(Some(client_error::BAD_SYNTAX), None, None, "no record id"))?;
         let zone = self.zone_of(id.zone_identifier.as_ref())?;
         let name = id.record_name().unwrap_or("");
@@ -462,7 +482,25 @@ impl Sim {
         let mut late = Vec::new();
         let change = self.change_at(zone, pos, &mut late)?;
         self.mark_late(zone, &late);
-        Ok(proto::RecordRetrieveResponse { record: change.record })
+        let mut record = change.record;
+        let wants_assets = req.assets_to_download.as_ref().and_then(|a| a.all_assets).unwrap_or(false);
+        let bundled = match (wants_assets, zone, record.as_mut()) {
+            (true, ATTACHMENT_ZONE, Some(record)) => self.bundle_assets(record, name, host, index),
+            _ => None,
+        };
+        Ok((proto::RecordRetrieveResponse { record }, bundled))
+    }
+
+    /// Bundles the download authorization of an attachment record's `lqa` and names it in the
+    /// asset's `bundledRequestId`.
+    fn bundle_assets(&self, record: &mut proto::Record, name: &str, host: &str, index: usize) -> Option<proto::BundledRequests> {
+        let g = self.account.attachment_index(name)?;
+        let field = record.record_field.iter_mut().find(|f| f.identifier.as_ref().and_then(|i| i.name.as_deref()) == Some("lqa"))?;
+        let asset = field.value.as_mut()?.asset_value.as_mut()?;
+        let asset_id = format!("B{index}-{name}");
+        asset.bundled_request_id = Some(asset_id.clone());
+        let sealed = self.assets.sealed(&self.account, g);
+        Some(proto::BundledRequests { requests: vec![self.assets.authorization(&sealed, name, host, &asset_id)] })
     }
 
     /// Inverse of [`Sim::message_at`].
@@ -520,7 +558,7 @@ impl Sim {
     }
 
     /// The reply to one operation, with the positions of the changes to serve damaged.
-    fn answer(&self, kind: i32, index: usize, op: &RequestOperation) -> (ResponseOperation, Vec<usize>) {
+    fn answer(&self, kind: i32, index: usize, op: &RequestOperation, host: &str) -> (ResponseOperation, Vec<usize>) {
         let mut reply = ResponseOperation { response: op.request.clone(), ..Default::default() };
         let mut damaged = Vec::new();
         let outcome = if let Err(e) = gateway::check_operation(&self.session, kind, index, op) {
@@ -533,7 +571,10 @@ impl Sim {
         } else if let Some(r) = &op.zone_retrieve_request {
             self.zone_retrieve(r).map(|v| reply.zone_retrieve_response = Some(v))
         } else if let Some(r) = &op.record_retrieve_request {
-            self.record_retrieve(r).map(|v| reply.record_retrieve_response = Some(v))
+            self.record_retrieve(r, host, index).map(|(v, bundled)| {
+                reply.record_retrieve_response = Some(v);
+                reply.bundled = bundled;
+            })
         } else if let Some(r) = &op.query_retrieve_request {
             self.query(r).map(|v| reply.query_retrieve_response = Some(v))
         } else {
@@ -596,7 +637,10 @@ impl Sim {
                     (reply, Vec::new())
                 })
                 .collect(),
-            None => ops.iter().enumerate().map(|(i, op)| self.answer(kind, i, op)).collect(),
+            None => {
+                let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1");
+                ops.iter().enumerate().map(|(i, op)| self.answer(kind, i, op, host)).collect()
+            }
         };
         let body = wire::gzip(&encode_replies(&replies));
         ([("content-type", "application/x-protobuf"), ("content-encoding", "gzip")], body).into_response()
@@ -682,8 +726,18 @@ async fn release_later(State(sim): State<Arc<Sim>>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+/// `GET /_mmcs/{record}`: the simulator playing an MMCS content host.
+async fn container(State(sim): State<Arc<Sim>>, Path(record): Path<String>, headers: HeaderMap) -> Response {
+    let sim2 = sim.clone();
+    match tokio::task::spawn_blocking(move || sim2.assets.serve(&sim2.account, &record, &headers)).await {
+        Ok(r) => r,
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
 pub fn router(sim: Arc<Sim>) -> Router {
     Router::new()
+        .route("/_mmcs/{record}", get(container))
         .route("/ckdatabase/api/client/{*op}", post(endpoint))
         .route("/_sim/release-later", post(release_later))
         .route("/_sim/anisette", get(anisette))

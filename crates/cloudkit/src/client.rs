@@ -71,6 +71,7 @@ impl RawChangesPage {
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
+    content_http: reqwest::Client,
     base_url: String,
     session: Session,
     service: EcKey,
@@ -185,8 +186,18 @@ impl Client {
             .build()
             .map_err(|e| Error::Transport { url: base_url.to_string(), source: e })?;
         let anisette = Anisette { url: session.anisette.as_ref().map(|a| a.url.clone()), cached: tokio::sync::Mutex::new(None) };
+        // Content hosts get none of the gateway's headers (they carry the CloudKit token), and a
+        // stall rather than a total time ends a download: a large file may take minutes.
+        let content_http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(8)
+            .build()
+            .map_err(|e| Error::Transport { url: base_url.to_string(), source: e })?;
         Ok(Client {
             http,
+            content_http,
             base_url: base_url.trim_end_matches('/').to_string(),
             session,
             service,
@@ -197,6 +208,16 @@ impl Client {
 
     pub fn session(&self) -> &Session {
         &self.session
+    }
+
+    /// The HTTP client for MMCS content hosts (see [`crate::mmcs::download`]).
+    pub fn content_http(&self) -> &reqwest::Client {
+        &self.content_http
+    }
+
+    /// The user agent content-host requests carry.
+    pub fn user_agent(&self) -> &'static str {
+        USER_AGENT
     }
 
     fn zone_id(&self, zone: &str) -> proto::RecordZoneIdentifier {

@@ -32,7 +32,8 @@ struct Participant {
     person_id: String,
 }
 
-/// Attachment metadata `cm` (gzipped binary plist); only the keys the bridge uses.
+/// Attachment metadata `cm` (gzipped binary plist), keys as rustpush's `AttachmentMeta` names
+/// them. Integers may come as plist integers or reals; booleans as booleans or integers.
 #[derive(Debug, Deserialize)]
 struct AttachmentMeta {
     aguid: String,
@@ -42,6 +43,45 @@ struct AttachmentMeta {
     filename: Option<String>,
     #[serde(default)]
     tb: i64,
+    #[serde(default)]
+    t: Option<String>,
+    #[serde(default)]
+    tn: Option<String>,
+    #[serde(rename = "is", default)]
+    is_sticker: Flag,
+    #[serde(default)]
+    ha: Flag,
+    #[serde(default)]
+    ig: Flag,
+    #[serde(default)]
+    st: i64,
+    #[serde(default)]
+    vers: i64,
+    #[serde(default)]
+    cdt: i64,
+    #[serde(default)]
+    sdt: i64,
+}
+
+/// A plist flag written as a boolean or as 0/1.
+#[derive(Debug, Default, Deserialize)]
+#[serde(from = "FlagRepr")]
+struct Flag(bool);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FlagRepr {
+    Bool(bool),
+    Int(i64),
+}
+
+impl From<FlagRepr> for Flag {
+    fn from(r: FlagRepr) -> Self {
+        Flag(match r {
+            FlagRepr::Bool(b) => b,
+            FlagRepr::Int(n) => n != 0,
+        })
+    }
 }
 
 /// Reads the fields of one record, decrypting with the zone's key ring.
@@ -162,28 +202,51 @@ pub fn decode_change(zone: &str, change: &proto::RecordChange, ring: &KeyRing) -
 pub fn decode_record(zone: &str, record: &Record, ring: &KeyRing) -> Result<RecordChange> {
     let record_name = record.record_name().ok_or(Error::NamelessRecord)?;
     let record_type = record.type_name().unwrap_or("");
-    let own_ring;
-    let ring = match record.protection_info.as_ref().and_then(|p| p.protection_info.as_deref()) {
-        Some(protection) => {
-            own_ring = ring.for_record_protection(protection)?;
-            &own_ring
-        }
-        None => {
-            if let Some(kid) = &record.pcs_key {
-                if ring.get(kid).is_none() {
-                    return Err(Error::PcsKeyMissing(hex(kid)));
-                }
-            }
-            ring
-        }
-    };
-    let r = FieldReader { zone, record, record_name, record_type, ring };
+    let own_ring = record_ring(record, ring)?;
+    let r = FieldReader { zone, record, record_name, record_type, ring: own_ring.as_ref().unwrap_or(ring) };
     match record_type {
         MESSAGE_RECORD_TYPE => decode_message(&r).map(RecordChange::Message),
         CHAT_RECORD_TYPE => decode_chat(&r).map(RecordChange::Chat),
         ATTACHMENT_RECORD_TYPE => decode_attachment(&r).map(RecordChange::Attachment),
         other => Err(Error::UnknownRecordType { record_type: other.to_string(), record: record_name.to_string() }),
     }
+}
+
+/// The keys of a record with its own `protectionInfo` (None: the zone's ring applies, and the
+/// key the record names is checked to be in it).
+fn record_ring(record: &Record, ring: &KeyRing) -> Result<Option<KeyRing>> {
+    match record.protection_info.as_ref().and_then(|p| p.protection_info.as_deref()) {
+        Some(protection) => Ok(Some(ring.for_record_protection(protection)?)),
+        None => {
+            if let Some(kid) = &record.pcs_key {
+                if ring.get(kid).is_none() {
+                    return Err(Error::PcsKeyMissing(hex(kid)));
+                }
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// What downloading an asset field needs from its record: the asset as the server sent it and
+/// its FORD key, which the record key seals under the field name
+/// `{field}-{b64 signature}-{b64 referenceSignature}` (rustpush `CloudKitEncryptedValue for
+/// Asset`). None when the record has no such asset field.
+pub fn asset_keys(zone: &str, record: &Record, field: &'static str, ring: &KeyRing) -> Result<Option<(proto::Asset, Vec<u8>)>> {
+    use base64::Engine as _;
+    let Some(asset) = record.field(field).and_then(|v| v.asset_value.as_ref()) else { return Ok(None) };
+    let record_name = record.record_name().ok_or(Error::NamelessRecord)?;
+    let own_ring = record_ring(record, ring)?;
+    let ring = own_ring.as_ref().unwrap_or(ring);
+    let b64 = |b: &Option<Vec<u8>>| base64::engine::general_purpose::STANDARD.encode(b.as_deref().unwrap_or_default());
+    let sealed = asset.protection_info.as_ref().and_then(|p| p.protection_info.as_deref()).ok_or_else(|| Error::MissingField {
+        record_type: record.type_name().unwrap_or("").to_string(),
+        record: record_name.to_string(),
+        field: "lqa.protectionInfo",
+    })?;
+    let context = format!("{zone}-{record_name}-{field}-{}-{}", b64(&asset.signature), b64(&asset.reference_signature));
+    let ford_key = ring.decrypt(sealed, &context)?;
+    Ok(Some((asset.clone(), ford_key)))
 }
 
 fn decode_message(r: &FieldReader<'_>) -> Result<MessageRecord> {
@@ -240,14 +303,26 @@ fn decode_attachment(r: &FieldReader<'_>) -> Result<AttachmentRecord> {
     let cm = r.bytes("cm")?.ok_or_else(|| r.missing("cm"))?;
     let raw = gunzip(&cm).map_err(|e| r.bad("cm", e))?;
     let meta: AttachmentMeta = r.plist("cm", &raw)?;
-    let asset_size = r.record.field("lqa").and_then(|v| v.asset_value.as_ref()).and_then(|a| a.size);
+    let asset = r.record.field("lqa").and_then(|v| v.asset_value.as_ref());
     Ok(AttachmentRecord {
         record_name: r.record_name.to_string(),
         guid: meta.aguid,
         mime_type: meta.mimet,
         filename: meta.filename,
         total_bytes: meta.tb,
-        asset_size,
+        asset_size: asset.and_then(|a| a.size),
+        details: AttachmentDetails {
+            uti: meta.t,
+            transfer_name: meta.tn,
+            is_sticker: meta.is_sticker.0,
+            hide_attachment: meta.ha.0,
+            is_outgoing: meta.ig.0,
+            transfer_state: meta.st,
+            version: meta.vers,
+            created_date: meta.cdt,
+            start_date: meta.sdt,
+            asset_signature: asset.and_then(|a| a.signature.as_deref()).map(hex),
+        },
     })
 }
 

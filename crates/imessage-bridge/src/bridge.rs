@@ -50,6 +50,7 @@ pub fn init(args: InitArgs) -> anyhow::Result<()> {
         cloudkit: CloudKitConfig { url: args.cloudkit, session: absolute(&args.session) },
         database: DatabaseConfig { uri: args.database },
         sync: SyncConfig::default(),
+        attachments: Default::default(),
         matrix: Some(MatrixConfig {
             homeserver: args.homeserver,
             domain: args.domain,

@@ -12,6 +12,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     #[serde(default)]
     pub sync: SyncConfig,
+    #[serde(default)]
+    pub attachments: AttachmentsConfig,
     /// Matrix side; absent for a sync-only setup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matrix: Option<MatrixConfig>,
@@ -81,6 +83,34 @@ impl SyncConfig {
     }
 }
 
+/// Where attachment files are kept and how they are fetched.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttachmentsConfig {
+    /// The content-addressed folder; default `attachments/` beside the config.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Files larger than this many bytes are not fetched (counted as `too_large`).
+    pub max_bytes: u64,
+    /// Downloads at once.
+    pub concurrency: usize,
+}
+
+impl Default for AttachmentsConfig {
+    fn default() -> Self {
+        AttachmentsConfig { dir: None, max_bytes: 100 << 20, concurrency: 4 }
+    }
+}
+
+impl AttachmentsConfig {
+    pub fn options(&self) -> sync::FileOptions {
+        let mut o = sync::FileOptions::new(self.dir.clone().unwrap_or_else(|| PathBuf::from("attachments")));
+        o.max_bytes = self.max_bytes;
+        o.concurrency = self.concurrency.max(1);
+        o
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CloudKitConfig {
     /// CloudKit gateway base URL (the simulator's, or `https://gateway.icloud.com`).
@@ -105,6 +135,8 @@ impl Config {
         if config.cloudkit.session.is_relative() {
             config.cloudkit.session = base.join(&config.cloudkit.session);
         }
+        let dir = config.attachments.dir.take().unwrap_or_else(|| PathBuf::from("attachments"));
+        config.attachments.dir = Some(if dir.is_relative() { base.join(dir) } else { dir });
         if let Some(m) = config.matrix.as_mut() {
             if m.registration.is_relative() {
                 m.registration = base.join(&m.registration);

@@ -188,6 +188,12 @@ async fn sync(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<(
     }
     tracing::info!(changes, secs = format!("{secs:.1}"), rate = format!("{:.0}/s", changes as f64 / secs.max(1e-9)),
         full_resync = report.full_resync, "sync finished");
+    // Files after records: a download problem never holds back the history.
+    match sync::fetch_files(&client, store.as_ref(), &config.attachments.options()).await {
+        Ok(files) => tracing::info!(stored = files.stored, mb = format!("{:.1}", files.bytes as f64 / 1e6), failed = files.failed,
+            too_large = files.too_large, refused = files.refused, "attachment files fetched"),
+        Err(e) => tracing::warn!("attachment files not fetched this time: {e}"),
+    }
     if !report.all_done() {
         let stopped: Vec<String> =
             report.zones.iter().filter(|z| z.stop_reason != store::StopReason::ApiDone).map(|z| format!("{}: {}", z.zone, z.stop_reason.as_str())).collect();
@@ -239,6 +245,18 @@ async fn status(store: &dyn store::Store, json: bool) -> anyhow::Result<()> {
             writeln!(out, "  {} {} in {}: {}", b.guid, b.field, b.chat_id, b.reason)?;
         }
     }
+    let f = &status.files;
+    writeln!(
+        out,
+        "attachment files: {} of {} stored ({:.1} MB), {} pending, {} failed, {} over the size cap, {} refused",
+        f.stored,
+        f.with_asset,
+        f.stored_bytes as f64 / 1e6,
+        f.pending(),
+        f.failed,
+        f.too_large,
+        f.refused
+    )?;
     writeln!(out, "server: the first element of the zone's MessagesSummary list (complete = stored equals it); skipped: records of types the bridge does not read")?;
     writeln!(out, "sync version: {}", status.sync_version.map_or("none".into(), |v| v.to_string()))?;
     Ok(())

@@ -202,11 +202,12 @@ impl MessageRecord {
     }
 }
 
-/// One `attachment` record (the `cm` metadata; the file itself is the `lqa` asset).
+/// One `attachment` record (the `cm` metadata; the file itself is the `lqa` asset, fetched
+/// separately and kept beside the database by its SHA-256).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachmentRecord {
     pub record_name: String,
-    /// `cm.aguid`
+    /// `cm.aguid`: the transfer GUID a message's `attributedBody` names the attachment by.
     pub guid: String,
     /// `cm.mimet`
     pub mime_type: Option<String>,
@@ -214,8 +215,62 @@ pub struct AttachmentRecord {
     pub filename: Option<String>,
     /// `cm.tb`
     pub total_bytes: i64,
-    /// Size of the `lqa` asset as the server reports it.
+    /// Size of the `lqa` asset as the server reports it; None when the record has no asset.
     pub asset_size: Option<u64>,
+    /// The rest of `cm` and of the asset, kept as Messages wrote it.
+    #[serde(default)]
+    pub details: AttachmentDetails,
+}
+
+/// The `cm` keys besides those of [`AttachmentRecord`] (rustpush `AttachmentMeta`), and the
+/// asset's identity. Dates are Messages' own: seconds since 2001-01-01, possibly negative.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttachmentDetails {
+    /// `cm.t`: the uniform type identifier (`public.jpeg`, `com.apple.coreaudio-format`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uti: Option<String>,
+    /// `cm.tn`: the file's name as it was sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer_name: Option<String>,
+    /// `cm.is`: a sticker (placed on a message rather than sent as one).
+    #[serde(skip_serializing_if = "is_false")]
+    pub is_sticker: bool,
+    /// `cm.ha`: hidden from the transcript (e.g. a link preview's image).
+    #[serde(skip_serializing_if = "is_false")]
+    pub hide_attachment: bool,
+    /// `cm.ig`: sent from this account.
+    #[serde(skip_serializing_if = "is_false")]
+    pub is_outgoing: bool,
+    /// `cm.st`: the transfer state (5 = finished).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub transfer_state: i64,
+    /// `cm.vers`
+    #[serde(skip_serializing_if = "is_zero")]
+    pub version: i64,
+    /// `cm.cdt`
+    #[serde(skip_serializing_if = "is_zero")]
+    pub created_date: i64,
+    /// `cm.sdt`
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_date: i64,
+    /// `lqa.signature` in hex: the file's MMCS checksum, which changes when the file does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asset_signature: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+impl AttachmentDetails {
+    pub fn is_empty(&self) -> bool {
+        *self == AttachmentDetails::default()
+    }
 }
 
 /// A decoded change from a `record/sync` page.

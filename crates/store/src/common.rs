@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use imessage::records::{
-    AttachmentRecord, ChatRecord, MessageContent, MessageRecord, RecordChange, ATTACHMENT_ZONE, CHAT_ZONE,
+    AttachmentDetails, AttachmentRecord, ChatRecord, MessageContent, MessageRecord, RecordChange, ATTACHMENT_ZONE, CHAT_ZONE,
     MESSAGE_ZONE,
 };
 use sqlx::postgres::PgRow;
@@ -144,6 +144,21 @@ pub(crate) fn content_to_db(content: &MessageContent) -> Result<Option<String>> 
         .map_err(|e| StoreError::Corrupt { what: "messages.content", detail: format!("cannot serialize: {e}") })
 }
 
+/// The stored form of an attachment's details: JSON, or NULL when they are empty.
+pub(crate) fn details_to_db(details: &AttachmentDetails) -> Result<Option<String>> {
+    if details.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(details)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt { what: "attachments.details", detail: format!("cannot serialize: {e}") })
+}
+
+fn details_from_db(raw: Option<String>) -> Result<AttachmentDetails> {
+    let Some(raw) = raw else { return Ok(AttachmentDetails::default()) };
+    serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt { what: "attachments.details", detail: format!("{e}: {raw:.80}") })
+}
+
 /// The content a `content` column holds: empty for NULL, [`StoreError::Corrupt`] for anything
 /// that is not the JSON of a [`MessageContent`].
 pub(crate) fn content_from_db(raw: Option<String>) -> Result<MessageContent> {
@@ -168,7 +183,7 @@ pub(crate) mod sql {
     pub const UNDECODABLE: &str = "SELECT record_name, guid, chat_id, sender, flags, ts_ms, text, subject, \
          associated_type, associated_guid, service, content FROM messages WHERE content LIKE '%\"undecodable\"%' \
          ORDER BY ts_ms, guid";
-    pub const ATTACHMENTS: &str = "SELECT record_name, guid, mime_type, filename, total_bytes, asset_size \
+    pub const ATTACHMENTS: &str = "SELECT record_name, guid, mime_type, filename, total_bytes, asset_size, details \
          FROM attachments ORDER BY record_name";
     pub const FAILED: &str = "SELECT zone, record_name, reason, pending FROM failed_records WHERE zone = $1 \
          ORDER BY record_name";
@@ -318,6 +333,7 @@ pub(crate) fn attachment(row: &impl RowExt) -> Result<AttachmentRecord> {
         filename: row.opt_text("filename")?,
         total_bytes: row.int("total_bytes")?,
         asset_size,
+        details: details_from_db(row.opt_text("details")?)?,
     })
 }
 
@@ -480,6 +496,35 @@ macro_rules! impl_store {
             async fn attachments(&self) -> Result<Vec<AttachmentRecord>> {
                 let rows = sqlx::query(sql::ATTACHMENTS).fetch_all(&self.$read).await?;
                 rows.iter().map(common::attachment).collect()
+            }
+
+            async fn files_to_fetch(&self, after: &str, max_attempts: i64, limit: i64) -> Result<Vec<AttachmentRecord>> {
+                let rows = sqlx::query(crate::files::TO_FETCH).bind(after).bind(max_attempts).bind(limit).fetch_all(&self.$read).await?;
+                rows.iter().map(common::attachment).collect()
+            }
+
+            async fn record_file(&self, record_name: &str, outcome: &crate::FileOutcome) -> Result<()> {
+                let (state, sha256, bytes, error) = crate::files::outcome_columns(outcome);
+                sqlx::query(crate::files::RECORD)
+                    .bind(record_name)
+                    .bind(state)
+                    .bind(sha256)
+                    .bind(bytes)
+                    .bind(error)
+                    .bind(crate::files::now_ms())
+                    .execute(&self.$write)
+                    .await?;
+                Ok(())
+            }
+
+            async fn attachment_files(&self) -> Result<Vec<crate::AttachmentFile>> {
+                let rows = sqlx::query(crate::files::ALL).fetch_all(&self.$read).await?;
+                rows.iter().map(crate::files::file).collect()
+            }
+
+            async fn file_summary(&self) -> Result<crate::FileSummary> {
+                let row = sqlx::query(crate::files::SUMMARY).fetch_one(&self.$read).await?;
+                crate::files::summary(&row)
             }
 
             async fn portal(&self, chat_id: &str) -> Result<Option<crate::Portal>> {

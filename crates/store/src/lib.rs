@@ -13,11 +13,13 @@ use imessage::records::{AttachmentRecord, ChatRecord, MessageRecord, RecordChang
 use serde::{Deserialize, Serialize};
 
 mod common;
+mod files;
 mod migrations;
 mod postgres;
 mod sqlite;
 mod zones;
 
+pub use files::{AttachmentFile, FileOutcome, FileState, FileSummary};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -238,6 +240,16 @@ pub trait Store: Send + Sync {
     async fn chat_records(&self) -> Result<Vec<ChatRecord>>;
     /// All attachment records, ordered by record_name.
     async fn attachments(&self) -> Result<Vec<AttachmentRecord>>;
+
+    /// Attachments with an asset whose file is still to fetch (never tried, or failed fewer than
+    /// `max_attempts` times), ordered by record_name, those after `after`, at most `limit`.
+    async fn files_to_fetch(&self, after: &str, max_attempts: i64, limit: i64) -> Result<Vec<AttachmentRecord>>;
+    /// Records the outcome of one fetch attempt of an attachment's file (`attempts += 1`).
+    async fn record_file(&self, record_name: &str, outcome: &FileOutcome) -> Result<()>;
+    /// Every attachment file row, ordered by record_name.
+    async fn attachment_files(&self) -> Result<Vec<AttachmentFile>>;
+    /// Attachment files by state.
+    async fn file_summary(&self) -> Result<FileSummary>;
 
     /// The portal of a chat, if its room was created.
     async fn portal(&self, chat_id: &str) -> Result<Option<Portal>>;

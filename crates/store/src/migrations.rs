@@ -216,6 +216,24 @@ ALTER TABLE zones ADD COLUMN server_summary TEXT;
 ALTER TABLE messages ADD COLUMN content TEXT;
 ALTER TABLE message_log ADD COLUMN content TEXT;
 "#,
+}, Migration {
+    version: 7,
+    name: "attachment_files",
+    // `details`: the rest of an attachment's `cm` as JSON, NULL when empty. `attachment_files`:
+    // what became of each attachment's file (see `files.rs`); the bytes live beside the database,
+    // named by their SHA-256.
+    sql: r#"
+ALTER TABLE attachments ADD COLUMN details TEXT;
+CREATE TABLE attachment_files (
+    record_name TEXT PRIMARY KEY NOT NULL,
+    state       TEXT NOT NULL,
+    sha256      TEXT,
+    bytes       INTEGER,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    updated_ms  INTEGER NOT NULL
+) STRICT;
+"#,
 }];
 
 pub(crate) const POSTGRES: &[Migration] = &[Migration {
@@ -331,6 +349,21 @@ ALTER TABLE zones
     name: "message_content",
     // As on SQLite (PostgreSQL has no ingest log).
     sql: "ALTER TABLE messages ADD COLUMN content TEXT;",
+}, Migration {
+    version: 7,
+    name: "attachment_files",
+    sql: r#"
+ALTER TABLE attachments ADD COLUMN details TEXT;
+CREATE TABLE attachment_files (
+    record_name TEXT COLLATE "C" PRIMARY KEY,
+    state       TEXT NOT NULL,
+    sha256      TEXT,
+    bytes       BIGINT,
+    attempts    BIGINT NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    updated_ms  BIGINT NOT NULL
+);
+"#,
 }];
 
 /// Serializes concurrent openers of one PostgreSQL database (`pg_advisory_xact_lock` key).

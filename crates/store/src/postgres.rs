@@ -109,11 +109,13 @@ async fn upsert_attachments(conn: &mut PgConnection, rows: &[&AttachmentRecord])
         return Ok(());
     }
     let sizes = rows.iter().map(|a| common::asset_size_to_db(a.asset_size)).collect::<Result<Vec<_>>>()?;
+    let details = rows.iter().map(|a| common::details_to_db(&a.details)).collect::<Result<Vec<_>>>()?;
     sqlx::query(
-        "INSERT INTO attachments (record_name, guid, mime_type, filename, total_bytes, asset_size) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[]) \
+        "INSERT INTO attachments (record_name, guid, mime_type, filename, total_bytes, asset_size, details) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::text[]) \
          ON CONFLICT (record_name) DO UPDATE SET guid = EXCLUDED.guid, mime_type = EXCLUDED.mime_type, \
-           filename = EXCLUDED.filename, total_bytes = EXCLUDED.total_bytes, asset_size = EXCLUDED.asset_size",
+           filename = EXCLUDED.filename, total_bytes = EXCLUDED.total_bytes, asset_size = EXCLUDED.asset_size, \
+           details = EXCLUDED.details",
     )
     .bind(rows.iter().map(|a| a.record_name.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|a| a.guid.as_str()).collect::<Vec<_>>())
@@ -121,6 +123,7 @@ async fn upsert_attachments(conn: &mut PgConnection, rows: &[&AttachmentRecord])
     .bind(rows.iter().map(|a| a.filename.as_deref()).collect::<Vec<_>>())
     .bind(rows.iter().map(|a| a.total_bytes).collect::<Vec<_>>())
     .bind(sizes)
+    .bind(details)
     .execute(conn)
     .await?;
     Ok(())

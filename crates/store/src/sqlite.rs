@@ -171,10 +171,11 @@ static MESSAGE_LOG: Upsert = Upsert::new(
     "",
 );
 static ATTACHMENTS: Upsert = Upsert::new(
-    "INSERT INTO attachments (record_name, guid, mime_type, filename, total_bytes, asset_size)",
-    6,
+    "INSERT INTO attachments (record_name, guid, mime_type, filename, total_bytes, asset_size, details)",
+    7,
     "ON CONFLICT (record_name) DO UPDATE SET guid = excluded.guid, mime_type = excluded.mime_type, \
-     filename = excluded.filename, total_bytes = excluded.total_bytes, asset_size = excluded.asset_size",
+     filename = excluded.filename, total_bytes = excluded.total_bytes, asset_size = excluded.asset_size, \
+     details = excluded.details",
 );
 static FAILED: Upsert = Upsert::new(
     "INSERT INTO failed_records (zone, record_name, reason, pending)",
@@ -242,7 +243,8 @@ fn bind_attachment<'q>(q: Query<'q>, a: &'q AttachmentRecord) -> Result<Query<'q
         .bind(a.mime_type.as_deref())
         .bind(a.filename.as_deref())
         .bind(a.total_bytes)
-        .bind(common::asset_size_to_db(a.asset_size)?))
+        .bind(common::asset_size_to_db(a.asset_size)?)
+        .bind(common::details_to_db(&a.details)?))
 }
 
 fn bind_failed<'q>(q: Query<'q>, f: &'q FailedRecord) -> Result<Query<'q>> {

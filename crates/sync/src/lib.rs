@@ -20,6 +20,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod files;
+pub use files::{fetch_files, FileOptions, FilesReport};
+
 use cloudkit::records::{RecordChange, ATTACHMENT_RECORD_TYPE, CHAT_RECORD_TYPE, MESSAGE_RECORD_TYPE, ZONES};
 use cloudkit::{Client, KeyRing, RawChangesPage};
 use serde::Serialize;
@@ -35,6 +38,9 @@ pub enum SyncError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     CloudKit(#[from] cloudkit::Error),
+    /// The attachment folder cannot be written.
+    #[error("attachment folder: {0}")]
+    Files(String),
 }
 
 #[derive(Debug, Clone)]
@@ -636,6 +642,8 @@ pub struct Status {
     pub sync_version: Option<i64>,
     /// Messages stored with their text although a content blob of theirs did not decode.
     pub undecodable_blobs: Vec<UndecodableBlob>,
+    /// Attachment files by state.
+    pub files: store::FileSummary,
 }
 
 /// A content blob that did not decode, and the message that kept its text.
@@ -687,5 +695,5 @@ pub async fn status(store: &dyn Store) -> Result<Status, SyncError> {
             })
         })
         .collect();
-    Ok(Status { zones, sync_version: store.sync_version().await?, undecodable_blobs })
+    Ok(Status { zones, sync_version: store.sync_version().await?, undecodable_blobs, files: store.file_summary().await? })
 }

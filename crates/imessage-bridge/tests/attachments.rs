@@ -1,0 +1,150 @@
+//! End-to-end attachment files against the simulator: every attachment's file is fetched through
+//! MMCS, decrypted, and kept under its SHA-256, and the bytes equal the simulator's truth — under
+//! record and download faults, after a SIGKILL in the middle of the downloads, and with a size cap.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cloudkit_sim::{Faults, TruthLine};
+use common::*;
+use sha2::{Digest, Sha256};
+use store::FileState;
+
+/// What truth says of each attachment, by transfer GUID.
+struct TruthFile {
+    mime_type: Option<String>,
+    filename: Option<String>,
+    total_bytes: i64,
+    details: imessage::records::AttachmentDetails,
+    sha256: String,
+}
+
+fn truth_files(sim: &cloudkit_sim::Sim) -> HashMap<String, TruthFile> {
+    let mut files = HashMap::new();
+    sim.truth(|l| {
+        if let TruthLine::Attachment { guid, mime_type, filename, total_bytes, details, sha256 } = l {
+            files.insert(guid, TruthFile { mime_type, filename, total_bytes, details, sha256 });
+        }
+    });
+    files
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Syncs until a run succeeds (faults may stop one early; each resumes the last), bounded.
+async fn sync_until_done(bridge: &BridgeDir) {
+    for _ in 0..6 {
+        if bridge.run(&["sync"]).await.status.success() {
+            return;
+        }
+    }
+    bridge.sync_ok().await;
+}
+
+/// Every truth attachment is stored with its metadata, and its file with truth's hash.
+async fn assert_files_equal_truth(bridge: &BridgeDir, truth: &HashMap<String, TruthFile>, cap: Option<i64>) {
+    let store = bridge.store().await;
+    let records = store.attachments().await.unwrap();
+    assert_eq!(records.len(), truth.len(), "attachment records");
+    let files: HashMap<String, store::AttachmentFile> =
+        store.attachment_files().await.unwrap().into_iter().map(|f| (f.record_name.clone(), f)).collect();
+    let dir = bridge.dir.path().join("attachments");
+    for a in &records {
+        let t = &truth[&a.guid];
+        assert_eq!((&a.mime_type, &a.filename, a.total_bytes), (&t.mime_type, &t.filename, t.total_bytes), "{}", a.guid);
+        let mut details = a.details.clone();
+        assert!(details.asset_signature.take().is_some_and(|s| s.len() == 42), "the asset's MMCS signature is kept: {a:?}");
+        assert_eq!(details, t.details, "cm of {}", a.guid);
+        let f = files.get(&a.record_name).unwrap_or_else(|| panic!("no file row for {}", a.record_name));
+        if cap.is_some_and(|cap| t.total_bytes > cap) {
+            assert_eq!((f.state, f.bytes), (FileState::TooLarge, Some(t.total_bytes)), "{f:?}");
+            continue;
+        }
+        assert_eq!((f.state, f.sha256.as_deref(), f.bytes), (FileState::Stored, Some(t.sha256.as_str()), Some(t.total_bytes)), "{f:?}");
+        let path = dir.join(&t.sha256[..2]).join(&t.sha256);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(sha256_hex(&bytes), t.sha256, "bytes on disk of {}", a.guid);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("tmp")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(leftovers.is_empty(), "partial downloads left behind: {leftovers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachment_files_equal_truth_under_record_and_download_faults() {
+    let faults = Faults { page_size: 100, page_errors: 0.05, pcs_late: 0.02, asset_errors: 0.15, ..Faults::default() };
+    let sim = start_sim(spec(7, 12, 1500, 0), faults).await;
+    let truth = truth_files(&sim.sim);
+    // The seed has every kind of file, and files of several MMCS chunks.
+    let mimes: std::collections::BTreeSet<_> = truth.values().filter_map(|t| t.mime_type.clone()).collect();
+    assert_eq!(mimes.len(), 6, "{mimes:?}");
+    assert!(truth.values().any(|t| t.total_bytes > 2 * cloudkit_sim::assets::CHUNK_SIZE as i64));
+    let bridge = BridgeDir::new(&sim);
+    sync_until_done(&bridge).await;
+    let status = bridge.status_json().await;
+    let files = &status["files"];
+    assert_eq!(files["with_asset"], truth.len(), "{files}");
+    assert_eq!(files["stored"], truth.len(), "{files}");
+    assert_eq!(files["failed"], 0, "{files}");
+    assert_files_equal_truth(&bridge, &truth, None).await;
+    // Downloads did fail and were retried (the faults are not a no-op).
+    assert!(sim.sim.assets.injected() > 0);
+    // Nothing is fetched twice once stored.
+    let before = sim.sim.assets.served();
+    bridge.sync_ok().await;
+    assert_eq!(sim.sim.assets.served(), before, "a second sync downloads nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_downloads_then_resume_stores_every_file() {
+    let sim = start_sim(spec(8, 8, 1200, 0), Faults::default()).await;
+    let truth = truth_files(&sim.sim);
+    let bridge = BridgeDir::new(&sim);
+    let mut child = bridge.command(&["sync"]).spawn().unwrap();
+    let mut killed = false;
+    for _ in 0..20_000 {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        let stored = match store::open(&bridge.db_uri).await {
+            Ok(s) => s.file_summary().await.map(|f| f.stored).unwrap_or(0),
+            Err(_) => 0,
+        };
+        if stored >= 20 {
+            child.start_kill().unwrap();
+            killed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let exit = child.wait().await.unwrap();
+    assert!(killed, "sync finished before it could be killed ({exit})");
+    let partial = bridge.store().await.file_summary().await.unwrap();
+    assert!(partial.stored < truth.len() as i64, "killed mid-downloads: {partial:?}");
+    bridge.sync_ok().await;
+    assert_files_equal_truth(&bridge, &truth, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_over_the_size_cap_are_counted_and_not_fetched() {
+    let sim = start_sim(spec(9, 6, 800, 0), Faults::default()).await;
+    let truth = truth_files(&sim.sim);
+    let cap = 50_000i64;
+    let over = truth.values().filter(|t| t.total_bytes > cap).count();
+    assert!(over > 0 && over < truth.len());
+    let bridge = BridgeDir::new(&sim);
+    let mut config = std::fs::read_to_string(&bridge.config).unwrap();
+    config.push_str(&format!("attachments:\n  max_bytes: {cap}\n"));
+    std::fs::write(&bridge.config, config).unwrap();
+    bridge.sync_ok().await;
+    let status = bridge.status_json().await;
+    assert_eq!(status["files"]["too_large"], over, "{}", status["files"]);
+    assert_eq!(status["files"]["stored"], truth.len() - over, "{}", status["files"]);
+    assert_files_equal_truth(&bridge, &truth, Some(cap)).await;
+    let text = bridge.run(&["status"]).await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&format!("{over} over the size cap")), "{text}");
+}
