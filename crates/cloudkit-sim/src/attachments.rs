@@ -52,8 +52,8 @@ impl Account {
         };
         let min_len = match r.gen_range(0..1000) {
             // Several chunks of the simulator's MMCS chunk size.
-            0..=9 => r.gen_range(1_200_000..3_200_000),
-            10..=149 => r.gen_range(16_000..300_000),
+            0..=29 => r.gen_range(1_200_000..3_200_000),
+            30..=179 => r.gen_range(16_000..300_000),
             _ => 0,
         };
         FileSpec { kind, salt: r.gen(), min_len }

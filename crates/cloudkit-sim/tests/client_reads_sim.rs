@@ -58,8 +58,12 @@ async fn every_served_record_decodes_to_what_the_simulator_generated() {
                         other => panic!("{other:?}"),
                     },
                     _ => match decoded.unwrap() {
-                        RecordChange::Attachment(a) => {
+                        RecordChange::Attachment(mut a) => {
                             let g = sim.account.attachment_index(&a.record_name).unwrap();
+                            // The asset's MMCS signature is the sealed file's (the server's part).
+                            let sealed = sim.assets.sealed(&sim.account, g);
+                            let signature: String = sealed.signature.iter().map(|b| format!("{b:02x}")).collect();
+                            assert_eq!(a.details.asset_signature.take(), Some(signature));
                             assert_eq!(a, sim.account.attachment(g));
                         }
                         other => panic!("{other:?}"),

@@ -35,14 +35,18 @@ fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Syncs until a run succeeds (faults may stop one early; each resumes the last), bounded.
-async fn sync_until_done(bridge: &BridgeDir) {
-    for _ in 0..6 {
+/// Syncs until a run succeeds with no file left to fetch (faults may stop a run early or fail a
+/// download in every try of a pass; each run resumes the last), bounded. Returns the runs.
+async fn sync_until_done(bridge: &BridgeDir) -> usize {
+    for run in 1..=6 {
         if bridge.run(&["sync"]).await.status.success() {
-            return;
+            let files = &bridge.status_json().await["files"];
+            if files["failed"] == 0 && files["stored"] == files["with_asset"] {
+                return run;
+            }
         }
     }
-    bridge.sync_ok().await;
+    panic!("files still missing after 6 syncs: {}", bridge.status_json().await["files"]);
 }
 
 /// Every truth attachment is stored with its metadata, and its file with truth's hash.
@@ -76,14 +80,14 @@ async fn assert_files_equal_truth(bridge: &BridgeDir, truth: &HashMap<String, Tr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attachment_files_equal_truth_under_record_and_download_faults() {
     let faults = Faults { page_size: 100, page_errors: 0.05, pcs_late: 0.02, asset_errors: 0.15, ..Faults::default() };
-    let sim = start_sim(spec(7, 12, 1500, 0), faults).await;
+    let sim = start_sim(spec(7, 12, 4000, 0), faults).await;
     let truth = truth_files(&sim.sim);
     // The seed has every kind of file, and files of several MMCS chunks.
     let mimes: std::collections::BTreeSet<_> = truth.values().filter_map(|t| t.mime_type.clone()).collect();
     assert_eq!(mimes.len(), 6, "{mimes:?}");
-    assert!(truth.values().any(|t| t.total_bytes > 2 * cloudkit_sim::assets::CHUNK_SIZE as i64));
+    assert!(truth.values().any(|t| t.total_bytes > cloudkit_sim::assets::CHUNK_SIZE as i64));
     let bridge = BridgeDir::new(&sim);
-    sync_until_done(&bridge).await;
+    let runs = sync_until_done(&bridge).await;
     let status = bridge.status_json().await;
     let files = &status["files"];
     assert_eq!(files["with_asset"], truth.len(), "{files}");
@@ -91,7 +95,7 @@ async fn attachment_files_equal_truth_under_record_and_download_faults() {
     assert_eq!(files["failed"], 0, "{files}");
     assert_files_equal_truth(&bridge, &truth, None).await;
     // Downloads did fail and were retried (the faults are not a no-op).
-    assert!(sim.sim.assets.injected() > 0);
+    assert!(sim.sim.assets.injected() > 0, "runs: {runs}");
     // Nothing is fetched twice once stored.
     let before = sim.sim.assets.served();
     bridge.sync_ok().await;
@@ -100,7 +104,7 @@ async fn attachment_files_equal_truth_under_record_and_download_faults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_downloads_then_resume_stores_every_file() {
-    let sim = start_sim(spec(8, 8, 1200, 0), Faults::default()).await;
+    let sim = start_sim(spec(8, 8, 3000, 0), Faults::default()).await;
     let truth = truth_files(&sim.sim);
     let bridge = BridgeDir::new(&sim);
     let mut child = bridge.command(&["sync"]).spawn().unwrap();

@@ -23,11 +23,11 @@ use ingest::*;
 use zones::*;
 
 use imessage::records::{
-    AttachmentRecord, ChatRecord, MessageContent, MessageRecord, RecordChange, ATTACHMENT_ZONE, CHAT_ZONE,
+    AttachmentDetails, AttachmentRecord, ChatRecord, MessageContent, MessageRecord, RecordChange, ATTACHMENT_ZONE, CHAT_ZONE,
     MESSAGE_ZONE,
 };
 use sqlx::{Connection, Executor};
-use store::{FailedRecord, PageCommit, PageStats, StopReason, Store, StoreError};
+use store::{FailedRecord, FileOutcome, FileState, FileSummary, PageCommit, PageStats, StopReason, Store, StoreError};
 use tempfile::TempDir;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -133,7 +133,38 @@ conformance!(
     rich_content_survives_the_initial_sync_fold,
     recommit_replaces_content,
     corrupt_content_is_an_error,
+    attachment_files_move_through_their_states,
 );
+
+async fn attachment_files_move_through_their_states(db: TestDb) {
+    let s = db.open().await;
+    let no_asset = AttachmentRecord { asset_size: None, ..att("a0") };
+    let atts = vec![no_asset, att("a1"), att("a2"), att("a3"), att("a4")];
+    s.commit_page(&page(ATTACHMENT_ZONE, b"t", atts.iter().cloned().map(RecordChange::Attachment).collect())).await.unwrap();
+    let names = |v: Vec<AttachmentRecord>| v.into_iter().map(|a| a.record_name).collect::<Vec<_>>();
+    // Only attachments with an asset are fetched, in name order, keyset-paged.
+    assert_eq!(names(s.files_to_fetch("", 3, 10).await.unwrap()), ["a1", "a2", "a3", "a4"]);
+    assert_eq!(names(s.files_to_fetch("a2", 3, 1).await.unwrap()), ["a3"]);
+    s.record_file("a1", &FileOutcome::Stored { sha256: "ab".repeat(32), bytes: 1200 }).await.unwrap();
+    s.record_file("a2", &FileOutcome::Failed { error: "broke off".into() }).await.unwrap();
+    s.record_file("a3", &FileOutcome::TooLarge { bytes: 1200 }).await.unwrap();
+    s.record_file("a4", &FileOutcome::Refused { error: "gone".into() }).await.unwrap();
+    // A failed file is fetched again until it has used its attempts.
+    assert_eq!(names(s.files_to_fetch("", 3, 10).await.unwrap()), ["a2"]);
+    s.record_file("a2", &FileOutcome::Failed { error: "again".into() }).await.unwrap();
+    s.record_file("a2", &FileOutcome::Failed { error: "and again".into() }).await.unwrap();
+    assert!(s.files_to_fetch("", 3, 10).await.unwrap().is_empty());
+    let files = s.attachment_files().await.unwrap();
+    let a2 = files.iter().find(|f| f.record_name == "a2").unwrap();
+    assert_eq!((a2.state, a2.attempts, a2.last_error.as_deref()), (FileState::Failed, 3, Some("and again")));
+    let a1 = files.iter().find(|f| f.record_name == "a1").unwrap();
+    assert_eq!((a1.state, a1.sha256.clone(), a1.bytes, a1.attempts), (FileState::Stored, Some("ab".repeat(32)), Some(1200), 1));
+    let summary = s.file_summary().await.unwrap();
+    assert_eq!(summary, FileSummary { with_asset: 4, stored: 1, stored_bytes: 1200, failed: 1, too_large: 1, refused: 1 });
+    assert_eq!(summary.pending(), 1);
+    // Attachment details round-trip.
+    assert_eq!(s.attachments().await.unwrap(), atts);
+}
 
 // ---- record builders ----
 
@@ -175,6 +206,16 @@ fn att(name: &str) -> AttachmentRecord {
         filename: Some(format!("{name}.jpg")),
         total_bytes: 1234,
         asset_size: Some(1200),
+        details: AttachmentDetails {
+            uti: Some("public.jpeg".into()),
+            transfer_name: Some(format!("{name}.jpg")),
+            is_outgoing: true,
+            transfer_state: 5,
+            version: 1,
+            created_date: -12,
+            asset_signature: Some("04ab".into()),
+            ..Default::default()
+        },
     }
 }
 
@@ -401,6 +442,7 @@ async fn null_fields_round_trip(db: TestDb) {
         filename: None,
         total_bytes: 0,
         asset_size: None,
+        details: Default::default(),
     };
     let big_att = AttachmentRecord { asset_size: Some(i64::MAX as u64), ..att("a-big") };
     s.commit_page(&PageCommit {
