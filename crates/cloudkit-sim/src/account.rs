@@ -45,6 +45,9 @@ pub enum Kind {
     /// Participant change or service notice (system record, empty sender).
     Notice,
     Tapback,
+    /// A sticker: placed on a message nearby (tapback 2007) when there is one, else sent on its
+    /// own. Either way it has an attachment record (a HEIC with `is` set).
+    Sticker,
     Attachment,
     /// Served as a deletion tombstone; not in truth.
     Deleted,
@@ -56,7 +59,7 @@ pub enum Kind {
 pub const OWN_HANDLES: [&str; 2] = ["tel:+15550000001", "mailto:me@icloud.example"];
 const T0_MS: i64 = 1_420_070_400_000; // 2015-01-01
 const GAP_MS: i64 = 90_000;
-const NO_PREV: u32 = u32::MAX;
+pub(crate) const NO_PREV: u32 = u32::MAX;
 
 const WORDS: [&str; 24] = [
     "hey", "lunch", "tomorrow", "sounds", "good", "see", "you", "there", "did", "the", "train", "leave", "yet",
@@ -83,7 +86,7 @@ pub struct Account {
     /// Global indexes of attachment messages (the attachment zone's items), ascending.
     pub attachments: Vec<u32>,
     /// For each message, the index of the previous message of the same chat.
-    prev_in_chat: Vec<u32>,
+    pub(crate) prev_in_chat: Vec<u32>,
     /// Messages served as deletions (all in the history).
     pub deleted: u64,
     /// Message-zone records of a type the bridge does not know (all in the history).
@@ -103,17 +106,6 @@ pub struct Visible {
     pub messages: u64,
     pub chat_records: usize,
     pub attachments: usize,
-}
-
-/// A generated tapback.
-struct Tapback {
-    /// `associatedMessageType`.
-    kind: u32,
-    /// The message it reacts to.
-    target: u64,
-    emoji: Option<&'static str>,
-    /// For a removal: the sender of the tapback it removes (the same person removes it).
-    sender_of_removed: Option<String>,
 }
 
 /// A generated message and what the server does with it.
@@ -136,7 +128,7 @@ pub(crate) fn hex_id(r: &mut ChaCha8Rng, len: usize) -> String {
     (0..len).map(|_| char::from_digit(r.gen_range(0..16), 16).unwrap_or('0')).collect()
 }
 
-fn guid(r: &mut ChaCha8Rng) -> String {
+pub(crate) fn guid(r: &mut ChaCha8Rng) -> String {
     let h = hex_id(r, 32).to_uppercase();
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
@@ -145,10 +137,10 @@ const STREAM_CHAT: u64 = 1;
 const STREAM_MSG: u64 = 2;
 pub(crate) const STREAM_NAMES: u64 = 3;
 const STREAM_CONTENT: u64 = 4;
-const STREAM_TAPBACK: u64 = 5;
-/// How far back in a chat a tapback looks for a message to react to.
-const TAPBACK_REACH: usize = 16;
-const EMOJI: [&str; 5] = ["😂", "🔥", "🥳", "👀", "🫶"];
+/// Where a sticker is placed (stream 5 is the tapbacks', in [`crate::reactions`]).
+const STREAM_STICKER: u64 = 13;
+/// `associatedMessageType` of a sticker placed on a message.
+pub const STICKER_TAPBACK: u32 = 2007;
 
 impl Account {
     pub fn generate(spec: AccountSpec) -> Self {
@@ -248,7 +240,7 @@ impl Account {
                     later_versions.push((chat, self.ts_of(g), Self::rename_name(self.spec.seed, g), g))
                 }
                 Kind::Rename => versions[chat].push((self.ts_of(g), Some(Self::rename_name(self.spec.seed, g)))),
-                Kind::Attachment => attachments.push(g as u32),
+                Kind::Attachment | Kind::Sticker => attachments.push(g as u32),
                 Kind::Deleted => self.deleted += 1,
                 Kind::Foreign => self.foreign += 1,
                 _ => {}
@@ -336,7 +328,7 @@ impl Account {
         T0_MS + g as i64 * GAP_MS + r.gen_range(0..GAP_MS - 1)
     }
 
-    fn kind_of(&self, g: u64, chat: usize, prev: u32) -> (Kind, ChaCha8Rng) {
+    pub(crate) fn kind_of(&self, g: u64, chat: usize, prev: u32) -> (Kind, ChaCha8Rng) {
         let mut r = rng(self.spec.seed, STREAM_MSG, g);
         r.set_word_pos(((g as u128) << 10) + 16);
         let roll = r.gen_range(0..1000);
@@ -345,7 +337,8 @@ impl Account {
             _ if g == self.history && group => Kind::Rename,
             0..=7 if group => Kind::Rename,
             0..=14 => Kind::Notice,
-            15..=64 if prev != NO_PREV => Kind::Tapback,
+            15..=59 if prev != NO_PREV => Kind::Tapback,
+            60..=64 if prev != NO_PREV => Kind::Sticker,
             65..=79 => Kind::Attachment,
             // The big chat keeps exactly `big_chat` live messages; later messages are not deleted.
             80..=89 if !(chat == 0 && self.spec.big_chat > 0) && g < self.history => Kind::Deleted,
@@ -403,7 +396,7 @@ impl Account {
                         m.flags = if m.sender == OWN_HANDLES[0] { FLAG_FROM_ME } else { 0 };
                     }
                     m.associated_type = Some(t.kind);
-                    m.associated_guid = Some(format!("p:0/{}", self.message_guid(t.target)));
+                    m.associated_guid = Some(format!("p:{}/{}", t.part, self.message_guid(t.target)));
                     m.content.associated_emoji = t.emoji.map(str::to_string);
                     m.text = Some(match (t.kind, t.emoji) {
                         (_, Some(e)) => format!("Reacted {e} to a message"),
@@ -414,6 +407,13 @@ impl Account {
                 // Nothing to react to nearby: an ordinary message.
                 None => kind = Kind::Text,
             },
+            Kind::Sticker => {
+                m.text = Some("\u{FFFC}".into());
+                if let Some((target, part)) = self.reaction_target(g, STREAM_STICKER) {
+                    m.associated_type = Some(STICKER_TAPBACK);
+                    m.associated_guid = Some(format!("p:{part}/{}", self.message_guid(target)));
+                }
+            }
             Kind::Attachment => m.text = Some("\u{FFFC}".into()),
             Kind::Text | Kind::Deleted | Kind::Foreign => {}
         }
@@ -421,10 +421,17 @@ impl Account {
         // the message as plain text, which is then also what truth expects).
         let mut content_rng = rng(self.spec.seed, STREAM_CONTENT, g);
         let blobs = match kind {
-            Kind::Text => crate::dress::text_message(&mut m, g, &mut content_rng),
-            Kind::Attachment => {
+            Kind::Text => {
+                let reply = self.reply_target(g).map(|t| self.message_guid(t));
+                crate::dress::text_message(&mut m, g, &mut content_rng).map(|blobs| {
+                    m.content.reply_to = reply;
+                    blobs
+                })
+            }
+            Kind::Attachment | Kind::Sticker => {
                 let transfer = Self::transfer_guid(&m.guid);
-                crate::dress::attachment_message(&mut m, &transfer)
+                let caption = (kind == Kind::Attachment && self.captioned(g)).then(|| format!("look at this (#{g})"));
+                crate::dress::attachment_message(&mut m, &transfer, caption.as_deref())
             }
             _ => Ok(Default::default()),
         }
@@ -436,59 +443,7 @@ impl Account {
         Generated { record: m, blobs, kind }
     }
 
-    /// The nearest earlier message of `g`'s chat a tapback can react to (a text or an
-    /// attachment; never a tapback, a notice or a deleted message), within [`TAPBACK_REACH`].
-    fn tapback_target(&self, g: u64) -> Option<u64> {
-        let mut c = self.prev_in_chat.get(g as usize).copied()?;
-        for _ in 0..TAPBACK_REACH {
-            if c == NO_PREV {
-                return None;
-            }
-            let chat = self.chat_of(u64::from(c));
-            let prev = self.prev_in_chat.get(c as usize).copied().unwrap_or(NO_PREV);
-            if matches!(self.kind_of(u64::from(c), chat, prev).0, Kind::Text | Kind::Attachment) {
-                return Some(u64::from(c));
-            }
-            c = prev;
-        }
-        None
-    }
-
-    /// What tapback message `g` is: 70% a classic one (2000–2005), 15% an emoji (2006, the emoji
-    /// in msgProto4), 15% the removal (3000–3006) of the tapback just before it in the chat when
-    /// that one is an added tapback (by the same sender, on the same message), else classic.
-    fn tapback(&self, g: u64) -> Option<Tapback> {
-        let target = self.tapback_target(g)?;
-        let mut r = rng(self.spec.seed, STREAM_TAPBACK, g);
-        let roll = r.gen_range(0..100);
-        let classic = 2000 + r.gen_range(0..6u32);
-        let emoji = EMOJI[r.gen_range(0..EMOJI.len())];
-        if roll < 70 {
-            return Some(Tapback { kind: classic, target, emoji: None, sender_of_removed: None });
-        }
-        if roll < 85 {
-            return Some(Tapback { kind: 2006, target, emoji: Some(emoji), sender_of_removed: None });
-        }
-        let prev = self.prev_in_chat.get(g as usize).copied().filter(|&p| p != NO_PREV).map(u64::from);
-        let added = prev.filter(|&p| {
-            let chat = self.chat_of(p);
-            let pp = self.prev_in_chat.get(p as usize).copied().unwrap_or(NO_PREV);
-            self.kind_of(p, chat, pp).0 == Kind::Tapback
-                && rng(self.spec.seed, STREAM_TAPBACK, p).gen_range(0..100) < 85
-                && self.tapback_target(p).is_some()
-        });
-        match added.and_then(|p| Some((p, self.tapback(p)?))) {
-            Some((p, added)) => Some(Tapback {
-                kind: added.kind + 1000,
-                target: added.target,
-                emoji: added.emoji,
-                sender_of_removed: Some(self.message(p).record.sender),
-            }),
-            None => Some(Tapback { kind: classic, target, emoji: None, sender_of_removed: None }),
-        }
-    }
-
-    fn message_guid(&self, g: u64) -> String {
+    pub(crate) fn message_guid(&self, g: u64) -> String {
         let chat_idx = self.chat_of(g);
         let prev = self.prev_in_chat.get(g as usize).copied().unwrap_or(NO_PREV);
         let (_, mut r) = self.kind_of(g, chat_idx, prev);

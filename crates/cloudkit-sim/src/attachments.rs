@@ -42,6 +42,10 @@ impl Account {
     /// What file attachment message `g` carries.
     pub fn attachment_file(&self, g: u64) -> FileSpec {
         let mut r = rng(self.spec.seed, STREAM_ATTACHMENT, g);
+        if self.is_sticker(g) {
+            // Stickers are HEICs as Messages stores them, at their own size.
+            return FileSpec { kind: MediaKind::Heic, salt: r.gen(), min_len: 0 };
+        }
         let kind = match r.gen_range(0..100) {
             0..=44 => MediaKind::Jpeg,
             45..=64 => MediaKind::Heic,
@@ -57,6 +61,13 @@ impl Account {
             _ => 0,
         };
         FileSpec { kind, salt: r.gen(), min_len }
+    }
+
+    /// Whether message `g` is a sticker (its attachment has `cm.is`).
+    pub fn is_sticker(&self, g: u64) -> bool {
+        let chat = self.chat_of(g);
+        let prev = self.prev_in_chat.get(g as usize).copied().unwrap_or(crate::account::NO_PREV);
+        self.kind_of(g, chat, prev).0 == crate::account::Kind::Sticker
     }
 
     /// The bytes of attachment message `g`'s file.
@@ -90,7 +101,7 @@ impl Account {
             details: AttachmentDetails {
                 uti: Some(spec.kind.uti().into()),
                 transfer_name: Some(transfer_name),
-                is_sticker: false,
+                is_sticker: self.is_sticker(g),
                 hide_attachment: false,
                 is_outgoing: m.from_me(),
                 transfer_state: TRANSFER_FINISHED,

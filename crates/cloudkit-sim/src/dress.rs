@@ -118,11 +118,16 @@ pub fn text_message(m: &mut MessageRecord, g: u64, r: &mut ChaCha8Rng) -> Result
 }
 
 /// An attachment message: one U+FFFC naming the transfer GUID.
-pub fn attachment_message(m: &mut MessageRecord, transfer_guid: &str) -> Result<ContentBlobs, ContentError> {
-    let blobs = ContentBlobs { attributed_body: Some(encode_attributed_body(&[BodyRun::attachment(transfer_guid, 0)])?), ..ContentBlobs::default() };
-    m.content = MessageContent {
-        parts: vec![ContentPart::Attachment { part: Some(0), guid: Some(transfer_guid.to_string()) }],
-        ..MessageContent::default()
-    };
+pub fn attachment_message(m: &mut MessageRecord, transfer_guid: &str, caption: Option<&str>) -> Result<ContentBlobs, ContentError> {
+    let mut runs = vec![BodyRun::attachment(transfer_guid, 0)];
+    let mut parts = vec![ContentPart::Attachment { part: Some(0), guid: Some(transfer_guid.to_string()) }];
+    if let Some(caption) = caption {
+        // A captioned attachment: the caption is the message's second part.
+        runs.push(BodyRun::text(caption, 1));
+        parts.push(ContentPart::Text { part: Some(1), text: caption.to_string(), mention: None, link: None });
+        m.text = Some(format!("\u{FFFC}{caption}"));
+    }
+    let blobs = ContentBlobs { attributed_body: Some(encode_attributed_body(&runs)?), ..ContentBlobs::default() };
+    m.content = MessageContent { parts, ..MessageContent::default() };
     Ok(blobs)
 }

@@ -183,6 +183,10 @@ pub fn message(zone: &str, owner: &str, keying: &Keying<'_>, m: &MessageRecord, 
     if let Some(svc) = &m.service {
         w.string("svc", svc);
     }
+    if let Some(reply) = &m.content.reply_to {
+        let extra = proto::MessageProto2 { reply: Some(reply.clone()) };
+        w.bytes("msgProto2", &gzip_stored(&extra.encode_to_vec()));
+    }
     if let Some(emoji) = &m.content.associated_emoji {
         let extra = proto::MessageProto4 { associated_message_emoji: Some(emoji.clone()), service: m.service.clone(), group_id: None };
         w.bytes("msgProto4", &gzip_stored(&extra.encode_to_vec()));

@@ -24,6 +24,7 @@ pub mod keys;
 pub mod media;
 pub mod mmcs;
 pub mod pcs;
+pub mod reactions;
 pub mod server;
 pub mod session;
 pub mod wire;

@@ -260,6 +260,14 @@ fn decode_message(r: &FieldReader<'_>) -> Result<MessageRecord> {
         _ => proto::MessageProto::default(),
     };
     let mut content = crate::content::message_content(&body);
+    if let Some(gz) = r.bytes("msgProto2")?.filter(|b| !b.is_empty()) {
+        let raw = gunzip(&gz).map_err(|e| r.bad("msgProto2", e))?;
+        let extra = proto::MessageProto2::decode(raw.as_slice()).map_err(|e| r.bad("msgProto2", e))?;
+        content.reply_to = extra.reply.map(|g| match g.split_once('/') {
+            Some((part, guid)) if part.starts_with("p:") => guid.to_string(),
+            _ => g,
+        });
+    }
     if let Some(gz) = r.bytes("msgProto4")?.filter(|b| !b.is_empty()) {
         let raw = gunzip(&gz).map_err(|e| r.bad("msgProto4", e))?;
         let extra = proto::MessageProto4::decode(raw.as_slice()).map_err(|e| r.bad("msgProto4", e))?;

@@ -68,15 +68,25 @@ async fn full_account_matches_truth_with_server_counts() {
             assert_eq!((&m.text, &m.content), (text, content), "message {}", m.guid);
             assert_eq!((&m.associated_type, &m.associated_guid), (associated_type, associated_guid), "tapback {}", m.guid);
             if let (Some(t), Some(target)) = (m.associated_type, &m.associated_guid) {
-                let target = target.strip_prefix("p:0/").expect("a tapback names the part it reacts to");
+                let (part, target) = target.strip_prefix("p:").and_then(|t| t.split_once('/')).expect("a tapback names the part it reacts to");
                 assert_eq!(expected[target].2, None, "tapback {} reacts to another tapback", m.guid);
+                let target_parts = expected[target].1.parts.len().max(1);
+                assert!(part.parse::<usize>().unwrap() < target_parts, "tapback {} names a part its target lacks", m.guid);
                 kinds.insert(match t {
                     2000..=2005 => "classic tapback",
                     2006 => "emoji tapback",
+                    2007 => "sticker",
                     3000.. => "removed tapback",
                     _ => "other tapback",
                 });
+                if part != "0" {
+                    kinds.insert("tapback on a later part");
+                }
                 assert_eq!(m.content.associated_emoji.is_some(), t % 1000 == 6, "{m:?}");
+            }
+            if let Some(original) = &m.content.reply_to {
+                assert_eq!(expected[original].2, None, "reply {} answers a tapback", m.guid);
+                kinds.insert("reply");
             }
             kinds.extend([
                 (!m.content.edits.is_empty()).then_some("edited"),
@@ -87,7 +97,10 @@ async fn full_account_matches_truth_with_server_counts() {
             ].into_iter().flatten());
         }
     }
-    assert_eq!(kinds.len(), 8, "every content kind occurs: {kinds:?}");
+    assert_eq!(kinds.len(), 11, "every content kind occurs: {kinds:?}");
+    // Stickers placed on messages carry a sticker attachment.
+    let stickers = store.attachments().await.unwrap().into_iter().filter(|a| a.details.is_sticker).count();
+    assert!(stickers > 0 && stickers < store.attachments().await.unwrap().len());
     assert!(!kinds.contains("other tapback"));
 
     // A second sync is incremental: nothing new, still exact.

@@ -126,6 +126,10 @@ pub struct MessageContent {
     pub read_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_ms: Option<i64>,
+    /// The GUID of the message this one replies to (msgProto2 `reply`; `chat.db`'s
+    /// `thread_originator_guid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
     /// The emoji of an emoji tapback (`associatedMessageType` 2006 / 3006; msgProto4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub associated_emoji: Option<String>,

@@ -644,6 +644,15 @@ pub struct MessageProto {
     pub associated_message_range_length: Option<u32>,
 }
 
+/// `msgProto2` of a `MessageEncryptedV3` record (gzipped inside its own encrypted field): the
+/// message a reply answers. rustpush saw it empty; Messages fills it for inline replies with the
+/// thread originator's GUID (read here as a bare GUID or Apple's `p:N/GUID`).
+#[derive(Clone, PartialEq, Message)]
+pub struct MessageProto2 {
+    #[prost(string, optional, tag = "2")]
+    pub reply: Option<String>,
+}
+
 /// `msgProto4` of a `MessageEncryptedV3` record (gzipped inside its own encrypted field).
 #[derive(Clone, PartialEq, Message)]
 pub struct MessageProto4 {
