@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
 use cloudkit::records::ZONES;
+
+mod files;
 use serde_json::json;
 
 #[derive(Parser)]
@@ -57,6 +59,9 @@ struct Args {
     /// Print JSON instead of the Markdown table.
     #[arg(long)]
     json: bool,
+    /// Skip the attachment-file phase (run at the smallest size).
+    #[arg(long)]
+    no_files: bool,
 }
 
 const TARGET_RATIO: f64 = 0.8;
@@ -272,7 +277,7 @@ fn run_bridge(bin: &Path, sim: &SimProcess, work: &Path) -> Result<Bridge> {
     let child = Command::new(bin)
         .arg("-c")
         .arg(&config)
-        .arg("sync")
+        .args(["sync", "--records-only"])
         .env("RUST_LOG", "info,sqlx=warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -317,6 +322,8 @@ struct SizeResult {
     /// CPU seconds of other processes during the bare and the bridge phase (noise indicator).
     foreign_cpu_bare: f64,
     foreign_cpu_bridge: f64,
+    /// The attachment phase (smallest size only).
+    files: Option<files::Files>,
 }
 
 impl SizeResult {
@@ -325,7 +332,14 @@ impl SizeResult {
     }
 }
 
-fn run_size(args: &Args, bins: &(PathBuf, PathBuf), rt: &tokio::runtime::Runtime, messages: u64, work: &Path) -> Result<SizeResult> {
+fn run_size(
+    args: &Args,
+    bins: &(PathBuf, PathBuf),
+    rt: &tokio::runtime::Runtime,
+    messages: u64,
+    work: &Path,
+    with_files: bool,
+) -> Result<SizeResult> {
     let dir = tempfile::Builder::new().prefix("sync-bench-").tempdir_in(work)?;
     eprintln!("[{messages}] starting cloudkit-sim …");
     let sim = SimProcess::start(&bins.0, args, messages, dir.path())?;
@@ -362,6 +376,13 @@ fn run_size(args: &Args, bins: &(PathBuf, PathBuf), rt: &tokio::runtime::Runtime
         bare_runs.push(bare);
         bridge_runs.push(bridge);
     }
+    let files = if with_files {
+        let f = files::run_files(&bins.1, &sim.url, &sim.session, work)?;
+        eprintln!("[{messages}] attachment files: {} files, {:.1} MB in {:.1}s = {:.1} MB/s", f.stored, f.bytes as f64 / 1e6, f.secs, f.mb_per_sec());
+        Some(f)
+    } else {
+        None
+    };
     let sim_rss_kib = sim.stop()?;
     let records = bare_runs[0].records;
     let med = |f: &dyn Fn(usize) -> f64| median((0..bare_runs.len()).map(f).collect());
@@ -380,6 +401,7 @@ fn run_size(args: &Args, bins: &(PathBuf, PathBuf), rt: &tokio::runtime::Runtime
         sim_rss_kib,
         foreign_cpu_bare: med(&|i| bare_runs[i].foreign_cpu),
         foreign_cpu_bridge: med(&|i| bridge_runs[i].foreign_cpu),
+        files,
     })
 }
 
@@ -421,8 +443,9 @@ fn main() -> Result<()> {
     let work = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut results = Vec::new();
+    let smallest_size = args.sizes.iter().copied().min().unwrap_or(0);
     for &n in &args.sizes {
-        results.push(run_size(&args, &bins, &rt, n, &work)?);
+        results.push(run_size(&args, &bins, &rt, n, &work, n == smallest_size && !args.no_files)?);
     }
     let smallest = results.iter().min_by_key(|r| r.messages);
     let largest = results.iter().max_by_key(|r| r.messages);
@@ -456,6 +479,9 @@ fn main() -> Result<()> {
                     "sim_peak_rss_kib": r.sim_rss_kib,
                     "other_processes_cpu_secs_during_bare": r.foreign_cpu_bare,
                     "other_processes_cpu_secs_during_bridge": r.foreign_cpu_bridge,
+                    "attachment_files": r.files.as_ref().map(|f| json!({
+                        "files": f.stored, "bytes": f.bytes, "secs": f.secs, "mb_per_sec": f.mb_per_sec(),
+                    })),
                 })
             })
             .collect();
@@ -500,6 +526,11 @@ fn main() -> Result<()> {
         )?;
     }
     writeln!(out)?;
+    for r in &results {
+        if let Some(f) = &r.files {
+            writeln!(out, "- attachment files at {} messages: {} files, {:.1} MB in {:.1} s = {:.1} MB/s", r.messages, f.stored, f.bytes as f64 / 1e6, f.secs, f.mb_per_sec())?;
+        }
+    }
     writeln!(out, "- cores: {cores}; chats: {}; page size: {}; runs per size: {}", args.chats, args.page_size, args.repeat)?;
     writeln!(out, "- other CPU: user+system time of other processes and kernel threads (including writeback of the database) during each phase")?;
     writeln!(out, "- bridge/bare >= {TARGET_RATIO}: {}", verdict(ratio_ok))?;

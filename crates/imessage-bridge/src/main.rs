@@ -36,8 +36,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fetch every record of every Messages zone into the database (resumes where it stopped).
-    Sync,
+    /// Fetch every record of every Messages zone into the database, then every attachment's
+    /// file (both resume where they stopped).
+    Sync {
+        /// Fetch the records only, not the attachment files.
+        #[arg(long)]
+        records_only: bool,
+    },
     /// Show per-zone sync state: server counts, stored, undecryptable, stop reasons.
     Status {
         /// Print JSON on stdout instead of a table.
@@ -133,7 +138,7 @@ async fn run_cli() -> anyhow::Result<()> {
         store::open(&config.database.uri).await.with_context(|| format!("opening database {}", config.database.uri))?,
     );
     match cli.command {
-        Command::Sync => sync(&config, store).await,
+        Command::Sync { records_only } => sync(&config, store, !records_only).await,
         Command::Status { json } => status(store.as_ref(), json).await,
         Command::Deliver => bridge::Bridge::start(&config, store).await?.deliver().await,
         Command::Verify { json } => {
@@ -153,7 +158,7 @@ async fn run(config: &Config, store: Arc<dyn store::Store>, once: bool) -> anyho
     let interval = config.matrix.as_ref().map_or(60, |m| m.sync_interval_secs).max(1);
     loop {
         // A sync that stops early still delivers what it stored; the next round resumes it.
-        if let Err(e) = sync(config, store.clone()).await {
+        if let Err(e) = sync(config, store.clone(), true).await {
             tracing::warn!("{e:#}");
         }
         b.deliver().await?;
@@ -170,7 +175,7 @@ async fn run(config: &Config, store: Arc<dyn store::Store>, once: bool) -> anyho
     }
 }
 
-async fn sync(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<()> {
+async fn sync(config: &Config, store: Arc<dyn store::Store>, files: bool) -> anyhow::Result<()> {
     let session = cloudkit::session_source(&config.cloudkit.session).session().await?;
     let client = cloudkit::Client::new(&config.cloudkit.url, session)?;
     let progress: Arc<dyn sync::Progress> = if std::io::stderr().is_terminal() {
@@ -189,10 +194,13 @@ async fn sync(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<(
     tracing::info!(changes, secs = format!("{secs:.1}"), rate = format!("{:.0}/s", changes as f64 / secs.max(1e-9)),
         full_resync = report.full_resync, "sync finished");
     // Files after records: a download problem never holds back the history.
-    match sync::fetch_files(&client, store.as_ref(), &config.attachments.options()).await {
-        Ok(files) => tracing::info!(stored = files.stored, mb = format!("{:.1}", files.bytes as f64 / 1e6), failed = files.failed,
-            too_large = files.too_large, refused = files.refused, "attachment files fetched"),
-        Err(e) => tracing::warn!("attachment files not fetched this time: {e}"),
+    if files {
+        let started = std::time::Instant::now();
+        match sync::fetch_files(&client, store.as_ref(), &config.attachments.options()).await {
+            Ok(f) => tracing::info!(stored = f.stored, bytes = f.bytes, mb = format!("{:.1}", f.bytes as f64 / 1e6), failed = f.failed,
+                too_large = f.too_large, refused = f.refused, secs = format!("{:.2}", started.elapsed().as_secs_f64()), "attachment files fetched"),
+            Err(e) => tracing::warn!("attachment files not fetched this time: {e}"),
+        }
     }
     if !report.all_done() {
         let stopped: Vec<String> =
