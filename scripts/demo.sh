@@ -22,6 +22,7 @@ log "building (release)"
 cargo build --release --locked -p cloudkit-sim -p imessage-bridge >&2
 bin="$root/target/release"
 log "installing Synapse into .venv if needed"
+scripts/install-media-tools.sh
 python="$(scripts/install-synapse.sh)"
 
 rm -rf "$data"

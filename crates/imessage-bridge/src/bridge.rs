@@ -104,6 +104,12 @@ impl Bridge {
                 double_puppet,
                 own_handles: session.handles.clone(),
                 concurrency: m.concurrency,
+                attachments_dir: config.attachments.options().dir,
+                media: matrix::media::MediaConfig {
+                    convert_heif: config.attachments.convert_heif,
+                    convert_voice: config.attachments.convert_voice,
+                    max_bytes: config.attachments.max_bytes,
+                },
             },
         );
         Ok(Bridge { deliverer, _listener: listener })

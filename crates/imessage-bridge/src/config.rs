@@ -94,11 +94,15 @@ pub struct AttachmentsConfig {
     pub max_bytes: u64,
     /// Downloads at once.
     pub concurrency: usize,
+    /// Send HEIC/HEIF photos to Matrix as JPEG (most clients cannot show HEIC).
+    pub convert_heif: bool,
+    /// Send CAF voice messages to Matrix as Ogg/Opus voice messages.
+    pub convert_voice: bool,
 }
 
 impl Default for AttachmentsConfig {
     fn default() -> Self {
-        AttachmentsConfig { dir: None, max_bytes: 100 << 20, concurrency: 4 }
+        AttachmentsConfig { dir: None, max_bytes: 100 << 20, concurrency: 4, convert_heif: true, convert_voice: true }
     }
 }
 

@@ -86,18 +86,7 @@ impl Env {
 
     /// Compares every room, paginated backwards as the owner, with the simulator's truth.
     async fn assert_rooms_match_truth(&self) {
-        let mut truth_chats = BTreeMap::new();
-        let mut truth_msgs: BTreeMap<String, Vec<(String, String, i64)>> = BTreeMap::new();
-        self.sim.sim.truth(|line| match line {
-            TruthLine::Chat { chat, name, .. } => {
-                truth_chats.insert(chat, name);
-            }
-            TruthLine::Message { chat, guid, sender, from_me, system: false, ts_ms, .. } => {
-                let user = if from_me { OWNER.to_string() } else { ghost_user_id(&sender, DOMAIN) };
-                truth_msgs.entry(chat).or_default().push((guid, user, ts_ms));
-            }
-            _ => {}
-        });
+        let (truth_chats, mut expected) = truth_rooms(&self.sim.sim);
         let store = self.bridge.store().await;
         let hs = self.hs();
         let bot = bot_user_id(DOMAIN);
@@ -105,19 +94,88 @@ impl Env {
             let portal = store.portal(chat).await.unwrap().unwrap_or_else(|| panic!("no portal for {chat}"));
             let (events, reached_start) = matrix::verify::paginate(&hs, &portal.room_id, OWNER).await.unwrap();
             assert!(reached_start, "{chat}: pagination must reach the room's creation");
-            let seen: Vec<(String, String, i64)> =
-                events.iter().filter_map(|e| e.guid.clone().map(|g| (g, e.sender.clone(), e.ts))).collect();
-            let mut expected = truth_msgs.remove(chat).unwrap_or_default();
-            expected.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
-            assert_eq!(seen.len(), expected.len(), "{chat}: reachable message count");
-            assert!(seen == expected, "{chat}: messages, senders or order differ from truth");
+            // Every event that carries a message guid, in timeline order: the message's parts
+            // and its reaction; edits and redactions carry none.
+            let mut seen: BTreeMap<String, (String, i64, usize)> = BTreeMap::new();
+            let mut last_ts = i64::MIN;
+            for e in &events {
+                let Some(g) = e.guid.clone() else { continue };
+                assert!(e.ts >= last_ts, "{chat}: events out of order at {g}");
+                last_ts = e.ts;
+                seen.entry(g).or_insert((e.sender.clone(), e.ts, 0)).2 += 1;
+            }
+            let want = expected.remove(chat).unwrap_or_default();
+            assert_eq!(seen.len(), want.len(), "{chat}: messages shown");
+            for (g, w) in &want {
+                assert_eq!(seen.get(g), Some(w), "{chat}: message {g} (sender, time, events)");
+            }
             let bot_events = events.iter().filter(|e| e.sender == bot && !e.is_state).count();
             assert_eq!(bot_events, 0, "{chat}: bridge bot posted into the timeline");
             let room_name = hs.state(&portal.room_id, OWNER, "m.room.name", "").await.unwrap().and_then(|c| c["name"].as_str().map(str::to_string));
             assert_eq!(&room_name, name, "{chat}: room name");
         }
-        assert!(truth_msgs.is_empty(), "truth has messages in chats without portals");
+        assert!(expected.is_empty(), "truth has messages in chats without portals");
     }
+}
+
+/// What each room must show according to the simulator's truth, worked out here from the truth
+/// alone: per chat, every message shown (by guid: its sender, time and how many events carry
+/// it — one per part, attachments included) and every tapback whose reaction still stands
+/// (removals and replacements redact; a tapback on something not shown has nothing to react to;
+/// unsent messages are not shown).
+fn truth_rooms(sim: &cloudkit_sim::Sim) -> (BTreeMap<String, Option<String>>, BTreeMap<String, BTreeMap<String, (String, i64, usize)>>) {
+    use imessage::records::ContentPart;
+    let mut chats = BTreeMap::new();
+    let mut lines = Vec::new();
+    sim.truth(|line| match line {
+        TruthLine::Chat { chat, name, .. } => {
+            chats.insert(chat, name);
+        }
+        TruthLine::Message { system: false, .. } => lines.push(line),
+        _ => {}
+    });
+    let mut rooms: BTreeMap<String, BTreeMap<String, (String, i64, usize)>> = BTreeMap::new();
+    let mut shown = std::collections::HashSet::new();
+    // (chat, sender, target, part) → (kind, tapback guid, its entry)
+    let mut standing: BTreeMap<(String, String, String, String), (u32, String, (String, i64, usize))> = BTreeMap::new();
+    for line in lines {
+        let TruthLine::Message { chat, guid, sender, from_me, ts_ms, associated_type, associated_guid, content, text, .. } = line else { continue };
+        let user = if from_me { OWNER.to_string() } else { ghost_user_id(&sender, DOMAIN) };
+        if let (Some(kind), Some(target)) = (associated_type, associated_guid.as_deref()) {
+            let (part, target) = target.strip_prefix("p:").and_then(|t| t.split_once('/')).unwrap_or(("0", target));
+            let slot = (chat.clone(), sender.clone(), target.to_string(), part.to_string());
+            if kind >= 3000 {
+                if standing.get(&slot).is_some_and(|(k, _, _)| *k == kind - 1000) {
+                    standing.remove(&slot);
+                }
+            } else if shown.contains(target) {
+                standing.insert(slot, (kind, guid, (user, ts_ms, 1)));
+            }
+            continue;
+        }
+        if content.unsent {
+            continue;
+        }
+        let mut parts: Vec<i64> = Vec::new();
+        for p in &content.parts {
+            let n = match p {
+                ContentPart::Text { part, .. } | ContentPart::Attachment { part, .. } => part.unwrap_or(0),
+            };
+            let attachment = matches!(p, ContentPart::Attachment { .. });
+            if !content.unsent_parts.contains(&n) && (attachment || parts.last() != Some(&n)) {
+                parts.push(n);
+            }
+        }
+        let events = if content.parts.is_empty() { usize::from(text.as_deref().is_some_and(|t| !t.is_empty() && t != "\u{FFFC}")) } else { parts.len() };
+        if events > 0 {
+            shown.insert(guid.clone());
+            rooms.entry(chat).or_default().insert(guid, (user, ts_ms, events));
+        }
+    }
+    for ((chat, ..), (_, guid, entry)) in standing {
+        rooms.entry(chat).or_default().insert(guid, entry);
+    }
+    (chats, rooms)
 }
 
 /// History first, then the live edge: messages that arrive after the history was delivered (and
@@ -263,4 +321,171 @@ async fn big_chat_of_25072_messages_is_fully_reachable() {
     let chat = v["chats"].as_array().unwrap().iter().find(|c| &c["chat_id"] == big).unwrap();
     assert!(chat["reachable"].as_u64().unwrap() > 24_000, "{chat}");
     env.assert_rooms_match_truth().await;
+}
+
+/// A person opening the rooms in Element: photos, voice messages, files, stickers, reactions,
+/// edits and replies look as on the iPhone, DMs are DMs, and history leaves nothing unread.
+/// Everything is checked against the simulator's truth and the media repository's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_show_media_reactions_edits_replies_and_nothing_unread() {
+    use imessage::records::ContentPart;
+    use sha2::{Digest, Sha256};
+    let sim = start_sim(spec(21, 10, 3000, 0), Faults::default()).await;
+    let env = Env::start(sim).await;
+    env.run_once_and_verify().await;
+    env.assert_rooms_match_truth().await;
+
+    let mut files = std::collections::HashMap::new();
+    let mut messages = std::collections::HashMap::new();
+    let mut dms = Vec::new();
+    env.sim.sim.truth(|line| match line {
+        TruthLine::Attachment { guid, mime_type, sha256, details, .. } => {
+            files.insert(guid, (mime_type.unwrap_or_default(), sha256, details.is_sticker));
+        }
+        TruthLine::Message { ref guid, .. } => {
+            messages.insert(guid.clone(), line);
+        }
+        TruthLine::Chat { chat, group: false, participants, .. } => dms.push((chat, participants)),
+        TruthLine::Chat { .. } => {}
+    });
+    let hs = env.hs();
+    let store = env.bridge.store().await;
+    let mut seen_kinds = std::collections::BTreeSet::new();
+    for portal in store.portals().await.unwrap() {
+        let (events, _) = matrix::verify::paginate(&hs, &portal.room_id, OWNER).await.unwrap();
+        let by_id: std::collections::HashMap<&str, &matrix::verify::SeenEvent> =
+            events.iter().filter_map(|e| e.event_id.as_deref().map(|id| (id, e))).collect();
+        for e in &events {
+            let c = &e.raw["content"];
+            let truth = e.guid.as_ref().and_then(|g| messages.get(g));
+            if let Some(TruthLine::Message { content, associated_type, associated_guid, .. }) = truth {
+                match (c["msgtype"].as_str(), e.event_type.as_str()) {
+                    (Some(t @ ("m.image" | "m.video" | "m.audio" | "m.file")), _) => {
+                        let part = e.part.unwrap_or(0);
+                        let transfer = content
+                            .parts
+                            .iter()
+                            .find_map(|p| match p {
+                                ContentPart::Attachment { part: Some(n), guid: Some(g) } if *n == part => Some(g.clone()),
+                                _ => None,
+                            })
+                            .unwrap_or_else(|| panic!("{t} event for a part that is no attachment: {c}"));
+                        let (mime, sha, _) = &files[&transfer];
+                        let bytes = hs.download(OWNER, c["url"].as_str().unwrap(), 64 << 20).await.unwrap();
+                        assert_eq!(c["info"]["size"].as_u64(), Some(bytes.len() as u64), "{c}");
+                        match mime.as_str() {
+                            "image/heic" => {
+                                assert_eq!((t, c["info"]["mimetype"].as_str()), ("m.image", Some("image/jpeg")), "{c}");
+                                assert_eq!(&bytes[..3], &[0xff, 0xd8, 0xff], "a HEIC goes in as a JPEG");
+                                assert!(c["info"]["w"].as_u64().unwrap_or(0) > 0, "{c}");
+                                seen_kinds.insert("heic as jpeg");
+                            }
+                            "audio/x-caf" => {
+                                assert_eq!((t, c["info"]["mimetype"].as_str()), ("m.audio", Some("audio/ogg")), "{c}");
+                                assert_eq!(&bytes[..4], b"OggS");
+                                assert!(c.get("org.matrix.msc3245.voice").is_some(), "a voice message: {c}");
+                                assert!(c["org.matrix.msc1767.audio"]["duration"].as_u64().unwrap_or(0) > 500, "{c}");
+                                seen_kinds.insert("voice message");
+                            }
+                            _ => {
+                                let hex: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+                                assert_eq!(&hex, sha, "media of {transfer} is byte-identical to the source");
+                                assert_eq!(c["info"]["mimetype"].as_str(), Some(mime.as_str()), "{c}");
+                                seen_kinds.insert(match t {
+                                    "m.image" => "m.image",
+                                    "m.video" => "m.video",
+                                    "m.audio" => "m.audio",
+                                    _ => "m.file",
+                                });
+                            }
+                        }
+                    }
+                    (_, "m.reaction") => {
+                        let (kind, target) = (associated_type.unwrap(), associated_guid.as_deref().unwrap());
+                        let (part, target) = target.strip_prefix("p:").and_then(|t| t.split_once('/')).unwrap();
+                        let rel = &c["m.relates_to"];
+                        let on = by_id[rel["event_id"].as_str().unwrap()];
+                        assert_eq!(on.guid.as_deref(), Some(target), "reaction on the right message");
+                        if on.part.is_some() {
+                            assert_eq!(on.part.unwrap().to_string(), part, "reaction on the right part");
+                        }
+                        let key = rel["key"].as_str().unwrap();
+                        match kind {
+                            2000 => assert_eq!(key, "❤️"),
+                            2006 => assert_eq!(Some(key), content.associated_emoji.as_deref()),
+                            2007 => {
+                                assert!(key.starts_with("mxc://"), "a sticker reaction is its image: {key}");
+                                seen_kinds.insert("sticker reaction");
+                            }
+                            _ => {}
+                        }
+                        if part != "0" {
+                            seen_kinds.insert("reaction on a later part");
+                        }
+                        seen_kinds.insert("reaction");
+                    }
+                    _ => {}
+                }
+                let original_shown = |g: &str| matches!(messages.get(g), Some(TruthLine::Message { content, .. }) if !content.unsent);
+                if let Some(original) = content.reply_to.as_ref().filter(|g| original_shown(g)) {
+                    if e.part.unwrap_or(0) == content.parts.iter().find_map(|p| match p {
+                        ContentPart::Text { part, .. } | ContentPart::Attachment { part, .. } => *part,
+                    }).unwrap_or(0) {
+                        let target = c["m.relates_to"]["m.in_reply_to"]["event_id"].as_str().unwrap_or_else(|| panic!("reply without in_reply_to: {c}"));
+                        assert_eq!(by_id[target].guid.as_deref(), Some(original.as_str()), "reply to the right message");
+                        seen_kinds.insert("reply");
+                    }
+                }
+            }
+        }
+        // Edits: the last m.replace of each edited part carries its final text.
+        for e in events.iter().filter(|e| e.rel_type.as_deref() == Some("m.replace")) {
+            let c = &e.raw["content"];
+            let original = by_id[c["m.relates_to"]["event_id"].as_str().unwrap()];
+            let Some(TruthLine::Message { content, .. }) = original.guid.as_ref().and_then(|g| messages.get(g)) else { panic!("edit of an unknown message") };
+            let part = original.part.unwrap_or(0);
+            let history = content.edits.iter().find(|h| h.part == part).expect("an edit of an edited part");
+            let texts: Vec<&str> = history.versions[1..].iter().map(|v| v.text.as_str()).collect();
+            assert!(texts.contains(&c["m.new_content"]["body"].as_str().unwrap()), "{c}");
+            seen_kinds.insert("edit");
+        }
+        // Removed tapbacks and unsent messages are not shown (their guids carry no event).
+        for e in &events {
+            if let Some(TruthLine::Message { content, associated_type, .. }) = e.guid.as_ref().and_then(|g| messages.get(g)) {
+                assert!(!content.unsent, "an unsent message is shown: {:?}", e.guid);
+                assert!(associated_type.is_none_or(|k| k < 3000), "a tapback removal is shown as an event: {:?}", e.guid);
+            }
+        }
+    }
+    for kind in ["m.image", "m.video", "m.file", "heic as jpeg", "voice message", "reaction", "sticker reaction", "reaction on a later part", "edit", "reply"] {
+        assert!(seen_kinds.contains(kind), "no {kind} in the rooms: {seen_kinds:?}");
+    }
+
+    // DMs are the owner's DMs with the contact.
+    let direct = hs.account_data(OWNER, "m.direct").await.unwrap().expect("m.direct is set");
+    for (chat, participants) in &dms {
+        let room = store.portal(chat).await.unwrap().unwrap().room_id;
+        let contact = ghost_user_id(&participants[0], DOMAIN);
+        assert!(direct[&contact].as_array().is_some_and(|r| r.iter().any(|x| x == &room)), "{chat}: {direct}");
+    }
+    assert!(!dms.is_empty());
+
+    // History leaves nothing unread and notified nothing.
+    let reg: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(env.bridge.dir.path().join("registration.yaml")).unwrap()).unwrap();
+    let sync: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/_matrix/client/v3/sync", env.synapse.url))
+        .bearer_auth(reg["as_token"].as_str().unwrap())
+        .query(&[("user_id", OWNER), ("timeout", "0")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let joined = sync["rooms"]["join"].as_object().expect("the owner is in the rooms");
+    assert_eq!(joined.len(), store.portals().await.unwrap().len());
+    for (room, r) in joined {
+        assert_eq!(r["unread_notifications"]["notification_count"], 0, "{room}: {}", r["unread_notifications"]);
+        assert_eq!(r["unread_notifications"]["highlight_count"], 0, "{room}");
+    }
 }

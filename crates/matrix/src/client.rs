@@ -163,7 +163,8 @@ impl HomeserverClient {
     }
 
     pub async fn create_room(&self, as_user: &str, body: &Value) -> Result<OwnedRoomId> {
-        let r: RoomIdResponse = self.request(MAX_ATTEMPTS, Method::POST, "/_matrix/client/v3/createRoom", Some(as_user), &[], Some(body), "createRoom").await?;
+        // One attempt: a retry after a lost answer would make a second room (see delivery).
+        let r: RoomIdResponse = self.request(1, Method::POST, "/_matrix/client/v3/createRoom", Some(as_user), &[], Some(body), "createRoom").await?;
         Ok(r.room_id)
     }
 
@@ -238,5 +239,115 @@ impl HomeserverClient {
             query.push(("from", from.to_string()));
         }
         self.request(MAX_ATTEMPTS, Method::GET, &path, Some(user), &query, None, "messages").await
+    }
+
+    /// `PUT /rooms/{room}/redact/{event}/{txn}` as `user`.
+    pub async fn redact(&self, room: &str, user: &str, event_id: &str, txn: &str, reason: Option<&str>) -> Result<OwnedEventId> {
+        let path = format!("/_matrix/client/v3/rooms/{}/redact/{}/{}", enc(room), enc(event_id), enc(txn));
+        let body = reason.map_or_else(|| json!({}), |r| json!({ "reason": r }));
+        let r: EventIdResponse = self.request(MAX_ATTEMPTS, Method::PUT, &path, Some(user), &[], Some(&body), "redact").await?;
+        Ok(r.event_id)
+    }
+
+    /// Sets `user`'s read receipt and fully-read marker in `room` to `event_id`.
+    pub async fn set_read_markers(&self, room: &str, user: &str, event_id: &str) -> Result<()> {
+        let path = format!("/_matrix/client/v3/rooms/{}/read_markers", enc(room));
+        let body = json!({ "m.fully_read": event_id, "m.read": event_id });
+        self.request::<Value>(MAX_ATTEMPTS, Method::POST, &path, Some(user), &[], Some(&body), "read markers").await?;
+        Ok(())
+    }
+
+    /// `user`'s push rule for `room` (`global/room/{room}`), None if it has none.
+    pub async fn room_push_rule(&self, user: &str, room: &str) -> Result<Option<Value>> {
+        let path = format!("/_matrix/client/v3/pushrules/global/room/{}", enc(room));
+        match self.request::<Value>(MAX_ATTEMPTS, Method::GET, &path, Some(user), &[], None, "get push rule").await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets `user`'s push rule for `room` to these actions (`[]`: never notify).
+    pub async fn set_room_push_rule(&self, user: &str, room: &str, actions: &Value) -> Result<()> {
+        let path = format!("/_matrix/client/v3/pushrules/global/room/{}", enc(room));
+        self.request::<Value>(MAX_ATTEMPTS, Method::PUT, &path, Some(user), &[], Some(&json!({ "actions": actions })), "set push rule").await?;
+        Ok(())
+    }
+
+    /// Removes `user`'s push rule for `room` (none is fine).
+    pub async fn delete_room_push_rule(&self, user: &str, room: &str) -> Result<()> {
+        let path = format!("/_matrix/client/v3/pushrules/global/room/{}", enc(room));
+        match self.request::<Value>(MAX_ATTEMPTS, Method::DELETE, &path, Some(user), &[], None, "delete push rule").await {
+            Ok(_) => Ok(()),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `user`'s global account data of `kind`, None if unset.
+    pub async fn account_data(&self, user: &str, kind: &str) -> Result<Option<Value>> {
+        let path = format!("/_matrix/client/v3/user/{}/account_data/{}", enc(user), enc(kind));
+        match self.request::<Value>(MAX_ATTEMPTS, Method::GET, &path, Some(user), &[], None, "get account data").await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn set_account_data(&self, user: &str, kind: &str, content: &Value) -> Result<()> {
+        let path = format!("/_matrix/client/v3/user/{}/account_data/{}", enc(user), enc(kind));
+        self.request::<Value>(MAX_ATTEMPTS, Method::PUT, &path, Some(user), &[], Some(content), "set account data").await?;
+        Ok(())
+    }
+
+    /// Uploads `bytes` to the media repository as `user`; returns the `mxc://` URI.
+    pub async fn upload(&self, user: &str, bytes: bytes::Bytes, content_type: &str, filename: &str) -> Result<String> {
+        let url = format!("{}/_matrix/media/v3/upload", self.base);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let req = self
+                .http
+                .post(&url)
+                .bearer_auth(&self.as_token)
+                .query(&[("user_id", user), ("filename", filename)])
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(bytes.clone());
+            match self.execute::<Value>(req, &url, "upload").await {
+                Ok(v) => {
+                    return v["content_uri"]
+                        .as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| MatrixError::BadResponse { what: "upload".into(), detail: format!("no content_uri in {v}") })
+                }
+                Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => tokio::time::sleep(Duration::from_millis(100 * (1 << attempt.min(6)))).await,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Downloads `mxc` (authenticated media) as `user`, at most `cap` bytes.
+    pub async fn download(&self, user: &str, mxc: &str, cap: usize) -> Result<Vec<u8>> {
+        let rest = mxc.strip_prefix("mxc://").ok_or_else(|| MatrixError::BadResponse { what: "download".into(), detail: format!("not an mxc URI: {mxc}") })?;
+        let url = format!("{}/_matrix/client/v1/media/download/{rest}", self.base);
+        let transport = |e| MatrixError::Transport { url: url.clone(), source: e };
+        let mut resp = self.http.get(&url).bearer_auth(&self.as_token).query(&[("user_id", user)]).send().await.map_err(transport)?;
+        if !resp.status().is_success() {
+            return Err(MatrixError::Api { what: "download".into(), status: resp.status().as_u16(), errcode: String::new(), error: mxc.to_string() });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > cap {
+                return Err(MatrixError::BadResponse { what: "download".into(), detail: format!("{mxc} is larger than {cap} bytes") });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// The room version the homeserver creates rooms with (`/capabilities`' default).
+    pub async fn default_room_version(&self, as_user: &str) -> Result<Option<String>> {
+        let v: Value = self.request(MAX_ATTEMPTS, Method::GET, "/_matrix/client/v3/capabilities", Some(as_user), &[], None, "capabilities").await?;
+        Ok(v["capabilities"]["m.room_versions"]["default"].as_str().map(str::to_string))
     }
 }

@@ -23,7 +23,11 @@ use tokio::sync::Mutex;
 
 use crate::client::HomeserverClient;
 use crate::ghost::{bot_user_id, display_name, ghost_localpart, ghost_user_id};
+use crate::send::{LEDGER_KEY, NO_EVENT};
 use crate::{Result, GUID_KEY};
+
+/// The bridge bot's display name.
+const BOT_DISPLAY_NAME: &str = "iMessage bridge";
 
 /// How many of a room's newest events are searched for an in-flight guid.
 const INFLIGHT_LOOKBACK: u32 = 100;
@@ -39,6 +43,9 @@ pub struct DeliveryConfig {
     pub own_handles: Vec<String>,
     /// Rooms delivered at the same time.
     pub concurrency: usize,
+    /// The attachment folder (files named by SHA-256) and how files become Matrix media.
+    pub attachments_dir: std::path::PathBuf,
+    pub media: crate::media::MediaConfig,
 }
 
 /// Progress callbacks per room.
@@ -61,6 +68,31 @@ pub struct DeliveryReport {
     pub renamed: u64,
     /// Rooms found by their `m.bridge` state after an interruption (see `adopt_unrecorded_rooms`).
     pub adopted: u64,
+    /// Attachments uploaded and sent as media.
+    pub attachments: u64,
+    /// Attachments sent as a notice because their file is missing, too large or unconvertible.
+    pub attachment_notices: u64,
+    pub reactions: u64,
+    /// Reactions redacted (tapbacks removed or replaced).
+    pub redactions: u64,
+    pub edits: u64,
+    /// Tapbacks whose target never reached the room (nothing to react to).
+    pub orphan_tapbacks: u64,
+    /// Tapbacks the homeserver already had from that sender on that event.
+    pub duplicate_reactions: u64,
+}
+
+impl DeliveryReport {
+    fn add(&mut self, r: &DeliveryReport) {
+        self.sent += r.sent;
+        self.attachments += r.attachments;
+        self.attachment_notices += r.attachment_notices;
+        self.reactions += r.reactions;
+        self.redactions += r.redactions;
+        self.edits += r.edits;
+        self.orphan_tapbacks += r.orphan_tapbacks;
+        self.duplicate_reactions += r.duplicate_reactions;
+    }
 }
 
 pub struct Deliverer {
@@ -69,31 +101,21 @@ pub struct Deliverer {
     pub config: DeliveryConfig,
     /// Users registered (and named) during this run.
     known_users: Mutex<HashSet<String>>,
+    /// Serializes read-modify-write of the owner's `m.direct` (rooms are delivered concurrently).
+    direct_lock: Mutex<()>,
+    /// The homeserver's default room version (portals are created with it).
+    room_version: tokio::sync::OnceCell<Option<String>>,
 }
 
 /// The transaction id of a message's send: stable per guid, so a retried request is one event
 /// while the homeserver remembers the id.
-fn txn_id(guid: &str) -> String {
+pub(crate) fn txn_id(guid: &str) -> String {
     format!("imb-{guid}")
-}
-
-/// The reaction key of an iMessage tapback (`associated_type` 2000–2005); None for other kinds
-/// (removals 3000–3005 and non-tapbacks), which are delivered as text.
-pub fn tapback_key(kind: u32) -> Option<&'static str> {
-    Some(match kind {
-        2000 => "❤️",
-        2001 => "👍",
-        2002 => "👎",
-        2003 => "😂",
-        2004 => "‼️",
-        2005 => "❓",
-        _ => return None,
-    })
 }
 
 impl Deliverer {
     pub fn new(hs: HomeserverClient, store: Arc<dyn Store>, config: DeliveryConfig) -> Self {
-        Deliverer { hs, store, config, known_users: Mutex::new(HashSet::new()) }
+        Deliverer { hs, store, config, known_users: Mutex::new(HashSet::new()), direct_lock: Mutex::new(()), room_version: tokio::sync::OnceCell::new() }
     }
 
     pub fn bot(&self) -> String {
@@ -138,8 +160,13 @@ impl Deliverer {
     /// Creates the chat's room with its members; returns the portal and who is joined.
     async fn create_portal(&self, chat: &Chat) -> Result<(Portal, HashSet<String>)> {
         let bot = self.bot();
-        self.hs.register(crate::ghost::BOT_LOCALPART).await?;
+        self.ensure_bot().await?;
         let is_group = chat.style == STYLE_GROUP;
+        // A DM is created as one: the contact's ghost invited by createRoom with is_direct.
+        let contact = (!is_group).then(|| chat.participants.first().map(|h| ghost_user_id(h, &self.config.domain))).flatten();
+        if let Some(handle) = chat.participants.first().filter(|_| !is_group) {
+            self.ensure_ghost(handle).await?;
+        }
         let mut body = json!({
             "visibility": "private",
             "preset": "private_chat",
@@ -153,19 +180,88 @@ impl Deliverer {
                     "protocol": { "id": "imessage", "displayname": "iMessage" },
                     "channel": { "id": chat.chat_id, "displayname": chat.display_name },
                 }
+            }, {
+                // Clients leave the bot out of the room name they compute (Element's
+                // functional members), so a DM is named after the contact.
+                "type": "io.element.functional_members",
+                "state_key": "",
+                "content": { "service_members": [bot] },
             }],
-            "power_level_content_override": { "users": { self.config.owner.clone(): 100 } },
+            "power_level_content_override": { "users": self.power_users().await? },
         });
+        if let Some(contact) = &contact {
+            body["invite"] = json!([contact]);
+        }
         if let Some(name) = &chat.display_name {
             body["name"] = json!(name);
         }
-        let room = self.hs.create_room(&bot, &body).await?;
-        let portal = Portal { chat_id: chat.chat_id.clone(), room_id: room.to_string(), name: chat.display_name.clone() };
+        // Sent once: a request that fails without an answer may still have made the room, which
+        // the m.bridge search then adopts instead of making a second one.
+        let room = match self.hs.create_room(&bot, &body).await {
+            Ok(room) => room.to_string(),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(chat = %chat.chat_id, "createRoom failed ({e}); looking for a room it may have made");
+                self.adopt_unrecorded_rooms(std::slice::from_ref(chat)).await?;
+                match self.store.portal(&chat.chat_id).await? {
+                    Some(p) => {
+                        let members = self.hs.joined_members(&p.room_id, &bot).await?;
+                        return Ok((p, members));
+                    }
+                    None => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        let portal = Portal { chat_id: chat.chat_id.clone(), room_id: room.clone(), name: chat.display_name.clone() };
         self.store.save_portal(&portal).await?;
         tracing::info!(chat = %chat.chat_id, room = %room, name = ?chat.display_name, "portal created");
         let mut members = HashSet::from([bot.clone()]);
         self.seat_members(&portal, chat, &mut members).await?;
+        if let (Some(contact), true) = (&contact, self.config.double_puppet) {
+            self.mark_direct(contact, &room).await?;
+        }
         Ok((portal, members))
+    }
+
+    /// The `users` of a portal's power levels: the owner, and the bot where the room version
+    /// needs it. Before version 12 the override replaces the creator's entry, so the bot must
+    /// be listed; from 12 on the creator has power by being the creator and must not be.
+    async fn power_users(&self) -> Result<Value> {
+        let bot = self.bot();
+        let version = self.room_version.get_or_try_init(|| self.hs.default_room_version(&bot)).await?;
+        let before_12 = version.as_deref().and_then(|v| v.parse::<u32>().ok()).is_some_and(|v| v < 12);
+        let mut users = json!({ self.config.owner.clone(): 100 });
+        if before_12 {
+            users[self.bot()] = json!(100);
+        }
+        Ok(users)
+    }
+
+    /// Registers the bot and gives it a display name, once per run.
+    async fn ensure_bot(&self) -> Result<()> {
+        let bot = self.bot();
+        if self.known_users.lock().await.contains(&bot) {
+            return Ok(());
+        }
+        self.hs.register(crate::ghost::BOT_LOCALPART).await?;
+        self.hs.set_displayname(&bot, BOT_DISPLAY_NAME).await?;
+        self.known_users.lock().await.insert(bot);
+        Ok(())
+    }
+
+    /// Lists `room` as the owner's DM with `contact` in their `m.direct` account data.
+    async fn mark_direct(&self, contact: &str, room: &str) -> Result<()> {
+        let _guard = self.direct_lock.lock().await;
+        let owner = &self.config.owner;
+        let mut direct = self.hs.account_data(owner, "m.direct").await?.filter(Value::is_object).unwrap_or_else(|| json!({}));
+        let rooms = direct[contact].as_array().cloned().unwrap_or_default();
+        if !rooms.iter().any(|r| r == room) {
+            let mut rooms = rooms;
+            rooms.push(json!(room));
+            direct[contact] = Value::Array(rooms);
+            self.hs.set_account_data(owner, "m.direct", &direct).await?;
+        }
+        Ok(())
     }
 
     /// Puts the owner and a ghost per participant into the portal, skipping `members` (who are
@@ -188,43 +284,17 @@ impl Deliverer {
         Ok(())
     }
 
-    /// Builds the event for a message: a reaction when it is a tapback on a delivered message,
-    /// a text message otherwise. Every event carries the guid.
-    async fn event_for(&self, m: &MessageRecord) -> Result<(&'static str, Value)> {
-        if let (Some(kind), Some(target)) = (m.associated_type, m.associated_guid.as_deref()) {
-            let target_guid = target.rsplit('/').next().unwrap_or(target);
-            if let (Some(key), Some(event_id)) = (tapback_key(kind), self.store.delivered_event(target_guid).await?) {
-                return Ok((
-                    "m.reaction",
-                    json!({ "m.relates_to": { "rel_type": "m.annotation", "event_id": event_id, "key": key }, GUID_KEY: m.guid }),
-                ));
-            }
-        }
-        Ok(Self::text_event(m))
-    }
-
-    /// The text form of a message (also the fallback of a reaction the homeserver refuses).
-    fn text_event(m: &MessageRecord) -> (&'static str, Value) {
-        let body = match m.text.as_deref() {
-            Some("\u{FFFC}") | None | Some("") => "📎 attachment".to_string(),
-            Some(t) => t.to_string(),
-        };
-        let content = ruma::events::room::message::RoomMessageEventContent::text_plain(body);
-        let mut v = serde_json::to_value(&content).unwrap_or_else(|_| json!({ "msgtype": "m.text" }));
-        v[GUID_KEY] = json!(m.guid);
-        if let Some(subject) = &m.subject {
-            v["fi.imessage_bridge.subject"] = json!(subject);
-        }
-        ("m.room.message", v)
-    }
-
-    /// Looks for `guid` among the room's newest events.
-    async fn find_in_room(&self, room: &str, guid: &str) -> Result<Option<String>> {
+    /// Looks for the event with ledger key `key` among the room's newest events (events of
+    /// older versions carry only the guid).
+    async fn find_in_room(&self, room: &str, key: &str) -> Result<Option<String>> {
         let page = self.hs.messages(room, &self.bot(), None, "b", INFLIGHT_LOOKBACK).await?;
         Ok(page
             .chunk
             .iter()
-            .find(|e| e["content"][GUID_KEY].as_str() == Some(guid))
+            .find(|e| {
+                let c = &e["content"];
+                c[LEDGER_KEY].as_str() == Some(key) || (c[LEDGER_KEY].is_null() && c[GUID_KEY].as_str() == Some(key))
+            })
             .and_then(|e| e["event_id"].as_str().map(str::to_string)))
     }
 
@@ -267,11 +337,28 @@ impl Deliverer {
         progress.room_started(&chat.chat_id, chat.display_name.as_deref().unwrap_or(&chat.chat_id), pending.len());
         // Who is in the room already: known when we just created it, else asked once, so no
         // sender costs an invite and a join per run.
+        let history = created_with.is_some() && self.config.double_puppet;
         let mut members = match created_with {
             Some(m) => m,
             None => self.hs.joined_members(&room, &self.bot()).await?,
         };
+        // The chat's tapback state as the room has it: every message before the first pending.
+        let mut reactions = crate::render::Reactions::default();
+        let first_pending = pending.first().map(|m| (m.ts_ms, m.guid.clone()));
+        for m in self.store.messages_in_chat(&chat.chat_id).await? {
+            if Some((m.ts_ms, m.guid.clone())) >= first_pending {
+                break;
+            }
+            if !m.is_system() {
+                let plan = crate::render::plan(&m, &|h| crate::ghost::ghost_user_id(h, &self.config.domain));
+                reactions.apply(&m, &plan);
+            }
+        }
+        // History goes in without notifying the owner: their push rule for the room is muted
+        // while it does, and their read markers end up on its last event.
+        let muted = if history { self.mute_owner(&room).await? } else { false };
         let mut ghosts: HashSet<String> = HashSet::new();
+        let mut room_report = DeliveryReport::default();
         for m in &pending {
             let sender = self.sender_of(m);
             if sender != self.config.owner && !ghosts.contains(&sender) {
@@ -280,28 +367,41 @@ impl Deliverer {
                 ghosts.insert(sender.clone());
             }
             self.ensure_member(&room, &sender, &mut members).await?;
-            let (event_type, content) = self.event_for(m).await?;
-            let txn = txn_id(&m.guid);
-            self.store.begin_delivery(&m.guid, &chat.chat_id, &txn).await?;
-            let event_id = match self.hs.send(&room, &sender, event_type, &txn, Some(m.ts_ms), &content).await {
-                // The sender already has this reaction on that message (iMessage toggles a
-                // tapback, so an add, a removal and the same add again reach us as two adds
-                // while removals are not yet redactions): the message goes in as text instead,
-                // never lost. Its own txn id: a homeserver may remember the refused one. (After a
-                // crash the in-flight check finds either form by its guid.)
-                Err(e) if event_type == "m.reaction" && e.errcode() == Some("M_DUPLICATE_ANNOTATION") => {
-                    tracing::debug!(guid = %m.guid, "reaction already there; sent as text");
-                    let (text_type, text) = Self::text_event(m);
-                    self.hs.send(&room, &sender, text_type, &format!("{txn}-text"), Some(m.ts_ms), &text).await?
-                }
-                other => other?,
-            };
-            self.store.finish_delivery(&m.guid, event_id.as_str()).await?;
-            report.lock().await.sent += 1;
+            self.send_message(&room, &sender, m, &mut reactions, &mut room_report).await?;
+            room_report.sent += 1;
             progress.sent(&chat.chat_id);
         }
+        if history {
+            if let Some(last) = self.last_event(&pending).await? {
+                self.hs.set_read_markers(&room, &self.config.owner, &last).await?;
+            }
+        }
+        if muted {
+            self.hs.delete_room_push_rule(&self.config.owner, &room).await?;
+        }
+        report.lock().await.add(&room_report);
         progress.room_finished(&chat.chat_id);
         Ok(())
+    }
+
+    /// Mutes the owner's notifications for `room` unless they set a rule of their own there;
+    /// returns whether it did (and so must lift it).
+    async fn mute_owner(&self, room: &str) -> Result<bool> {
+        if self.hs.room_push_rule(&self.config.owner, room).await?.is_some() {
+            return Ok(false);
+        }
+        self.hs.set_room_push_rule(&self.config.owner, room, &json!([])).await?;
+        Ok(true)
+    }
+
+    /// The newest event the delivered `messages` put into the room.
+    async fn last_event(&self, messages: &[MessageRecord]) -> Result<Option<String>> {
+        for m in messages.iter().rev() {
+            if let Some(id) = self.store.delivered_event(&m.guid).await?.filter(|id| id != NO_EVENT) {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
     }
 
     /// Finds rooms the bot created for a chat but never recorded (the bridge stopped between
@@ -332,9 +432,9 @@ impl Deliverer {
             // the ledger, so adopting the room never sends them a second time.
             let (events, _) = crate::verify::paginate(&self.hs, &room, &bot).await?;
             for e in events {
-                if let (Some(guid), Some(event_id)) = (e.guid, e.event_id) {
-                    self.store.begin_delivery(&guid, chat_id, &txn_id(&guid)).await?;
-                    self.store.finish_delivery(&guid, &event_id).await?;
+                if let (Some(key), Some(event_id)) = (e.key.or(e.guid), e.event_id) {
+                    self.store.begin_delivery(&key, chat_id, &txn_id(&key)).await?;
+                    self.store.finish_delivery(&key, &event_id).await?;
                 }
             }
             let portal = Portal { chat_id: chat_id.to_string(), room_id: room.clone(), name };
@@ -353,7 +453,7 @@ impl Deliverer {
         let report = Mutex::new(DeliveryReport { rooms: chats.len() as u64, ..Default::default() });
         let recorded = self.store.portals().await?.len();
         if recorded < chats.len() {
-            self.hs.register(crate::ghost::BOT_LOCALPART).await?;
+            self.ensure_bot().await?;
             report.lock().await.adopted = self.adopt_unrecorded_rooms(&chats).await?;
         }
         let results: Vec<Result<()>> = stream::iter(chats.iter())

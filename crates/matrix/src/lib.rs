@@ -11,7 +11,10 @@ pub mod appservice;
 pub mod client;
 pub mod delivery;
 pub mod ghost;
+pub mod media;
 pub mod registration;
+pub mod render;
+pub mod send;
 pub mod verify;
 
 pub use client::HomeserverClient;
@@ -34,6 +37,10 @@ pub enum MatrixError {
     Store(#[from] store::StoreError),
     #[error("cannot write {path}: {detail}")]
     Write { path: String, detail: String },
+    /// An attachment's file could not be read or converted for Matrix (the message goes in
+    /// with a notice in the file's place).
+    #[error("attachment {file}: {detail}")]
+    Media { file: String, detail: String },
 }
 
 impl MatrixError {

@@ -39,6 +39,15 @@ pub struct ChatVerification {
     pub name_ok: bool,
     /// Pagination reached `m.room.create`.
     pub reached_start: bool,
+    /// Media events (`m.image`, `m.video`, `m.audio`, `m.file`) and notices standing in for
+    /// attachments, reactions standing, edits (`m.replace`) and replies found.
+    pub media: u64,
+    pub attachment_notices: u64,
+    pub reactions: u64,
+    pub edits: u64,
+    pub replies: u64,
+    /// Events that should not be visible (removed tapbacks, unsent messages) but are.
+    pub unexpected: u64,
 }
 
 impl ChatVerification {
@@ -51,6 +60,7 @@ impl ChatVerification {
             && self.bot_messages == 0
             && self.name_ok
             && self.reached_start
+            && self.unexpected == 0
     }
 }
 
@@ -68,7 +78,15 @@ pub struct SeenEvent {
     pub sender: String,
     pub ts: i64,
     pub guid: Option<String>,
+    /// The event's ledger key (events since part events exist).
+    pub key: Option<String>,
+    /// The message part it shows.
+    pub part: Option<i64>,
+    /// `m.relates_to.rel_type` (`m.replace` for edits, `m.annotation` for reactions).
+    pub rel_type: Option<String>,
     pub is_state: bool,
+    /// The whole event, for checks that look at its content.
+    pub raw: serde_json::Value,
 }
 
 /// Pages a room backwards from the live end as `user`. Returns events oldest first and whether
@@ -89,8 +107,12 @@ pub async fn paginate(hs: &HomeserverClient, room: &str, user: &str) -> Result<(
                 sender: e["sender"].as_str().unwrap_or("").to_string(),
                 ts: e["origin_server_ts"].as_i64().unwrap_or(0),
                 guid: e["content"][GUID_KEY].as_str().map(str::to_string),
+                key: e["content"][crate::send::LEDGER_KEY].as_str().map(str::to_string),
+                part: e["content"][crate::send::PART_KEY].as_i64(),
+                rel_type: e["content"]["m.relates_to"]["rel_type"].as_str().map(str::to_string),
                 is_state: e.get("state_key").is_some(),
                 event_type,
+                raw: e.clone(),
             });
         }
         match page.end {
@@ -102,6 +124,45 @@ pub async fn paginate(hs: &HomeserverClient, room: &str, user: &str) -> Result<(
     Ok((events, reached_start))
 }
 
+/// Which of a chat's messages the room should show (their GUIDs) and which must not be visible:
+/// by the delivery plan, with tapbacks applied in order (removed and replaced reactions are
+/// redacted; a tapback on a message the room does not show has nothing to react to).
+pub fn expected_in_room(messages: &[imessage::records::MessageRecord], domain: &str) -> (Vec<String>, std::collections::HashSet<String>) {
+    use crate::render::{plan, Plan, Reactions};
+    let mut shown = std::collections::HashSet::new();
+    let mut reactions = Reactions::default();
+    let mut tapbacks = Vec::new();
+    for m in messages {
+        let p = plan(m, &|h| crate::ghost::ghost_user_id(h, domain));
+        match &p {
+            Plan::Message { .. } => {
+                shown.insert(m.guid.clone());
+            }
+            Plan::React { target, .. } => {
+                // Only a reaction on a message the room shows reaches the reaction state.
+                if shown.contains(target) {
+                    reactions.apply(m, &p);
+                }
+                tapbacks.push(m.guid.clone());
+            }
+            Plan::Unreact { .. } => {
+                reactions.apply(m, &p);
+            }
+            Plan::Nothing { .. } => {}
+        }
+    }
+    let standing: std::collections::HashSet<&str> = reactions.standing().collect();
+    let mut expected: Vec<String> = messages.iter().filter(|m| shown.contains(&m.guid)).map(|m| m.guid.clone()).collect();
+    expected.extend(tapbacks.iter().filter(|g| standing.contains(g.as_str())).cloned());
+    let hidden = messages
+        .iter()
+        .map(|m| &m.guid)
+        .filter(|g| !shown.contains(*g) && !standing.contains(g.as_str()))
+        .cloned()
+        .collect();
+    (expected, hidden)
+}
+
 /// Verifies every chat in the store against its room.
 pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
     let store: &dyn Store = deliverer.store.as_ref();
@@ -110,7 +171,8 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
     let reader = deliverer.config.owner.clone();
     let mut chats = Vec::new();
     for chat in store.chats().await? {
-        let expected: Vec<_> = store.messages_in_chat(&chat.chat_id).await?.into_iter().filter(|m| !m.is_system()).collect();
+        let messages: Vec<_> = store.messages_in_chat(&chat.chat_id).await?.into_iter().filter(|m| !m.is_system()).collect();
+        let (expected, hidden) = expected_in_room(&messages, &deliverer.config.domain);
         let mut v = ChatVerification {
             chat_id: chat.chat_id.clone(),
             room_id: None,
@@ -124,6 +186,12 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             bot_messages: 0,
             name_ok: false,
             reached_start: false,
+            media: 0,
+            attachment_notices: 0,
+            reactions: 0,
+            edits: 0,
+            replies: 0,
+            unexpected: 0,
         };
         let Some(portal) = store.portal(&chat.chat_id).await? else {
             chats.push(v);
@@ -132,15 +200,32 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
         v.room_id = Some(portal.room_id.clone());
         let (events, reached_start) = paginate(hs, &portal.room_id, &reader).await?;
         v.reached_start = reached_start;
-        let mut seen: HashMap<&str, u64> = HashMap::new();
+        let mut seen: HashMap<(String, i64), u64> = HashMap::new();
         let mut last_ts = i64::MIN;
-        let senders: BTreeMap<&str, String> = expected.iter().map(|m| (m.guid.as_str(), deliverer.sender_of(m))).collect();
+        let senders: BTreeMap<&str, String> = messages.iter().map(|m| (m.guid.as_str(), deliverer.sender_of(m))).collect();
         for e in &events {
             if e.sender == bot && !e.is_state {
                 v.bot_messages += 1;
             }
+            let content = &e.raw["content"];
+            match (content["msgtype"].as_str(), e.rel_type.as_deref()) {
+                (_, Some("m.replace")) => v.edits += 1,
+                (Some("m.image" | "m.video" | "m.audio" | "m.file"), _) => v.media += 1,
+                (Some("m.notice"), _) => v.attachment_notices += 1,
+                _ => {}
+            }
+            if e.event_type == "m.reaction" {
+                v.reactions += 1;
+            }
+            if !content["m.relates_to"]["m.in_reply_to"]["event_id"].is_null() {
+                v.replies += 1;
+            }
             let Some(guid) = e.guid.as_deref() else { continue };
-            *seen.entry(guid).or_default() += 1;
+            let slot = (guid.to_string(), if e.event_type == "m.reaction" { -1 } else { e.part.unwrap_or(0) });
+            if hidden.contains(guid) {
+                v.unexpected += 1;
+            }
+            *seen.entry(slot).or_default() += 1;
             if e.ts < last_ts {
                 v.out_of_order += 1;
             }
@@ -150,7 +235,8 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             }
         }
         v.duplicates = seen.values().map(|n| n.saturating_sub(1)).sum();
-        v.reachable = expected.iter().filter(|m| seen.contains_key(m.guid.as_str())).count() as u64;
+        let found: std::collections::HashSet<&str> = seen.keys().map(|(g, _)| g.as_str()).collect();
+        v.reachable = expected.iter().filter(|g| found.contains(g.as_str())).count() as u64;
         v.missing = v.expected - v.reachable;
         let room_name = hs
             .state(&portal.room_id, &reader, "m.room.name", "")

@@ -522,6 +522,11 @@ macro_rules! impl_store {
                 rows.iter().map(crate::files::file).collect()
             }
 
+            async fn attachment_by_transfer_guid(&self, guid: &str) -> Result<Option<(AttachmentRecord, Option<crate::AttachmentFile>)>> {
+                let row = sqlx::query(crate::files::BY_TRANSFER_GUID).bind(guid).fetch_optional(&self.$read).await?;
+                row.map(|row| Ok((common::attachment(&row)?, crate::files::joined_file(&row)?))).transpose()
+            }
+
             async fn file_summary(&self) -> Result<crate::FileSummary> {
                 let row = sqlx::query(crate::files::SUMMARY).fetch_one(&self.$read).await?;
                 crate::files::summary(&row)

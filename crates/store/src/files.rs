@@ -116,6 +116,12 @@ pub(crate) const RECORD: &str = "INSERT INTO attachment_files (record_name, stat
        bytes = excluded.bytes, attempts = attachment_files.attempts + 1, last_error = excluded.last_error, \
        updated_ms = excluded.updated_ms";
 
+/// The attachment record with transfer GUID `$1` and its file row, if any.
+pub(crate) const BY_TRANSFER_GUID: &str = "SELECT a.record_name, a.guid, a.mime_type, a.filename, a.total_bytes, a.asset_size, a.details, \
+       f.state, f.sha256, f.bytes, f.attempts, f.last_error \
+     FROM attachments a LEFT JOIN attachment_files f ON f.record_name = a.record_name WHERE a.guid = $1 \
+     ORDER BY a.record_name LIMIT 1";
+
 pub(crate) const ALL: &str =
     "SELECT record_name, state, sha256, bytes, attempts, last_error FROM attachment_files ORDER BY record_name";
 
@@ -157,6 +163,14 @@ pub(crate) fn file(row: &impl RowExt) -> Result<AttachmentFile> {
         attempts: row.int("attempts")?,
         last_error: row.opt_text("last_error")?,
     })
+}
+
+/// A [`BY_TRANSFER_GUID`] row's file part (None when the attachment has no file row yet).
+pub(crate) fn joined_file(row: &impl RowExt) -> Result<Option<AttachmentFile>> {
+    if row.opt_text("state")?.is_none() {
+        return Ok(None);
+    }
+    file(row).map(Some)
 }
 
 pub(crate) fn summary(row: &impl RowExt) -> Result<FileSummary> {

@@ -250,6 +250,8 @@ pub trait Store: Send + Sync {
     async fn attachment_files(&self) -> Result<Vec<AttachmentFile>>;
     /// Attachment files by state.
     async fn file_summary(&self) -> Result<FileSummary>;
+    /// The attachment a message part names by its transfer GUID (`cm.aguid`), with its file row.
+    async fn attachment_by_transfer_guid(&self, guid: &str) -> Result<Option<(AttachmentRecord, Option<AttachmentFile>)>>;
 
     /// The portal of a chat, if its room was created.
     async fn portal(&self, chat_id: &str) -> Result<Option<Portal>>;

@@ -164,6 +164,12 @@ async fn attachment_files_move_through_their_states(db: TestDb) {
     assert_eq!(summary.pending(), 1);
     // Attachment details round-trip.
     assert_eq!(s.attachments().await.unwrap(), atts);
+    // A message part finds its attachment and file by transfer GUID.
+    let (a, f) = s.attachment_by_transfer_guid("aguid-a1").await.unwrap().unwrap();
+    assert_eq!((a, f.map(|f| f.state)), (atts[1].clone(), Some(FileState::Stored)));
+    let (a, f) = s.attachment_by_transfer_guid("aguid-a0").await.unwrap().unwrap();
+    assert_eq!((a.record_name.as_str(), f), ("a0", None));
+    assert!(s.attachment_by_transfer_guid("nope").await.unwrap().is_none());
 }
 
 // ---- record builders ----

@@ -1,0 +1,492 @@
+//! Turns a downloaded iMessage attachment into what Matrix clients show the way an iPhone does.
+//!
+//! Messages stores photos as HEIC and voice messages as Opus in a Core Audio Format (CAF) file;
+//! Element and most browsers can display neither, and a file uploaded without `info.w`/`h` or a
+//! voice message without the MSC3245 fields shows up as a download link instead of a picture or
+//! a playable voice note. So [`prepare`] picks the Matrix `msgtype` from the record's MIME type,
+//! UTI and name, converts HEIC → JPEG (`heif-convert`, or `ffmpeg` when it can decode HEIF, as
+//! mautrix-imessage's `convert_heif`; a sticker → PNG, keeping its transparency) and CAF → Ogg/Opus (`ffmpeg`), and fills `info` (image
+//! dimensions via `imagesize`, or `heif-info` for a HEIC sent as is; video dimensions and
+//! durations via `ffprobe`) plus a voice waveform (peaks of `ffmpeg`'s 8 kHz mono PCM). Codecs
+//! are never implemented here: external programs do it, run with no stdin, a time limit and
+//! capped output. A missing program is not
+//! an error — the original goes up as is and a warning is logged once per program — but a
+//! program that fails on the file is. [`message_content`] then builds the `m.room.message`
+//! content once delivery has uploaded the bytes. Install the programs with
+//! `scripts/install-media-tools.sh`; `IMESSAGE_BRIDGE_FFMPEG`, `IMESSAGE_BRIDGE_FFPROBE`,
+//! `IMESSAGE_BRIDGE_HEIF_CONVERT` and `IMESSAGE_BRIDGE_HEIF_INFO` override where they are found
+//! (default: on `PATH`).
+
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use imessage::records::AttachmentRecord;
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::{MatrixError, Result};
+
+/// How long one external program may run before it is killed.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+/// Output kept from a program's stdout when it is not a media file (ffprobe's JSON).
+const PROBE_CAP: u64 = 1 << 20;
+/// Bytes of stderr kept for an error message (the rest is read and dropped, so it never blocks).
+const STDERR_CAP: usize = 4096;
+/// PCM samples decoded for a waveform at most; longer audio is decoded at a lower rate.
+const PCM_SAMPLES: u64 = 4_800_000;
+/// Points in a voice message's waveform.
+const WAVEFORM_POINTS: usize = 50;
+
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Convert HEIC/HEIF images to JPEG (as mautrix-imessage's convert_heif), default true.
+    pub convert_heif: bool,
+    /// Convert CAF voice messages to Ogg/Opus, default true.
+    pub convert_voice: bool,
+    /// Files larger than this are not uploaded (the caller sends a notice instead).
+    pub max_bytes: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig { convert_heif: true, convert_voice: true, max_bytes: 100 << 20 }
+    }
+}
+
+/// What one attachment becomes.
+#[derive(Debug, Clone)]
+pub struct PreparedMedia {
+    /// The bytes to upload (converted or the original).
+    pub bytes: bytes::Bytes,
+    pub mime_type: String,
+    /// The file name shown (the transfer name, with the extension changed after conversion).
+    pub filename: String,
+    /// `m.image` / `m.video` / `m.audio` / `m.file`.
+    pub msgtype: &'static str,
+    /// `info` without `url`/`thumbnail_url`: `mimetype`, `size`, `w`/`h` for images and videos
+    /// when known, `duration` (ms) for audio/video when known.
+    pub info: Value,
+    /// A voice message (CAF from Messages, or any audio whose transfer name is "Audio
+    /// Message.caf"): the event gets `org.matrix.msc3245.voice: {}` and
+    /// `org.matrix.msc1767.audio: { duration, waveform }`.
+    pub voice: Option<Voice>,
+    /// What was done, for logs/tests: e.g. "heic→jpeg", "caf→ogg", or "as is" (also "heic→png",
+    /// for a sticker).
+    pub conversion: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct Voice {
+    pub duration_ms: u64,
+    /// 0..=1024 values, ~30–100 of them
+    pub waveform: Vec<u16>,
+}
+
+/// Prepares the stored file at `path` for Matrix. Errors (unreadable file, a file or converted
+/// file over `max_bytes`, a converter that fails) are `MatrixError::Media`; a missing converter
+/// tool is NOT an error: the original is used (`conversion: "as is"`) and a warning logged once.
+pub async fn prepare(path: &Path, attachment: &AttachmentRecord, config: &MediaConfig) -> Result<PreparedMedia> {
+    prepare_with(path, attachment, config, &Tools::from_env()).await
+}
+
+/// The `m.room.message` content for a prepared, uploaded attachment (`url` = the mxc URI):
+/// body = filename, `filename`, `msgtype`, `info`, and the voice fields when `voice` is Some.
+pub fn message_content(media: &PreparedMedia, mxc: &str) -> Value {
+    let mut content = json!({
+        "msgtype": media.msgtype,
+        "body": media.filename,
+        "filename": media.filename,
+        "url": mxc,
+        "info": media.info,
+    });
+    if let (Some(voice), Some(map)) = (&media.voice, content.as_object_mut()) {
+        map.insert("org.matrix.msc3245.voice".into(), json!({}));
+        let audio = json!({ "duration": voice.duration_ms, "waveform": voice.waveform });
+        map.insert("org.matrix.msc1767.audio".into(), audio);
+    }
+    content
+}
+
+/// Where the external programs are.
+#[derive(Debug, Clone)]
+pub(crate) struct Tools {
+    pub ffmpeg: OsString,
+    pub ffprobe: OsString,
+    pub heif_convert: OsString,
+    pub heif_info: OsString,
+}
+
+impl Tools {
+    fn from_env() -> Self {
+        let get = |var: &str, default: &str| std::env::var_os(var).unwrap_or_else(|| default.into());
+        let (ffmpeg, ffprobe) = (get("IMESSAGE_BRIDGE_FFMPEG", "ffmpeg"), get("IMESSAGE_BRIDGE_FFPROBE", "ffprobe"));
+        let heif_convert = get("IMESSAGE_BRIDGE_HEIF_CONVERT", "heif-convert");
+        Tools { ffmpeg, ffprobe, heif_convert, heif_info: get("IMESSAGE_BRIDGE_HEIF_INFO", "heif-info") }
+    }
+}
+
+/// What the attachment is, which decides conversion and `msgtype`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind { Heif, Image, Voice, Audio, Video, File }
+
+pub(crate) async fn prepare_with(
+    path: &Path,
+    att: &AttachmentRecord,
+    config: &MediaConfig,
+    tools: &Tools,
+) -> Result<PreparedMedia> {
+    let fail = |detail: String| MatrixError::Media { file: path.display().to_string(), detail };
+    // An absolute path can't be mistaken for an option by the programs below.
+    let input = std::path::absolute(path).map_err(|e| fail(format!("cannot resolve the path: {e}")))?;
+    let name = display_name(att);
+    let mime = mime_type(att, &name);
+    let kind = kind_of(&mime, att.details.uti.as_deref(), &name);
+    let (mut bytes, mut mime, mut name, mut conversion) = (None, mime, name, "as is");
+    let (mut info, mut voice, mut dims) = (Map::new(), None, None);
+    let tmp_dir = || tempfile::TempDir::new().map_err(|e| fail(format!("cannot create a temporary directory: {e}")));
+    // Checked first, so that an oversized or unreadable file fails before any conversion.
+    let len = tokio::fs::metadata(&input).await.map_err(|e| fail(format!("cannot read the file: {e}")))?.len();
+    if len > config.max_bytes {
+        return Err(fail(format!("the file has {len} bytes, more than the limit of {}", config.max_bytes)));
+    }
+    match kind {
+        Kind::Heif if config.convert_heif => {
+            // A sticker becomes a PNG: JPEG has no transparency, its cut-out would get a black box.
+            let (ext, to, done) = match att.details.is_sticker {
+                true => ("png", "image/png", "heic→png"),
+                false => ("jpg", "image/jpeg", "heic→jpeg"),
+            };
+            if let Some(image) = heif_convert(&input, tmp_dir()?.path(), ext, tools, config.max_bytes).await.map_err(fail)? {
+                (bytes, mime, conversion, name) = (Some(image), to.into(), done, with_extension(&name, ext));
+            }
+        }
+        Kind::Voice | Kind::Audio | Kind::Video => {
+            if let Some(probe) = ffprobe(&input, tools).await.map_err(fail)? {
+                if let Some(ms) = probe.duration_ms {
+                    info.insert("duration".into(), ms.into());
+                }
+                dims = probe.size.filter(|_| kind == Kind::Video);
+                if kind == Kind::Voice {
+                    if config.convert_voice {
+                        let ogg = voice_to_ogg(&input, tmp_dir()?.path(), &probe, tools, config.max_bytes).await;
+                        if let Some(ogg) = ogg.map_err(fail)? {
+                            (bytes, mime, conversion) = (Some(ogg), "audio/ogg".into(), "caf→ogg");
+                            name = with_extension(&name, "ogg");
+                        }
+                    }
+                    let waveform = waveform(&input, probe.duration_ms, tools).await.map_err(fail)?;
+                    if let (Some(duration_ms), Some(waveform)) = (probe.duration_ms, waveform) {
+                        voice = Some(Voice { duration_ms, waveform });
+                    }
+                }
+            }
+        }
+        Kind::Heif | Kind::Image | Kind::File => {}
+    }
+    let bytes = match bytes {
+        Some(b) => b,
+        None => read_capped_file(&input, config.max_bytes, "the file").await.map_err(fail)?,
+    };
+    if kind == Kind::Heif && conversion == "as is" {
+        // imagesize reads a HEIF's coded size (`ispe`), which its clean aperture may crop.
+        dims = heif_size(&input, tools).await;
+    }
+    if matches!(kind, Kind::Heif | Kind::Image) && dims.is_none() {
+        dims = imagesize::blob_size(&bytes).ok().map(|s| (s.width as u64, s.height as u64));
+    }
+    if let Some((w, h)) = dims {
+        info.insert("w".into(), w.into());
+        info.insert("h".into(), h.into());
+    }
+    info.insert("mimetype".into(), mime.clone().into());
+    info.insert("size".into(), bytes.len().into());
+    let msgtype = match kind {
+        Kind::Heif | Kind::Image => "m.image",
+        Kind::Voice | Kind::Audio => "m.audio",
+        Kind::Video => "m.video",
+        Kind::File => "m.file",
+    };
+    tracing::debug!(file = %path.display(), %name, %mime, msgtype, conversion, "attachment prepared");
+    Ok(PreparedMedia { bytes, mime_type: mime, filename: name, msgtype, info: Value::Object(info), voice, conversion })
+}
+
+/// The name shown: the transfer name, else the last component of `cm.fn`.
+fn display_name(att: &AttachmentRecord) -> String {
+    let from_path = att.filename.as_deref().and_then(|f| f.rsplit('/').next());
+    match att.details.transfer_name.as_deref().or(from_path) {
+        Some(n) if !n.trim().is_empty() => n.to_owned(),
+        _ => "attachment".to_owned(),
+    }
+}
+
+fn with_extension(name: &str, ext: &str) -> String {
+    Path::new(name).with_extension(ext).to_string_lossy().into_owned()
+}
+
+fn extension(name: &str) -> String {
+    Path::new(name).extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default()
+}
+
+/// UTI, extensions and MIME type of what iPhones send, for records without a MIME type.
+#[rustfmt::skip]
+const TYPES: [(&str, &[&str], &str); 10] = [
+    ("public.jpeg", &["jpg", "jpeg"], "image/jpeg"), ("public.png", &["png"], "image/png"),
+    ("public.heic", &["heic"], "image/heic"), ("public.heif", &["heif"], "image/heif"),
+    ("com.compuserve.gif", &["gif"], "image/gif"), ("com.apple.coreaudio-format", &["caf"], "audio/x-caf"),
+    ("com.apple.m4a-audio", &["m4a"], "audio/mp4"), ("com.apple.quicktime-movie", &["mov"], "video/quicktime"),
+    ("public.mpeg-4", &["mp4"], "video/mp4"), ("com.adobe.pdf", &["pdf"], "application/pdf"),
+];
+
+/// The record's MIME type, else one from the UTI, else from the extension.
+fn mime_type(att: &AttachmentRecord, name: &str) -> String {
+    if let Some(m) = att.mime_type.as_deref().map(str::trim).filter(|m| m.contains('/')) {
+        return m.to_ascii_lowercase();
+    }
+    let (uti, ext) = (att.details.uti.as_deref(), extension(name));
+    let by_uti = TYPES.iter().find(|t| Some(t.0) == uti);
+    let found = by_uti.or_else(|| TYPES.iter().find(|t| t.1.contains(&ext.as_str())));
+    found.map_or("application/octet-stream", |t| t.2).to_owned()
+}
+
+fn kind_of(mime: &str, uti: Option<&str>, name: &str) -> Kind {
+    let caf = mime == "audio/x-caf" || uti == Some("com.apple.coreaudio-format") || extension(name) == "caf";
+    if matches!(mime, "image/heic" | "image/heif" | "image/heic-sequence" | "image/heif-sequence")
+        || matches!(uti, Some("public.heic" | "public.heif"))
+    {
+        Kind::Heif
+    } else if mime.starts_with("image/") {
+        Kind::Image
+    } else if caf || (mime.starts_with("audio/") && name == "Audio Message.caf") {
+        Kind::Voice
+    } else if mime.starts_with("audio/") {
+        Kind::Audio
+    } else if mime.starts_with("video/") {
+        Kind::Video
+    } else {
+        Kind::File
+    }
+}
+
+/// HEIC → JPEG or PNG (`ext`) with heif-convert, else ffmpeg if it can decode the file; None
+/// when neither can.
+async fn heif_convert(input: &Path, dir: &Path, ext: &str, tools: &Tools, max: u64) -> Result<Option<bytes::Bytes>, String> {
+    let out = dir.join(format!("out.{ext}"));
+    let args = [OsStr::new("-q"), OsStr::new("90"), input.as_os_str(), out.as_os_str()];
+    match run(&tools.heif_convert, &args, PROBE_CAP).await? {
+        Some(r) if r.status.success() => {
+            // heif-convert numbers the outputs (out-1.jpg, …) when the file holds several images.
+            let file = if out.exists() { out } else { dir.join(format!("out-1.{ext}")) };
+            return read_capped_file(&file, max, "the converted image").await.map(Some);
+        }
+        Some(r) => return Err(format!("heif-convert failed ({}): {}", r.status, r.stderr)),
+        None => warn_once("heif-convert", "heif-convert is not installed: HEIC images are converted by ffmpeg if it can, else sent as HEIC"),
+    }
+    // ffmpeg before 7.1 cannot demux HEIF; only trust it when ffprobe sees a picture in the file.
+    match ffprobe(input, tools).await? {
+        Some(p) if p.size.is_some() => {}
+        Some(_) => {
+            warn_once("ffmpeg-heif", "heif-convert is not installed and this ffmpeg cannot decode HEIC: HEIC images are sent as HEIC");
+            return Ok(None);
+        }
+        None => return Ok(None),
+    }
+    let fs = (max + 1).to_string();
+    let codec = if ext == "png" { "png" } else { "mjpeg" };
+    let args = ffmpeg_args(input, &["-frames:v", "1", "-q:v", "2", "-fs", &fs, "-f", "image2", "-c:v", codec], &out);
+    match run(&tools.ffmpeg, &args, PROBE_CAP).await? {
+        Some(r) if r.status.success() => read_capped_file(&out, max, "the converted image").await.map(Some),
+        Some(r) => Err(format!("ffmpeg failed to convert HEIC ({}): {}", r.status, r.stderr)),
+        None => Ok(None),
+    }
+}
+
+/// The primary image's displayed size as `heif-info` prints it ("image: 900x721 (id=1), primary").
+async fn heif_size(input: &Path, tools: &Tools) -> Option<(u64, u64)> {
+    let r = run(&tools.heif_info, &[input.as_os_str()], PROBE_CAP).await.ok()??;
+    let text = String::from_utf8_lossy(&r.stdout);
+    let mut images = text.lines().filter_map(|l| l.trim().strip_prefix("image: "));
+    let line = images.clone().find(|l| l.contains("primary")).or_else(|| images.next())?;
+    let (w, h) = line.split_whitespace().next()?.split_once('x')?;
+    Some((w.parse().ok()?, h.parse().ok()?))
+}
+
+/// CAF → Ogg: the Opus stream copied when there is one, else (or when the copy fails: CAF
+/// Opus carries no OpusHead for the Ogg muxer in ffmpeg 5.1) encoded with libopus.
+async fn voice_to_ogg(input: &Path, dir: &Path, probe: &Probe, tools: &Tools, max: u64) -> Result<Option<bytes::Bytes>, String> {
+    let out = dir.join("out.ogg");
+    let fs = (max + 1).to_string();
+    let mut codecs: &[&[&str]] = &[&["-c:a", "libopus", "-b:a", "32k"]];
+    if probe.audio_codec.as_deref() == Some("opus") {
+        codecs = &[&["-c:a", "copy"], &["-c:a", "libopus", "-b:a", "32k"]];
+    }
+    let mut last = String::new();
+    for codec in codecs {
+        let opts = [&["-map", "0:a:0", "-vn", "-map_metadata", "-1"], *codec, &["-fs", &fs, "-f", "ogg"]].concat();
+        let args = ffmpeg_args(input, &opts, &out);
+        match run(&tools.ffmpeg, &args, PROBE_CAP).await? {
+            Some(r) if r.status.success() => return read_capped_file(&out, max, "the converted Ogg").await.map(Some),
+            Some(r) => last = format!("ffmpeg failed to convert to Ogg/Opus ({}): {}", r.status, r.stderr),
+            None => {
+                warn_once("ffmpeg", "ffmpeg is not installed: voice messages are sent as CAF, without waveform");
+                return Ok(None);
+            }
+        }
+        tracing::debug!(file = %input.display(), ?codec, "{last}");
+    }
+    Err(last)
+}
+
+/// Peak amplitudes of the audio, from 8 kHz (lower for long audio) mono PCM, scaled to 0..=1024.
+async fn waveform(input: &Path, duration_ms: Option<u64>, tools: &Tools) -> Result<Option<Vec<u16>>, String> {
+    let seconds = duration_ms.unwrap_or(0) / 1000 + 1;
+    let rate = (PCM_SAMPLES / seconds).clamp(100, 8000).to_string();
+    let args = ffmpeg_args(input, &["-map", "0:a:0", "-ac", "1", "-ar", &rate, "-f", "s16le"], Path::new("-"));
+    let Some(r) = run(&tools.ffmpeg, &args, PCM_SAMPLES * 2).await? else {
+        warn_once("ffmpeg", "ffmpeg is not installed: voice messages are sent as CAF, without waveform");
+        return Ok(None);
+    };
+    if !r.status.success() && !r.truncated {
+        return Err(format!("ffmpeg failed to decode the audio ({}): {}", r.status, r.stderr));
+    }
+    let samples: Vec<u16> =
+        r.stdout.chunks_exact(2).map(|s| i16::from_le_bytes([s[0], s[1]]).unsigned_abs()).collect();
+    if samples.is_empty() {
+        return Ok(None);
+    }
+    let per = samples.len().div_ceil(WAVEFORM_POINTS);
+    let peak = |c: &[u16]| c.iter().copied().max().map_or(0, |p| (u32::from(p) * 1024 / 32768) as u16);
+    Ok(Some(samples.chunks(per).map(peak).collect()))
+}
+
+/// `ffmpeg -nostdin -v error -y -i <input> <opts…> <out>`.
+fn ffmpeg_args<'a>(input: &'a Path, opts: &[&'a str], out: &'a Path) -> Vec<&'a OsStr> {
+    let head = ["-nostdin", "-v", "error", "-y", "-i"].map(OsStr::new).into_iter().chain([input.as_os_str()]);
+    head.chain(opts.iter().map(|o| OsStr::new(*o))).chain([out.as_os_str()]).collect()
+}
+
+/// What ffprobe says about a file.
+#[derive(Debug, Default)]
+struct Probe {
+    duration_ms: Option<u64>,
+    /// Of the first video stream, as displayed (swapped for a 90° rotation).
+    size: Option<(u64, u64)>,
+    audio_codec: Option<String>,
+}
+
+/// `ffprobe -show_format -show_streams`; None when ffprobe is missing, an empty probe when it
+/// cannot read the file (then nothing is known about it, which is not an error).
+async fn ffprobe(input: &Path, tools: &Tools) -> Result<Option<Probe>, String> {
+    let args = ["-v", "error", "-show_format", "-show_streams", "-of", "json"].map(OsStr::new);
+    let args: Vec<&OsStr> = args.into_iter().chain([input.as_os_str()]).collect();
+    let Some(r) = run(&tools.ffprobe, &args, PROBE_CAP).await? else {
+        warn_once("ffprobe", "ffprobe is not installed: audio and video are sent without duration or dimensions, voice messages as CAF");
+        return Ok(None);
+    };
+    let Ok(v) = serde_json::from_slice::<Value>(&r.stdout).map_err(|e| tracing::debug!("ffprobe: {e}: {}", r.stderr))
+    else {
+        return Ok(Some(Probe::default()));
+    };
+    let secs = |v: &Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).filter(|d| d.is_finite() && *d >= 0.0);
+    let streams = v["streams"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let of_type = |t: &str| streams.iter().find(|s| s["codec_type"] == t && s["disposition"]["attached_pic"] != 1);
+    let video = of_type("video");
+    let size = video.and_then(|s| {
+        let (w, h) = (s["width"].as_u64()?, s["height"].as_u64()?);
+        let rotate = s["side_data_list"].as_array().and_then(|l| l.iter().find_map(|d| d["rotation"].as_i64()));
+        let rotate = rotate.or_else(|| s["tags"]["rotate"].as_str().and_then(|r| r.parse().ok())).unwrap_or(0);
+        Some(if rotate.rem_euclid(180) == 90 { (h, w) } else { (w, h) })
+    });
+    let duration = secs(&v["format"]["duration"]).or_else(|| streams.iter().find_map(|s| secs(&s["duration"])));
+    Ok(Some(Probe {
+        duration_ms: duration.map(|d| (d * 1000.0).round() as u64),
+        size,
+        audio_codec: of_type("audio").and_then(|s| s["codec_name"].as_str()).map(str::to_owned),
+    }))
+}
+
+struct Ran {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    /// stdout reached its cap, and the program was killed.
+    truncated: bool,
+    stderr: String,
+}
+
+/// Runs `program` with stdin closed, at most [`TOOL_TIMEOUT`], keeping at most `cap` bytes of
+/// stdout. None when the program is not installed.
+async fn run(program: &OsStr, args: &[&OsStr], cap: u64) -> Result<Option<Ran>, String> {
+    let name = Path::new(program).file_name().unwrap_or(program).to_string_lossy().into_owned();
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot run {name}: {e}")),
+    };
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let work = async {
+        // Killed as soon as stdout is full: it can't exit while blocked on a pipe nobody reads.
+        let out = async {
+            let (out, truncated) = read_pipe(stdout, cap as usize, true).await;
+            if truncated {
+                let _ = child.start_kill();
+            }
+            (out, truncated)
+        };
+        let ((stdout, truncated), (err, _)) = tokio::join!(out, read_pipe(stderr, STDERR_CAP, false));
+        let stderr = String::from_utf8_lossy(&err).trim().to_owned();
+        Ok::<_, std::io::Error>((child.wait().await?, stdout, truncated, stderr))
+    };
+    match tokio::time::timeout(TOOL_TIMEOUT, work).await {
+        Ok(Ok((status, stdout, truncated, stderr))) => Ok(Some(Ran { status, stdout, truncated, stderr })),
+        Ok(Err(e)) => Err(format!("{name}: {e}")),
+        Err(_) => {
+            let _ = child.kill().await;
+            Err(format!("{name} took more than {} s and was killed", TOOL_TIMEOUT.as_secs()))
+        }
+    }
+}
+
+/// Reads `pipe` to its end keeping the first `keep` bytes, or with `stop` only until more came;
+/// true when there was more. A read error counts as the end (the exit status tells the rest).
+async fn read_pipe(pipe: Option<impl AsyncRead + Unpin>, keep: usize, stop: bool) -> (Vec<u8>, bool) {
+    let (mut kept, mut chunk, mut more) = (Vec::new(), vec![0u8; 64 << 10], false);
+    if let Some(mut pipe) = pipe {
+        while let Ok(n @ 1..) = pipe.read(&mut chunk).await {
+            let room = keep.saturating_sub(kept.len()).min(n);
+            kept.extend_from_slice(&chunk[..room]);
+            more |= room < n;
+            if more && stop {
+                break;
+            }
+        }
+    }
+    (kept, more)
+}
+
+/// Reads a whole file that must not be larger than `max`.
+async fn read_capped_file(path: &Path, max: u64, what: &str) -> Result<bytes::Bytes, String> {
+    let (file, mut buf) = (tokio::fs::File::open(path).await.map_err(|e| format!("cannot read {what}: {e}"))?, vec![]);
+    file.take(max + 1).read_to_end(&mut buf).await.map_err(|e| format!("cannot read {what}: {e}"))?;
+    if buf.len() as u64 > max {
+        return Err(format!("{what} has more than the limit of {max} bytes"));
+    }
+    Ok(buf.into())
+}
+
+/// Logs what a missing program (or ability) means, once per process and key.
+fn warn_once(key: &'static str, consequence: &str) {
+    static WARNED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if !warned.contains(&key) {
+        warned.push(key);
+        tracing::warn!("{consequence} (scripts/install-media-tools.sh installs the tools)");
+    }
+}
+
+#[cfg(test)]
+#[path = "media_tests.rs"]
+mod tests;

@@ -1,0 +1,321 @@
+//! Tests of `media` on the simulator's real base files. They need ffmpeg, ffprobe and
+//! heif-convert (`scripts/install-media-tools.sh`), except where noted.
+
+use super::*;
+use std::path::PathBuf;
+use imessage::records::AttachmentDetails;
+
+const JPEG: &[u8] = include_bytes!("../../cloudkit-sim/media/base.jpeg");
+const PNG: &[u8] = include_bytes!("../../cloudkit-sim/media/base.png");
+const HEIC: &[u8] = include_bytes!("../../cloudkit-sim/media/base.heic");
+const CAF: &[u8] = include_bytes!("../../cloudkit-sim/media/base.caf");
+const MOV: &[u8] = include_bytes!("../../cloudkit-sim/media/base.mov");
+const PDF: &[u8] = include_bytes!("../../cloudkit-sim/media/base.pdf");
+
+/// The file as sync stores it: beside the database, named by content hash, no extension.
+struct Stored {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn stored(bytes: &[u8]) -> Stored {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let path = dir.path().join("3f1c0a9be2d84e6b7a50c4d1e9f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4");
+    std::fs::write(&path, bytes).expect("write stored file");
+    Stored { _dir: dir, path }
+}
+
+fn record(mime: Option<&str>, uti: Option<&str>, name: &str, len: usize) -> AttachmentRecord {
+    AttachmentRecord {
+        record_name: "att-1".into(),
+        guid: "at_0_5C3B7E0A-1111-2222-3333-444455556666".into(),
+        mime_type: mime.map(str::to_owned),
+        filename: Some(format!("~/Library/Messages/Attachments/5c/12/at_0_5C3B7E0A/{name}")),
+        total_bytes: len as i64,
+        asset_size: Some(len as u64),
+        details: AttachmentDetails {
+            uti: uti.map(str::to_owned),
+            transfer_name: Some(name.into()),
+            ..Default::default()
+        },
+    }
+}
+
+/// Panics with the install script's name unless the media tools are on PATH.
+fn require_tools() {
+    let tools = [("ffmpeg", "-version"), ("ffprobe", "-version"), ("heif-convert", "--help"), ("heif-info", "--help")];
+    for (tool, arg) in tools {
+        let found = std::process::Command::new(tool)
+            .arg(arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        assert!(found, "{tool} is not installed: run scripts/install-media-tools.sh");
+    }
+}
+
+async fn prep(bytes: &[u8], rec: &AttachmentRecord, config: &MediaConfig) -> PreparedMedia {
+    let file = stored(bytes);
+    prepare(&file.path, rec, config).await.expect("prepare")
+}
+
+fn missing_tools() -> Tools {
+    Tools {
+        ffmpeg: "/nonexistent/ffmpeg".into(),
+        ffprobe: "/nonexistent/ffprobe".into(),
+        heif_convert: "/nonexistent/heif-convert".into(),
+        heif_info: "/nonexistent/heif-info".into(),
+    }
+}
+
+#[tokio::test]
+async fn jpeg_is_an_image_as_is_with_dimensions() {
+    let rec = record(Some("image/jpeg"), Some("public.jpeg"), "IMG_0042.jpeg", JPEG.len());
+    let m = prep(JPEG, &rec, &MediaConfig::default()).await;
+    assert_eq!((m.msgtype, m.conversion, m.mime_type.as_str()), ("m.image", "as is", "image/jpeg"));
+    assert_eq!(&m.bytes[..], JPEG);
+    assert_eq!(m.filename, "IMG_0042.jpeg");
+    assert_eq!(m.info, json!({ "mimetype": "image/jpeg", "size": JPEG.len(), "w": 64, "h": 48 }));
+    assert!(m.voice.is_none());
+}
+
+#[tokio::test]
+async fn png_is_an_image_with_dimensions() {
+    let rec = record(Some("image/png"), Some("public.png"), "IMG_0043.png", PNG.len());
+    let m = prep(PNG, &rec, &MediaConfig::default()).await;
+    assert_eq!((m.msgtype, m.conversion), ("m.image", "as is"));
+    assert_eq!(m.info, json!({ "mimetype": "image/png", "size": PNG.len(), "w": 64, "h": 48 }));
+}
+
+#[tokio::test]
+async fn heic_becomes_a_jpeg_of_the_same_size() {
+    require_tools();
+    // `heif-info base.heic`: "image: 900x721 (id=1), primary".
+    let rec = record(Some("image/heic"), Some("public.heic"), "IMG_0044.heic", HEIC.len());
+    let m = prep(HEIC, &rec, &MediaConfig::default()).await;
+    assert_eq!((m.msgtype, m.conversion, m.mime_type.as_str()), ("m.image", "heic→jpeg", "image/jpeg"));
+    assert!(m.bytes.starts_with(&[0xFF, 0xD8, 0xFF]), "not a JPEG: {:02x?}", &m.bytes[..4]);
+    assert_eq!(m.filename, "IMG_0044.jpg");
+    assert_eq!((m.info["w"].as_u64(), m.info["h"].as_u64()), (Some(900), Some(721)));
+    assert_eq!(m.info["mimetype"], "image/jpeg");
+    assert_eq!(m.info["size"].as_u64(), Some(m.bytes.len() as u64));
+    assert_ne!(m.bytes.len(), HEIC.len());
+}
+
+#[tokio::test]
+async fn heic_sticker_becomes_a_png_keeping_transparency() {
+    require_tools();
+    let mut rec = record(Some("image/heic"), Some("public.heic"), "IMG_0051.heic", HEIC.len());
+    rec.details.is_sticker = true;
+    let m = prep(HEIC, &rec, &MediaConfig::default()).await;
+    assert_eq!((m.msgtype, m.conversion, m.mime_type.as_str()), ("m.image", "heic→png", "image/png"));
+    assert!(m.bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG: {:02x?}", &m.bytes[..8]);
+    // IHDR colour type 6 (RGBA) or 4 (grey + alpha): the alpha plane survived.
+    assert!(matches!(m.bytes[25], 4 | 6), "PNG colour type {} has no alpha", m.bytes[25]);
+    assert_eq!(m.filename, "IMG_0051.png");
+    assert_eq!((m.info["w"].as_u64(), m.info["h"].as_u64()), (Some(900), Some(721)));
+}
+
+#[tokio::test]
+async fn heic_stays_heic_when_conversion_is_off() {
+    require_tools(); // heif-info for the displayed size
+    let rec = record(Some("image/heic"), Some("public.heic"), "IMG_0045.heic", HEIC.len());
+    let config = MediaConfig { convert_heif: false, ..Default::default() };
+    let m = prep(HEIC, &rec, &config).await;
+    assert_eq!((m.msgtype, m.conversion, m.mime_type.as_str()), ("m.image", "as is", "image/heic"));
+    assert_eq!(&m.bytes[..], HEIC);
+    assert_eq!(m.filename, "IMG_0045.heic");
+    assert_eq!(m.info, json!({ "mimetype": "image/heic", "size": HEIC.len(), "w": 900, "h": 721 }));
+}
+
+#[tokio::test]
+async fn caf_voice_message_becomes_ogg_opus_with_waveform() {
+    require_tools();
+    let rec = record(Some("audio/x-caf"), Some("com.apple.coreaudio-format"), "Audio Message.caf", CAF.len());
+    let m = prep(CAF, &rec, &MediaConfig::default()).await;
+    assert_eq!((m.msgtype, m.conversion, m.mime_type.as_str()), ("m.audio", "caf→ogg", "audio/ogg"));
+    assert!(m.bytes.starts_with(b"OggS"), "not Ogg: {:02x?}", &m.bytes[..4]);
+    assert!(m.bytes.windows(8).any(|w| w == b"OpusHead"), "Ogg without an Opus stream");
+    assert_eq!(m.filename, "Audio Message.ogg");
+    let ogg = stored(&m.bytes);
+    let probe = ffprobe(&ogg.path, &Tools::from_env()).await.expect("ffprobe").expect("ffprobe is installed");
+    assert_eq!(probe.audio_codec.as_deref(), Some("opus"), "the Ogg does not decode as Opus");
+    assert!(probe.duration_ms.is_some_and(|d| d.abs_diff(1000) <= 150), "{probe:?}");
+    let voice = m.voice.as_ref().expect("a voice message");
+    assert!(voice.duration_ms.abs_diff(1000) <= 150, "duration {} ms", voice.duration_ms);
+    assert!((30..=100).contains(&voice.waveform.len()), "{} waveform points", voice.waveform.len());
+    assert!(voice.waveform.iter().all(|&p| p <= 1024));
+    assert!(voice.waveform.iter().any(|&p| p > 0), "silent waveform {:?}", voice.waveform);
+    assert_eq!(m.info["duration"].as_u64(), Some(voice.duration_ms));
+    assert_eq!(m.info["mimetype"], "audio/ogg");
+    assert_eq!(m.info["size"].as_u64(), Some(m.bytes.len() as u64));
+}
+
+#[tokio::test]
+async fn voice_message_is_found_by_name_and_kept_when_conversion_is_off() {
+    require_tools();
+    // No MIME type or UTI: the name alone makes it a CAF voice message.
+    let mut rec = record(None, None, "Audio Message.caf", CAF.len());
+    rec.details.transfer_name = None;
+    let config = MediaConfig { convert_voice: false, ..Default::default() };
+    let m = prep(CAF, &rec, &config).await;
+    assert_eq!((m.msgtype, m.conversion, m.mime_type.as_str()), ("m.audio", "as is", "audio/x-caf"));
+    assert_eq!(&m.bytes[..], CAF);
+    assert_eq!(m.filename, "Audio Message.caf");
+    assert!(m.voice.is_some_and(|v| v.duration_ms.abs_diff(1000) <= 150));
+}
+
+#[tokio::test]
+async fn mov_is_a_video_with_dimensions_and_duration() {
+    require_tools();
+    let rec = record(Some("video/quicktime"), Some("com.apple.quicktime-movie"), "IMG_0046.mov", MOV.len());
+    let m = prep(MOV, &rec, &MediaConfig::default()).await;
+    assert_eq!((m.msgtype, m.conversion, m.mime_type.as_str()), ("m.video", "as is", "video/quicktime"));
+    assert_eq!(&m.bytes[..], MOV);
+    assert_eq!((m.info["w"].as_u64(), m.info["h"].as_u64()), (Some(64), Some(48)));
+    let ms = m.info["duration"].as_u64().expect("duration");
+    assert!(ms.abs_diff(1000) <= 150, "duration {ms} ms");
+    assert!(m.voice.is_none());
+}
+
+#[tokio::test]
+async fn pdf_is_a_file() {
+    let rec = record(Some("application/pdf"), Some("com.adobe.pdf"), "Document 7.pdf", PDF.len());
+    let m = prep(PDF, &rec, &MediaConfig::default()).await;
+    assert_eq!((m.msgtype, m.conversion), ("m.file", "as is"));
+    assert_eq!(m.info, json!({ "mimetype": "application/pdf", "size": PDF.len() }));
+    assert_eq!(m.filename, "Document 7.pdf");
+}
+
+#[tokio::test]
+async fn without_tools_everything_goes_as_is() {
+    let tools = missing_tools();
+    let config = MediaConfig::default();
+    let heic = stored(HEIC);
+    let rec = record(Some("image/heic"), Some("public.heic"), "IMG_0047.heic", HEIC.len());
+    let m = prepare_with(&heic.path, &rec, &config, &tools).await.expect("heic");
+    assert_eq!((m.conversion, m.mime_type.as_str(), m.filename.as_str()), ("as is", "image/heic", "IMG_0047.heic"));
+    // Without heif-info, imagesize's coded size: base.heic's `clap` crops its 900×722 to 900×721.
+    assert_eq!((m.info["w"].as_u64(), m.info["h"].as_u64()), (Some(900), Some(722)));
+
+    let caf = stored(CAF);
+    let rec = record(Some("audio/x-caf"), None, "Audio Message.caf", CAF.len());
+    let m = prepare_with(&caf.path, &rec, &config, &tools).await.expect("caf");
+    assert_eq!((m.msgtype, m.conversion, m.mime_type.as_str()), ("m.audio", "as is", "audio/x-caf"));
+    assert!(m.voice.is_none());
+    assert_eq!(&m.bytes[..], CAF);
+
+    let mov = stored(MOV);
+    let rec = record(Some("video/quicktime"), None, "IMG_0048.mov", MOV.len());
+    let m = prepare_with(&mov.path, &rec, &config, &tools).await.expect("mov");
+    assert_eq!(m.info, json!({ "mimetype": "video/quicktime", "size": MOV.len() }));
+}
+
+#[tokio::test]
+async fn a_converter_that_fails_is_an_error() {
+    require_tools();
+    let broken = stored(&HEIC[..HEIC.len() / 3]);
+    let rec = record(Some("image/heic"), Some("public.heic"), "IMG_0049.heic", HEIC.len());
+    let err = prepare(&broken.path, &rec, &MediaConfig::default()).await.expect_err("truncated HEIC");
+    let MatrixError::Media { file, detail } = err else { panic!("not a Media error: {err}") };
+    assert_eq!(file, broken.path.display().to_string());
+    assert!(detail.contains("heif-convert"), "{detail}");
+}
+
+#[tokio::test]
+async fn missing_and_oversized_files_are_errors() {
+    let rec = record(Some("image/jpeg"), None, "IMG_0050.jpeg", JPEG.len());
+    let err = prepare(Path::new("/nonexistent/attachment"), &rec, &MediaConfig::default()).await;
+    assert!(matches!(err, Err(MatrixError::Media { ref detail, .. }) if detail.contains("cannot read")), "{err:?}");
+
+    let file = stored(JPEG);
+    let config = MediaConfig { max_bytes: JPEG.len() as u64 - 1, ..Default::default() };
+    let err = prepare(&file.path, &rec, &config).await;
+    assert!(matches!(err, Err(MatrixError::Media { ref detail, .. }) if detail.contains("limit")), "{err:?}");
+    let config = MediaConfig { max_bytes: JPEG.len() as u64, ..Default::default() };
+    assert!(prepare(&file.path, &rec, &config).await.is_ok());
+}
+
+#[tokio::test]
+async fn converted_output_over_the_limit_is_an_error() {
+    require_tools();
+    // The Ogg made of base.caf (2.4 kB) is bigger than the CAF: a limit between the two passes
+    // the original and stops the conversion.
+    let rec = record(Some("audio/x-caf"), None, "Audio Message.caf", CAF.len());
+    let config = MediaConfig { max_bytes: CAF.len() as u64 + 100, ..Default::default() };
+    let file = stored(CAF);
+    let err = prepare(&file.path, &rec, &config).await;
+    assert!(matches!(err, Err(MatrixError::Media { ref detail, .. }) if detail.contains("limit")), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_program_filling_stdout_is_stopped_at_the_cap() {
+    // `yes` never ends on its own: only the kill at the cap (not the 120 s limit) stops it.
+    let started = std::time::Instant::now();
+    let r = run(OsStr::new("yes"), &[], 1000).await.expect("run").expect("yes is installed");
+    assert!(r.truncated && r.stdout.len() == 1000 && !r.status.success());
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(run(OsStr::new("/nonexistent/tool"), &[], 10).await.expect("missing").is_none());
+    let r = run(OsStr::new("sh"), &[OsStr::new("-c"), OsStr::new("echo oops >&2; exit 3")], 10).await;
+    let r = r.expect("run").expect("sh is installed");
+    assert_eq!((r.status.code(), r.stderr.as_str(), r.truncated), (Some(3), "oops", false));
+}
+
+#[test]
+fn kind_and_name_come_from_mime_uti_or_path() {
+    let mut rec = record(None, None, "x", 1);
+    rec.details.transfer_name = None;
+    rec.filename = Some("~/Library/Messages/Attachments/ab/11/UUID/IMG_0042.HEIC".into());
+    let name = display_name(&rec);
+    assert_eq!(name, "IMG_0042.HEIC");
+    assert_eq!(mime_type(&rec, &name), "image/heic");
+    assert_eq!(kind_of("image/heic", None, &name), Kind::Heif);
+    assert_eq!(kind_of("audio/mp4", None, "Audio Message.caf"), Kind::Voice);
+    assert_eq!(kind_of("audio/mp4", None, "song.m4a"), Kind::Audio);
+    assert_eq!(kind_of("application/octet-stream", Some("com.apple.coreaudio-format"), "a"), Kind::Voice);
+    assert_eq!(kind_of("application/zip", None, "a.zip"), Kind::File);
+    rec.filename = None;
+    assert_eq!(display_name(&rec), "attachment");
+    assert_eq!(with_extension("Audio Message.caf", "ogg"), "Audio Message.ogg");
+}
+
+#[test]
+fn message_content_carries_url_info_and_voice_fields() {
+    let mut media = PreparedMedia {
+        bytes: bytes::Bytes::from_static(b"OggS"),
+        mime_type: "audio/ogg".into(),
+        filename: "Audio Message.ogg".into(),
+        msgtype: "m.audio",
+        info: json!({ "mimetype": "audio/ogg", "size": 4, "duration": 1020 }),
+        voice: Some(Voice { duration_ms: 1020, waveform: vec![0, 512, 1024] }),
+        conversion: "caf→ogg",
+    };
+    let c = message_content(&media, "mxc://example.org/abc");
+    assert_eq!(
+        c,
+        json!({
+            "msgtype": "m.audio",
+            "body": "Audio Message.ogg",
+            "filename": "Audio Message.ogg",
+            "url": "mxc://example.org/abc",
+            "info": { "mimetype": "audio/ogg", "size": 4, "duration": 1020 },
+            "org.matrix.msc3245.voice": {},
+            "org.matrix.msc1767.audio": { "duration": 1020, "waveform": [0, 512, 1024] },
+        })
+    );
+    media.voice = None;
+    let c = message_content(&media, "mxc://example.org/abc");
+    assert!(c.get("org.matrix.msc3245.voice").is_none() && c.get("org.matrix.msc1767.audio").is_none());
+    assert_eq!(c["url"], "mxc://example.org/abc");
+}
+
+#[test]
+fn prepare_can_run_on_a_spawned_task() {
+    fn assert_send<T: Send>(_: &T) {}
+    let (rec, config) = (record(None, None, "a.pdf", 1), MediaConfig::default());
+    let fut = prepare(Path::new("a.pdf"), &rec, &config);
+    assert_send(&fut);
+    assert_eq!(MediaConfig::default().max_bytes, 100 * 1024 * 1024);
+    assert!(MediaConfig::default().convert_heif && MediaConfig::default().convert_voice);
+}

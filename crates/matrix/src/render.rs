@@ -1,0 +1,278 @@
+//! What one iMessage becomes in a Matrix room, decided from the message alone (no I/O).
+//!
+//! Why a plan before any request: a message is several events (each attachment and each text
+//! part is its own event, edits are `m.replace` events after them), a tapback is a reaction or
+//! the redaction of one, an unsent message is nothing at all. Delivery sends the plan, keeps a
+//! ledger row per event, and `verify` expects what the same plan says — so what a room should
+//! hold is defined once.
+
+use imessage::records::{ContentPart, LinkPreviewRecord, MessageRecord};
+use serde_json::{json, Value};
+
+/// Tapback kinds (`associatedMessageType`): 2000–2005 classic, 2006 emoji, 2007 sticker; the
+/// removal of kind K is K + 1000.
+pub const EMOJI_TAPBACK: u32 = 2006;
+pub const STICKER_TAPBACK: u32 = 2007;
+
+/// One part of a message as an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartEvent {
+    /// The message part number (`__kIMMessagePartAttributeName`).
+    pub part: i64,
+    pub content: PartContent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartContent {
+    /// A text part: plain body, HTML when it has formatting (subject, mentions), and the link
+    /// preview of the message when this part carries its link.
+    Text { body: String, html: Option<String>, link_preview: Option<LinkPreviewRecord> },
+    /// An attachment, by transfer GUID.
+    Attachment { transfer_guid: String },
+}
+
+/// A later version of an edited part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    pub part: i64,
+    pub ts_ms: i64,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReactionKey {
+    Emoji(String),
+    /// A sticker placed on a message (MSC4027: the key is the sticker's `mxc://` URI).
+    Sticker { transfer_guid: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing goes into the room: the message was unsent, or there is nothing to show.
+    Nothing { why: &'static str },
+    /// The parts in order (each an event), then the edits, replying to `reply_to` (a GUID).
+    Message { parts: Vec<PartEvent>, edits: Vec<Edit>, reply_to: Option<String> },
+    /// A tapback on part `part` of message `target`.
+    React { target: String, part: i64, key: ReactionKey },
+    /// The removal of the sender's tapback of `kind` on part `part` of `target`.
+    Unreact { target: String, part: i64, kind: u32 },
+}
+
+/// Who has which tapback on which part of which message, as a chat's tapbacks add, change and
+/// remove them (iMessage keeps one tapback per person per part: a new one replaces the old).
+#[derive(Debug, Default)]
+pub struct Reactions {
+    current: std::collections::HashMap<(String, String, i64), (u32, String)>,
+}
+
+/// What a tapback does to the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// A new reaction, replacing the sender's earlier one on that part (its message GUID).
+    Add { replaces: Option<String> },
+    /// Removes the reaction the tapback with this GUID added.
+    Remove { removes: String },
+    /// A removal of a tapback that is not there.
+    Nothing,
+}
+
+impl Reactions {
+    /// Applies `m` (planned as `plan`); None for a message that is not a tapback.
+    pub fn apply(&mut self, m: &MessageRecord, plan: &Plan) -> Option<Effect> {
+        match plan {
+            Plan::React { target, part, .. } => {
+                let kind = m.associated_type.unwrap_or(0);
+                let previous = self.current.insert((m.sender.clone(), target.clone(), *part), (kind, m.guid.clone()));
+                Some(Effect::Add { replaces: previous.map(|(_, guid)| guid) })
+            }
+            Plan::Unreact { target, part, kind } => {
+                let key = (m.sender.clone(), target.clone(), *part);
+                match self.current.get(&key) {
+                    Some((k, _)) if k == kind => self.current.remove(&key).map(|(_, removes)| Effect::Remove { removes }),
+                    _ => Some(Effect::Nothing),
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The GUIDs of the tapbacks whose reactions stand.
+    pub fn standing(&self) -> impl Iterator<Item = &str> {
+        self.current.values().map(|(_, guid)| guid.as_str())
+    }
+}
+
+/// The reaction key of a classic tapback.
+pub fn tapback_key(kind: u32) -> Option<&'static str> {
+    Some(match kind {
+        2000 => "❤️",
+        2001 => "👍",
+        2002 => "👎",
+        2003 => "😂",
+        2004 => "‼️",
+        2005 => "❓",
+        _ => return None,
+    })
+}
+
+/// The part and message GUID of an `associatedMessageGuid` (`p:N/GUID`, `bp:GUID`, or a bare
+/// GUID, which names part 0).
+pub fn associated_target(associated: &str) -> (i64, &str) {
+    if let Some(rest) = associated.strip_prefix("p:") {
+        if let Some((n, guid)) = rest.split_once('/') {
+            return (n.parse().unwrap_or(0), guid);
+        }
+    }
+    (0, associated.strip_prefix("bp:").unwrap_or(associated))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Plans message `m`. `mention` turns a handle into the Matrix user a mention pill points at.
+pub fn plan(m: &MessageRecord, mention: &dyn Fn(&str) -> String) -> Plan {
+    let c = &m.content;
+    if let (Some(kind), Some(associated)) = (m.associated_type, m.associated_guid.as_deref()) {
+        let (part, target) = associated_target(associated);
+        let target = target.to_string();
+        match kind {
+            2000..=2005 => return Plan::React { target, part, key: ReactionKey::Emoji(tapback_key(kind).unwrap_or("❤️").into()) },
+            EMOJI_TAPBACK => {
+                if let Some(emoji) = &c.associated_emoji {
+                    return Plan::React { target, part, key: ReactionKey::Emoji(emoji.clone()) };
+                }
+            }
+            STICKER_TAPBACK => {
+                let sticker = c.parts.iter().find_map(|p| match p {
+                    ContentPart::Attachment { guid: Some(g), .. } => Some(g.clone()),
+                    _ => None,
+                });
+                if let Some(transfer_guid) = sticker {
+                    return Plan::React { target, part, key: ReactionKey::Sticker { transfer_guid } };
+                }
+            }
+            3000..=3007 => return Plan::Unreact { target, part, kind: kind - 1000 },
+            _ => {}
+        }
+    }
+    if c.unsent {
+        return Plan::Nothing { why: "unsent" };
+    }
+    let edited = |part: i64| c.edits.iter().find(|e| e.part == part && e.versions.len() > 1);
+    // Runs of one part (text, mentions, links) make one event; (plain, html, formatted) each.
+    let mut groups: Vec<(i64, Result<Vec<(String, String, bool)>, String>)> = Vec::new();
+    for p in &c.parts {
+        match p {
+            ContentPart::Attachment { part, guid: Some(g) } => groups.push((part.unwrap_or(0), Err(g.clone()))),
+            ContentPart::Attachment { guid: None, .. } => {}
+            ContentPart::Text { part, text, mention: who, link } => {
+                let number = part.unwrap_or(0);
+                let run = match (who, link) {
+                    (Some(handle), _) => (text.clone(), format!("<a href=\"https://matrix.to/#/{}\">{}</a>", escape(&mention(handle)), escape(text)), true),
+                    (None, Some(url)) => (text.clone(), format!("<a href=\"{}\">{}</a>", escape(url), escape(text)), true),
+                    _ => (text.clone(), escape(text), false),
+                };
+                match groups.last_mut() {
+                    Some((n, Ok(runs))) if *n == number => runs.push(run),
+                    _ => groups.push((number, Ok(vec![run]))),
+                }
+            }
+        }
+    }
+    let mut parts: Vec<PartEvent> = groups
+        .into_iter()
+        .map(|(part, g)| {
+            let content = match g {
+                Err(transfer_guid) => PartContent::Attachment { transfer_guid },
+                Ok(runs) => {
+                    let formatted = runs.iter().any(|r| r.2);
+                    PartContent::Text {
+                        body: runs.iter().map(|r| r.0.as_str()).collect(),
+                        html: formatted.then(|| runs.iter().map(|r| r.1.as_str()).collect()),
+                        link_preview: None,
+                    }
+                }
+            };
+            PartEvent { part, content }
+        })
+        .collect();
+    parts.retain(|p| !c.unsent_parts.contains(&p.part));
+    if c.parts.is_empty() {
+        let text = m.text.clone().unwrap_or_default();
+        if !text.is_empty() && text != "\u{FFFC}" {
+            parts.push(PartEvent { part: 0, content: PartContent::Text { body: text, html: None, link_preview: None } });
+        }
+    }
+    // An edited part goes in as its first version; the later ones follow as edits.
+    let mut edits = Vec::new();
+    for p in &mut parts {
+        if let (PartContent::Text { body, html, .. }, Some(history)) = (&mut p.content, edited(p.part)) {
+            *body = history.versions[0].text.clone();
+            *html = None;
+            for v in &history.versions[1..] {
+                edits.push(Edit { part: p.part, ts_ms: imessage::records::apple_ns_to_unix_ms(v.apple_ns), body: v.text.clone() });
+            }
+        }
+    }
+    if let Some(preview) = &c.link_preview {
+        if let Some(PartEvent { content: PartContent::Text { link_preview, .. }, .. }) =
+            parts.iter_mut().find(|p| matches!(p.content, PartContent::Text { .. }))
+        {
+            *link_preview = Some(preview.clone());
+        }
+    }
+    if let Some(subject) = m.subject.as_deref().filter(|s| !s.is_empty()) {
+        match parts.iter_mut().find(|p| matches!(p.content, PartContent::Text { .. })) {
+            Some(PartEvent { content: PartContent::Text { body, html, .. }, .. }) => {
+                let rest = html.take().unwrap_or_else(|| escape(body));
+                *html = Some(format!("<strong>{}</strong><br>{rest}", escape(subject)));
+                *body = format!("{subject}\n{body}");
+            }
+            _ => parts.insert(0, PartEvent {
+                part: 0,
+                content: PartContent::Text { body: subject.to_string(), html: Some(format!("<strong>{}</strong>", escape(subject))), link_preview: None },
+            }),
+        }
+    }
+    if parts.is_empty() {
+        return Plan::Nothing { why: "no content" };
+    }
+    Plan::Message { parts, edits, reply_to: c.reply_to.clone() }
+}
+
+/// The `m.room.message` content of a text part.
+pub fn text_content(body: &str, html: Option<&str>, link_preview: Option<&LinkPreviewRecord>) -> Value {
+    let mut v = json!({ "msgtype": "m.text", "body": body });
+    if let Some(html) = html {
+        v["format"] = json!("org.matrix.custom.html");
+        v["formatted_body"] = json!(html);
+    }
+    if let Some(p) = link_preview {
+        let url = p.url.clone().or_else(|| p.original_url.clone());
+        let mut preview = json!({ "matched_url": p.original_url.clone().or_else(|| url.clone()) });
+        for (key, value) in [("og:url", &url), ("og:title", &p.title), ("og:description", &p.summary)] {
+            if let Some(value) = value {
+                preview[key] = json!(value);
+            }
+        }
+        // Beeper's field and MSC4095's, which clients read to show the preview card.
+        v["com.beeper.linkpreviews"] = json!([preview.clone()]);
+        v["m.url_previews"] = json!([preview]);
+    }
+    v
+}
+
+/// The content of an edit of `original` (an `m.replace` with the new text).
+pub fn edit_content(original: &str, body: &str) -> Value {
+    json!({
+        "msgtype": "m.text",
+        "body": format!("* {body}"),
+        "m.new_content": { "msgtype": "m.text", "body": body },
+        "m.relates_to": { "rel_type": "m.replace", "event_id": original },
+    })
+}
+
+#[cfg(test)]
+#[path = "render_tests.rs"]
+mod tests;

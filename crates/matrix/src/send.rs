@@ -1,0 +1,236 @@
+//! Sending one planned message ([`crate::render::Plan`]): its part events (text, media), its
+//! edits, its reaction or the redaction of one.
+//!
+//! Ledger keys: each event has its own ledger row, so an interrupted message resumes at the event
+//! it stopped at. The message's last event is keyed by the message GUID (which is what marks the
+//! message delivered); earlier ones by `{guid}/p{part}` and `{guid}/e{n}`. A message that puts
+//! nothing into the room (unsent, a removal of a tapback that is not there, a tapback whose
+//! target never reached the room) gets a row with [`NO_EVENT`], so it is not planned again.
+//! Every event carries its key ([`LEDGER_KEY`]) so the in-flight check finds it after a crash;
+//! part events and reactions also carry the message GUID ([`crate::GUID_KEY`]).
+
+use std::path::PathBuf;
+
+use imessage::records::MessageRecord;
+use serde_json::{json, Value};
+use store::FileState;
+
+use crate::delivery::{txn_id, Deliverer, DeliveryReport};
+use crate::render::{self, Effect, PartContent, Plan, ReactionKey};
+use crate::{media, Result, GUID_KEY};
+
+/// Key in event content carrying the event's ledger key.
+pub const LEDGER_KEY: &str = "fi.imessage_bridge.key";
+/// Key in event content carrying the message part an event shows.
+pub const PART_KEY: &str = "fi.imessage_bridge.part";
+/// The ledger's event id for a message that put nothing into the room.
+pub const NO_EVENT: &str = "-";
+
+/// The ledger key of part `part` of `guid` when it is not the message's last event.
+pub fn part_key(guid: &str, part: i64) -> String {
+    format!("{guid}/p{part}")
+}
+
+/// One event to send for a message.
+struct Outgoing {
+    key: String,
+    event_type: &'static str,
+    content: Value,
+    ts_ms: i64,
+}
+
+impl Deliverer {
+    /// The event of part `part` of message `guid`, if it is in the room.
+    pub(crate) async fn part_event(&self, guid: &str, part: i64) -> Result<Option<String>> {
+        for key in [part_key(guid, part), guid.to_string()] {
+            if let Some(id) = self.store.delivered_event(&key).await?.filter(|id| id != NO_EVENT) {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sends one event under its ledger key (skipped when the ledger has it already).
+    async fn send_keyed(&self, room: &str, chat_id: &str, sender: &str, out: Outgoing) -> Result<String> {
+        if let Some(id) = self.store.delivered_event(&out.key).await? {
+            return Ok(id);
+        }
+        let mut content = out.content;
+        content[LEDGER_KEY] = json!(out.key);
+        let txn = txn_id(&out.key);
+        self.store.begin_delivery(&out.key, chat_id, &txn).await?;
+        let id = self.hs.send(room, sender, out.event_type, &txn, Some(out.ts_ms), &content).await?;
+        self.store.finish_delivery(&out.key, id.as_str()).await?;
+        Ok(id.to_string())
+    }
+
+    /// Records that message `guid` puts nothing (more) into the room.
+    async fn mark_done(&self, guid: &str, chat_id: &str, event_id: &str) -> Result<()> {
+        self.store.begin_delivery(guid, chat_id, &txn_id(guid)).await?;
+        self.store.finish_delivery(guid, event_id).await?;
+        Ok(())
+    }
+
+    /// Sends message `m` as planned; `reactions` is the chat's tapback state before `m`.
+    pub(crate) async fn send_message(
+        &self,
+        room: &str,
+        sender: &str,
+        m: &MessageRecord,
+        reactions: &mut render::Reactions,
+        report: &mut DeliveryReport,
+    ) -> Result<()> {
+        let plan = render::plan(m, &|handle| crate::ghost::ghost_user_id(handle, &self.config.domain));
+        let effect = reactions.apply(m, &plan);
+        match plan {
+            Plan::Nothing { why } => {
+                tracing::debug!(guid = %m.guid, why, "nothing to show");
+                self.mark_done(&m.guid, &m.chat_id, NO_EVENT).await
+            }
+            Plan::Message { parts, edits, reply_to } => self.send_parts(room, sender, m, parts, edits, reply_to, report).await,
+            Plan::React { target, part, key } => {
+                let Some(target_event) = self.part_event(&target, part).await? else {
+                    report.orphan_tapbacks += 1;
+                    return self.mark_done(&m.guid, &m.chat_id, NO_EVENT).await;
+                };
+                if let Some(Effect::Add { replaces: Some(old) }) = &effect {
+                    self.redact_reaction(room, sender, old, &format!("{}/replaces", m.guid), report).await?;
+                }
+                let key = match key {
+                    ReactionKey::Emoji(e) => e,
+                    ReactionKey::Sticker { transfer_guid } => match self.upload_attachment(sender, &transfer_guid).await {
+                        Ok(Some((mxc, _))) => mxc,
+                        _ => "🖼️".to_string(),
+                    },
+                };
+                let content = json!({
+                    "m.relates_to": { "rel_type": "m.annotation", "event_id": target_event, "key": key },
+                    GUID_KEY: m.guid,
+                });
+                let out = Outgoing { key: m.guid.clone(), event_type: "m.reaction", content, ts_ms: m.ts_ms };
+                match self.send_keyed(room, &m.chat_id, sender, out).await {
+                    Ok(_) => {
+                        report.reactions += 1;
+                        Ok(())
+                    }
+                    // The sender has this very reaction there already: nothing to add.
+                    Err(e) if e.errcode() == Some("M_DUPLICATE_ANNOTATION") => {
+                        report.duplicate_reactions += 1;
+                        self.store.forget_delivery(&m.guid).await?;
+                        self.mark_done(&m.guid, &m.chat_id, NO_EVENT).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Plan::Unreact { .. } => match effect {
+                Some(Effect::Remove { removes }) => {
+                    let id = self.redact_reaction(room, sender, &removes, &m.guid, report).await?;
+                    self.mark_done(&m.guid, &m.chat_id, id.as_deref().unwrap_or(NO_EVENT)).await
+                }
+                _ => self.mark_done(&m.guid, &m.chat_id, NO_EVENT).await,
+            },
+        }
+    }
+
+    /// Redacts the reaction tapback `reaction_guid` added, keyed `key`; None if it never made it
+    /// into the room.
+    async fn redact_reaction(&self, room: &str, sender: &str, reaction_guid: &str, key: &str, report: &mut DeliveryReport) -> Result<Option<String>> {
+        let Some(event) = self.store.delivered_event(reaction_guid).await?.filter(|id| id != NO_EVENT) else { return Ok(None) };
+        if let Some(id) = self.store.delivered_event(key).await?.filter(|id| id != NO_EVENT) {
+            return Ok(Some(id));
+        }
+        let id = self.hs.redact(room, sender, &event, &txn_id(key), Some("tapback removed")).await?;
+        report.redactions += 1;
+        Ok(Some(id.to_string()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_parts(
+        &self,
+        room: &str,
+        sender: &str,
+        m: &MessageRecord,
+        parts: Vec<render::PartEvent>,
+        edits: Vec<render::Edit>,
+        reply_to: Option<String>,
+        report: &mut DeliveryReport,
+    ) -> Result<()> {
+        let reply_event = match &reply_to {
+            Some(target) => self.part_event(target, 0).await?,
+            None => None,
+        };
+        let count = parts.len() + edits.len();
+        let key_of = |i: usize, fallback: String| if i + 1 == count { m.guid.clone() } else { fallback };
+        let mut part_events: Vec<(i64, String)> = Vec::new();
+        for (i, p) in parts.into_iter().enumerate() {
+            let (event_type, mut content) = match p.content {
+                PartContent::Text { body, html, link_preview } => ("m.room.message", render::text_content(&body, html.as_deref(), link_preview.as_ref())),
+                PartContent::Attachment { transfer_guid } => ("m.room.message", self.attachment_content(sender, &transfer_guid, report).await?),
+            };
+            content[GUID_KEY] = json!(m.guid);
+            content[PART_KEY] = json!(p.part);
+            if i == 0 {
+                if let Some(target) = &reply_event {
+                    content["m.relates_to"] = json!({ "m.in_reply_to": { "event_id": target } });
+                }
+            }
+            let out = Outgoing { key: key_of(i, part_key(&m.guid, p.part)), event_type, content, ts_ms: m.ts_ms };
+            let id = self.send_keyed(room, &m.chat_id, sender, out).await?;
+            part_events.push((p.part, id));
+        }
+        let first_edit = part_events.len();
+        for (n, e) in edits.into_iter().enumerate() {
+            let Some((_, original)) = part_events.iter().find(|(part, _)| *part == e.part) else { continue };
+            let content = render::edit_content(original, &e.body);
+            let out = Outgoing { key: key_of(first_edit + n, format!("{}/e{n}", m.guid)), event_type: "m.room.message", content, ts_ms: e.ts_ms };
+            self.send_keyed(room, &m.chat_id, sender, out).await?;
+            report.edits += 1;
+        }
+        Ok(())
+    }
+
+    /// The stored file of the attachment with this transfer GUID, prepared and uploaded:
+    /// `(mxc, prepared)`, None when there is no stored file (with why in the log).
+    async fn upload_attachment(&self, sender: &str, transfer_guid: &str) -> Result<Option<(String, media::PreparedMedia)>> {
+        let Some((record, Some(file))) = self.store.attachment_by_transfer_guid(transfer_guid).await? else { return Ok(None) };
+        let Some(sha) = file.sha256.as_deref().filter(|_| file.state == FileState::Stored) else { return Ok(None) };
+        let path: PathBuf = self.config.attachments_dir.join(sha.get(..2).unwrap_or("00")).join(sha);
+        let prepared = media::prepare(&path, &record, &self.config.media).await?;
+        let mxc = self.hs.upload(sender, prepared.bytes.clone(), &prepared.mime_type, &prepared.filename).await?;
+        Ok(Some((mxc, prepared)))
+    }
+
+    /// The content of an attachment part: the media event, or a notice saying why the file is
+    /// not there (the message is never lost for want of its file).
+    async fn attachment_content(&self, sender: &str, transfer_guid: &str, report: &mut DeliveryReport) -> Result<Value> {
+        let found = self.store.attachment_by_transfer_guid(transfer_guid).await?;
+        let (name, size, why) = match &found {
+            None => ("attachment".to_string(), None, "its record is not in the store".to_string()),
+            Some((a, file)) => {
+                let name = a.details.transfer_name.clone().or_else(|| a.filename.as_deref().and_then(|f| f.rsplit('/').next()).map(str::to_string)).unwrap_or_else(|| "attachment".into());
+                let why = match file.as_ref().map(|f| f.state) {
+                    Some(FileState::Stored) if (a.total_bytes as u64) <= self.config.media.max_bytes => String::new(),
+                    Some(FileState::Stored) | Some(FileState::TooLarge) => "it is larger than the size cap".into(),
+                    Some(FileState::Failed) => format!("it could not be fetched: {}", file.as_ref().and_then(|f| f.last_error.clone()).unwrap_or_default()),
+                    Some(FileState::Refused) => "the server refused it".into(),
+                    None => "it has not been fetched yet".into(),
+                };
+                (name, Some(a.total_bytes), why)
+            }
+        };
+        if why.is_empty() {
+            match self.upload_attachment(sender, transfer_guid).await {
+                Ok(Some((mxc, prepared))) => {
+                    report.attachments += 1;
+                    return Ok(media::message_content(&prepared, &mxc));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(transfer_guid, "attachment not uploaded: {e}"),
+            }
+        }
+        report.attachment_notices += 1;
+        let size = size.map(|s| format!(" ({:.1} MB)", s as f64 / 1e6)).unwrap_or_default();
+        let why = if why.is_empty() { "it could not be prepared".to_string() } else { why };
+        Ok(json!({ "msgtype": "m.notice", "body": format!("📎 {name}{size} is not available: {why}") }))
+    }
+}
