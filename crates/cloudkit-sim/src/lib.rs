@@ -20,6 +20,7 @@ pub mod dress;
 pub mod encode;
 pub mod fixtures;
 pub mod gateway;
+pub mod http;
 pub mod keys;
 pub mod media;
 pub mod mmcs;
@@ -30,5 +31,6 @@ pub mod session;
 pub mod wire;
 
 pub use account::{Account, AccountSpec, TruthLine};
-pub use server::{spawn, Faults, Sim, Stats};
+pub use http::{router, spawn};
+pub use server::{Faults, Sim, Stats};
 pub use session::SimSession;

@@ -133,38 +133,39 @@ pub(crate) fn asset_size_to_db(size: Option<u64>) -> Result<Option<i64>> {
     .transpose()
 }
 
-/// The stored form of a message's content: its JSON, or NULL when it is empty (most messages, which
-/// then cost neither a serialization nor a byte of the row).
-pub(crate) fn content_to_db(content: &MessageContent) -> Result<Option<String>> {
-    if content.is_empty() {
+/// A JSON column's value: the JSON of `value`, or NULL when it is its type's default (most
+/// rows, which then cost neither a serialization nor a byte).
+fn json_or_null<T: serde::Serialize + Default + PartialEq>(value: &T, what: &'static str) -> Result<Option<String>> {
+    if *value == T::default() {
         return Ok(None);
     }
-    serde_json::to_string(content)
-        .map(Some)
-        .map_err(|e| StoreError::Corrupt { what: "messages.content", detail: format!("cannot serialize: {e}") })
+    serde_json::to_string(value).map(Some).map_err(|e| StoreError::Corrupt { what, detail: format!("cannot serialize: {e}") })
 }
 
-/// The stored form of an attachment's details: JSON, or NULL when they are empty.
+/// A JSON column read back: the default for NULL, [`StoreError::Corrupt`] for anything that is
+/// not the JSON of a `T`.
+fn json_or_default<T: serde::de::DeserializeOwned + Default>(raw: Option<String>, what: &'static str) -> Result<T> {
+    let Some(raw) = raw else { return Ok(T::default()) };
+    serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt { what, detail: format!("{e}: {raw:.80}") })
+}
+
+/// The stored form of a message's content.
+pub(crate) fn content_to_db(content: &MessageContent) -> Result<Option<String>> {
+    json_or_null(content, "messages.content")
+}
+
+/// The stored form of an attachment's details.
 pub(crate) fn details_to_db(details: &AttachmentDetails) -> Result<Option<String>> {
-    if details.is_empty() {
-        return Ok(None);
-    }
-    serde_json::to_string(details)
-        .map(Some)
-        .map_err(|e| StoreError::Corrupt { what: "attachments.details", detail: format!("cannot serialize: {e}") })
+    json_or_null(details, "attachments.details")
 }
 
 fn details_from_db(raw: Option<String>) -> Result<AttachmentDetails> {
-    let Some(raw) = raw else { return Ok(AttachmentDetails::default()) };
-    serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt { what: "attachments.details", detail: format!("{e}: {raw:.80}") })
+    json_or_default(raw, "attachments.details")
 }
 
-/// The content a `content` column holds: empty for NULL, [`StoreError::Corrupt`] for anything
-/// that is not the JSON of a [`MessageContent`].
+/// The content a `content` column holds.
 pub(crate) fn content_from_db(raw: Option<String>) -> Result<MessageContent> {
-    let Some(raw) = raw else { return Ok(MessageContent::default()) };
-    serde_json::from_str(&raw)
-        .map_err(|e| StoreError::Corrupt { what: "messages.content", detail: format!("{e}: {raw:.80}") })
+    json_or_default(raw, "messages.content")
 }
 
 /// Shared read queries: `$N` placeholders work in SQLite too, and the schema makes ordering
