@@ -214,7 +214,7 @@ async fn raw_ingest(
                 let handle = if m.from_me() { "me" } else { m.sender.as_str() };
                 let sender = senders.get(handle).with_context(|| format!("sender {handle} is not a participant"))?;
                 let target = m.associated_guid.as_deref().map(|t| t.rsplit('/').next().unwrap_or(t));
-                let reaction = m.associated_type.and_then(matrix::delivery::tapback_key).zip(target.and_then(|t| event_ids.get(t)));
+                let reaction = m.associated_type.and_then(matrix::render::tapback_key).zip(target.and_then(|t| event_ids.get(t)));
                 let (event_type, content) = match reaction {
                     Some((key, event_id)) => {
                         ("m.reaction", json!({ "m.relates_to": { "rel_type": "m.annotation", "event_id": event_id, "key": key } }))
