@@ -35,6 +35,7 @@ fn rich(name: &str, chat: &str, ts_ms: i64, tag: &str) -> MessageRecord {
         ],
         unsent_parts: vec![2, 7],
         associated_emoji: Some("🫶".into()),
+        reply_to: Some(format!("g-reply-{tag}")),
         unsent: false,
         link_preview: Some(LinkPreviewRecord {
             url: Some("https://example.org/é".into()),
