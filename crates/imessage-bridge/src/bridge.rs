@@ -59,6 +59,7 @@ pub fn init(args: InitArgs) -> anyhow::Result<()> {
             listen: args.listen,
             concurrency: 4,
             sync_interval_secs: 60,
+            room_version: None,
         }),
     };
     // Both hold secrets (the appservice tokens; the config names the session): owner only.
@@ -104,6 +105,7 @@ impl Bridge {
                 double_puppet,
                 own_handles: session.handles.clone(),
                 concurrency: m.concurrency,
+                room_version: m.room_version.clone(),
                 attachments_dir: config.attachments.options().dir,
                 media: matrix::media::MediaConfig {
                     convert_heif: config.attachments.convert_heif,

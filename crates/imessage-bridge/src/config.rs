@@ -37,6 +37,10 @@ pub struct MatrixConfig {
     /// Seconds between syncs in `run`.
     #[serde(default = "default_interval")]
     pub sync_interval_secs: u64,
+    /// Room version for new portals (default: the homeserver's default). Portals work on 10,
+    /// 11 and 12.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_version: Option<String>,
 }
 
 fn default_concurrency() -> usize {

@@ -207,6 +207,12 @@ impl HomeserverClient {
         Ok(())
     }
 
+    pub async fn leave(&self, room: &str, user: &str) -> Result<()> {
+        let path = format!("/_matrix/client/v3/rooms/{}/leave", enc(room));
+        self.request::<Value>(MAX_ATTEMPTS, Method::POST, &path, Some(user), &[], Some(&json!({})), "leave").await?;
+        Ok(())
+    }
+
     /// `PUT /rooms/{room}/send/{type}/{txn}` as `user`, with `ts` as the event's timestamp.
     pub async fn send(&self, room: &str, user: &str, event_type: &str, txn: &str, ts: Option<i64>, content: &Value) -> Result<OwnedEventId> {
         let path = format!("/_matrix/client/v3/rooms/{}/send/{}/{}", enc(room), enc(event_type), enc(txn));

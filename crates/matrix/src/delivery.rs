@@ -43,6 +43,8 @@ pub struct DeliveryConfig {
     pub own_handles: Vec<String>,
     /// Rooms delivered at the same time.
     pub concurrency: usize,
+    /// The room version new portals get (None: the homeserver's default).
+    pub room_version: Option<String>,
     /// The attachment folder (files named by SHA-256) and how files become Matrix media.
     pub attachments_dir: std::path::PathBuf,
     pub media: crate::media::MediaConfig,
@@ -192,6 +194,9 @@ impl Deliverer {
         if let Some(contact) = &contact {
             body["invite"] = json!([contact]);
         }
+        if let Some(version) = &self.config.room_version {
+            body["room_version"] = json!(version);
+        }
         if let Some(name) = &chat.display_name {
             body["name"] = json!(name);
         }
@@ -228,7 +233,10 @@ impl Deliverer {
     /// be listed; from 12 on the creator has power by being the creator and must not be.
     async fn power_users(&self) -> Result<Value> {
         let bot = self.bot();
-        let version = self.room_version.get_or_try_init(|| self.hs.default_room_version(&bot)).await?;
+        let version = match &self.config.room_version {
+            Some(pinned) => Some(pinned.clone()),
+            None => self.room_version.get_or_try_init(|| self.hs.default_room_version(&bot)).await?.clone(),
+        };
         let before_12 = version.as_deref().and_then(|v| v.parse::<u32>().ok()).is_some_and(|v| v < 12);
         let mut users = json!({ self.config.owner.clone(): 100 });
         if before_12 {
