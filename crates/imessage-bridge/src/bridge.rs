@@ -166,6 +166,17 @@ pub async fn verify(bridge: &Bridge, json: bool) -> anyhow::Result<bool> {
     }
     let expected: u64 = v.chats.iter().map(|c| c.expected).sum();
     let reachable: u64 = v.chats.iter().map(|c| c.reachable).sum();
+    let sum = |f: fn(&matrix::verify::ChatVerification) -> u64| v.chats.iter().map(f).sum::<u64>();
+    writeln!(
+        out,
+        "media {}, attachment notices {}, reactions {}, edits {}, replies {}, shown but should not be {}",
+        sum(|c| c.media),
+        sum(|c| c.attachment_notices),
+        sum(|c| c.reactions),
+        sum(|c| c.edits),
+        sum(|c| c.replies),
+        sum(|c| c.unexpected)
+    )?;
     writeln!(out, "{} rooms, {reachable}/{expected} messages reachable by back-pagination: {}", v.chats.len(), if v.ok { "OK" } else { "NOT OK" })?;
     Ok(v.ok)
 }
