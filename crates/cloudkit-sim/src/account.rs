@@ -423,10 +423,7 @@ impl Account {
         let blobs = match kind {
             Kind::Text => {
                 let reply = self.reply_target(g).map(|t| self.message_guid(t));
-                crate::dress::text_message(&mut m, g, &mut content_rng).map(|blobs| {
-                    m.content.reply_to = reply;
-                    blobs
-                })
+                crate::dress::text_message(&mut m, g, &mut content_rng).inspect(|_| m.content.reply_to = reply)
             }
             Kind::Attachment | Kind::Sticker => {
                 let transfer = Self::transfer_guid(&m.guid);

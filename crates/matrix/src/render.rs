@@ -130,6 +130,11 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// A text run as (plain text, HTML, whether the HTML says more than the plain text).
+type Run = (String, String, bool);
+/// The runs of one text part, or an attachment's transfer GUID.
+type Group = Result<Vec<Run>, String>;
+
 /// Plans message `m`. `mention` turns a handle into the Matrix user a mention pill points at.
 pub fn plan(m: &MessageRecord, mention: &dyn Fn(&str) -> String) -> Plan {
     let c = &m.content;
@@ -160,8 +165,8 @@ pub fn plan(m: &MessageRecord, mention: &dyn Fn(&str) -> String) -> Plan {
         return Plan::Nothing { why: "unsent" };
     }
     let edited = |part: i64| c.edits.iter().find(|e| e.part == part && e.versions.len() > 1);
-    // Runs of one part (text, mentions, links) make one event; (plain, html, formatted) each.
-    let mut groups: Vec<(i64, Result<Vec<(String, String, bool)>, String>)> = Vec::new();
+    // Runs of one part (text, mentions, links) make one event; an attachment is its own.
+    let mut groups: Vec<(i64, Group)> = Vec::new();
     for p in &c.parts {
         match p {
             ContentPart::Attachment { part, guid: Some(g) } => groups.push((part.unwrap_or(0), Err(g.clone()))),
