@@ -2,6 +2,10 @@
 //! user/room existence queries. Requests must carry the `hs_token` (Bearer header, or the legacy
 //! `access_token` query parameter): none gives 401, a wrong one 403. Transactions are
 //! deduplicated by id, since the homeserver retries a transaction until it gets a 200.
+//!
+//! A transaction the bridge cannot parse is still answered 200 (and logged and counted): the
+//! homeserver retries a failed transaction and holds back every later one, so refusing one bad
+//! body would wedge the inbound path for good. Bodies up to [`MAX_TRANSACTION_BYTES`] are read.
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -23,6 +27,9 @@ use serde_json::json;
 use crate::ghost::GHOST_PREFIX;
 
 const REMEMBERED_TXNS: usize = 10_000;
+/// The largest transaction body read. A homeserver sends at most 50 PDUs and 100 EDUs of at most
+/// 64 KiB each per transaction; this leaves room above that.
+pub const MAX_TRANSACTION_BYTES: usize = 32 << 20;
 
 pub struct AppserviceState {
     hs_token: String,
@@ -31,6 +38,8 @@ pub struct AppserviceState {
     /// Events received (for logs and tests).
     pub received_events: std::sync::atomic::AtomicU64,
     pub pings: std::sync::atomic::AtomicU64,
+    /// Transactions whose body did not parse (answered 200 all the same).
+    pub bad_transactions: std::sync::atomic::AtomicU64,
 }
 
 impl AppserviceState {
@@ -41,6 +50,7 @@ impl AppserviceState {
             seen: Mutex::new((HashSet::new(), VecDeque::new())),
             received_events: Default::default(),
             pings: Default::default(),
+            bad_transactions: Default::default(),
         })
     }
 
@@ -77,7 +87,7 @@ fn check_auth(state: &AppserviceState, headers: &HeaderMap, query: &TokenQuery) 
         .and_then(|v| v.strip_prefix("Bearer ").map(str::trim).map(str::to_string));
     match bearer.or_else(|| query.access_token.clone()) {
         None => Err(error(StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED", "missing hs_token")),
-        Some(t) if t == state.hs_token => Ok(()),
+        Some(t) if bool::from(subtle::ConstantTimeEq::ct_eq(t.as_bytes(), state.hs_token.as_bytes())) => Ok(()),
         Some(_) => Err(error(StatusCode::FORBIDDEN, "M_FORBIDDEN", "wrong hs_token")),
     }
 }
@@ -99,7 +109,11 @@ async fn transaction(
     }
     let txn: Transaction = match serde_json::from_slice(&body) {
         Ok(t) => t,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "M_BAD_JSON", &format!("malformed transaction: {e}")),
+        Err(e) => {
+            state.bad_transactions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(txn = %txn_id, bytes = body.len(), "ignoring a transaction that does not parse: {e}");
+            return (StatusCode::OK, Json(json!({}))).into_response();
+        }
     };
     if state.first_time(&txn_id) {
         state.received_events.fetch_add(txn.events.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -150,6 +164,7 @@ pub fn router(state: Arc<AppserviceState>) -> Router {
         .route("/_matrix/app/v1/ping", post(ping))
         .route("/_matrix/app/v1/users/{user_id}", get(user_query))
         .route("/_matrix/app/v1/rooms/{alias}", get(room_query))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_TRANSACTION_BYTES))
         .with_state(state)
 }
 
