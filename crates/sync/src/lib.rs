@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod files;
+mod priority;
 mod status;
+use priority::{background_priority, background_priority_for_store_threads};
 pub use files::{fetch_files, FileOptions, FilesReport};
 pub use status::{status, FailedRecordInfo, Status, UndecodableBlob, ZoneStatus};
 
@@ -341,40 +343,6 @@ fn unparsable_record(zone: &str, page: &RawChangesPage, i: usize, e: &cloudkit::
     let record_name = format!("{UNPARSABLE_PREFIX}{i} of page {}>", cloudkit::pcs::hex(&digest[..8]));
     tracing::warn!(zone, record = %record_name, "change not parsable: {e}");
     FailedRecord { zone: zone.to_string(), record_name, reason: e.to_string(), pending: false }
-}
-
-/// Nice value of the threads that decode and store pages: they yield the CPU to the thread that
-/// fetches the next page, which is the sync's critical path.
-const BACKGROUND_NICE: libc::c_int = 10;
-
-/// Lowers the calling thread's CPU priority (Linux: per thread), once per thread.
-fn background_priority() {
-    thread_local!(static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
-    DONE.with(|done| {
-        if !done.replace(true) {
-            // SAFETY: a plain syscall about the calling thread; failure only leaves the priority.
-            unsafe {
-                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, BACKGROUND_NICE);
-            }
-        }
-    });
-}
-
-/// Lowers the priority of the store's worker threads (sqlx runs each SQLite connection on a
-/// thread named `sqlx-sqlite-worker-N`). Linux only; elsewhere, and if /proc is unreadable, it
-/// does nothing.
-fn background_priority_for_store_threads() {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
-    for task in tasks.flatten() {
-        let is_store = std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.starts_with("sqlx-sqlite"));
-        let tid = task.file_name().to_str().and_then(|t| t.parse::<libc::id_t>().ok());
-        if let (true, Some(tid)) = (is_store, tid) {
-            // SAFETY: a plain syscall about one of this process's threads.
-            unsafe {
-                libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE);
-            }
-        }
-    }
 }
 
 /// Finishes decoding a page after [`first_pass`]: records whose key was missing get one key
