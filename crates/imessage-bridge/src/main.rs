@@ -36,6 +36,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print the account's handles (`tel:+…`, `mailto:…`), one per line, and nothing else on
+    /// stdout. Reads the session named by --session, else the config's.
+    ListHandles {
+        #[arg(long)]
+        session: Option<PathBuf>,
+    },
     /// Fetch every record of every Messages zone into the database, then every attachment's
     /// file (both resume where they stopped).
     Sync {
@@ -133,6 +139,9 @@ async fn run_cli() -> anyhow::Result<()> {
     if let Command::Init { homeserver, domain, owner, cloudkit, session, database, out, listen, force } = cli.command {
         return bridge::init(bridge::InitArgs { homeserver, domain, owner, cloudkit, session, database, out, listen, force });
     }
+    if let Command::ListHandles { session } = &cli.command {
+        return list_handles(&cli.config, session.as_deref()).await;
+    }
     let config = Config::load(&cli.config)?;
     let store: Arc<dyn store::Store> = Arc::from(
         store::open(&config.database.uri).await.with_context(|| format!("opening database {}", config.database.uri))?,
@@ -149,7 +158,7 @@ async fn run_cli() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run { once } => run(&config, store, once).await,
-        Command::Init { .. } => Ok(()),
+        Command::Init { .. } | Command::ListHandles { .. } => Ok(()),
     }
 }
 
@@ -206,6 +215,23 @@ async fn sync(config: &Config, store: Arc<dyn store::Store>, files: bool) -> any
         let stopped: Vec<String> =
             report.zones.iter().filter(|z| z.stop_reason != store::StopReason::ApiDone).map(|z| format!("{}: {}", z.zone, z.stop_reason.as_str())).collect();
         anyhow::bail!("sync stopped early ({}); run `sync` again to resume", stopped.join(", "));
+    }
+    Ok(())
+}
+
+/// `list-handles`: the session's handles on stdout, one a line (logs stay on stderr).
+async fn list_handles(config: &std::path::Path, session: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let path = match session {
+        Some(p) => p.to_path_buf(),
+        None => Config::load(config).context("no --session given, so the config names the session")?.cloudkit.session,
+    };
+    let session = cloudkit::session_source(&path).session().await.with_context(|| format!("reading the session {}", path.display()))?;
+    if session.handles.is_empty() {
+        anyhow::bail!("the session {} lists no handles", path.display());
+    }
+    let mut out = std::io::stdout().lock();
+    for h in &session.handles {
+        writeln!(out, "{h}")?;
     }
     Ok(())
 }

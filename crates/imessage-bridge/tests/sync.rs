@@ -464,3 +464,25 @@ async fn secrets_files_are_readable_by_their_owner_only() {
         assert_eq!(mode("bridge.db-wal"), 0o600);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_handles_prints_only_handles_even_with_trace_logs() {
+    let sim = start_sim(spec(3, 2, 10, 0), Faults::default()).await;
+    let bridge = BridgeDir::new(&sim);
+    let out = bridge.command(&["-vv", "list-handles"]).env("RUST_LOG", "trace").output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines, sim.sim.session.handles.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(lines.iter().all(|l| l.starts_with("tel:") || l.starts_with("mailto:")), "{stdout}");
+    // The session named on the command line wins; a missing or corrupt one is a clear error.
+    let missing = bridge.dir.path().join("nope.json");
+    let out = bridge.command(&["list-handles", "--session", missing.to_str().unwrap()]).output().await.unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.json"), "{}", String::from_utf8_lossy(&out.stderr));
+    let corrupt = bridge.dir.path().join("corrupt.json");
+    std::fs::write(&corrupt, "{ not a session").unwrap();
+    let out = bridge.command(&["list-handles", "--session", corrupt.to_str().unwrap()]).output().await.unwrap();
+    assert!(!out.status.success() && out.stdout.is_empty());
+}
