@@ -531,3 +531,52 @@ async fn portals_work_on_room_versions_10_11_and_12() {
         db.close().await.unwrap();
     }
 }
+
+/// Real Apple blobs end to end: the bodies, the edit history and the link preview a Matrix
+/// client gets equal the values `shared/fixtures/README.md` gives for those files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_apple_blobs_reach_matrix_as_their_readme_says() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../imessage/tests/data/apple");
+    let fixtures = cloudkit_sim::fixtures::AppleFixtures::load(&dir, "tel:+15557654321").unwrap();
+    let sim = serve_sim(cloudkit_sim::Sim::new(spec(32, 2, 20, 0), Faults::default()).with_apple_fixtures(fixtures)).await;
+    let env = Env::start(sim).await;
+    env.run_once_and_verify().await;
+    let mut file_of = std::collections::HashMap::new();
+    env.sim.sim.truth(|l| {
+        if let TruthLine::Message { guid, file: Some(file), .. } = l {
+            file_of.insert(guid, file);
+        }
+    });
+    let portal = env.bridge.store().await.portal("chat-apple-fixtures").await.unwrap().expect("the fixtures' room");
+    let (events, _) = matrix::verify::paginate(&env.hs(), &portal.room_id, OWNER).await.unwrap();
+    let of = |file: &str| -> Vec<&serde_json::Value> {
+        events.iter().filter(|e| e.guid.as_ref().and_then(|g| file_of.get(g)).is_some_and(|f| f == file)).map(|e| &e.raw["content"]).collect()
+    };
+    let bodies = |file: &str| -> Vec<String> { of(file).iter().filter(|c| c["msgtype"] == "m.text").map(|c| c["body"].as_str().unwrap().to_string()).collect() };
+    assert_eq!(bodies("attributed-body/AttributedBodyTextOnly"), ["Noter test"]);
+    let url = of("attributed-body/URL");
+    assert_eq!(url[0]["body"], "https://github.com/ReagentX/Logria");
+    // MultiPart: three attachments (their files are not in this account: notices in their
+    // places) between the text parts, in the body's order.
+    let multi = of("attributed-body/MultiPart");
+    assert_eq!(multi.iter().filter(|c| c["msgtype"] == "m.notice").count(), 3, "{multi:?}");
+    assert_eq!(multi[0]["msgtype"], "m.notice", "the body starts with an attachment");
+    assert_eq!(bodies("attributed-body/MultiPart").concat(), "test 1test 2 test 3");
+    // Edited: the first version, then each edit as an m.replace of it, in order.
+    let edited = of("summary-info/Edited.plist");
+    assert_eq!(edited.len(), 1, "{edited:?}");
+    assert_eq!(edited[0]["body"], "First message  ");
+    let original = events.iter().find(|e| e.raw["content"] == *edited[0]).and_then(|e| e.event_id.clone()).unwrap();
+    let edits: Vec<&str> = events
+        .iter()
+        .filter(|e| e.rel_type.as_deref() == Some("m.replace") && e.raw["content"]["m.relates_to"]["event_id"] == original.as_str())
+        .map(|e| e.raw["content"]["m.new_content"]["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(edits, ["Edit 1", "Edit 2", "Edited message"]);
+    // Deleted: unsent, so nothing in the room.
+    assert!(of("summary-info/Deleted.plist").is_empty());
+    let preview = &of("payload/URL.plist")[0]["com.beeper.linkpreviews"][0];
+    assert_eq!(preview["og:title"], "Christopher Sardegna");
+    assert_eq!(preview["og:url"], "https://chrissardegna.com/");
+    assert_eq!(preview["matched_url"], "https://chrissardegna.com");
+}

@@ -204,7 +204,11 @@ pub fn plan(m: &MessageRecord, mention: &dyn Fn(&str) -> String) -> Plan {
         .collect();
     parts.retain(|p| !c.unsent_parts.contains(&p.part));
     if c.parts.is_empty() {
-        let text = m.text.clone().unwrap_or_default();
+        // No attributedBody: the text field is the body; when it is absent, an edited message
+        // shows its latest version and a link balloon its link.
+        let latest = c.edits.iter().find(|e| e.part == 0).and_then(|e| e.versions.last()).map(|v| v.text.clone());
+        let link = c.link_preview.as_ref().and_then(|p| p.original_url.clone().or_else(|| p.url.clone()));
+        let text = m.text.clone().filter(|t| !t.is_empty()).or(latest).or(link).unwrap_or_default();
         if !text.is_empty() && text != "\u{FFFC}" {
             parts.push(PartEvent { part: 0, content: PartContent::Text { body: text, html: None, link_preview: None } });
         }
