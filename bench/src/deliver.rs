@@ -5,8 +5,10 @@
 //!   straight with the appservice token and no bridge logic — per chat: create the room, register
 //!   and name one ghost per participant, invite and join them and the owner (who, double
 //!   puppeted, sends the from-me messages), then the same events the bridge will
-//!   send into that chat — texts, and reactions for tapbacks — as timestamped sends
-//!   (`PUT /send?ts=`), one sequential stream per room, `rooms` rooms at once;
+//!   send into that chat — its plan from `matrix::render`: text parts, attachments prepared and
+//!   uploaded as media, edits, replies, reactions and their redactions — as timestamped sends
+//!   (`PUT /send?ts=`), one sequential stream per room, `rooms` rooms at once, with the owner's
+//!   push rule muted meanwhile and read markers set at the end, as for history;
 //! - **bridge delivery**: `imessage-bridge deliver` (release build) for that account, after `sync`
 //!   stored it: the same rooms, members and message counts, plus everything the bridge does
 //!   around them (store reads, the delivery ledger, in-flight checks).
@@ -136,6 +138,7 @@ async fn main() -> Result<()> {
         plan.push((chat.participants.clone(), store.undelivered(&chat.chat_id).await?));
     }
     let to_deliver: u64 = plan.iter().map(|(_, m)| m.len() as u64).sum();
+    let media = Media { dir: d.join("attachments"), config: matrix::media::MediaConfig::default() };
 
     let bot = matrix::ghost::bot_user_id("localhost");
     hs.register(matrix::ghost::BOT_LOCALPART).await?;
@@ -149,18 +152,23 @@ async fn main() -> Result<()> {
     let hs_token = reg["hs_token"].as_str().context("no hs_token")?.to_string();
     let receiver = || matrix::appservice::serve(matrix::appservice::AppserviceState::new(&hs_token, "localhost"), as_addr);
     let (_, listening) = receiver().await?;
-    let (raw_sent, raw_before) = raw_ingest(&hs, &bot, &plan, args.rooms as usize, "before").await?;
+    let (raw_sent, raw_before) = raw_ingest(&hs, &bot, &plan, args.rooms as usize, "before", store.as_ref(), &media).await?;
     listening.abort();
     let _ = listening.await;
     let started = Instant::now();
     run(Command::new(&bridge_bin).arg("-c").arg(d.join("config.yaml")).arg("deliver").env("RUST_LOG", "warn"), "deliver")?;
     let bridge_secs = started.elapsed().as_secs_f64();
-    let delivered = store.delivered_count().await? as u64;
-    if delivered != to_deliver {
-        bail!("the bridge delivered {delivered} of {to_deliver} messages");
+    // Every message delivered (the ledger also has a row per further event of a message).
+    let mut left = 0;
+    for chat in store.chats().await? {
+        left += store.undelivered(&chat.chat_id).await?.len() as u64;
     }
+    if left > 0 {
+        bail!("the bridge left {left} of {to_deliver} messages undelivered");
+    }
+    let delivered = to_deliver;
     let (_, listening) = receiver().await?;
-    let (_, raw_after) = raw_ingest(&hs, &bot, &plan, args.rooms as usize, "after").await?;
+    let (_, raw_after) = raw_ingest(&hs, &bot, &plan, args.rooms as usize, "after", store.as_ref(), &media).await?;
     listening.abort();
     let raw_secs = (raw_before + raw_after) / 2.0;
     let raw_rate = raw_sent as f64 / raw_secs;
@@ -189,6 +197,8 @@ async fn raw_ingest(
     plan: &[(Vec<String>, Vec<MessageRecord>)],
     rooms: usize,
     tag: &str,
+    store: &dyn store::Store,
+    media: &Media,
 ) -> Result<(u64, f64)> {
     let started = Instant::now();
     let results: Vec<Result<u64>> = stream::iter(plan.iter().enumerate())
@@ -199,6 +209,8 @@ async fn raw_ingest(
             // homeserver evaluates push rules for them on every event.
             hs.invite(room, bot, OWNER).await?;
             hs.join(room, OWNER).await?;
+            // History mutes the owner's push rule for the room while it goes in, as the bridge does.
+            hs.set_room_push_rule(OWNER, room, &json!([])).await?;
             let mut senders = HashMap::from([("me".to_string(), OWNER.to_string())]);
             for handle in participants {
                 let raw = format!("raw-{tag}-{r}-{handle}");
@@ -209,21 +221,18 @@ async fn raw_ingest(
                 hs.join(room, &ghost).await?;
                 senders.insert(handle.clone(), ghost);
             }
-            let mut event_ids: HashMap<&str, String> = HashMap::new();
-            for (i, m) in messages.iter().enumerate() {
+            let mut events = RawRoom { hs, room, tag: format!("raw-{tag}-{r}"), n: 0, event_ids: HashMap::new(), last: None };
+            let mut reactions = matrix::render::Reactions::default();
+            for m in messages {
                 let handle = if m.from_me() { "me" } else { m.sender.as_str() };
                 let sender = senders.get(handle).with_context(|| format!("sender {handle} is not a participant"))?;
-                let target = m.associated_guid.as_deref().map(|t| t.rsplit('/').next().unwrap_or(t));
-                let reaction = m.associated_type.and_then(matrix::render::tapback_key).zip(target.and_then(|t| event_ids.get(t)));
-                let (event_type, content) = match reaction {
-                    Some((key, event_id)) => {
-                        ("m.reaction", json!({ "m.relates_to": { "rel_type": "m.annotation", "event_id": event_id, "key": key } }))
-                    }
-                    None => ("m.room.message", json!({ "msgtype": "m.text", "body": m.text.clone().unwrap_or_default() })),
-                };
-                let event_id = hs.send(room, sender, event_type, &format!("raw-{tag}-{r}-{i}"), Some(m.ts_ms), &content).await?;
-                event_ids.insert(m.guid.as_str(), event_id.to_string());
+                events.send_planned(store, media, sender, m, &mut reactions).await?;
             }
+            // As the bridge does for history: the owner's read markers on the last event.
+            if let Some(last) = events.last.clone() {
+                hs.set_read_markers(room, OWNER, &last).await?;
+            }
+            hs.delete_room_push_rule(OWNER, room).await?;
             Ok(messages.len() as u64)
         })
         .buffer_unordered(rooms)
@@ -234,4 +243,106 @@ async fn raw_ingest(
         sent += r?;
     }
     Ok((sent, started.elapsed().as_secs_f64()))
+}
+
+/// Where the attachment files are and how they become Matrix media (as the bridge's config says).
+struct Media {
+    dir: PathBuf,
+    config: matrix::media::MediaConfig,
+}
+
+/// One raw room: the same events the bridge sends for each message (its plan from
+/// `matrix::render`), straight, with no ledger, no store writes and no in-flight checks.
+struct RawRoom<'a> {
+    hs: &'a HomeserverClient,
+    room: &'a str,
+    tag: String,
+    n: u64,
+    /// (guid, part) → event id; part -1 is a reaction.
+    event_ids: HashMap<(String, i64), String>,
+    last: Option<String>,
+}
+
+impl RawRoom<'_> {
+    async fn send(&mut self, sender: &str, event_type: &str, ts: i64, content: &serde_json::Value) -> Result<String> {
+        self.n += 1;
+        let id = self.hs.send(self.room, sender, event_type, &format!("{}-{}", self.tag, self.n), Some(ts), content).await?.to_string();
+        self.last = Some(id.clone());
+        Ok(id)
+    }
+
+    fn target(&self, guid: &str, part: i64) -> Option<String> {
+        self.event_ids.get(&(guid.to_string(), part)).or_else(|| self.event_ids.get(&(guid.to_string(), 0))).cloned()
+    }
+
+    async fn upload(&self, store: &dyn store::Store, media: &Media, sender: &str, transfer: &str) -> Result<Option<serde_json::Value>> {
+        let Some((record, Some(file))) = store.attachment_by_transfer_guid(transfer).await? else { return Ok(None) };
+        let Some(sha) = file.sha256 else { return Ok(None) };
+        let prepared = matrix::media::prepare(&media.dir.join(&sha[..2]).join(&sha), &record, &media.config).await?;
+        let mxc = self.hs.upload(sender, prepared.bytes.clone(), &prepared.mime_type, &prepared.filename).await?;
+        Ok(Some(matrix::media::message_content(&prepared, &mxc)))
+    }
+
+    async fn send_planned(&mut self, store: &dyn store::Store, media: &Media, sender: &str, m: &MessageRecord, reactions: &mut matrix::render::Reactions) -> Result<()> {
+        use matrix::render::{Effect, PartContent, Plan, ReactionKey};
+        let plan = matrix::render::plan(m, &|h| matrix::ghost::ghost_user_id(h, "localhost"));
+        let effect = reactions.apply(m, &plan);
+        match plan {
+            Plan::Nothing { .. } => {}
+            Plan::Message { parts, edits, reply_to } => {
+                let reply = reply_to.and_then(|g| self.target(&g, 0));
+                for (i, p) in parts.iter().enumerate() {
+                    let mut content = match &p.content {
+                        PartContent::Text { body, html, link_preview } => matrix::render::text_content(body, html.as_deref(), link_preview.as_ref()),
+                        PartContent::Attachment { transfer_guid } => self
+                            .upload(store, media, sender, transfer_guid)
+                            .await?
+                            .unwrap_or_else(|| json!({ "msgtype": "m.notice", "body": "📎 attachment is not available" })),
+                    };
+                    if let (0, Some(target)) = (i, &reply) {
+                        content["m.relates_to"] = json!({ "m.in_reply_to": { "event_id": target } });
+                    }
+                    let id = self.send(sender, "m.room.message", m.ts_ms, &content).await?;
+                    self.event_ids.insert((m.guid.clone(), p.part), id);
+                }
+                for e in edits {
+                    if let Some(original) = self.event_ids.get(&(m.guid.clone(), e.part)).cloned() {
+                        self.send(sender, "m.room.message", e.ts_ms, &matrix::render::edit_content(&original, &e.body)).await?;
+                    }
+                }
+            }
+            Plan::React { target, part, key } => {
+                let Some(on) = self.target(&target, part) else { return Ok(()) };
+                if let Some(Effect::Add { replaces: Some(old) }) = &effect {
+                    if let Some(old) = self.event_ids.get(&(old.clone(), -1)).cloned() {
+                        self.hs.redact(self.room, sender, &old, &format!("{}-r{}", self.tag, self.n), None).await?;
+                    }
+                }
+                let key = match key {
+                    ReactionKey::Emoji(e) => e,
+                    ReactionKey::Sticker { transfer_guid } => match self.upload(store, media, sender, &transfer_guid).await? {
+                        Some(c) => c["url"].as_str().unwrap_or("🖼️").to_string(),
+                        None => "🖼️".into(),
+                    },
+                };
+                let content = json!({ "m.relates_to": { "rel_type": "m.annotation", "event_id": on, "key": key } });
+                match self.send(sender, "m.reaction", m.ts_ms, &content).await {
+                    Ok(id) => {
+                        self.event_ids.insert((m.guid.clone(), -1), id);
+                    }
+                    Err(e) if e.downcast_ref::<matrix::MatrixError>().and_then(|e| e.errcode()) == Some("M_DUPLICATE_ANNOTATION") => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Plan::Unreact { .. } => {
+                if let Some(Effect::Remove { removes }) = effect {
+                    if let Some(old) = self.event_ids.get(&(removes, -1)).cloned() {
+                        self.n += 1;
+                        self.hs.redact(self.room, sender, &old, &format!("{}-{}", self.tag, self.n), None).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
