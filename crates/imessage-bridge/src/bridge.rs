@@ -169,8 +169,9 @@ pub async fn verify(bridge: &Bridge, json: bool) -> anyhow::Result<bool> {
     let sum = |f: fn(&matrix::verify::ChatVerification) -> u64| v.chats.iter().map(f).sum::<u64>();
     writeln!(
         out,
-        "media {}, attachment notices {}, reactions {}, edits {}, replies {}, shown but should not be {}",
+        "media {} ({} not downloadable or not the source's bytes), attachment notices {}, reactions {}, edits {}, replies {}, shown but should not be {}",
         sum(|c| c.media),
+        sum(|c| c.media_bad),
         sum(|c| c.attachment_notices),
         sum(|c| c.reactions),
         sum(|c| c.edits),

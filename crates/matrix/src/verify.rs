@@ -48,6 +48,9 @@ pub struct ChatVerification {
     pub replies: u64,
     /// Events that should not be visible (removed tapbacks, unsent messages) but are.
     pub unexpected: u64,
+    /// Media events whose file cannot be downloaded from the media repository, or whose bytes
+    /// are not the source's (SHA-256) or, for a converted file, not of the format it claims.
+    pub media_bad: u64,
 }
 
 impl ChatVerification {
@@ -61,6 +64,7 @@ impl ChatVerification {
             && self.name_ok
             && self.reached_start
             && self.unexpected == 0
+            && self.media_bad == 0
     }
 }
 
@@ -163,6 +167,43 @@ pub fn expected_in_room(messages: &[imessage::records::MessageRecord], domain: &
     (expected, hidden)
 }
 
+/// Whether a media event's file downloads and is the source's: the same SHA-256 as the stored
+/// file when it went in as it is, the right magic bytes when it was converted (HEIC → JPEG or
+/// PNG, CAF → Ogg).
+async fn media_matches(
+    deliverer: &Deliverer,
+    reader: &str,
+    e: &SeenEvent,
+    by_guid: &HashMap<&str, &imessage::records::MessageRecord>,
+) -> Result<bool> {
+    use sha2::Digest;
+    let c = &e.raw["content"];
+    let (Some(url), Some(m)) = (c["url"].as_str(), e.guid.as_deref().and_then(|g| by_guid.get(g))) else { return Ok(false) };
+    let part = e.part.unwrap_or(0);
+    let transfer = m.content.parts.iter().find_map(|p| match p {
+        imessage::records::ContentPart::Attachment { part: Some(n), guid: Some(g) } if *n == part => Some(g.as_str()),
+        _ => None,
+    });
+    let Some((record, Some(file))) = (match transfer {
+        Some(t) => deliverer.store.attachment_by_transfer_guid(t).await?,
+        None => None,
+    }) else {
+        return Ok(false);
+    };
+    let Ok(bytes) = deliverer.hs.download(reader, url, deliverer.config.media.max_bytes as usize + 1).await else { return Ok(false) };
+    let mime = c["info"]["mimetype"].as_str().unwrap_or("");
+    if record.mime_type.as_deref() == Some(mime) {
+        let sha: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        return Ok(file.sha256.as_deref() == Some(sha.as_str()));
+    }
+    Ok(match mime {
+        "image/jpeg" => bytes.starts_with(&[0xff, 0xd8, 0xff]),
+        "image/png" => bytes.starts_with(b"\x89PNG"),
+        "audio/ogg" => bytes.starts_with(b"OggS"),
+        _ => false,
+    })
+}
+
 /// Verifies every chat in the store against its room.
 pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
     let store: &dyn Store = deliverer.store.as_ref();
@@ -192,6 +233,7 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             edits: 0,
             replies: 0,
             unexpected: 0,
+            media_bad: 0,
         };
         let Some(portal) = store.portal(&chat.chat_id).await? else {
             chats.push(v);
@@ -232,6 +274,12 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             last_ts = e.ts;
             if senders.get(guid).is_some_and(|s| s != &e.sender) {
                 v.wrong_sender += 1;
+            }
+        }
+        let by_guid: HashMap<&str, &imessage::records::MessageRecord> = messages.iter().map(|m| (m.guid.as_str(), m)).collect();
+        for e in events.iter().filter(|e| e.raw["content"]["url"].is_string()) {
+            if !media_matches(deliverer, &reader, e, &by_guid).await? {
+                v.media_bad += 1;
             }
         }
         v.duplicates = seen.values().map(|n| n.saturating_sub(1)).sum();
