@@ -8,13 +8,18 @@ set -euo pipefail
 
 log() { echo "install-media-tools: $*" >&2; }
 
-# package for each program
-declare -A PACKAGE=([ffmpeg]=ffmpeg [ffprobe]=ffmpeg [heif-convert]=libheif-examples [heif-info]=libheif-examples)
+# The Debian package of each program (a function, not an associative array: macOS has bash 3).
+package_of() {
+    case "$1" in
+        ffmpeg | ffprobe) echo ffmpeg ;;
+        *) echo libheif-examples ;;
+    esac
+}
 
 missing_packages() {
     local tool
     for tool in ffmpeg ffprobe heif-convert heif-info; do
-        command -v "$tool" >/dev/null 2>&1 || echo "${PACKAGE[$tool]}"
+        command -v "$tool" >/dev/null 2>&1 || package_of "$tool"
     done | sort -u
 }
 
