@@ -340,8 +340,12 @@ async fn rooms_show_media_reactions_edits_replies_and_nothing_unread() {
     use sha2::{Digest, Sha256};
     let sim = start_sim(spec(21, 10, 3000, 0), Faults::default()).await;
     let env = Env::start(sim).await;
-    env.run_once_and_verify().await;
+    let v = env.run_once_and_verify().await;
     env.assert_rooms_match_truth().await;
+    for c in v["chats"].as_array().unwrap() {
+        assert_eq!(c["unread_notifications"], 0, "verify reports the owner's unread count: {c}");
+        assert_eq!(c["media_bad"], 0, "{c}");
+    }
 
     let mut files = std::collections::HashMap::new();
     let mut messages = std::collections::HashMap::new();

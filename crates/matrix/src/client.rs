@@ -356,4 +356,15 @@ impl HomeserverClient {
         let v: Value = self.request(MAX_ATTEMPTS, Method::GET, "/_matrix/client/v3/capabilities", Some(as_user), &[], None, "capabilities").await?;
         Ok(v["capabilities"]["m.room_versions"]["default"].as_str().map(str::to_string))
     }
+
+    /// `user`'s unread notification counts per joined room, from one `/sync` without timeline.
+    pub async fn unread_notifications(&self, user: &str) -> Result<std::collections::HashMap<String, u64>> {
+        let filter = json!({ "room": { "timeline": { "limit": 0 }, "state": { "lazy_load_members": true } }, "presence": { "types": [] } }).to_string();
+        let query = [("timeout", "0".to_string()), ("filter", filter)];
+        let v: Value = self.request(MAX_ATTEMPTS, Method::GET, "/_matrix/client/v3/sync", Some(user), &query, None, "sync").await?;
+        Ok(v["rooms"]["join"]
+            .as_object()
+            .map(|rooms| rooms.iter().map(|(id, r)| (id.clone(), r["unread_notifications"]["notification_count"].as_u64().unwrap_or(0))).collect())
+            .unwrap_or_default())
+    }
 }

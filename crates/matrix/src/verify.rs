@@ -51,6 +51,9 @@ pub struct ChatVerification {
     /// Media events whose file cannot be downloaded from the media repository, or whose bytes
     /// are not the source's (SHA-256) or, for a converted file, not of the format it claims.
     pub media_bad: u64,
+    /// The owner's unread notifications in the room (history leaves none; live messages that
+    /// arrived since the owner last read do count), None when the bridge cannot act as the owner.
+    pub unread_notifications: Option<u64>,
 }
 
 impl ChatVerification {
@@ -211,6 +214,10 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
     let bot = deliverer.bot();
     let reader = deliverer.config.owner.clone();
     let mut chats = Vec::new();
+    let unread = match deliverer.config.double_puppet {
+        true => Some(hs.unread_notifications(&reader).await?),
+        false => None,
+    };
     for chat in store.chats().await? {
         let messages: Vec<_> = store.messages_in_chat(&chat.chat_id).await?.into_iter().filter(|m| !m.is_system()).collect();
         let (expected, hidden) = expected_in_room(&messages, &deliverer.config.domain);
@@ -234,12 +241,14 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             replies: 0,
             unexpected: 0,
             media_bad: 0,
+            unread_notifications: None,
         };
         let Some(portal) = store.portal(&chat.chat_id).await? else {
             chats.push(v);
             continue;
         };
         v.room_id = Some(portal.room_id.clone());
+        v.unread_notifications = unread.as_ref().map(|u| u.get(&portal.room_id).copied().unwrap_or(0));
         let (events, reached_start) = paginate(hs, &portal.room_id, &reader).await?;
         v.reached_start = reached_start;
         let mut seen: HashMap<(String, i64), u64> = HashMap::new();
