@@ -73,6 +73,12 @@ async fn assert_files_equal_truth(bridge: &BridgeDir, truth: &HashMap<String, Tr
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(sha256_hex(&bytes), t.sha256, "bytes on disk of {}", a.guid);
     }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "the attachment folder is the bridge user's alone");
+    }
     let leftovers: Vec<_> = std::fs::read_dir(dir.join("tmp")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     assert!(leftovers.is_empty(), "partial downloads left behind: {leftovers:?}");
 }

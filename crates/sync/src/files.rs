@@ -80,6 +80,12 @@ pub async fn fetch_files(client: &Client, store: &dyn Store, opts: &FileOptions)
         return Ok(report);
     }
     tokio::fs::create_dir_all(opts.dir.join("tmp")).await.map_err(|e| io_error(&opts.dir, e))?;
+    // People's photos and voice messages: only the bridge's user may look into the folder.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tokio::fs::set_permissions(&opts.dir, std::fs::Permissions::from_mode(0o700)).await.map_err(|e| io_error(&opts.dir, e))?;
+    }
     let ring = client.zone_keys(ATTACHMENT_ZONE).await?;
     let mut after = String::new();
     loop {
