@@ -96,11 +96,22 @@ pub async fn fetch_files(client: &Client, store: &dyn Store, opts: &FileOptions)
         for a in large {
             record(store, &mut report, &a.record_name, FileOutcome::TooLarge { bytes: a.asset_size.unwrap_or(0) as i64 }).await?;
         }
-        let outcomes: Vec<(String, FileOutcome)> = stream::iter(wanted)
-            .map(|a| {
+        // One record/retrieve for the batch gives every file a fresh authorization; a retry
+        // fetches its own again (authorizations expire).
+        let names: Vec<String> = wanted.iter().map(|a| a.record_name.clone()).collect();
+        let prefetched: Vec<Option<Fetched>> = match client.retrieve_with_assets(ATTACHMENT_ZONE, &names).await {
+            Ok(replies) if replies.len() == names.len() => replies.into_iter().map(Some).collect(),
+            Ok(_) => names.iter().map(|_| None).collect(),
+            Err(e) => {
+                tracing::debug!("batch authorization failed, fetching one by one: {e}");
+                names.iter().map(|_| None).collect()
+            }
+        };
+        let outcomes: Vec<(String, FileOutcome)> = stream::iter(wanted.into_iter().zip(prefetched))
+            .map(|(a, first)| {
                 let ring = &ring;
                 async move {
-                    let outcome = fetch_one(client, ring, opts, &a).await;
+                    let outcome = fetch_one(client, ring, opts, &a, first).await;
                     (a.record_name, outcome)
                 }
             })
@@ -137,14 +148,18 @@ async fn record(store: &dyn Store, report: &mut FilesReport, name: &str, outcome
     Ok(())
 }
 
-/// One attachment: fresh authorization, then download tries (each resuming the last).
-async fn fetch_one(client: &Client, ring: &KeyRing, opts: &FileOptions, a: &AttachmentRecord) -> FileOutcome {
+/// A record fetched with its assets' authorizations (None: the server has no such record).
+type Fetched = cloudkit::Result<Option<cloudkit::client::RecordWithAssets>>;
+
+/// One attachment: its authorization (`first`, from the batch's fetch, or its own), then
+/// download tries, each resuming the last with a fresh authorization.
+async fn fetch_one(client: &Client, ring: &KeyRing, opts: &FileOptions, a: &AttachmentRecord, mut first: Option<Fetched>) -> FileOutcome {
     let mut last = String::new();
     for attempt in 0..opts.tries.max(1) {
         if attempt > 0 {
             tokio::time::sleep(opts.backoff.saturating_mul(1 << attempt.min(8))).await;
         }
-        match try_fetch(client, ring, opts, a).await {
+        match try_fetch(client, ring, opts, a, first.take()).await {
             Ok(outcome) => return outcome,
             Err(Attempt::Final(outcome)) => return outcome,
             Err(Attempt::Retry(e)) => last = e,
@@ -159,15 +174,17 @@ enum Attempt {
     Final(FileOutcome),
 }
 
-async fn try_fetch(client: &Client, ring: &KeyRing, opts: &FileOptions, a: &AttachmentRecord) -> Result<FileOutcome, Attempt> {
+async fn try_fetch(client: &Client, ring: &KeyRing, opts: &FileOptions, a: &AttachmentRecord, fetched: Option<Fetched>) -> Result<FileOutcome, Attempt> {
     let retry = |e: cloudkit::Error| if e.is_retryable() || matches!(e, cloudkit::Error::Mmcs { step: "container", .. }) {
         Attempt::Retry(e.to_string())
     } else {
         Attempt::Final(FileOutcome::Failed { error: e.to_string() })
     };
-    let names = [a.record_name.clone()];
-    let fetched = client.retrieve_with_assets(ATTACHMENT_ZONE, &names).await.map_err(retry)?;
-    let (record, bundled) = match fetched.into_iter().next() {
+    let fetched = match fetched {
+        Some(f) => Some(f),
+        None => client.retrieve_with_assets(ATTACHMENT_ZONE, std::slice::from_ref(&a.record_name)).await.map_err(retry)?.into_iter().next(),
+    };
+    let (record, bundled) = match fetched {
         Some(Ok(Some(found))) => found,
         Some(Ok(None)) => return Ok(FileOutcome::Refused { error: "the attachment record no longer exists".into() }),
         Some(Err(e)) => return Err(retry(e)),
@@ -221,20 +238,32 @@ async fn try_fetch(client: &Client, ring: &KeyRing, opts: &FileOptions, a: &Atta
     store_file(opts, &part, size).await.map_err(Attempt::Retry)
 }
 
-/// Hashes a finished download, checks its length and moves it to its content address.
+/// Hashes a finished download (reading it back in pieces), checks its length and moves it to its
+/// content address.
 async fn store_file(opts: &FileOptions, part: &Path, size: u64) -> Result<FileOutcome, String> {
-    let bytes = tokio::fs::read(part).await.map_err(|e| format!("cannot read back {}: {e}", part.display()))?;
-    if bytes.len() as u64 != size {
-        let _ = tokio::fs::remove_file(part).await;
-        return Err(format!("downloaded {} bytes, the asset has {size}", bytes.len()));
+    use tokio::io::AsyncReadExt;
+    let mut file = tokio::fs::File::open(part).await.map_err(|e| format!("cannot read back {}: {e}", part.display()))?;
+    let (mut hasher, mut buf, mut len) = (Sha256::new(), vec![0u8; 1 << 20], 0u64);
+    loop {
+        let n = file.read(&mut buf).await.map_err(|e| format!("cannot read back {}: {e}", part.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
     }
-    let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    drop(file);
+    if len != size {
+        let _ = tokio::fs::remove_file(part).await;
+        return Err(format!("downloaded {len} bytes, the asset has {size}"));
+    }
+    let sha: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
     let target = opts.path_of(&sha);
     if let Some(parent) = target.parent() {
         tokio::fs::create_dir_all(parent).await.map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     tokio::fs::rename(part, &target).await.map_err(|e| format!("cannot move to {}: {e}", target.display()))?;
-    Ok(FileOutcome::Stored { sha256: sha, bytes: bytes.len() as i64 })
+    Ok(FileOutcome::Stored { sha256: sha, bytes: len as i64 })
 }
 
 /// The largest offset at or below `have` where one of the file's chunks starts, by the chunks'
