@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use imessage::records::MessageRecord;
+use imessage::records::{AttachmentRecord, MessageRecord};
 use serde_json::{json, Value};
 use store::FileState;
 
@@ -98,10 +98,13 @@ impl Deliverer {
                 }
                 let key = match key {
                     ReactionKey::Emoji(e) => e,
-                    ReactionKey::Sticker { transfer_guid } => match self.upload_attachment(sender, &transfer_guid).await {
-                        Ok(Some((mxc, _))) => mxc,
-                        _ => "🖼️".to_string(),
-                    },
+                    ReactionKey::Sticker { transfer_guid } => {
+                        let found = self.store.attachment_by_transfer_guid(&transfer_guid).await?;
+                        match self.upload_attachment(sender, found.as_ref()).await {
+                            Ok(Some((mxc, _))) => mxc,
+                            _ => "🖼️".to_string(),
+                        }
+                    }
                 };
                 let content = json!({
                     "m.relates_to": { "rel_type": "m.annotation", "event_id": target_event, "key": key },
@@ -189,13 +192,17 @@ impl Deliverer {
         Ok(())
     }
 
-    /// The stored file of the attachment with this transfer GUID, prepared and uploaded:
-    /// `(mxc, prepared)`, None when there is no stored file (with why in the log).
-    async fn upload_attachment(&self, sender: &str, transfer_guid: &str) -> Result<Option<(String, media::PreparedMedia)>> {
-        let Some((record, Some(file))) = self.store.attachment_by_transfer_guid(transfer_guid).await? else { return Ok(None) };
+    /// An attachment's stored file (as `Store::attachment_by_transfer_guid` found it), prepared
+    /// and uploaded: `(mxc, prepared)`, None when there is no stored file.
+    async fn upload_attachment(
+        &self,
+        sender: &str,
+        found: Option<&(AttachmentRecord, Option<store::AttachmentFile>)>,
+    ) -> Result<Option<(String, media::PreparedMedia)>> {
+        let Some((record, Some(file))) = found else { return Ok(None) };
         let Some(sha) = file.sha256.as_deref().filter(|_| file.state == FileState::Stored) else { return Ok(None) };
         let path: PathBuf = self.config.attachments_dir.join(sha.get(..2).unwrap_or("00")).join(sha);
-        let prepared = media::prepare(&path, &record, &self.config.media).await?;
+        let prepared = media::prepare(&path, record, &self.config.media).await?;
         let mxc = self.hs.upload(sender, prepared.bytes.clone(), &prepared.mime_type, &prepared.filename).await?;
         Ok(Some((mxc, prepared)))
     }
@@ -219,7 +226,7 @@ impl Deliverer {
             }
         };
         if why.is_empty() {
-            match self.upload_attachment(sender, transfer_guid).await {
+            match self.upload_attachment(sender, found.as_ref()).await {
                 Ok(Some((mxc, prepared))) => {
                     report.attachments += 1;
                     return Ok(media::message_content(&prepared, &mxc));
