@@ -581,6 +581,21 @@ macro_rules! impl_store {
             async fn delivered_count(&self) -> Result<i64> {
                 Ok(sqlx::query_scalar(sql::DELIVERED_COUNT).fetch_one(&self.$read).await?)
             }
+
+            async fn room_deliveries(&self) -> Result<Vec<crate::RoomDelivery>> {
+                self.settle_messages().await?;
+                let rows = sqlx::query(crate::rooms::ROOM_DELIVERIES).fetch_all(&self.$read).await?;
+                rows.iter().map(crate::rooms::room_delivery).collect()
+            }
+
+            async fn set_delivery_error(&self, chat_id: &str, error: Option<&str>) -> Result<()> {
+                let q = match error {
+                    Some(e) => sqlx::query(crate::rooms::SET_DELIVERY_ERROR).bind(chat_id).bind(e).bind(crate::rooms::now_ms()),
+                    None => sqlx::query(crate::rooms::CLEAR_DELIVERY_ERROR).bind(chat_id),
+                };
+                q.execute(&self.$write).await?;
+                Ok(())
+            }
         }
     };
 }

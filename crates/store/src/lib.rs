@@ -16,11 +16,13 @@ mod common;
 mod files;
 mod migrations;
 mod postgres;
+mod rooms;
 mod sqlite;
 mod zones;
 
 pub use files::{AttachmentFile, FileOutcome, FileState, FileSummary};
 pub use postgres::PostgresStore;
+pub use rooms::RoomDelivery;
 pub use sqlite::SqliteStore;
 
 /// Errors of the store crate.
@@ -35,6 +37,9 @@ pub enum StoreError {
     Migration { version: i64, source: sqlx::Error },
     #[error("stored value is invalid ({what}): {detail}")]
     Corrupt { what: &'static str, detail: String },
+    /// A database file that should exist does not (see [`schema_state`]).
+    #[error("database file {0} does not exist")]
+    NotFound(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -192,6 +197,34 @@ pub async fn open(uri: &str) -> Result<Box<dyn Store>> {
     }
 }
 
+/// How far a database's schema is migrated, as [`schema_state`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SchemaState {
+    /// The highest applied migration; None if the database has no migration table at all.
+    pub applied: Option<i64>,
+    /// The highest migration this build knows.
+    pub latest: i64,
+}
+
+impl SchemaState {
+    /// Every migration this build knows is applied (and none it does not know).
+    pub fn is_current(&self) -> bool {
+        self.applied == Some(self.latest)
+    }
+}
+
+/// Reads how far the database at `uri` is migrated, without creating, migrating or writing it:
+/// safe beside a running bridge, and a missing SQLite file is [`StoreError::NotFound`].
+pub async fn schema_state(uri: &str) -> Result<SchemaState> {
+    if uri.starts_with("sqlite:") {
+        Ok(SchemaState { applied: migrations::applied_sqlite(uri).await?, latest: migrations::latest(false) })
+    } else if uri.starts_with("postgres://") || uri.starts_with("postgresql://") {
+        Ok(SchemaState { applied: migrations::applied_postgres(uri).await?, latest: migrations::latest(true) })
+    } else {
+        Err(StoreError::UnsupportedUri(uri.to_string()))
+    }
+}
+
 /// The bridge's persistent state. All methods are safe to call concurrently.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -273,4 +306,9 @@ pub trait Store: Send + Sync {
     async fn delivered_event(&self, guid: &str) -> Result<Option<String>>;
     /// Number of delivered messages.
     async fn delivered_count(&self) -> Result<i64>;
+    /// Delivery per chat (every chat with a chat record), ordered by chat_id: its room, its
+    /// messages, how many are delivered, in flight and pending, and the last delivery error.
+    async fn room_deliveries(&self) -> Result<Vec<RoomDelivery>>;
+    /// Records the error of a delivery round for a chat (None clears it).
+    async fn set_delivery_error(&self, chat_id: &str, error: Option<&str>) -> Result<()>;
 }

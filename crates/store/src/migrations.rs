@@ -234,6 +234,18 @@ CREATE TABLE attachment_files (
     updated_ms  INTEGER NOT NULL
 ) STRICT;
 "#,
+}, Migration {
+    version: 8,
+    name: "delivery_errors",
+    // The error of the last delivery round that left a chat with messages still to send (for
+    // `status`); the row goes when a round leaves the chat with nothing pending.
+    sql: r#"
+CREATE TABLE delivery_errors (
+    chat_id TEXT PRIMARY KEY NOT NULL,
+    error   TEXT NOT NULL,
+    at_ms   INTEGER NOT NULL
+) STRICT;
+"#,
 }];
 
 pub(crate) const POSTGRES: &[Migration] = &[Migration {
@@ -364,6 +376,17 @@ CREATE TABLE attachment_files (
     updated_ms  BIGINT NOT NULL
 );
 "#,
+}, Migration {
+    version: 8,
+    name: "delivery_errors",
+    // As on SQLite.
+    sql: r#"
+CREATE TABLE delivery_errors (
+    chat_id TEXT COLLATE "C" PRIMARY KEY,
+    error   TEXT NOT NULL,
+    at_ms   BIGINT NOT NULL
+);
+"#,
 }];
 
 /// Serializes concurrent openers of one PostgreSQL database (`pg_advisory_xact_lock` key).
@@ -482,6 +505,40 @@ async fn apply_postgres(pool: &PgPool, list: &[Migration]) -> Result<()> {
         .map_err(failed(0))?;
     warn_if_newer(max, POSTGRES);
     Ok(())
+}
+
+/// The highest applied migration of a SQLite file, read without creating, migrating or writing
+/// anything (`doctor` runs beside a running bridge). None: the file has no migration table.
+pub(crate) async fn applied_sqlite(uri: &str) -> Result<Option<i64>> {
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::{ConnectOptions, Connection};
+    let options = <SqliteConnectOptions as std::str::FromStr>::from_str(uri)?;
+    if !options.get_filename().exists() {
+        return Err(StoreError::NotFound(options.get_filename().display().to_string()));
+    }
+    let mut conn = options.read_only(true).create_if_missing(false).connect().await?;
+    let table: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+        .fetch_one(&mut conn)
+        .await?;
+    let applied = if table == 0 { None } else { sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&mut conn).await? };
+    conn.close().await?;
+    Ok(applied)
+}
+
+/// As [`applied_sqlite`], for PostgreSQL (a plain connection that only reads).
+pub(crate) async fn applied_postgres(uri: &str) -> Result<Option<i64>> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(uri).await?;
+    let table: bool = sqlx::query_scalar("SELECT to_regclass('schema_migrations') IS NOT NULL").fetch_one(&mut conn).await?;
+    let applied = if table { sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&mut conn).await? } else { None };
+    conn.close().await?;
+    Ok(applied)
+}
+
+/// The highest migration version this build knows for a backend.
+pub(crate) fn latest(postgres: bool) -> i64 {
+    let list = if postgres { POSTGRES } else { SQLITE };
+    list.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
 #[cfg(test)]

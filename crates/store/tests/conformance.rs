@@ -126,6 +126,8 @@ conformance!(
     initial_sync_sized_commit,
     initial_sync_with_distinct_names_then_later_changes,
     portals_and_delivery_ledger,
+    room_deliveries_count_by_message,
+    schema_state_reads_without_migrating,
     skipped_total_accumulates_and_resets,
     server_summary_round_trip,
     corrupt_server_summary_is_an_error,
@@ -636,4 +638,23 @@ async fn open_rejects_unknown_uri() {
     for uri in ["mysql://x/y", "/tmp/x.db", ""] {
         assert!(matches!(store::open(uri).await, Err(StoreError::UnsupportedUri(_))), "{uri}");
     }
+}
+
+#[tokio::test]
+async fn schema_state_of_a_missing_sqlite_file_is_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.db");
+    let err = store::schema_state(&format!("sqlite:{}", path.display())).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert!(!path.exists(), "reading the schema state must not create the file");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_file_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::sqlite().await;
+    drop(db.open().await);
+    let path = db.uri.strip_prefix("sqlite:").unwrap();
+    assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, 0o600);
 }

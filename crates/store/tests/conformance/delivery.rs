@@ -42,3 +42,59 @@ pub(crate) async fn portals_and_delivery_ledger(db: TestDb) {
     assert_eq!(queued(s.undelivered("chat").await.unwrap()), vec!["g2"]);
     assert_eq!(queued(s.undelivered("other").await.unwrap()), vec!["o1"]);
 }
+
+/// Delivery per chat for `status`: counts by message guid (part keys do not count), in-flight
+/// rows apart, chats without a portal listed too, and the last error set and cleared.
+pub(crate) async fn room_deliveries_count_by_message(db: TestDb) {
+    let s = db.open().await;
+    let mut system = msg("r3", "a", 150, "sys");
+    system.flags = 1 << 14;
+    let ms = [msg("r1", "a", 100, "a1"), msg("r2", "a", 200, "a2"), system, msg("r4", "a", 300, "a3"), msg("r5", "b", 50, "b1")];
+    s.commit_page(&page(MESSAGE_ZONE, b"t", messages(&ms))).await.unwrap();
+    let chats = vec![RecordChange::Chat(chat("c1", "a", 1, None, &[])), RecordChange::Chat(chat("c2", "b", 1, None, &[]))];
+    s.commit_page(&page(CHAT_ZONE, b"t", chats)).await.unwrap();
+    s.save_portal(&store::Portal { chat_id: "a".into(), room_id: "!a:x".into(), name: None }).await.unwrap();
+    s.begin_delivery("a1/p0", "a", "imb-a1/p0").await.unwrap();
+    s.finish_delivery("a1/p0", "$p").await.unwrap();
+    s.begin_delivery("a1", "a", "imb-a1").await.unwrap();
+    s.finish_delivery("a1", "$a1").await.unwrap();
+    s.begin_delivery("a2", "a", "imb-a2").await.unwrap();
+
+    let rooms = s.room_deliveries().await.unwrap();
+    let row = |chat_id: &str, room: Option<&str>, stored, delivered, in_flight, pending| store::RoomDelivery {
+        chat_id: chat_id.into(),
+        room_id: room.map(str::to_string),
+        stored,
+        delivered,
+        in_flight,
+        pending,
+        last_error: None,
+        last_error_ms: None,
+    };
+    assert_eq!(rooms, vec![row("a", Some("!a:x"), 3, 1, 1, 1), row("b", None, 1, 0, 0, 1)]);
+
+    s.set_delivery_error("b", Some("homeserver answered 500")).await.unwrap();
+    s.set_delivery_error("b", Some("homeserver answered 502")).await.unwrap();
+    let b = s.room_deliveries().await.unwrap().pop().unwrap();
+    assert_eq!(b.last_error.as_deref(), Some("homeserver answered 502"));
+    assert!(b.last_error_ms.unwrap() > 1_600_000_000_000, "{b:?}");
+    s.set_delivery_error("b", None).await.unwrap();
+    assert_eq!(s.room_deliveries().await.unwrap().pop().unwrap().last_error, None);
+}
+
+/// `schema_state` reads the version without migrating: current after `open`, behind when a
+/// migration row is missing, absent on an empty database.
+pub(crate) async fn schema_state_reads_without_migrating(db: TestDb) {
+    drop(db.open().await);
+    let state = store::schema_state(&db.uri).await.unwrap();
+    assert!(state.is_current(), "{state:?}");
+    assert!(state.latest >= 8);
+    db.exec(&format!("DELETE FROM schema_migrations WHERE version = {}", state.latest)).await;
+    let behind = store::schema_state(&db.uri).await.unwrap();
+    assert_eq!(behind.applied, Some(state.latest - 1));
+    assert!(!behind.is_current());
+    // Reading it did not apply the missing migration.
+    assert_eq!(store::schema_state(&db.uri).await.unwrap(), behind);
+    db.exec("DROP TABLE schema_migrations").await;
+    assert_eq!(store::schema_state(&db.uri).await.unwrap().applied, None);
+}
