@@ -2,7 +2,7 @@
 # Starts a throwaway Synapse for the demo and the integration tests (one way for both).
 #   start-synapse.sh DIR PORT SERVER_NAME REGISTRATION.yaml
 # Writes DIR/homeserver.yaml (SQLite, loopback only, no federation key servers, rate limits off
-# for the appservice's users), generates keys, then runs Synapse in the foreground (exec), so the
+# for the appservice's users, pushers may call 127.0.0.1), generates keys, then runs Synapse in the foreground (exec), so the
 # caller owns the process. Readiness: poll http://127.0.0.1:PORT/_matrix/client/versions.
 set -euo pipefail
 dir="$1"; port="$2"; server_name="$3"; registration="$4"
@@ -42,6 +42,8 @@ rc_joins: {local: {per_second: 100000, burst_count: 100000}, remote: {per_second
 rc_invites: {per_room: {per_second: 100000, burst_count: 100000}, per_user: {per_second: 100000, burst_count: 100000}, per_issuer: {per_second: 100000, burst_count: 100000}}
 rc_registration: {per_second: 100000, burst_count: 100000}
 rc_login: {address: {per_second: 1000, burst_count: 1000}, account: {per_second: 1000, burst_count: 1000}}
+# Outbound requests (pushers) may reach loopback only: the tests' push gateway listens there.
+ip_range_whitelist: ["127.0.0.1"]
 YAML
 cd "$dir"
 "$python" -m synapse.app.homeserver -c "$dir/homeserver.yaml" --generate-keys >/dev/null 2>&1

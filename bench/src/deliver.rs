@@ -205,12 +205,13 @@ async fn raw_ingest(
         .map(|(r, (participants, messages))| async move {
             let room = hs.create_room(bot, &json!({ "preset": "private_chat", "name": format!("raw {tag} {r}") })).await?;
             let room = room.as_str();
-            // The owner reads every portal (and sends from-me messages, double puppeted): the
+            // History mutes the owner in the room while it goes in, as the bridge does; the
+            // owner reads every portal (and sends from-me messages, double puppeted): the
             // homeserver evaluates push rules for them on every event.
+            let rule = matrix::delivery::history_rule_id(room);
+            hs.mute_room_override(OWNER, &rule, room).await?;
             hs.invite(room, bot, OWNER).await?;
             hs.join(room, OWNER).await?;
-            // History mutes the owner's push rule for the room while it goes in, as the bridge does.
-            hs.set_room_push_rule(OWNER, room, &json!([])).await?;
             let mut senders = HashMap::from([("me".to_string(), OWNER.to_string())]);
             for handle in participants {
                 let raw = format!("raw-{tag}-{r}-{handle}");
@@ -232,7 +233,7 @@ async fn raw_ingest(
             if let Some(last) = events.last.clone() {
                 hs.set_read_markers(room, OWNER, &last).await?;
             }
-            hs.delete_room_push_rule(OWNER, room).await?;
+            hs.delete_override_rule(OWNER, &rule).await?;
             Ok(messages.len() as u64)
         })
         .buffer_unordered(rooms)

@@ -263,26 +263,29 @@ impl HomeserverClient {
         Ok(())
     }
 
-    /// `user`'s push rule for `room` (`global/room/{room}`), None if it has none.
-    pub async fn room_push_rule(&self, user: &str, room: &str) -> Result<Option<Value>> {
-        let path = format!("/_matrix/client/v3/pushrules/global/room/{}", enc(room));
+    /// Whether `user` has the override push rule `rule_id`.
+    pub async fn has_override_rule(&self, user: &str, rule_id: &str) -> Result<bool> {
+        let path = format!("/_matrix/client/v3/pushrules/global/override/{}", enc(rule_id));
         match self.request::<Value>(MAX_ATTEMPTS, Method::GET, &path, Some(user), &[], None, "get push rule").await {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Ok(_) => Ok(true),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(false),
             Err(e) => Err(e),
         }
     }
 
-    /// Sets `user`'s push rule for `room` to these actions (`[]`: never notify).
-    pub async fn set_room_push_rule(&self, user: &str, room: &str, actions: &Value) -> Result<()> {
-        let path = format!("/_matrix/client/v3/pushrules/global/room/{}", enc(room));
-        self.request::<Value>(MAX_ATTEMPTS, Method::PUT, &path, Some(user), &[], Some(&json!({ "actions": actions })), "set push rule").await?;
+    /// Gives `user` the override push rule `rule_id`: nothing in `room` notifies. A user's own
+    /// override rules come before the server's (all but `.m.rule.master`), so this silences
+    /// mentions and invites too, which a `room` rule would not.
+    pub async fn mute_room_override(&self, user: &str, rule_id: &str, room: &str) -> Result<()> {
+        let path = format!("/_matrix/client/v3/pushrules/global/override/{}", enc(rule_id));
+        let rule = json!({ "actions": [], "conditions": [{ "kind": "event_match", "key": "room_id", "pattern": room }] });
+        self.request::<Value>(MAX_ATTEMPTS, Method::PUT, &path, Some(user), &[], Some(&rule), "set push rule").await?;
         Ok(())
     }
 
-    /// Removes `user`'s push rule for `room` (none is fine).
-    pub async fn delete_room_push_rule(&self, user: &str, room: &str) -> Result<()> {
-        let path = format!("/_matrix/client/v3/pushrules/global/room/{}", enc(room));
+    /// Removes `user`'s override push rule `rule_id` (none is fine).
+    pub async fn delete_override_rule(&self, user: &str, rule_id: &str) -> Result<()> {
+        let path = format!("/_matrix/client/v3/pushrules/global/override/{}", enc(rule_id));
         match self.request::<Value>(MAX_ATTEMPTS, Method::DELETE, &path, Some(user), &[], None, "delete push rule").await {
             Ok(_) => Ok(()),
             Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(()),

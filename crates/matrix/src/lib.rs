@@ -10,6 +10,7 @@
 pub mod appservice;
 pub mod client;
 pub mod delivery;
+mod portal;
 pub mod ghost;
 pub mod media;
 pub mod registration;

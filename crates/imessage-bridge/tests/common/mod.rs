@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod pusher;
 pub mod synapse;
 
 use std::collections::BTreeSet;

@@ -1,0 +1,247 @@
+//! Portal rooms: creating a chat's room once, seating its members, finding rooms an interrupted
+//! run created but never recorded.
+//!
+//! A portal is created by the bot with the chat's *current* name, the owner and the
+//! participants' ghosts. A DM is created as one (`is_direct`, the contact invited by
+//! `createRoom`, `m.direct` for the owner), and the bot is a functional member so clients name
+//! the room after the people in it. `createRoom` is sent once: a request that fails without an
+//! answer may still have made the room, which the `m.bridge` state search then adopts.
+
+use std::collections::HashSet;
+
+use imessage::records::STYLE_GROUP;
+use serde_json::{json, Value};
+use store::{Chat, Portal};
+
+use crate::delivery::{history_rule_id, txn_id, Deliverer};
+use crate::ghost::{display_name, ghost_localpart, ghost_user_id};
+use crate::Result;
+
+/// The bridge bot's display name.
+const BOT_DISPLAY_NAME: &str = "iMessage bridge";
+
+impl Deliverer {
+
+    /// Registers a ghost and sets its display name, once per run.
+    pub(crate) async fn ensure_ghost(&self, handle: &str) -> Result<String> {
+        let user = ghost_user_id(handle, &self.config.domain);
+        if self.known_users.lock().await.contains(&user) {
+            return Ok(user);
+        }
+        self.hs.register(&ghost_localpart(handle)).await?;
+        self.hs.set_displayname(&user, &display_name(handle)).await?;
+        self.known_users.lock().await.insert(user.clone());
+        Ok(user)
+    }
+
+
+    /// Makes sure `user` is in the room (invited by the bot, then joined).
+    pub(crate) async fn ensure_member(&self, room: &str, user: &str, members: &mut HashSet<String>) -> Result<()> {
+        if members.contains(user) {
+            return Ok(());
+        }
+        self.hs.invite(room, &self.bot(), user).await?;
+        self.hs.join(room, user).await?;
+        members.insert(user.to_string());
+        Ok(())
+    }
+
+
+    /// Creates the chat's room with its members; returns the portal and who is joined.
+    pub(crate) async fn create_portal(&self, chat: &Chat) -> Result<(Portal, HashSet<String>)> {
+        let bot = self.bot();
+        self.ensure_bot().await?;
+        let is_group = chat.style == STYLE_GROUP;
+        // A DM is created as one: the contact's ghost invited by createRoom with is_direct.
+        let contact = (!is_group).then(|| chat.participants.first().map(|h| ghost_user_id(h, &self.config.domain))).flatten();
+        if let Some(handle) = chat.participants.first().filter(|_| !is_group) {
+            self.ensure_ghost(handle).await?;
+        }
+        let mut body = json!({
+            "visibility": "private",
+            "preset": "private_chat",
+            "is_direct": !is_group,
+            "creation_content": { "m.federate": false },
+            "initial_state": [{
+                "type": "m.bridge",
+                "state_key": format!("fi.imessage_bridge://imessage/{}", chat.chat_id),
+                "content": {
+                    "bridgebot": bot,
+                    "protocol": { "id": "imessage", "displayname": "iMessage" },
+                    "channel": { "id": chat.chat_id, "displayname": chat.display_name },
+                }
+            }, {
+                // Clients leave the bot out of the room name they compute (Element's
+                // functional members), so a DM is named after the contact.
+                "type": "io.element.functional_members",
+                "state_key": "",
+                "content": { "service_members": [bot] },
+            }],
+            "power_level_content_override": { "users": self.power_users().await? },
+        });
+        if let Some(contact) = &contact {
+            body["invite"] = json!([contact]);
+        }
+        if let Some(version) = &self.config.room_version {
+            body["room_version"] = json!(version);
+        }
+        if let Some(name) = &chat.display_name {
+            body["name"] = json!(name);
+        }
+        // Sent once: a request that fails without an answer may still have made the room, which
+        // the m.bridge search then adopts instead of making a second one.
+        let room = match self.hs.create_room(&bot, &body).await {
+            Ok(room) => room.to_string(),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(chat = %chat.chat_id, "createRoom failed ({e}); looking for a room it may have made");
+                self.adopt_unrecorded_rooms(std::slice::from_ref(chat)).await?;
+                match self.store.portal(&chat.chat_id).await? {
+                    Some(p) => {
+                        let members = self.hs.joined_members(&p.room_id, &bot).await?;
+                        return Ok((p, members));
+                    }
+                    None => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        let portal = Portal { chat_id: chat.chat_id.clone(), room_id: room.clone(), name: chat.display_name.clone() };
+        self.store.save_portal(&portal).await?;
+        tracing::info!(chat = %chat.chat_id, room = %room, name = ?chat.display_name, "portal created");
+        // Mute the owner's notifications for the room before they are in it (their invite
+        // included); the history's last send lifts it (see `deliver_chat`).
+        if self.config.double_puppet {
+            self.ensure_owner().await?;
+            self.hs.mute_room_override(&self.config.owner, &history_rule_id(&room), &room).await?;
+        }
+        let mut members = HashSet::from([bot.clone()]);
+        self.seat_members(&portal, chat, &mut members).await?;
+        if let (Some(contact), true) = (&contact, self.config.double_puppet) {
+            self.mark_direct(contact, &room).await?;
+        }
+        Ok((portal, members))
+    }
+
+
+    /// The `users` of a portal's power levels: the owner, and the bot where the room version
+    /// needs it. Before version 12 the override replaces the creator's entry, so the bot must
+    /// be listed; from 12 on the creator has power by being the creator and must not be.
+    pub(crate) async fn power_users(&self) -> Result<Value> {
+        let bot = self.bot();
+        let version = match &self.config.room_version {
+            Some(pinned) => Some(pinned.clone()),
+            None => self.room_version.get_or_try_init(|| self.hs.default_room_version(&bot)).await?.clone(),
+        };
+        let before_12 = version.as_deref().and_then(|v| v.parse::<u32>().ok()).is_some_and(|v| v < 12);
+        let mut users = json!({ self.config.owner.clone(): 100 });
+        if before_12 {
+            users[self.bot()] = json!(100);
+        }
+        Ok(users)
+    }
+
+
+    /// The owner is in our namespace: makes sure the account exists before acting as it.
+    pub(crate) async fn ensure_owner(&self) -> Result<()> {
+        let owner = &self.config.owner;
+        if self.known_users.lock().await.contains(owner) {
+            return Ok(());
+        }
+        if let Some(local) = owner.strip_prefix('@').and_then(|o| o.split(':').next()) {
+            self.hs.register(local).await?;
+        }
+        self.known_users.lock().await.insert(owner.clone());
+        Ok(())
+    }
+
+
+    /// Registers the bot and gives it a display name, once per run.
+    pub(crate) async fn ensure_bot(&self) -> Result<()> {
+        let bot = self.bot();
+        if self.known_users.lock().await.contains(&bot) {
+            return Ok(());
+        }
+        self.hs.register(crate::ghost::BOT_LOCALPART).await?;
+        self.hs.set_displayname(&bot, BOT_DISPLAY_NAME).await?;
+        self.known_users.lock().await.insert(bot);
+        Ok(())
+    }
+
+
+    /// Lists `room` as the owner's DM with `contact` in their `m.direct` account data.
+    pub(crate) async fn mark_direct(&self, contact: &str, room: &str) -> Result<()> {
+        let _guard = self.direct_lock.lock().await;
+        let owner = &self.config.owner;
+        let mut direct = self.hs.account_data(owner, "m.direct").await?.filter(Value::is_object).unwrap_or_else(|| json!({}));
+        let rooms = direct[contact].as_array().cloned().unwrap_or_default();
+        if !rooms.iter().any(|r| r == room) {
+            let mut rooms = rooms;
+            rooms.push(json!(room));
+            direct[contact] = Value::Array(rooms);
+            self.hs.set_account_data(owner, "m.direct", &direct).await?;
+        }
+        Ok(())
+    }
+
+
+    /// Puts the owner and a ghost per participant into the portal, skipping `members` (who are
+    /// already joined) and adding whoever it joins.
+    pub(crate) async fn seat_members(&self, portal: &Portal, chat: &Chat, members: &mut HashSet<String>) -> Result<()> {
+        let bot = self.bot();
+        if self.config.double_puppet {
+            self.ensure_owner().await?;
+            self.ensure_member(&portal.room_id, &self.config.owner, members).await?;
+        } else {
+            self.hs.invite(&portal.room_id, &bot, &self.config.owner).await?;
+        }
+        for handle in &chat.participants {
+            let ghost = self.ensure_ghost(handle).await?;
+            self.ensure_member(&portal.room_id, &ghost, members).await?;
+        }
+        Ok(())
+    }
+
+
+    /// Finds rooms the bot created for a chat but never recorded (the bridge stopped between
+    /// `createRoom` and saving the portal, or its database was replaced) and records them, so a
+    /// restart adopts the room instead of creating a second one. Only rooms the bot is in that no portal names are looked at,
+    /// and a room counts only if its `m.bridge` state names a chat we have. Returns how many.
+    pub(crate) async fn adopt_unrecorded_rooms(&self, chats: &[Chat]) -> Result<u64> {
+        let known: HashSet<String> = self.store.portals().await?.into_iter().map(|p| p.room_id).collect();
+        let bot = self.bot();
+        let mut adopted = 0;
+        for room in self.hs.joined_rooms(&bot).await? {
+            if known.contains(&room) {
+                continue;
+            }
+            let state = self.hs.room_state(&room, &bot).await?;
+            let chat_id = state
+                .iter()
+                .filter(|e| e["type"] == "m.bridge" && e["content"]["bridgebot"] == bot.as_str())
+                .find_map(|e| e["content"]["channel"]["id"].as_str());
+            let Some(chat) = chat_id.and_then(|id| chats.iter().find(|c| c.chat_id == id)) else { continue };
+            let chat_id = chat.chat_id.as_str();
+            if self.store.portal(chat_id).await?.is_some() {
+                tracing::warn!(chat = chat_id, room = %room, "a second room claims this chat; keeping the recorded one");
+                continue;
+            }
+            let name = state.iter().find(|e| e["type"] == "m.room.name").and_then(|e| e["content"]["name"].as_str()).map(str::to_string);
+            // Messages already in the room (a wiped database next to a kept homeserver) go into
+            // the ledger, so adopting the room never sends them a second time.
+            let (events, _) = crate::verify::paginate(&self.hs, &room, &bot).await?;
+            for e in events {
+                if let (Some(key), Some(event_id)) = (e.key.or(e.guid), e.event_id) {
+                    self.store.begin_delivery(&key, chat_id, &txn_id(&key)).await?;
+                    self.store.finish_delivery(&key, &event_id).await?;
+                }
+            }
+            let portal = Portal { chat_id: chat_id.to_string(), room_id: room.clone(), name };
+            self.store.save_portal(&portal).await?;
+            tracing::info!(chat = chat_id, room = %room, "adopted a room created before an interruption");
+            let mut members = self.hs.joined_members(&room, &bot).await?;
+            self.seat_members(&portal, chat, &mut members).await?;
+            adopted += 1;
+        }
+        Ok(adopted)
+    }
+}
