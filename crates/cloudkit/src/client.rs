@@ -12,7 +12,8 @@ use prost::Message;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
 use crate::error::{Error, Result};
-use crate::framing::{decode_delimited_bytes, encode_body, plain_body};
+use crate::framing::{decode_delimited_bytes, encode_body, extend_capped, plain_body_capped};
+use crate::limits::{Limits, MAX_SMALL_BODY};
 use crate::pcs::{hex, EcKey, KeyRing};
 use crate::proto::{self, client_error, op_type, result_code, server_error, RequestOperation, ResponseOperation};
 use crate::session::Session;
@@ -78,6 +79,7 @@ pub struct Client {
     /// `x-apple-operation-group-id`: one per client (one sync run), as a CloudKit session.
     operation_group: String,
     anisette: std::sync::Arc<Anisette>,
+    limits: Limits,
 }
 
 /// User agent and library version of the CloudKit daemon rustpush presents.
@@ -85,11 +87,6 @@ const USER_AGENT: &str = "CloudKit/1970 (19H384)";
 const LIBRARY_NAME: &str = "com.apple.cloudkit.CloudKitDaemon";
 const LIBRARY_VERSION: &str = "1970";
 const CLIENT_INFO: &str = "<iMac13,1> <Mac OS X;10.15.7;19H384> <com.apple.cloudkit.CloudKitDaemon/1970 (com.apple.cloudd/1970)>";
-/// The largest error body read from the gateway, and the largest anisette answer.
-const MAX_SMALL_BODY: usize = 64 << 10;
-/// The largest reply body read (a page is a few hundred kilobytes; see also
-/// [`crate::framing::MAX_INFLATED_BYTES`] for what it may inflate to).
-const MAX_REPLY_BYTES: usize = 64 << 20;
 /// How long anisette headers are reused (omnisette caches them for 60 s).
 const ANISETTE_TTL: Duration = Duration::from_secs(60);
 
@@ -120,7 +117,10 @@ impl Anisette {
         if !response.status().is_success() {
             return Err(err(format!("HTTP {}", response.status())));
         }
-        let body = read_capped(response, MAX_SMALL_BODY).await.map_err(|e| err(e.to_string()))?;
+        let body = read_capped(response, MAX_SMALL_BODY).await.map_err(|e| match e {
+            BodyRead::Transport(e) => err(e.to_string()),
+            BodyRead::TooLarge => err(format!("the answer is larger than {MAX_SMALL_BODY} bytes")),
+        })?;
         let map: std::collections::BTreeMap<String, serde_json::Value> =
             serde_json::from_slice(&body).map_err(|e| err(format!("not a JSON object of headers: {e}")))?;
         let mut headers = Vec::new();
@@ -141,14 +141,24 @@ impl Anisette {
     }
 }
 
-/// Reads a response body of at most `cap` bytes.
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> std::result::Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > cap {
-            return Err(format!("body larger than {cap} bytes"));
+/// Why a capped body read stopped.
+enum BodyRead {
+    Transport(reqwest::Error),
+    /// The body (or its stated `Content-Length`) is over the cap; nothing past it was read.
+    TooLarge,
+}
+
+/// Reads a response body of at most `cap` bytes, holding no buffer larger than that.
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> std::result::Result<Vec<u8>, BodyRead> {
+    let stated = response.content_length().unwrap_or(0);
+    if stated > cap as u64 {
+        return Err(BodyRead::TooLarge);
+    }
+    let mut body = Vec::with_capacity(stated as usize);
+    while let Some(chunk) = response.chunk().await.map_err(BodyRead::Transport)? {
+        if !extend_capped(&mut body, &chunk, cap) {
+            return Err(BodyRead::TooLarge);
         }
-        body.extend_from_slice(&chunk);
     }
     Ok(body)
 }
@@ -156,6 +166,11 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> std::result
 impl Client {
     /// `base_url` is the CloudKit gateway, e.g. `https://gateway.icloud.com` or the simulator's.
     pub fn new(base_url: &str, session: Session) -> Result<Self> {
+        Self::with_limits(base_url, session, Limits::default())
+    }
+
+    /// [`Client::new`] with caps of its own on replies and decompressed fields.
+    pub fn with_limits(base_url: &str, session: Session, limits: Limits) -> Result<Self> {
         let service = session.service_identity()?;
         let mut headers = HeaderMap::new();
         let mut put = |name: &'static str, value: &str| {
@@ -203,11 +218,18 @@ impl Client {
             service,
             operation_group: op_id(),
             anisette: std::sync::Arc::new(anisette),
+            limits,
         })
     }
 
     pub fn session(&self) -> &Session {
         &self.session
+    }
+
+    /// The caps this client reads replies with; record decoding should use the same
+    /// ([`crate::codec::decode_change_with`]).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The HTTP client for MMCS content hosts (see [`crate::mmcs::download`]).
@@ -344,10 +366,13 @@ impl Client {
             let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
             return Err(gateway_error(status.as_u16(), text));
         }
-        let body = read_capped(response, MAX_REPLY_BYTES)
-            .await
-            .map_err(|e| Error::Frame(format!("reply from {url}: {e}")))?;
-        plain_body(bytes::Bytes::from(body), gzipped)
+        let cap = self.limits.max_reply_bytes;
+        let body = read_capped(response, cap).await.map_err(|e| match e {
+            BodyRead::Transport(source) => Error::Transport { url: url.clone(), source },
+            BodyRead::TooLarge => Error::TooLarge { what: format!("the reply from {url}"), limit: "max_reply_bytes", cap },
+        })?;
+        plain_body_capped(bytes::Bytes::from(body), gzipped, self.limits.max_inflated_reply_bytes)
+            .map_err(|e| e.too_large_as(format!("the reply from {url}, inflated,"), "max_inflated_reply_bytes"))
     }
 
     async fn perform_one<R: Message + Default + proto::Reply>(&self, path: &str, kind: i32, op: RequestOperation, zone: &str) -> Result<R> {

@@ -13,7 +13,8 @@ use prost::Message;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::framing::gunzip;
+use crate::framing::gunzip_capped;
+use crate::limits::Limits;
 use crate::pcs::{hex, KeyRing};
 use crate::proto::{self, value_type, FieldValue, Record};
 use crate::records::*;
@@ -91,6 +92,7 @@ struct FieldReader<'a> {
     record_name: &'a str,
     record_type: &'a str,
     ring: &'a KeyRing,
+    limits: &'a Limits,
 }
 
 impl<'a> FieldReader<'a> {
@@ -105,6 +107,17 @@ impl<'a> FieldReader<'a> {
 
     fn missing(&self, field: &'static str) -> Error {
         Error::MissingField { record_type: self.record_type.to_string(), record: self.record_name.to_string(), field }
+    }
+
+    /// Inflates a gzipped field under [`Limits::max_field_bytes`]: too large is
+    /// [`Error::TooLarge`] naming the record and field, anything else a [`Error::BadField`].
+    fn gunzip(&self, field: &'static str, gz: &[u8]) -> Result<Vec<u8>> {
+        gunzip_capped(gz, self.limits.max_field_bytes).map_err(|e| match e {
+            e @ Error::TooLarge { .. } => {
+                e.too_large_as(format!("{} record {}: field {field}, inflated,", self.record_type, self.record_name), "max_field_bytes")
+            }
+            e => self.bad(field, e),
+        })
     }
 
     fn decrypt(&self, field: &'static str, ct: &[u8]) -> Result<Vec<u8>> {
@@ -188,9 +201,16 @@ impl<'a> FieldReader<'a> {
 /// Decodes one change of a `record/sync` page into a typed record. A change without a record is a
 /// deletion. A record of a type the bridge does not read is [`Error::UnknownRecordType`]: Apple's
 /// zones hold more types than Messages' three, and a client skips them (the caller counts them).
+/// Gzipped fields inflate under the default [`Limits`]; see [`decode_change_with`].
 pub fn decode_change(zone: &str, change: &proto::RecordChange, ring: &KeyRing) -> Result<RecordChange> {
+    decode_change_with(zone, change, ring, &Limits::default())
+}
+
+/// [`decode_change`] under the caller's [`Limits`] (a field inflating past
+/// [`Limits::max_field_bytes`] is [`Error::TooLarge`]).
+pub fn decode_change_with(zone: &str, change: &proto::RecordChange, ring: &KeyRing, limits: &Limits) -> Result<RecordChange> {
     match &change.record {
-        Some(record) => decode_record(zone, record, ring),
+        Some(record) => decode_record_with(zone, record, ring, limits),
         None => {
             let name = change.identifier.as_ref().and_then(|i| i.record_name()).ok_or(Error::NamelessRecord)?;
             Ok(RecordChange::Deleted { record_name: name.to_string() })
@@ -200,10 +220,15 @@ pub fn decode_change(zone: &str, change: &proto::RecordChange, ring: &KeyRing) -
 
 /// Decodes one record (see [`decode_change`]).
 pub fn decode_record(zone: &str, record: &Record, ring: &KeyRing) -> Result<RecordChange> {
+    decode_record_with(zone, record, ring, &Limits::default())
+}
+
+/// Decodes one record under the caller's [`Limits`] (see [`decode_change_with`]).
+pub fn decode_record_with(zone: &str, record: &Record, ring: &KeyRing, limits: &Limits) -> Result<RecordChange> {
     let record_name = record.record_name().ok_or(Error::NamelessRecord)?;
     let record_type = record.type_name().unwrap_or("");
     let own_ring = record_ring(record, ring)?;
-    let r = FieldReader { zone, record, record_name, record_type, ring: own_ring.as_ref().unwrap_or(ring) };
+    let r = FieldReader { zone, record, record_name, record_type, ring: own_ring.as_ref().unwrap_or(ring), limits };
     match record_type {
         MESSAGE_RECORD_TYPE => decode_message(&r).map(RecordChange::Message),
         CHAT_RECORD_TYPE => decode_chat(&r).map(RecordChange::Chat),
@@ -254,14 +279,14 @@ fn decode_message(r: &FieldReader<'_>) -> Result<MessageRecord> {
     let flags = r.int("flags")?.unwrap_or(0);
     let body = match r.bytes("msgProto")? {
         Some(gz) if !gz.is_empty() => {
-            let raw = gunzip(&gz).map_err(|e| r.bad("msgProto", e))?;
+            let raw = r.gunzip("msgProto", &gz)?;
             proto::MessageProto::decode(raw.as_slice()).map_err(|e| r.bad("msgProto", e))?
         }
         _ => proto::MessageProto::default(),
     };
     let mut content = crate::content::message_content(&body);
     if let Some(gz) = r.bytes("msgProto2")?.filter(|b| !b.is_empty()) {
-        let raw = gunzip(&gz).map_err(|e| r.bad("msgProto2", e))?;
+        let raw = r.gunzip("msgProto2", &gz)?;
         let extra = proto::MessageProto2::decode(raw.as_slice()).map_err(|e| r.bad("msgProto2", e))?;
         content.reply_to = extra.reply.map(|g| match g.split_once('/') {
             Some((part, guid)) if part.starts_with("p:") => guid.to_string(),
@@ -269,7 +294,7 @@ fn decode_message(r: &FieldReader<'_>) -> Result<MessageRecord> {
         });
     }
     if let Some(gz) = r.bytes("msgProto4")?.filter(|b| !b.is_empty()) {
-        let raw = gunzip(&gz).map_err(|e| r.bad("msgProto4", e))?;
+        let raw = r.gunzip("msgProto4", &gz)?;
         let extra = proto::MessageProto4::decode(raw.as_slice()).map_err(|e| r.bad("msgProto4", e))?;
         content.associated_emoji = extra.associated_message_emoji;
     }
@@ -309,7 +334,7 @@ fn decode_chat(r: &FieldReader<'_>) -> Result<ChatRecord> {
 
 fn decode_attachment(r: &FieldReader<'_>) -> Result<AttachmentRecord> {
     let cm = r.bytes("cm")?.ok_or_else(|| r.missing("cm"))?;
-    let raw = gunzip(&cm).map_err(|e| r.bad("cm", e))?;
+    let raw = r.gunzip("cm", &cm)?;
     let meta: AttachmentMeta = r.plist("cm", &raw)?;
     let asset = r.record.field("lqa").and_then(|v| v.asset_value.as_ref());
     Ok(AttachmentRecord {

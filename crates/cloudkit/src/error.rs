@@ -29,6 +29,12 @@ pub enum Error {
     OperationFailed { code: i32, client: Option<i32>, client_name: Option<&'static str>, server: Option<i32>, description: String },
     #[error("malformed frame: {0}")]
     Frame(String),
+    /// A reply body, the inflated reply or one decompressed record field is larger than the
+    /// [`crate::Limits`] field `limit` allows: the bytes were not read (or inflated) past `cap`,
+    /// so a broken or hostile server cannot take all memory. Not retryable: the same request
+    /// gets the same answer; raise the limit if the data is genuine.
+    #[error("{what} is larger than {cap} bytes (limit `{limit}`)")]
+    TooLarge { what: String, limit: &'static str, cap: usize },
     #[error("response has no result for operation {0}")]
     MissingResponse(String),
     #[error("response lacks the {0} payload")]
@@ -69,6 +75,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// An [`Error::TooLarge`] renamed for the caller's context (`what`, and the [`crate::Limits`]
+    /// field that set the cap); any other error is returned as it is.
+    pub fn too_large_as(self, what: impl Into<String>, limit: &'static str) -> Error {
+        match self {
+            Error::TooLarge { cap, .. } => Error::TooLarge { what: what.into(), limit, cap },
+            other => other,
+        }
+    }
+
     /// Whether retrying the same request later may succeed (transport hiccups, throttling,
     /// 5xx, server overload). Protocol and data errors are not retryable.
     pub fn is_retryable(&self) -> bool {

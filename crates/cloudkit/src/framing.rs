@@ -123,8 +123,9 @@ fn gzip_stream(data: &[u8], level: Compression) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
-/// The most one gzip member may inflate to (a reply body, a `msgProto`, a `cm`): a page of 200
-/// records is a few hundred kilobytes, so anything near this is broken or hostile.
+/// The most one gzip member may inflate to through [`gunzip`] (the default of
+/// [`crate::Limits::max_inflated_reply_bytes`]; callers with a [`crate::Limits`] use
+/// [`gunzip_capped`] with the field that applies).
 pub const MAX_INFLATED_BYTES: usize = 256 << 20;
 
 /// Gunzips the first gzip member of `data`, refusing output past [`MAX_INFLATED_BYTES`].
@@ -132,11 +133,31 @@ pub fn gunzip(data: &[u8]) -> Result<Vec<u8>> {
     gunzip_capped(data, MAX_INFLATED_BYTES)
 }
 
-fn gunzip_capped(data: &[u8], cap: usize) -> Result<Vec<u8>> {
-    match gunzip_plain(data).filter(|out| out.len() <= cap) {
+/// Gunzips the first gzip member of `data`, inflating at most `cap` bytes: more is
+/// [`Error::TooLarge`] (rename it for the caller with [`Error::too_large_as`]), and no buffer
+/// larger than `cap` is ever allocated, whatever the member's trailer claims.
+pub fn gunzip_capped(data: &[u8], cap: usize) -> Result<Vec<u8>> {
+    match gunzip_plain(data, cap) {
         Some(out) => Ok(out),
         None => gunzip_stream(data, cap),
     }
+}
+
+/// Appends `chunk` to `out` unless that would make `out` longer than `cap` (then false, `out`
+/// unchanged). The buffer grows by doubling as usual but never past `cap`, so a capped read holds
+/// at most `cap` bytes of buffer, not twice that.
+pub(crate) fn extend_capped(out: &mut Vec<u8>, chunk: &[u8], cap: usize) -> bool {
+    let Some(need) = out.len().checked_add(chunk.len()).filter(|&n| n <= cap) else { return false };
+    if need > out.capacity() {
+        let target = need.max(out.capacity().saturating_mul(2)).min(cap);
+        out.reserve_exact(target - out.len());
+    }
+    out.extend_from_slice(chunk);
+    true
+}
+
+fn too_large(what: &str, cap: usize) -> Error {
+    Error::TooLarge { what: what.to_string(), limit: "max_inflated_reply_bytes", cap }
 }
 
 /// Deflate cannot expand data by more than this factor (a 258-byte match per 2-bit code, give or
@@ -150,8 +171,9 @@ const MAX_PLAIN_OUTPUT: usize = 64 << 20;
 /// nothing after its trailer. The trailer states the output size, so the deflate stream is
 /// inflated straight into a buffer of exactly that size: no 32 KiB window to clear and copy
 /// through, which is most of the cost of a 100-byte record. Returns None for anything else,
-/// including every kind of damage, so the stock decoder decides (and words the error).
-fn gunzip_plain(data: &[u8]) -> Option<Vec<u8>> {
+/// including every kind of damage and a stated size over `cap`, so the stock decoder decides
+/// (and words the error).
+fn gunzip_plain(data: &[u8], cap: usize) -> Option<Vec<u8>> {
     use miniz_oxide::inflate::core::{decompress, inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF, DecompressorOxide};
     use miniz_oxide::inflate::TINFLStatus;
     thread_local! {
@@ -166,7 +188,7 @@ fn gunzip_plain(data: &[u8]) -> Option<Vec<u8>> {
     let trailer = data.get(data.len() - 8..)?;
     let crc = u32::from_le_bytes(trailer[..4].try_into().ok()?);
     let size = u32::from_le_bytes(trailer[4..].try_into().ok()?) as usize;
-    if size > MAX_PLAIN_OUTPUT || size > body.len().saturating_mul(MAX_DEFLATE_RATIO).saturating_add(64) {
+    if size > cap || size > MAX_PLAIN_OUTPUT || size > body.len().saturating_mul(MAX_DEFLATE_RATIO).saturating_add(64) {
         return None;
     }
     let mut out = vec![0u8; size];
@@ -184,17 +206,22 @@ fn gunzip_plain(data: &[u8]) -> Option<Vec<u8>> {
     (check.sum() == crc).then_some(out)
 }
 
-/// The stock `flate2` stream decoder.
+/// The stock `flate2` stream decoder, reading at most `cap` bytes of output.
 fn gunzip_stream(data: &[u8], cap: usize) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(data.len().saturating_mul(3).min(cap));
-    GzDecoder::new(data)
-        .take(cap as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| Error::Frame(format!("bad gzip data: {e}")))?;
-    if out.len() > cap {
-        return Err(Error::Frame(format!("gzip data inflates past {cap} bytes")));
+    let mut decoder = GzDecoder::new(data);
+    let mut buf = [0u8; 32 << 10];
+    loop {
+        let n = match decoder.read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Frame(format!("bad gzip data: {e}"))),
+        };
+        if !extend_capped(&mut out, &buf[..n], cap) {
+            return Err(too_large("gzip data, inflated,", cap));
+        }
     }
-    Ok(out)
 }
 
 /// A request body: gzip of the delimited operations.
@@ -204,8 +231,13 @@ pub fn encode_body<M: Message>(messages: &[M]) -> Vec<u8> {
 
 /// A reply body without its gzip layer; a plain body is passed on without a copy.
 pub fn plain_body(body: Bytes, gzipped: bool) -> Result<Bytes> {
+    plain_body_capped(body, gzipped, MAX_INFLATED_BYTES)
+}
+
+/// [`plain_body`] inflating at most `cap` bytes.
+pub fn plain_body_capped(body: Bytes, gzipped: bool, cap: usize) -> Result<Bytes> {
     if gzipped {
-        Ok(Bytes::from(gunzip(&body)?))
+        Ok(Bytes::from(gunzip_capped(&body, cap)?))
     } else {
         Ok(body)
     }
@@ -268,14 +300,34 @@ mod tests {
         let gz = gzip(&data, Compression::fast());
         assert_eq!(gunzip_capped(&gz, 100_000).unwrap(), data);
         for cap in [99_999, 1000, 0] {
-            let err = gunzip_capped(&gz, cap).unwrap_err().to_string();
-            assert!(err.contains("inflates past"), "{err}");
+            assert!(matches!(gunzip_capped(&gz, cap), Err(Error::TooLarge { cap: c, .. }) if c == cap), "cap {cap}");
         }
         // A damaged trailer sends the member down the streaming path, which is capped too.
         let mut odd = gz.clone();
         let n = odd.len();
         odd[n - 1] ^= 0x40;
-        assert!(gunzip_capped(&odd, 1000).unwrap_err().to_string().contains("inflates past"));
+        assert!(matches!(gunzip_capped(&odd, 1000), Err(Error::TooLarge { .. })));
+        // A trailer claiming more than the cap allocates nothing of that size: the member goes
+        // to the streaming path, which finds the real size within the cap.
+        let small = gzip(b"hello", Compression::fast());
+        let mut claims = small.clone();
+        let n = claims.len();
+        claims[n - 4..].copy_from_slice(&5000u32.to_le_bytes());
+        assert!(gunzip_plain(&claims, 1000).is_none());
+        assert_eq!(gunzip_capped(&small, 5).unwrap(), b"hello");
+        assert!(matches!(gunzip_capped(&small, 4), Err(Error::TooLarge { .. })));
+    }
+
+    #[test]
+    fn extend_capped_never_grows_past_the_cap() {
+        let mut out = Vec::new();
+        for _ in 0..10 {
+            assert!(extend_capped(&mut out, &[1; 100], 1000));
+        }
+        assert!(out.capacity() <= 1000, "capacity {}", out.capacity());
+        assert!(!extend_capped(&mut out, &[1], 1000));
+        assert_eq!(out.len(), 1000);
+        assert!(!extend_capped(&mut Vec::new(), &[0; 10], 9));
     }
 
     #[test]
@@ -283,7 +335,7 @@ mod tests {
         for data in inputs() {
             let gz = gzip(&data, Compression::fast());
             assert!(gunzip(&gz).unwrap() == data);
-            assert!(gunzip_plain(&gz).as_deref() == Some(data.as_slice()), "fast path must take plain members ({} bytes)", data.len());
+            assert!(gunzip_plain(&gz, MAX_INFLATED_BYTES).as_deref() == Some(data.as_slice()), "fast path must take plain members ({} bytes)", data.len());
             let mut cases: Vec<Vec<u8>> = Vec::new();
             // Every truncation of short members, a sample of long ones.
             let step = (gz.len() / 200).max(1);

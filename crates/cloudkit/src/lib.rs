@@ -1,5 +1,6 @@
 //! CloudKit client for Apple's Messages in iCloud: wire types ([`proto`]), body framing
-//! ([`framing`]), PCS field encryption ([`pcs`]), record decoding into typed iMessage records
+//! ([`framing`]), caps on what is read and inflated ([`limits`]), PCS field encryption
+//! ([`pcs`]), record decoding into typed iMessage records
 //! ([`codec`], [`records`]), the session file ([`session`]) and the HTTP client ([`client`]).
 //!
 //! No database and no Matrix here: this crate turns bytes from CloudKit into typed records and
@@ -11,6 +12,7 @@ pub mod codec;
 pub mod content;
 pub mod error;
 pub mod framing;
+pub mod limits;
 pub mod mmcs;
 pub mod pcs;
 pub mod proto;
@@ -20,5 +22,6 @@ pub mod session;
 
 pub use client::{ChangesPage, Client, RawChangesPage};
 pub use error::{Error, Result};
+pub use limits::Limits;
 pub use pcs::{KeyRing, PcsKey};
 pub use session::{session_source, Session, SessionFile, SessionSource};

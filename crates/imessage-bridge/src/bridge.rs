@@ -1,99 +1,44 @@
-//! The Matrix-facing commands: `init`, `deliver`, `run`, `verify`.
+//! The Matrix side of the commands: a [`Bridge`] is what `deliver`, `run` and `verify` need to
+//! talk to the homeserver. Only `run` and `deliver` serve the appservice API
+//! ([`Bridge::listen`]): `verify`, `status` and `doctor` must work beside a running bridge, which
+//! holds the port.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use matrix::delivery::{DeliveryConfig, Deliverer};
 use matrix::{appservice, registration, HomeserverClient};
 use ruma::api::appservice::Registration;
 
-use crate::config::{CloudKitConfig, Config, DatabaseConfig, MatrixConfig, SyncConfig};
+use crate::config::{Config, MatrixConfig};
 
 pub const APPSERVICE_ID: &str = "imessage";
 
-/// Arguments of `init`.
-pub struct InitArgs {
-    pub homeserver: String,
-    pub domain: String,
-    pub owner: String,
-    pub cloudkit: String,
-    pub session: PathBuf,
-    pub database: String,
-    pub out: PathBuf,
-    pub listen: std::net::SocketAddr,
-    pub force: bool,
-}
-
-pub fn init(args: InitArgs) -> anyhow::Result<()> {
-    ruma::UserId::parse(&args.owner).with_context(|| format!("--owner {:?} is not a Matrix user id (@user:domain)", args.owner))?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let config_path = args.out.join("config.yaml");
-    let reg_path = args.out.join("registration.yaml");
-    for p in [&config_path, &reg_path] {
-        if p.exists() && !args.force {
-            bail!("{} exists; pass --force to overwrite (tokens will change)", p.display());
-        }
-    }
-    let reg = registration::build(
-        APPSERVICE_ID,
-        &format!("http://{}", args.listen),
-        &args.domain,
-        Some(&args.owner),
-        registration::random_token(),
-        registration::random_token(),
-    );
-    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let config = Config {
-        cloudkit: CloudKitConfig { url: args.cloudkit, session: absolute(&args.session) },
-        database: DatabaseConfig { uri: args.database },
-        sync: SyncConfig::default(),
-        attachments: Default::default(),
-        matrix: Some(MatrixConfig {
-            homeserver: args.homeserver,
-            domain: args.domain,
-            owner: args.owner,
-            registration: PathBuf::from("registration.yaml"),
-            listen: args.listen,
-            concurrency: 4,
-            sync_interval_secs: 60,
-            room_version: None,
-        }),
-    };
-    // Both hold secrets (the appservice tokens; the config names the session): owner only.
-    cloudkit::session::write_private(&reg_path, serde_yaml::to_string(&reg)?.as_bytes())
-        .with_context(|| format!("writing {}", reg_path.display()))?;
-    cloudkit::session::write_private(&config_path, serde_yaml::to_string(&config)?.as_bytes())
-        .with_context(|| format!("writing {}", config_path.display()))?;
-    eprintln!("wrote {} and {}", config_path.display(), reg_path.display());
-    eprintln!("add {} to the homeserver's app_service_config_files and restart it", absolute(&reg_path).display());
-    Ok(())
-}
-
-/// Everything a Matrix command needs: registration, homeserver client, deliverer, and the
-/// appservice API listening (the homeserver's ping needs it).
+/// Everything a Matrix command needs: the registration, the homeserver client and the
+/// deliverer. Connecting does not bind the appservice port.
 pub struct Bridge {
     pub deliverer: Deliverer,
-    _listener: tokio::task::JoinHandle<()>,
+    registration: Registration,
+    matrix: MatrixConfig,
+    _listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Reads the registration a config names.
+pub fn read_registration(path: &Path) -> anyhow::Result<Registration> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_yaml::from_str(&text).with_context(|| format!("{} is not a registration", path.display()))
 }
 
 impl Bridge {
-    pub async fn start(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<Self> {
+    /// Reads the registration and the session and waits (bounded) for the homeserver.
+    pub async fn connect(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<Self> {
         let m = config.matrix.as_ref().context("the config has no `matrix:` section; run `imessage-bridge init`")?;
-        let text = std::fs::read_to_string(&m.registration).with_context(|| format!("reading {}", m.registration.display()))?;
-        let registration: Registration = serde_yaml::from_str(&text).with_context(|| format!("{} is not a registration", m.registration.display()))?;
-        let state = appservice::AppserviceState::new(&registration.hs_token, &m.domain);
-        let (addr, listener) = appservice::serve(state, m.listen).await.with_context(|| format!("binding the appservice listener on {}", m.listen))?;
-        tracing::debug!(%addr, "appservice API listening");
+        let registration = read_registration(&m.registration)?;
         let hs = HomeserverClient::new(&m.homeserver, &registration.as_token)?;
         hs.wait_ready(Duration::from_secs(30)).await.with_context(|| format!("homeserver {} is not answering", m.homeserver))?;
-        let txn = format!("imb-ping-{}", std::process::id());
-        let ms = hs.ping(&registration.id, &txn).await.context(
-            "the homeserver could not reach the bridge (appservice ping failed): is registration.yaml in app_service_config_files and its url reachable?",
-        )?;
-        tracing::info!(homeserver = %m.homeserver, roundtrip_ms = ms, "appservice link ok");
         let session = cloudkit::session_source(&config.cloudkit.session).session().await?;
         let double_puppet = registration::owns_user(&registration, &m.owner);
         let deliverer = Deliverer::new(
@@ -103,7 +48,7 @@ impl Bridge {
                 domain: m.domain.clone(),
                 owner: m.owner.clone(),
                 double_puppet,
-                own_handles: session.handles.clone(),
+                own_handles: config.own_handles(&session.handles)?,
                 concurrency: m.concurrency,
                 room_version: m.room_version.clone(),
                 attachments_dir: config.attachments.options().dir,
@@ -114,14 +59,41 @@ impl Bridge {
                 },
             },
         );
-        Ok(Bridge { deliverer, _listener: listener })
+        Ok(Bridge { deliverer, registration, matrix: m.clone(), _listener: None })
     }
 
-    pub async fn deliver(&self) -> anyhow::Result<()> {
-        let progress: Box<dyn matrix::delivery::DeliveryProgress> =
+    /// Connects, serves the appservice API on `matrix.listen` and checks with the homeserver's
+    /// ping that it reaches it (`run` and `deliver`).
+    pub async fn start(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<Self> {
+        let mut bridge = Self::connect(config, store).await?;
+        bridge.listen().await?;
+        Ok(bridge)
+    }
+
+    async fn listen(&mut self) -> anyhow::Result<()> {
+        let m = &self.matrix;
+        let state = appservice::AppserviceState::new(&self.registration.hs_token, &m.domain);
+        let (addr, listener) = appservice::serve(state, m.listen).await.with_context(|| {
+            format!("binding the appservice listener on {} (is another `imessage-bridge run` using it?)", m.listen)
+        })?;
+        tracing::debug!(%addr, "appservice API listening");
+        self._listener = Some(listener);
+        let txn = format!("imb-ping-{}", std::process::id());
+        let ms = self.deliverer.hs.ping(&self.registration.id, &txn).await.context(
+            "the homeserver could not reach the bridge (appservice ping failed): is registration.yaml in app_service_config_files and its url reachable? `imessage-bridge doctor` checks each piece",
+        )?;
+        tracing::info!(homeserver = %m.homeserver, roundtrip_ms = ms, "appservice link ok");
+        Ok(())
+    }
+
+    /// One delivery round. `sent` is notified after every event the homeserver accepted (`run`
+    /// waits for one before it stops on a signal).
+    pub async fn deliver(&self, sent: Option<&tokio::sync::Notify>) -> anyhow::Result<()> {
+        let bars: Box<dyn matrix::delivery::DeliveryProgress> =
             if std::io::stderr().is_terminal() { Box::new(crate::progress::RoomBars::new()) } else { Box::new(matrix::delivery::NoDeliveryProgress) };
+        let progress = crate::progress::Notifying { inner: bars.as_ref(), sent };
         let started = std::time::Instant::now();
-        let report = self.deliverer.deliver_all(progress.as_ref()).await?;
+        let report = self.deliverer.deliver_all(&progress).await?;
         let secs = started.elapsed().as_secs_f64();
         tracing::info!(
             rooms = report.rooms,
@@ -182,7 +154,7 @@ pub async fn verify(bridge: &Bridge, json: bool) -> anyhow::Result<bool> {
     Ok(v.ok)
 }
 
-fn truncate(s: &str, n: usize) -> String {
+pub fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {

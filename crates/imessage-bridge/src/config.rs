@@ -1,5 +1,9 @@
 //! The bridge's YAML configuration. Paths inside it are relative to the config file's folder, so
 //! a config directory can be moved as a whole.
+//!
+//! Keys the bridge does not know are never silently ignored: a misspelt `sync_interval_sec`
+//! would otherwise leave the default in force without a word. Loading names them (every command
+//! warns; `doctor` fails on them).
 
 use std::path::{Path, PathBuf};
 
@@ -125,6 +129,14 @@ pub struct CloudKitConfig {
     pub url: String,
     /// Path of the session file (`session.json`).
     pub session: PathBuf,
+    /// Caps on reply bodies and decompressed record fields (`max_reply_bytes`,
+    /// `max_inflated_reply_bytes`, `max_field_bytes`); optional, defaults in `cloudkit::Limits`.
+    #[serde(default, skip_serializing_if = "is_default_limits")]
+    pub limits: cloudkit::Limits,
+}
+
+fn is_default_limits(limits: &cloudkit::Limits) -> bool {
+    *limits == cloudkit::Limits::default()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,28 +146,93 @@ pub struct DatabaseConfig {
 }
 
 impl Config {
+    /// Loads the config, warning on stderr about every key it does not know.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let (config, unknown) = Self::load_checked(path)?;
+        for key in unknown {
+            tracing::warn!("{}: unknown key `{key}` is ignored (misspelt? see the README's config)", path.display());
+        }
+        Ok(config)
+    }
+
+    /// Loads the config and names the keys it does not know (dotted paths, e.g. `matrix.foo`).
+    pub fn load_checked(path: &Path) -> anyhow::Result<(Self, Vec<String>)> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {} (pass -c PATH)", path.display()))?;
-        let mut config: Config =
-            serde_yaml::from_str(&text).with_context(|| format!("config {} is not valid", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        if config.cloudkit.session.is_relative() {
-            config.cloudkit.session = base.join(&config.cloudkit.session);
+        let (mut config, unknown) = Self::parse(&text).with_context(|| format!("config {} is not valid", path.display()))?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok((config, unknown))
+    }
+
+    /// Parses config text as written (paths not resolved), with the unknown keys.
+    pub fn parse(text: &str) -> Result<(Self, Vec<String>), serde_yaml::Error> {
+        let mut unknown = Vec::new();
+        let config = serde_ignored::deserialize(serde_yaml::Deserializer::from_str(text), |key| unknown.push(key.to_string()))?;
+        Ok((config, unknown))
+    }
+
+    /// Makes the relative paths of the file (session, attachments, registration, SQLite file)
+    /// relative to the config's folder `base`.
+    fn resolve_paths(&mut self, base: &Path) {
+        if self.cloudkit.session.is_relative() {
+            self.cloudkit.session = base.join(&self.cloudkit.session);
         }
-        let dir = config.attachments.dir.take().unwrap_or_else(|| PathBuf::from("attachments"));
-        config.attachments.dir = Some(if dir.is_relative() { base.join(dir) } else { dir });
-        if let Some(m) = config.matrix.as_mut() {
+        let dir = self.attachments.dir.take().unwrap_or_else(|| PathBuf::from("attachments"));
+        self.attachments.dir = Some(if dir.is_relative() { base.join(dir) } else { dir });
+        if let Some(m) = self.matrix.as_mut() {
             if m.registration.is_relative() {
                 m.registration = base.join(&m.registration);
             }
         }
-        if let Some(file) = config.database.uri.strip_prefix("sqlite:") {
+        if let Some(file) = self.database.uri.strip_prefix("sqlite:") {
             let file = Path::new(file);
             if file.is_relative() {
-                config.database.uri = format!("sqlite:{}", base.join(file).display());
+                self.database.uri = format!("sqlite:{}", base.join(file).display());
             }
         }
-        Ok(config)
+    }
+
+    /// The account's own handles with the preferred one first (delivery sends from-me
+    /// messages as the first one's ghost). A preferred handle the session lacks is an error.
+    pub fn own_handles(&self, session_handles: &[String]) -> anyhow::Result<Vec<String>> {
+        let mut handles = session_handles.to_vec();
+        if let Some(preferred) = &self.cloudkit.preferred_handle {
+            let Some(i) = handles.iter().position(|h| h == preferred) else {
+                anyhow::bail!(
+                    "cloudkit.preferred_handle {preferred:?} is not one of the session's handles ({}); run `imessage-bridge list-handles`",
+                    handles.join(", ")
+                );
+            };
+            let h = handles.remove(i);
+            handles.insert(0, h);
+        }
+        Ok(handles)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "cloudkit:\n  url: http://ck\n  session: s.json\ndatabase:\n  uri: sqlite:b.db\n";
+
+    #[test]
+    fn unknown_keys_are_named_with_their_path() {
+        let text = format!("{MINIMAL}sync:\n  backoff_ms: 5\n  bakoff_max: 9\ncolour: blue\n");
+        let (config, unknown) = Config::parse(&text).unwrap();
+        assert_eq!(config.sync.backoff_ms, 5);
+        assert_eq!(unknown, vec!["sync.bakoff_max".to_string(), "colour".to_string()]);
+        assert!(Config::parse(MINIMAL).unwrap().1.is_empty());
+    }
+
+    #[test]
+    fn preferred_handle_goes_first_and_must_be_the_sessions() {
+        let (mut config, _) = Config::parse(MINIMAL).unwrap();
+        let session = vec!["tel:+1".to_string(), "mailto:a@b".to_string()];
+        assert_eq!(config.own_handles(&session).unwrap(), session);
+        config.cloudkit.preferred_handle = Some("mailto:a@b".into());
+        assert_eq!(config.own_handles(&session).unwrap(), vec!["mailto:a@b".to_string(), "tel:+1".to_string()]);
+        config.cloudkit.preferred_handle = Some("tel:+9".into());
+        assert!(config.own_handles(&session).unwrap_err().to_string().contains("tel:+9"));
     }
 }

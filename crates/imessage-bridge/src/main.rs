@@ -186,7 +186,7 @@ async fn run(config: &Config, store: Arc<dyn store::Store>, once: bool) -> anyho
 
 async fn sync(config: &Config, store: Arc<dyn store::Store>, files: bool) -> anyhow::Result<()> {
     let session = cloudkit::session_source(&config.cloudkit.session).session().await?;
-    let client = cloudkit::Client::new(&config.cloudkit.url, session)?;
+    let client = cloudkit::Client::with_limits(&config.cloudkit.url, session, config.cloudkit.limits)?;
     let progress: Arc<dyn sync::Progress> = if std::io::stderr().is_terminal() {
         Arc::new(progress::Bars::new())
     } else {
