@@ -265,9 +265,10 @@ async fn decode_pages(
         let decoded = match next {
             Ok((page, after)) => {
                 // The CPU-heavy pass runs on a blocking thread that yields to the fetch path.
+                let limits = *client.limits();
                 let (back, first) = match tokio::task::spawn_blocking(move || {
                     background_priority();
-                    let first = first_pass(zone, &ring, &page);
+                    let first = first_pass(zone, &ring, &page, &limits);
                     (ring, (page, first))
                 })
                 .await
@@ -306,7 +307,7 @@ struct FirstPass {
 
 /// Parses and decodes every change of a page with the keys at hand (pure CPU work). A change that
 /// does not parse is a final failure of its own; the rest of the page is unaffected.
-fn first_pass(zone: &'static str, ring: &KeyRing, page: &RawChangesPage) -> FirstPass {
+fn first_pass(zone: &'static str, ring: &KeyRing, page: &RawChangesPage, limits: &cloudkit::Limits) -> FirstPass {
     let mut pass = FirstPass { changes: Vec::with_capacity(page.changes.len()), ..FirstPass::default() };
     for i in 0..page.changes.len() {
         let change = match page.change(i) {
@@ -316,7 +317,7 @@ fn first_pass(zone: &'static str, ring: &KeyRing, page: &RawChangesPage) -> Firs
                 continue;
             }
         };
-        match cloudkit::codec::decode_change(zone, &change, ring) {
+        match cloudkit::codec::decode_change_with(zone, &change, ring, limits) {
             Ok(c) => pass.changes.push((i, c)),
             Err(cloudkit::Error::PcsKeyMissing(_)) => pass.missing_key.push((i, change)),
             Err(e @ cloudkit::Error::UnknownRecordType { .. }) => {
@@ -356,7 +357,7 @@ async fn decode_page(client: &Client, zone: &'static str, ring: &mut KeyRing, pa
             Err(e) => tracing::warn!(zone, "key refresh failed: {e}"),
         }
         for (i, change) in missing_key {
-            match cloudkit::codec::decode_change(zone, &change, ring) {
+            match cloudkit::codec::decode_change_with(zone, &change, ring, client.limits()) {
                 Ok(c) => changes.push((i, c)),
                 Err(e) => failed.push(failed_record(zone, &change, &e, matches!(e, cloudkit::Error::PcsKeyMissing(_)))),
             }
@@ -562,7 +563,7 @@ impl ZoneSync<'_> {
         for (f, result) in batch.iter().zip(results) {
             let outcome = result.and_then(|record| match record {
                 None => Ok(RecordChange::Deleted { record_name: f.record_name.clone() }),
-                Some(r) => cloudkit::codec::decode_record(self.zone, &r, ring),
+                Some(r) => cloudkit::codec::decode_record_with(self.zone, &r, ring, self.client.limits()),
             });
             match outcome {
                 Ok(c) => recovered.push(c),
