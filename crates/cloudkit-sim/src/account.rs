@@ -18,6 +18,7 @@
 use cloudkit::records::*;
 
 use crate::fixtures::AppleFixtures;
+use crate::revisions::RevisionKind;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -267,7 +268,7 @@ impl Account {
     }
 
     /// One version of chat `c`'s record; `r` makes its record name.
-    fn chat_version(&self, c: usize, mut r: ChaCha8Rng, modified_ms: i64, name: Option<String>) -> ChatRecord {
+    pub(crate) fn chat_version(&self, c: usize, mut r: ChaCha8Rng, modified_ms: i64, name: Option<String>) -> ChatRecord {
         let chat = &self.chats[c];
         ChatRecord {
             record_name: format!("C{}", hex_id(&mut r, 32)),
@@ -497,6 +498,9 @@ pub enum TruthLine {
         /// What the message's content blobs hold (parts, edits, unsends, link preview, effect).
         #[serde(skip_serializing_if = "MessageContent::is_empty")]
         content: MessageContent,
+        /// For a message changed after the release (`--revise`): how.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        revised: Option<RevisionKind>,
     },
     /// An attachment record, and the file its asset serves (`sha256` of the plaintext bytes).
     Attachment {
@@ -538,7 +542,7 @@ impl Account {
                 group: true,
             });
             for m in &fx.messages {
-                f(message_line(m.record.clone(), Some(m.file.clone())));
+                f(message_line(m.record.clone(), Some(m.file.clone()), None));
             }
         }
         for g in 0..visible.messages {
@@ -546,7 +550,7 @@ impl Account {
             if matches!(kind, Kind::Deleted | Kind::Foreign) {
                 continue;
             }
-            f(message_line(m, None));
+            f(message_line(m, None, None));
         }
         for &g in &self.attachments[..visible.attachments] {
             let a = self.attachment(g as u64);
@@ -563,7 +567,7 @@ impl Account {
     }
 }
 
-fn message_line(m: MessageRecord, file: Option<String>) -> TruthLine {
+pub(crate) fn message_line(m: MessageRecord, file: Option<String>, revised: Option<RevisionKind>) -> TruthLine {
     TruthLine::Message {
         system: m.is_system(),
         from_me: m.from_me(),
@@ -576,5 +580,6 @@ fn message_line(m: MessageRecord, file: Option<String>) -> TruthLine {
         associated_guid: m.associated_guid,
         file,
         content: m.content,
+        revised,
     }
 }

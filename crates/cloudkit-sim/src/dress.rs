@@ -25,7 +25,7 @@ pub const IMPACT_EFFECT: &str = "com.apple.MobileSMS.expressivesend.impact";
 const APPLE_EPOCH_UNIX_MS: i64 = 978_307_200_000;
 
 /// Whole seconds of Apple time for a Unix-ms instant (the precision of an edit's date).
-fn apple_ns_whole_seconds(unix_ms: i64) -> i64 {
+pub(crate) fn apple_ns_whole_seconds(unix_ms: i64) -> i64 {
     (unix_ms - APPLE_EPOCH_UNIX_MS).div_euclid(1000) * 1_000_000_000
 }
 
@@ -40,47 +40,26 @@ fn text_part(text: &str) -> ContentPart {
 /// A text message: sets `m.content` and returns the blobs.
 pub fn text_message(m: &mut MessageRecord, g: u64, r: &mut ChaCha8Rng) -> Result<ContentBlobs, ContentError> {
     let roll = r.gen_range(0..100);
-    let mut blobs = ContentBlobs::default();
-    let mut content = MessageContent::default();
     let text = m.text.clone().unwrap_or_default();
-    match roll {
+    let (blobs, content) = match roll {
         0..=2 => {
             let versions = r.gen_range(2..=3);
-            let mut history = Vec::new();
-            for v in 0..versions {
-                let text = if v + 1 == versions { text.clone() } else { format!("{text} (draft {v})") };
-                history.push(TextVersion { apple_ns: apple_ns_whole_seconds(m.ts_ms) + i64::from(v) * 60_000_000_000, text });
-            }
-            blobs.attributed_body = Some(encode_attributed_body(&[BodyRun::text(&text, 0)])?);
-            let spec = SummaryInfoSpec {
-                parts: vec![PartSpan { part: 0, offset: 0, length: utf16_len(&text) }],
-                edits: vec![crate::content::PartHistory {
-                    part: 0,
-                    versions: history.iter().map(|v| VersionSpec { date: v.apple_ns, text: v.text.clone(), guid: None }).collect(),
-                }],
-                unsent_parts: Vec::new(),
-            };
-            blobs.message_summary_info = Some(encode_summary_info(&spec)?);
-            content.parts = vec![text_part(&text)];
-            content.edits = vec![PartHistory { part: 0, versions: history }];
+            let history = (0..versions)
+                .map(|v| {
+                    let text = if v + 1 == versions { text.clone() } else { format!("{text} (draft {v})") };
+                    TextVersion { apple_ns: apple_ns_whole_seconds(m.ts_ms) + i64::from(v) * 60_000_000_000, text }
+                })
+                .collect();
+            edited(history)?
         }
         3 => {
-            // Unsent: Messages keeps neither the text nor the body, only the summary.
-            let spec = SummaryInfoSpec {
-                parts: vec![PartSpan { part: 0, offset: 0, length: utf16_len(&text) }],
-                edits: Vec::new(),
-                unsent_parts: vec![0],
-            };
-            blobs.message_summary_info = Some(encode_summary_info(&spec)?);
             m.text = None;
-            content.unsent = true;
-            content.unsent_parts = vec![0];
+            unsent(&text)?
         }
         4..=5 => {
             let url = format!("https://example.com/p/{g}");
             let title = format!("Page {g}");
             let summary = (g % 2 == 0).then(|| format!("What page {g} is about"));
-            blobs.attributed_body = Some(encode_attributed_body(&[BodyRun::link(&url, &url, 0)])?);
             let spec = LinkPreviewSpec {
                 url: url.clone(),
                 original_url: url.clone(),
@@ -88,33 +67,77 @@ pub fn text_message(m: &mut MessageRecord, g: u64, r: &mut ChaCha8Rng) -> Result
                 summary: summary.clone(),
                 ..LinkPreviewSpec::default()
             };
-            blobs.payload_data = Some(encode_link_preview(&spec)?);
-            blobs.balloon_bundle_id = Some(URL_BALLOON.into());
+            let blobs = ContentBlobs {
+                attributed_body: Some(encode_attributed_body(&[BodyRun::link(&url, &url, 0)])?),
+                payload_data: Some(encode_link_preview(&spec)?),
+                balloon_bundle_id: Some(URL_BALLOON.into()),
+                ..ContentBlobs::default()
+            };
             m.text = Some(url.clone());
-            content.parts = vec![text_part(&url)];
-            content.balloon_bundle_id = Some(URL_BALLOON.into());
-            content.link_preview = Some(LinkPreviewRecord {
-                url: Some(url.clone()),
-                original_url: Some(url),
-                title: Some(title),
-                summary,
-                icon_url: None,
-                image_urls: Vec::new(),
-            });
+            let content = MessageContent {
+                parts: vec![text_part(&url)],
+                balloon_bundle_id: Some(URL_BALLOON.into()),
+                link_preview: Some(LinkPreviewRecord {
+                    url: Some(url.clone()),
+                    original_url: Some(url),
+                    title: Some(title),
+                    summary,
+                    icon_url: None,
+                    image_urls: Vec::new(),
+                }),
+                ..MessageContent::default()
+            };
+            (blobs, content)
         }
         6..=7 => {
-            blobs.attributed_body = Some(encode_attributed_body(&[BodyRun::text(&text, 0)])?);
-            blobs.effect = Some(IMPACT_EFFECT.into());
-            content.parts = vec![text_part(&text)];
-            content.effect = Some(IMPACT_EFFECT.into());
+            let blobs = ContentBlobs {
+                attributed_body: Some(encode_attributed_body(&[BodyRun::text(&text, 0)])?),
+                effect: Some(IMPACT_EFFECT.into()),
+                ..ContentBlobs::default()
+            };
+            (blobs, MessageContent { parts: vec![text_part(&text)], effect: Some(IMPACT_EFFECT.into()), ..MessageContent::default() })
         }
-        _ => {
-            blobs.attributed_body = Some(encode_attributed_body(&[BodyRun::text(&text, 0)])?);
-            content.parts = vec![text_part(&text)];
-        }
-    }
+        _ => plain(&text)?,
+    };
     m.content = content;
     Ok(blobs)
+}
+
+/// A plain text message of one part: its body and what it decodes to.
+pub(crate) fn plain(text: &str) -> Result<(ContentBlobs, MessageContent), ContentError> {
+    let blobs = ContentBlobs { attributed_body: Some(encode_attributed_body(&[BodyRun::text(text, 0)])?), ..ContentBlobs::default() };
+    Ok((blobs, MessageContent { parts: vec![text_part(text)], ..MessageContent::default() }))
+}
+
+/// A text message of one part that was edited: `history` holds its versions, the original first
+/// and its text now last (the body is the last version's text).
+pub(crate) fn edited(history: Vec<TextVersion>) -> Result<(ContentBlobs, MessageContent), ContentError> {
+    let text = history.last().map(|v| v.text.clone()).ok_or_else(|| ContentError::invalid("an edit history without versions"))?;
+    let (mut blobs, mut content) = plain(&text)?;
+    let spec = SummaryInfoSpec {
+        parts: vec![PartSpan { part: 0, offset: 0, length: utf16_len(&text) }],
+        edits: vec![crate::content::PartHistory {
+            part: 0,
+            versions: history.iter().map(|v| VersionSpec { date: v.apple_ns, text: v.text.clone(), guid: None }).collect(),
+        }],
+        unsent_parts: Vec::new(),
+    };
+    blobs.message_summary_info = Some(encode_summary_info(&spec)?);
+    content.edits = vec![PartHistory { part: 0, versions: history }];
+    Ok((blobs, content))
+}
+
+/// A text message of one part that was unsent: Messages keeps neither the text nor the body,
+/// only the summary, which lists the part (of `text`'s length) in `rp`. The caller clears the
+/// record's text.
+pub(crate) fn unsent(text: &str) -> Result<(ContentBlobs, MessageContent), ContentError> {
+    let spec = SummaryInfoSpec {
+        parts: vec![PartSpan { part: 0, offset: 0, length: utf16_len(text) }],
+        edits: Vec::new(),
+        unsent_parts: vec![0],
+    };
+    let blobs = ContentBlobs { message_summary_info: Some(encode_summary_info(&spec)?), ..ContentBlobs::default() };
+    Ok((blobs, MessageContent { unsent: true, unsent_parts: vec![0], ..MessageContent::default() }))
 }
 
 /// An attachment message: one U+FFFC naming the transfer GUID.

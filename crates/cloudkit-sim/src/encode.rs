@@ -65,12 +65,12 @@ impl<'a> Writer<'a> {
         Writer { zone, name, key, record, error: None }
     }
 
-    /// Encrypts a field value. The IV is a digest of the key and the field's place, unique per
-    /// record and field (a record name is never reused with other content), so serving the same
-    /// record twice gives the same bytes.
+    /// Encrypts a field value. The IV is a digest of the key, the field's place and the value,
+    /// so serving the same record twice gives the same bytes, and a record served again with
+    /// other content (`--revise`) never reuses an IV under the key.
     fn seal(&mut self, field: &str, plain: &[u8]) -> Vec<u8> {
         let context = format!("{}-{}-{}", self.zone, self.name, field);
-        let digest = Sha256::new().chain_update(self.key.raw()).chain_update(context.as_bytes()).finalize();
+        let digest = Sha256::new().chain_update(self.key.raw()).chain_update(context.as_bytes()).chain_update(plain).finalize();
         let mut iv = [0u8; 12];
         iv.copy_from_slice(&digest[..12]);
         match self.key.encrypt(plain, context.as_bytes(), iv) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use cloudkit_sim::revisions::RevisionKind;
 use cloudkit_sim::{AccountSpec, Faults, Sim};
 
 #[derive(Parser)]
@@ -39,7 +40,9 @@ enum Command {
         /// Include the later messages (the truth after `/_sim/release-later`).
         #[arg(long)]
         released: bool,
-        /// Accepted so that `truth` takes the same flags as `serve`; faults do not change truth.
+        /// Accepted so that `truth` takes the same flags as `serve`. Of them only `--revise`
+        /// changes truth (with `--released`: then a `{"kind":"deleted","guid":…}` line follows
+        /// for each message it deleted).
         #[command(flatten)]
         faults: FaultArgs,
     },
@@ -98,6 +101,10 @@ struct FaultArgs {
     /// off half-way).
     #[arg(long, default_value_t = 0.0)]
     asset_errors: f64,
+    /// On release, after the later messages: N history messages deleted, N unsent, N edited
+    /// again, and one group's participants changed (one removed, one new handle).
+    #[arg(long, default_value_t = 0)]
+    revise: u64,
 }
 
 impl AccountArgs {
@@ -138,8 +145,15 @@ impl FaultArgs {
             pcs_lost: self.pcs_lost,
             bad_changes: self.bad_changes,
             asset_errors: self.asset_errors,
+            revise: self.revise,
         })
     }
+}
+
+/// Writes one JSON line.
+fn write_line(out: &mut impl Write, line: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, line)?;
+    Ok(out.write_all(b"\n")?)
 }
 
 #[tokio::main]
@@ -179,9 +193,16 @@ async fn main() -> anyhow::Result<()> {
             let mut result = Ok(());
             sim.truth(|line| {
                 if result.is_ok() {
-                    result = serde_json::to_writer(&mut out, &line).map_err(anyhow::Error::from).and_then(|_| Ok(out.write_all(b"\n")?));
+                    result = write_line(&mut out, &line);
                 }
             });
+            if released {
+                for guid in sim.revisions().guids(RevisionKind::Deleted) {
+                    if result.is_ok() {
+                        result = write_line(&mut out, &serde_json::json!({ "kind": "deleted", "guid": guid }));
+                    }
+                }
+            }
             result?;
             out.flush()?;
         }

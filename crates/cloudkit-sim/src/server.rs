@@ -18,19 +18,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use axum::{
-    body::Bytes,
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
 use cloudkit::proto::{self, client_error, server_error, RequestOperation, ResponseOperation};
 use cloudkit::records::*;
-use prost::Message;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::encode::{self, Keying};
 use crate::fixtures::AppleFixtures;
 use crate::gateway::{self, Refusal};
+use crate::order::Permutation;
+use crate::revisions::{RevisionKind, Revisions};
 use crate::keys::{digest, KeyChoice, KeyMaterial, LATE_KEYS, LOST_KEYS, OWN_PROTECTION_EVERY};
 use crate::session::SimSession;
 use crate::wire::{self, failure, success};
@@ -49,18 +49,19 @@ pub struct Faults {
     pub bad_changes: f64,
     /// Probability that a container download fails (503, or a body that breaks off).
     pub asset_errors: f64,
+    /// History messages changed after the release: this many deleted, unsent and edited again
+    /// each, and one group's participants (see [`crate::revisions`]; 0: none).
+    pub revise: u64,
 }
 
 impl Default for Faults {
     fn default() -> Self {
-        Faults { page_size: 200, page_errors: 0.0, error_burst: 1, throttle: 0.0, retry_after_secs: 1, pcs_late: 0.0, pcs_lost: 0.0, bad_changes: 0.0, asset_errors: 0.0 }
+        Faults { page_size: 200, page_errors: 0.0, error_burst: 1, throttle: 0.0, retry_after_secs: 1, pcs_late: 0.0, pcs_lost: 0.0, bad_changes: 0.0, asset_errors: 0.0, revise: 0 }
     }
 }
 
 const STREAM_KEYS: u64 = 7;
 const STREAM_DAMAGE: u64 = 9;
-/// What a damaged change is served as: a record identifier field whose length runs past the end.
-const DAMAGED_CHANGE: &[u8] = &[0x0a, 0x7f, 0x01];
 /// The record type of the message zone's records the bridge does not know.
 pub const FOREIGN_RECORD_TYPE: &str = "SimulatedUnknownType";
 
@@ -93,9 +94,8 @@ pub struct Sim {
     keys: KeyMaterial,
     /// The `X-Apple-I-MD` value the simulator's anisette server issues and the gateway accepts.
     anisette_md: String,
-    /// The history's serving permutation `p → (a·p + b) mod history`.
-    perm_a: u64,
-    perm_b: u64,
+    /// The history's serving order.
+    order: Permutation,
     /// Whether the account's later messages have arrived (see [`Sim::release_later`]).
     released: AtomicBool,
     state: Mutex<Mutable>,
@@ -103,18 +103,12 @@ pub struct Sim {
     fixtures: Option<AppleFixtures>,
     /// Attachment files and their content host.
     pub assets: crate::assets::Assets,
+    /// What changes after the release (`--revise`).
+    revisions: Revisions,
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
 }
 
 /// An uppercase UUID made of a digest (stable device ids).
@@ -131,11 +125,6 @@ impl Sim {
     pub fn new(spec: AccountSpec, faults: Faults) -> Self {
         let seed = spec.seed;
         let account = Account::generate(spec);
-        let n = account.history.max(1);
-        let mut a = (n as f64 * 0.618_033_988_7) as u64 | 1;
-        while gcd(a, n) != 1 {
-            a += 2;
-        }
         let zones = ZONES
             .iter()
             .map(|z| (*z, ZoneKeyState { refreshes: 0, late_seen: [None; LATE_KEYS as usize] }))
@@ -149,19 +138,29 @@ impl Sim {
             OWN_HANDLES.iter().map(|s| s.to_string()).collect(),
             uuid_of(&digest(seed, "device")),
         );
-        Sim {
+        let mut sim = Sim {
             session,
             keys,
             anisette_md: base64_of(&digest(seed, "anisette machine data")),
-            perm_a: a % n.max(2),
-            perm_b: (seed % n),
+            order: Permutation::new(seed, account.history),
             released: AtomicBool::new(false),
             state: Mutex::new(Mutable { rng: ChaCha8Rng::seed_from_u64(seed ^ 0xfa17), burst_left: 0, zones, stats: Stats::default() }),
             assets: crate::assets::Assets::new(seed, faults.asset_errors),
             faults,
             account,
             fixtures: None,
-        }
+            revisions: Revisions::default(),
+        };
+        let revisions = Revisions::pick(&sim.account, sim.faults.revise, |g| {
+            !sim.damaged(MESSAGE_ZONE, g) && !matches!(sim.key_choice(MESSAGE_ZONE, g), KeyChoice::Lost(_))
+        });
+        sim.revisions = revisions;
+        sim
+    }
+
+    /// The history messages and the group changed after the release (`--revise`).
+    pub fn revisions(&self) -> &Revisions {
+        &self.revisions
     }
 
     /// Serves real Apple blobs too (`--apple-blobs`, see [`crate::fixtures`]).
@@ -228,8 +227,9 @@ impl Sim {
     }
 
     /// The ground truth of what the server shows now (see [`Account::truth`]).
-    pub fn truth(&self, f: impl FnMut(TruthLine)) {
-        self.account.truth_with(self.released.load(Ordering::SeqCst), self.fixtures.as_ref(), f)
+    pub fn truth(&self, mut f: impl FnMut(TruthLine)) {
+        let released = self.released.load(Ordering::SeqCst);
+        self.account.truth_with(released, self.fixtures.as_ref(), |line| self.revisions.truth_line(line, released).into_iter().for_each(&mut f))
     }
 
     pub fn stats(&self) -> Stats {
@@ -269,7 +269,7 @@ impl Sim {
 
     /// Whether message `g` is served damaged by `record/sync` (see [`Faults::bad_changes`]).
     pub fn damaged(&self, zone: &str, g: u64) -> bool {
-        zone == MESSAGE_ZONE && self.faults.bad_changes > 0.0 && self.roll(STREAM_DAMAGE, g) < self.faults.bad_changes
+        zone == MESSAGE_ZONE && g < self.account.total && self.faults.bad_changes > 0.0 && self.roll(STREAM_DAMAGE, g) < self.faults.bad_changes
     }
 
     /// The damaged changes of the message zone as it is now: how many there are (deletions
@@ -288,18 +288,20 @@ impl Sim {
 
     fn items(&self, zone: &str) -> u64 {
         let visible = self.visible();
+        let (revised_messages, revised_chats) = self.revisions.served(self.released.load(Ordering::SeqCst));
         self.fixture_count(zone)
             + match zone {
-                CHAT_ZONE => visible.chat_records as u64,
-                MESSAGE_ZONE => visible.messages,
+                CHAT_ZONE => visible.chat_records as u64 + revised_chats,
+                MESSAGE_ZONE => visible.messages + revised_messages,
                 _ => visible.attachments as u64,
             }
     }
 
-    /// The message at serving position `p`: the history permuted, later messages in order.
+    /// The message at serving position `p`: the history permuted, later messages in order (and
+    /// the revisions after them, at `total..`).
     fn message_at(&self, p: u64) -> u64 {
         if p < self.account.history {
-            (self.perm_a.wrapping_mul(p) + self.perm_b) % self.account.history.max(1)
+            self.order.at(p)
         } else {
             p
         }
@@ -314,8 +316,9 @@ impl Sim {
             return Ok(change_of(record));
         }
         let p = p - self.fixture_count(zone);
+        let revised = p.checked_sub(self.account.total).filter(|_| zone == MESSAGE_ZONE).and_then(|i| self.revisions.messages.get(i as usize));
         let g = match zone {
-            MESSAGE_ZONE => self.message_at(p),
+            MESSAGE_ZONE => revised.map_or_else(|| self.message_at(p), |r| r.g),
             ATTACHMENT_ZONE => u64::from(self.account.attachments[p as usize]),
             _ => p,
         };
@@ -326,10 +329,13 @@ impl Sim {
             Some(protection) => Keying::Own { key, protection_info: &protection.der, tag: &protection.tag },
             None => Keying::Zone(key),
         };
-        let record = match zone {
-            CHAT_ZONE => encode::chat(zone, owner, &keying, &self.account.chat_records[p as usize]),
+        let mut record = match zone {
+            CHAT_ZONE => {
+                let chat = self.revisions.chat_record(&self.account, p as usize).ok_or_else(|| failure(None, Some(1), None, "no such chat record"))?;
+                encode::chat(zone, owner, &keying, chat)
+            }
             MESSAGE_ZONE => {
-                let gen = self.account.message(g);
+                let gen = revised.map_or_else(|| self.account.message(g), |r| r.served());
                 match gen.kind {
                     Kind::Deleted => return Ok(encode::deletion(zone, owner, &gen.record.record_name)),
                     Kind::Foreign => encode::foreign(zone, owner, &keying, &gen.record.record_name, FOREIGN_RECORD_TYPE),
@@ -349,6 +355,10 @@ impl Sim {
             }
         }
         .map_err(cipher_failed)?;
+        if revised.is_some() {
+            // The record's second version.
+            record.etag = Some("2".into());
+        }
         if let KeyChoice::Late(i) = choice {
             late_used.push(i);
         }
@@ -461,11 +471,7 @@ impl Sim {
         let first = self.fixture_count(zone);
         let pos = fixture.or_else(|| match zone {
             CHAT_ZONE => self.account.chat_records.iter().position(|c| c.record_name == name).map(|p| p as u64),
-            MESSAGE_ZONE => self
-                .account
-                .message_index(name)
-                .filter(|g| self.account.message(*g).kind != Kind::Deleted)
-                .map(|g| self.position_of(g)),
+            MESSAGE_ZONE => self.account.message_index(name).and_then(|g| self.position_of(g)),
             _ => self
                 .account
                 .attachment_index(name)
@@ -499,21 +505,18 @@ impl Sim {
         Some(proto::BundledRequests { requests: vec![self.assets.authorization(&sealed, name, host, &asset_id)] })
     }
 
-    /// Inverse of [`Sim::message_at`].
-    fn position_of(&self, g: u64) -> u64 {
-        if g >= self.account.history {
-            return g;
+    /// Where message `g` is served now (inverse of [`Sim::message_at`]): its revision's place
+    /// once released; none for a deletion.
+    fn position_of(&self, g: u64) -> Option<u64> {
+        if let Some(i) = self.revisions.index_of(g).filter(|_| self.released.load(Ordering::SeqCst)) {
+            let served = self.revisions.messages.get(i).is_some_and(|r| r.kind != RevisionKind::Deleted);
+            return served.then_some(self.account.total + i as u64);
         }
-        let n = self.account.history.max(1) as i128;
-        // a * p + b ≡ g (mod n)  =>  p ≡ a⁻¹ (g − b)
-        let (mut t, mut new_t, mut r, mut new_r) = (0i128, 1i128, n, self.perm_a as i128);
-        while new_r != 0 {
-            let q = r / new_r;
-            (t, new_t) = (new_t, t - q * new_t);
-            (r, new_r) = (new_r, r - q * new_r);
+        match self.account.message(g).kind {
+            Kind::Deleted => None,
+            _ if g >= self.account.history => Some(g),
+            _ => Some(self.order.position(g)),
         }
-        let inv = t.rem_euclid(n);
-        ((inv * (g as i128 - self.perm_b as i128)).rem_euclid(n)) as u64
     }
 
     /// `MessagesSummary`: a list of integers per record type. Its meaning on Apple's side is
@@ -524,14 +527,15 @@ impl Sim {
         let zone = self.zone_of(req.zone_identifier.as_ref())?;
         let owner = &self.session.cloudkit_user_id;
         let released = self.released.load(Ordering::SeqCst);
-        let visible = self.account.visible(released);
+        // A re-served record is the same record; a revision's tombstone is one live record fewer.
+        let deleted = self.revisions.deleted(released);
         let (record_type, counts) = match zone {
-            CHAT_ZONE => (CHAT_RECORD_TYPE, [(visible.chat_records as u64 + self.fixture_count(zone)) as i64, 0]),
+            CHAT_ZONE => (CHAT_RECORD_TYPE, [self.items(zone) as i64, 0]),
             MESSAGE_ZONE => (
                 MESSAGE_RECORD_TYPE,
-                [(self.account.live_message_count(released) + self.fixture_count(zone)) as i64, self.account.deleted as i64],
+                [(self.account.live_message_count(released).saturating_sub(deleted) + self.fixture_count(zone)) as i64, (self.account.deleted + deleted) as i64],
             ),
-            _ => (ATTACHMENT_RECORD_TYPE, [visible.attachments as i64, 0]),
+            _ => (ATTACHMENT_RECORD_TYPE, [self.items(zone) as i64, 0]),
         };
         let record = encode::summary(zone, owner, record_type, &counts);
         Ok(proto::QueryRetrieveResponse {
@@ -638,7 +642,7 @@ impl Sim {
                 ops.iter().enumerate().map(|(i, op)| self.answer(kind, i, op, host)).collect()
             }
         };
-        let body = wire::gzip(&encode_replies(&replies));
+        let body = wire::gzip(&wire::encode_replies(&replies));
         ([("content-type", "application/x-protobuf"), ("content-encoding", "gzip")], body).into_response()
     }
 }
@@ -662,37 +666,6 @@ fn refused(refusal: &Refusal) -> Response {
 fn base64_of(bytes: &[u8]) -> String {
     use base64::{engine::general_purpose::STANDARD as B64, Engine};
     B64.encode(bytes)
-}
-
-/// The length-delimited reply stream. A reply with damaged changes goes out through the
-/// wire-compatible raw view, with [`DAMAGED_CHANGE`] in place of those changes.
-fn encode_replies(replies: &[(ResponseOperation, Vec<usize>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (reply, damaged) in replies {
-        // Writing into a Vec cannot run out of space.
-        match (&reply.retrieve_changes_response, damaged.is_empty()) {
-            (Some(page), false) => {
-                let change = page
-                    .change
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| if damaged.contains(&i) { Bytes::from_static(DAMAGED_CHANGE) } else { Bytes::from(c.encode_to_vec()) })
-                    .collect();
-                let raw = proto::ResponseOperationRaw {
-                    response: reply.response.clone(),
-                    result: reply.result.clone(),
-                    retrieve_changes_response: Some(proto::RetrieveChangesResponseRaw {
-                        change,
-                        sync_continuation_token: page.sync_continuation_token.clone(),
-                        status: page.status,
-                    }),
-                };
-                wire::write_delimited(&mut out, &raw);
-            }
-            _ => wire::write_delimited(&mut out, reply),
-        }
-    }
-    out
 }
 
 enum Fault {

@@ -8,7 +8,8 @@
 
 use std::io::{Read, Write};
 
-use cloudkit::proto::{self, RequestOperation};
+use bytes::Bytes;
+use cloudkit::proto::{self, RequestOperation, ResponseOperation};
 use flate2::{read::GzDecoder, write::GzEncoder, Compress, Compression, Crc, FlushCompress, Status};
 use prost::Message;
 
@@ -153,6 +154,40 @@ pub fn failure(client: Option<i32>, server: Option<i32>, retry_after: Option<i32
             error_description: Some(description.to_string()),
         }),
     }
+}
+
+/// What a damaged change is served as: a record identifier field whose length runs past the end.
+pub const DAMAGED_CHANGE: &[u8] = &[0x0a, 0x7f, 0x01];
+
+/// The length-delimited reply stream. A reply with damaged changes goes out through the
+/// wire-compatible raw view, with [`DAMAGED_CHANGE`] in place of those changes.
+pub fn encode_replies(replies: &[(ResponseOperation, Vec<usize>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (reply, damaged) in replies {
+        // Writing into a Vec cannot run out of space.
+        match (&reply.retrieve_changes_response, damaged.is_empty()) {
+            (Some(page), false) => {
+                let change = page
+                    .change
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| if damaged.contains(&i) { Bytes::from_static(DAMAGED_CHANGE) } else { Bytes::from(c.encode_to_vec()) })
+                    .collect();
+                let raw = proto::ResponseOperationRaw {
+                    response: reply.response.clone(),
+                    result: reply.result.clone(),
+                    retrieve_changes_response: Some(proto::RetrieveChangesResponseRaw {
+                        change,
+                        sync_continuation_token: page.sync_continuation_token.clone(),
+                        status: page.status,
+                    }),
+                };
+                write_delimited(&mut out, &raw);
+            }
+            _ => write_delimited(&mut out, reply),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
