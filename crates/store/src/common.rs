@@ -596,6 +596,23 @@ macro_rules! impl_store {
                 q.execute(&self.$write).await?;
                 Ok(())
             }
+
+            async fn revised(&self, chat_id: &str) -> Result<Vec<(String, Option<MessageRecord>)>> {
+                self.settle_messages().await?;
+                let rows = sqlx::query(crate::revisions::REVISED).bind(chat_id).fetch_all(&self.$read).await?;
+                rows.iter().map(crate::revisions::revised).collect()
+            }
+
+            async fn finish_revision(&self, guid: &str) -> Result<()> {
+                sqlx::query(crate::revisions::FINISH_REVISION).bind(guid).execute(&self.$write).await?;
+                Ok(())
+            }
+
+            async fn delivered_keys(&self, guid: &str) -> Result<Vec<(String, String)>> {
+                let (from, to) = crate::revisions::key_range(guid);
+                let rows = sqlx::query(crate::revisions::DELIVERED_KEYS).bind(guid).bind(from).bind(to).fetch_all(&self.$read).await?;
+                rows.iter().map(crate::revisions::delivered_key).collect()
+            }
         }
     };
 }

@@ -16,6 +16,7 @@ mod common;
 mod files;
 mod migrations;
 mod postgres;
+mod revisions;
 mod rooms;
 mod sqlite;
 mod zones;
@@ -311,4 +312,13 @@ pub trait Store: Send + Sync {
     async fn room_deliveries(&self) -> Result<Vec<RoomDelivery>>;
     /// Records the error of a delivery round for a chat (None clears it).
     async fn set_delivery_error(&self, chat_id: &str, error: Option<&str>) -> Result<()>;
+
+    /// Delivered messages of a chat whose record changed or was deleted since (see
+    /// `revisions.rs`), ordered by guid: each guid with its current record, None if deleted.
+    async fn revised(&self, chat_id: &str) -> Result<Vec<(String, Option<MessageRecord>)>>;
+    /// The room matches message `guid`'s record again.
+    async fn finish_revision(&self, guid: &str) -> Result<()>;
+    /// Every event message `guid` put into a room: its ledger keys (`guid`, `guid/…`) with
+    /// their event ids, ordered by key.
+    async fn delivered_keys(&self, guid: &str) -> Result<Vec<(String, String)>>;
 }

@@ -246,6 +246,18 @@ CREATE TABLE delivery_errors (
     at_ms   INTEGER NOT NULL
 ) STRICT;
 "#,
+}, Migration {
+    version: 9,
+    name: "revisions",
+    // Delivered messages whose record changed or was deleted since (an unsend, a later edit, a
+    // deletion): delivery brings the room in line (redactions, new edits) and removes the row.
+    sql: r#"
+CREATE TABLE revisions (
+    guid    TEXT PRIMARY KEY NOT NULL,
+    chat_id TEXT NOT NULL
+) STRICT;
+CREATE INDEX revisions_chat ON revisions (chat_id);
+"#,
 }];
 
 pub(crate) const POSTGRES: &[Migration] = &[Migration {
@@ -386,6 +398,17 @@ CREATE TABLE delivery_errors (
     error   TEXT NOT NULL,
     at_ms   BIGINT NOT NULL
 );
+"#,
+}, Migration {
+    version: 9,
+    name: "revisions",
+    // As on SQLite.
+    sql: r#"
+CREATE TABLE revisions (
+    guid    TEXT COLLATE "C" PRIMARY KEY,
+    chat_id TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX revisions_chat ON revisions (chat_id);
 "#,
 }];
 

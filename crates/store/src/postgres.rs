@@ -77,6 +77,10 @@ async fn upsert_messages(conn: &mut PgConnection, rows: &[&MessageRecord]) -> Re
     }
     // NULL for the (usual) empty content: serialized only for messages that have some.
     let contents = rows.iter().map(|m| common::content_to_db(&m.content)).collect::<Result<Vec<_>>>()?;
+    let names = rows.iter().map(|m| m.record_name.as_str()).collect::<Vec<_>>();
+    let texts = rows.iter().map(|m| m.text.as_deref()).collect::<Vec<_>>();
+    let flags = rows.iter().map(|m| common::flags_to_db(m.flags)).collect::<Vec<_>>();
+    sqlx::query(crate::revisions::PG_NOTE_CHANGED).bind(&names).bind(&texts).bind(&contents).bind(&flags).execute(&mut *conn).await?;
     sqlx::query(
         "INSERT INTO messages (record_name, guid, chat_id, sender, flags, ts_ms, text, subject, associated_type, \
            associated_guid, service, content) \
@@ -87,13 +91,13 @@ async fn upsert_messages(conn: &mut PgConnection, rows: &[&MessageRecord]) -> Re
            subject = EXCLUDED.subject, associated_type = EXCLUDED.associated_type, \
            associated_guid = EXCLUDED.associated_guid, service = EXCLUDED.service, content = EXCLUDED.content",
     )
-    .bind(rows.iter().map(|m| m.record_name.as_str()).collect::<Vec<_>>())
+    .bind(names)
     .bind(rows.iter().map(|m| m.guid.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|m| m.chat_id.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|m| m.sender.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|m| common::flags_to_db(m.flags)).collect::<Vec<_>>())
+    .bind(flags)
     .bind(rows.iter().map(|m| m.ts_ms).collect::<Vec<_>>())
-    .bind(rows.iter().map(|m| m.text.as_deref()).collect::<Vec<_>>())
+    .bind(texts)
     .bind(rows.iter().map(|m| m.subject.as_deref()).collect::<Vec<_>>())
     .bind(rows.iter().map(|m| m.associated_type.map(i64::from)).collect::<Vec<_>>())
     .bind(rows.iter().map(|m| m.associated_guid.as_deref()).collect::<Vec<_>>())
@@ -153,6 +157,7 @@ async fn upsert_failed(conn: &mut PgConnection, failed: &[FailedRecord]) -> Resu
 async fn apply(conn: &mut PgConnection, zone: &str, plan: &Plan<'_>) -> Result<()> {
     if !plan.deleted.is_empty() {
         for stmt in [
+            crate::revisions::PG_NOTE_DELETED,
             "DELETE FROM chat_records WHERE record_name = ANY($1)",
             "DELETE FROM messages WHERE record_name = ANY($1)",
             "DELETE FROM attachments WHERE record_name = ANY($1)",

@@ -297,6 +297,7 @@ async fn fold_message_log(conn: &mut SqliteConnection) -> Result<i64> {
         tracing::debug!(logged = pending, adopted = true, ms = started.elapsed().as_millis() as u64, "folded message ingest log");
         return Ok(pending);
     }
+    sqlx::query(crate::revisions::SQLITE_NOTE_FROM_LOG).execute(&mut *conn).await?;
     sqlx::query("DELETE FROM messages WHERE record_name IN (SELECT record_name FROM message_log WHERE deleted = 1)")
         .execute(&mut *conn)
         .await?;

@@ -126,6 +126,7 @@ conformance!(
     initial_sync_sized_commit,
     initial_sync_with_distinct_names_then_later_changes,
     portals_and_delivery_ledger,
+    revisions_note_changed_and_deleted_delivered_messages,
     room_deliveries_count_by_message,
     schema_state_reads_without_migrating,
     skipped_total_accumulates_and_resets,

@@ -98,3 +98,36 @@ pub(crate) async fn schema_state_reads_without_migrating(db: TestDb) {
     db.exec("DROP TABLE schema_migrations").await;
     assert_eq!(store::schema_state(&db.uri).await.unwrap().applied, None);
 }
+
+/// A delivered message whose record changes or is deleted later is noted as a revision (the
+/// same record served again unchanged is not); undelivered ones are not noted. Its ledger keys
+/// are found by prefix without catching a guid that merely starts the same.
+pub(crate) async fn revisions_note_changed_and_deleted_delivered_messages(db: TestDb) {
+    let s = db.open().await;
+    let ms = [msg("r1", "a", 100, "a1"), msg("r2", "a", 200, "a2"), msg("r3", "a", 300, "a3"), msg("r4", "a", 400, "a4"), msg("r10", "a", 500, "a10")];
+    s.commit_page(&page(MESSAGE_ZONE, b"t1", messages(&ms))).await.unwrap();
+    assert_eq!(s.undelivered("a").await.unwrap().len(), 5);
+    for (key, event) in [("a1/p0", "$p"), ("a1", "$a1"), ("a2", "$a2"), ("a3", "$a3"), ("a10", "$a10")] {
+        s.begin_delivery(key, "a", &format!("imb-{key}")).await.unwrap();
+        s.finish_delivery(key, event).await.unwrap();
+    }
+    let mut edited = ms[1].clone();
+    edited.text = Some("edited".into());
+    let mut undelivered_edit = ms[3].clone();
+    undelivered_edit.text = Some("also edited".into());
+    let changes = vec![
+        RecordChange::Message(ms[0].clone()),
+        RecordChange::Message(edited.clone()),
+        RecordChange::Deleted { record_name: "r3".into() },
+        RecordChange::Message(undelivered_edit),
+    ];
+    s.commit_page(&page(MESSAGE_ZONE, b"t2", changes)).await.unwrap();
+    let revised = s.revised("a").await.unwrap();
+    assert_eq!(revised, vec![("a2".to_string(), Some(edited)), ("a3".to_string(), None)]);
+    assert!(s.revised("b").await.unwrap().is_empty());
+
+    let keys = s.delivered_keys("a1").await.unwrap();
+    assert_eq!(keys, vec![("a1".to_string(), "$a1".to_string()), ("a1/p0".to_string(), "$p".to_string())]);
+    s.finish_revision("a2").await.unwrap();
+    assert_eq!(s.revised("a").await.unwrap().into_iter().map(|(g, _)| g).collect::<Vec<_>>(), vec!["a3"]);
+}
