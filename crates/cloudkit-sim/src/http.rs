@@ -34,7 +34,7 @@ async fn anisette(State(sim): State<Arc<Sim>>) -> Json<serde_json::Value> {
 /// or a test driving a separate simulator process can make the later messages arrive.
 async fn release_later(State(sim): State<Arc<Sim>>) -> StatusCode {
     sim.release_later();
-    tracing::info!(messages = sim.account.total - sim.account.history, "later messages released");
+    tracing::info!(messages = sim.account.total - sim.account.history, revisions = sim.revisions().messages.len(), "later messages released");
     StatusCode::NO_CONTENT
 }
 

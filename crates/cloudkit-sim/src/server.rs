@@ -217,7 +217,8 @@ impl Sim {
     }
 
     /// Makes the account's later messages (and the chat record versions they create) arrive:
-    /// they are appended to the zones' change feeds, after every position served so far.
+    /// they are appended to the zones' change feeds, after every position served so far, and
+    /// the revisions (`--revise`) after them.
     pub fn release_later(&self) {
         self.released.store(true, Ordering::SeqCst);
     }
@@ -226,7 +227,8 @@ impl Sim {
         self.account.visible(self.released.load(Ordering::SeqCst))
     }
 
-    /// The ground truth of what the server shows now (see [`Account::truth`]).
+    /// The ground truth of what the server shows now (see [`Account::truth`]), with the
+    /// revisions once released (see [`crate::revisions`]).
     pub fn truth(&self, mut f: impl FnMut(TruthLine)) {
         let released = self.released.load(Ordering::SeqCst);
         self.account.truth_with(released, self.fixtures.as_ref(), |line| self.revisions.truth_line(line, released).into_iter().for_each(&mut f))

@@ -103,28 +103,38 @@ impl Reader {
     }
 }
 
-/// Truth's messages by guid, its chats by id, and the guids its `revised` field names.
-fn truth(sim: &Sim) -> (HashMap<String, TruthLine>, BTreeMap<String, (Option<String>, Vec<String>)>, Vec<(String, RevisionKind)>) {
-    let (mut messages, mut chats, mut revised) = (HashMap::new(), BTreeMap::new(), Vec::new());
+/// What truth says now.
+struct Truth {
+    /// By guid.
+    messages: HashMap<String, TruthLine>,
+    /// By chat id: the name and the participants.
+    chats: BTreeMap<String, (Option<String>, Vec<String>)>,
+    /// The messages its `revised` field marks, sorted by guid.
+    revised: Vec<(String, RevisionKind)>,
+}
+
+fn truth(sim: &Sim) -> Truth {
+    let mut t = Truth { messages: HashMap::new(), chats: BTreeMap::new(), revised: Vec::new() };
     sim.truth(|line| match line {
-        TruthLine::Message { ref guid, revised: r, .. } => {
-            if let Some(kind) = r {
-                revised.push((guid.clone(), kind));
+        TruthLine::Message { ref guid, revised, .. } => {
+            if let Some(kind) = revised {
+                t.revised.push((guid.clone(), kind));
             }
-            messages.insert(guid.clone(), line);
+            t.messages.insert(guid.clone(), line);
         }
         TruthLine::Chat { chat, name, participants, .. } => {
-            chats.insert(chat, (name, participants));
+            t.chats.insert(chat, (name, participants));
         }
         TruthLine::Attachment { .. } => {}
     });
-    (messages, chats, revised)
+    t.revised.sort_by(|a, b| a.0.cmp(&b.0));
+    t
 }
 
 /// The model agrees with truth: the same messages (text and content) and, per chat, the newest
 /// record's name and participants.
 fn assert_model_is_truth(sim: &Sim, model: &Model) {
-    let (messages, chats, _) = truth(sim);
+    let Truth { messages, chats, .. } = truth(sim);
     assert_eq!(model.messages.len(), messages.len(), "live messages");
     for m in model.messages.values() {
         let Some(TruthLine::Message { text, content, sender, ts_ms, .. }) = messages.get(&m.guid) else { panic!("{} not in truth", m.guid) };
@@ -164,7 +174,7 @@ async fn revisions_are_served_after_the_later_messages_and_read_as_truth_says() 
         assert_eq!(reader.model.messages.get(&r.record_name), Some(&sim.account.message(r.g).record), "message {} before", r.g);
     }
     assert_model_is_truth(&sim, &reader.model);
-    assert!(truth(&sim).2.is_empty(), "nothing is revised before the release");
+    assert!(truth(&sim).revised.is_empty(), "nothing is revised before the release");
     let (messages, chats) = reader.counts().await;
     assert_eq!(messages, [reader.model.messages.len() as i64, reader.model.tombstones as i64]);
     assert_eq!(chats, reader.model.chats.len() as i64);
@@ -220,17 +230,15 @@ async fn revisions_are_served_after_the_later_messages_and_read_as_truth_says() 
 
     // Truth after the release is what the client now holds.
     assert_model_is_truth(&sim, &reader.model);
-    let (truth_messages, truth_chats, revised) = truth(&sim);
+    let after = truth(&sim);
     for guid in revisions.guids(RevisionKind::Deleted) {
-        assert!(!truth_messages.contains_key(guid), "deleted {guid} is in truth");
+        assert!(!after.messages.contains_key(guid), "deleted {guid} is in truth");
     }
     let mut expected: Vec<(String, RevisionKind)> =
         revisions.messages.iter().filter(|r| r.kind != RevisionKind::Deleted).map(|r| (r.guid.clone(), r.kind)).collect();
-    let mut revised = revised;
     expected.sort_by(|a, b| a.0.cmp(&b.0));
-    revised.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(revised, expected, "truth marks the revised messages");
-    assert_eq!(truth_chats[&change.chat_id].1, change.record.participants);
+    assert_eq!(after.revised, expected, "truth marks the revised messages");
+    assert_eq!(after.chats[&change.chat_id].1, change.record.participants);
 
     // Counts: a re-served record is the same record; a tombstone is one live record fewer.
     let (messages, chats) = reader.counts().await;
