@@ -26,7 +26,8 @@
 //! They go round-robin over the chats that have candidates, in a seeded order, so `N` = 2 puts
 //! six picks in six chats when there are six. With fewer candidates there are fewer picks. The
 //! group is any group but the big chat and the first group (which the first later message
-//! renames), so a rename and a participant change are never the same version.
+//! renames), so a rename and a participant change are never the same version; an account without
+//! such a group has no participant change.
 //!
 //! Before the release nothing changes. After it, truth ([`crate::Sim::truth`]) shows the revised
 //! records (their lines carry `revised`), leaves the deleted ones out, and gives the group its
