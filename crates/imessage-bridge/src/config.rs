@@ -129,6 +129,10 @@ pub struct CloudKitConfig {
     pub url: String,
     /// Path of the session file (`session.json`).
     pub session: PathBuf,
+    /// Which of the session's handles is "me" (`tel:+…` or `mailto:…`): from-me messages are
+    /// sent by its ghost when the owner is not double-puppeted. None: the session's first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_handle: Option<String>,
     /// Caps on reply bodies and decompressed record fields (`max_reply_bytes`,
     /// `max_inflated_reply_bytes`, `max_field_bytes`); optional, defaults in `cloudkit::Limits`.
     #[serde(default, skip_serializing_if = "is_default_limits")]

@@ -92,3 +92,26 @@ impl matrix::delivery::DeliveryProgress for RoomBars {
         }
     }
 }
+
+/// Passes delivery progress on and notifies `sent` after each event (see `run`'s clean stop).
+pub struct Notifying<'a> {
+    pub inner: &'a dyn matrix::delivery::DeliveryProgress,
+    pub sent: Option<&'a tokio::sync::Notify>,
+}
+
+impl matrix::delivery::DeliveryProgress for Notifying<'_> {
+    fn room_started(&self, chat_id: &str, name: &str, pending: usize) {
+        self.inner.room_started(chat_id, name, pending);
+    }
+
+    fn sent(&self, chat_id: &str) {
+        self.inner.sent(chat_id);
+        if let Some(n) = self.sent {
+            n.notify_waiters();
+        }
+    }
+
+    fn room_finished(&self, chat_id: &str) {
+        self.inner.room_finished(chat_id);
+    }
+}

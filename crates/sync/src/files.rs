@@ -48,11 +48,13 @@ pub struct FileOptions {
     /// Tries of one download within a pass (each resumes the last).
     pub tries: u32,
     pub backoff: Duration,
+    /// A stop asked for from outside: the batch being downloaded finishes, no new one starts.
+    pub stop: crate::StopSignal,
 }
 
 impl FileOptions {
     pub fn new(dir: PathBuf) -> Self {
-        FileOptions { dir, max_bytes: 100 << 20, concurrency: 4, batch: 32, max_attempts: 5, tries: 4, backoff: Duration::from_millis(200) }
+        FileOptions { dir, max_bytes: 100 << 20, concurrency: 4, batch: 32, max_attempts: 5, tries: 4, backoff: Duration::from_millis(200), stop: crate::StopSignal::default() }
     }
 
     /// Where the file with this SHA-256 lives.
@@ -88,7 +90,7 @@ pub async fn fetch_files(client: &Client, store: &dyn Store, opts: &FileOptions)
     }
     let ring = client.zone_keys(ATTACHMENT_ZONE).await?;
     let mut after = String::new();
-    loop {
+    while !opts.stop.is_stopped() {
         let batch = store.files_to_fetch(&after, opts.max_attempts, opts.batch as i64).await?;
         let Some(last) = batch.last() else { break };
         after = last.record_name.clone();

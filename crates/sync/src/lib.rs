@@ -61,6 +61,36 @@ pub struct SyncOptions {
     pub page_limit: u64,
     /// Records per `record/retrieve` request when re-fetching failed records.
     pub refetch_batch: usize,
+    /// A stop asked for from outside (SIGINT/SIGTERM): each zone finishes the page it is
+    /// committing and stops with `interrupted`, its token at that page.
+    pub stop: StopSignal,
+}
+
+/// A request to stop, shared by every zone of a sync (cloned from one [`StopSignal::new`]).
+/// The default one never fires.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Option<tokio::sync::watch::Receiver<bool>>);
+
+impl StopSignal {
+    /// A signal and the sender that fires it (`send(true)`).
+    pub fn new() -> (tokio::sync::watch::Sender<bool>, StopSignal) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, StopSignal(Some(rx)))
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.0.as_ref().is_some_and(|rx| *rx.borrow())
+    }
+
+    /// Resolves once a stop is asked for; never if the sender is gone without asking.
+    pub async fn stopped(&self) {
+        if let Some(rx) = &self.0 {
+            if rx.clone().wait_for(|stop| *stop).await.is_ok() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await
+    }
 }
 
 impl Default for SyncOptions {
@@ -73,6 +103,7 @@ impl Default for SyncOptions {
             key_retries: 6,
             page_limit: 1_000_000,
             refetch_batch: 100,
+            stop: StopSignal::default(),
         }
     }
 }
@@ -463,7 +494,14 @@ impl ZoneSync<'_> {
         let decoder = tokio::spawn(decode_pages(self.client.clone(), zone, ring, page_rx, commit_tx));
         let _abort = AbortOnDrop([fetcher.abort_handle(), decoder.abort_handle()]);
         let mut reached_done = false;
-        while let Some(next) = commit_rx.recv().await {
+        loop {
+            // A stop is looked at between commits only: the page being committed lands whole.
+            let next = tokio::select! {
+                biased;
+                _ = self.opts.stop.stopped() => return self.interrupted(report).await,
+                next = commit_rx.recv() => next,
+            };
+            let Some(next) = next else { break };
             let (commit, after) = match next {
                 Ok(decoded) => decoded,
                 Err(stop) => return self.stop(report, stop).await,
@@ -499,7 +537,20 @@ impl ZoneSync<'_> {
             return pipeline_failed("page pipeline ended before the zone's last page".into());
         }
         report.recovered = self.refetch_failed(&mut ring).await?;
+        if self.opts.stop.is_stopped() {
+            return self.interrupted(report).await;
+        }
         self.store.set_stop(zone, StopReason::ApiDone, None).await?;
+        Ok(report)
+    }
+
+    /// Stops the zone with `interrupted`: its token stays at the last committed page.
+    async fn interrupted(&self, mut report: ZoneReport) -> Result<ZoneReport, SyncError> {
+        tracing::info!(zone = self.zone, pages = report.pages, "sync interrupted; the next run resumes from the last committed page");
+        let why = "stopped by a signal before the zone's last page";
+        self.store.set_stop(self.zone, StopReason::Interrupted, Some(why)).await?;
+        report.stop_reason = StopReason::Interrupted;
+        report.error = Some(why.to_string());
         Ok(report)
     }
 
@@ -525,6 +576,9 @@ impl ZoneSync<'_> {
             }
             let mut retry = Vec::new();
             for batch in remaining.chunks(self.opts.refetch_batch.max(1)) {
+                if self.opts.stop.is_stopped() {
+                    return Ok(recovered_total);
+                }
                 let (recovered, still) = self.refetch_batch(batch, ring).await;
                 recovered_total += recovered.len() as u64;
                 self.store.resolve_failed(self.zone, &recovered, &still).await?;

@@ -1,0 +1,184 @@
+//! `sync` and `run`: the long-running side of the bridge.
+//!
+//! Why it is shaped like this: `run` is left alone for months under systemd or in a container.
+//! So one failed delivery round must not end it (it is logged, recorded per room for `status`,
+//! and the next round comes after a backoff), and SIGTERM/SIGINT stop it cleanly: the sync
+//! finishes the page it is committing and records `interrupted` (its token at that page), the
+//! delivery gets a moment to finish the event in flight. A second signal exits at once. Whatever
+//! a stop cuts off is what a crash would cut off, and both are resumed from the store's token
+//! and ledger on the next start.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+
+use crate::bridge::Bridge;
+use crate::config::Config;
+
+/// How long a stopping delivery waits for the event in flight before it is dropped (the ledger
+/// recovers a send cut off there on the next start).
+const DELIVERY_GRACE: Duration = Duration::from_secs(5);
+/// The first wait after a failed delivery round; doubles per failed round up to the sync interval.
+const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Watches SIGINT and SIGTERM (Ctrl-C elsewhere). The first asks everything to stop (the
+/// returned signal fires); a second exits the process at once.
+pub fn stop_on_signals() -> sync::StopSignal {
+    let (tx, stop) = sync::StopSignal::new();
+    let mut signals = Signals::install();
+    tokio::spawn(async move {
+        let name = signals.next().await;
+        tracing::info!("{name}: stopping after the page or event in flight (again to exit at once)");
+        let _ = tx.send(true);
+        let name = signals.next().await;
+        tracing::warn!("{name} again: exiting now");
+        std::process::exit(130);
+    });
+    stop
+}
+
+struct Signals {
+    #[cfg(unix)]
+    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+                (Ok(term), Ok(int)) => Signals { unix: Some((term, int)) },
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!("cannot watch SIGTERM/SIGINT ({e}); only Ctrl-C stops cleanly");
+                    Signals { unix: None }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        if let Some((term, int)) = self.unix.as_mut() {
+            return tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+        }
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+pub async fn run(config: &Config, store: Arc<dyn store::Store>, once: bool, stop: sync::StopSignal) -> anyhow::Result<()> {
+    let b = Bridge::start(config, store.clone()).await?;
+    let interval = Duration::from_secs(config.matrix.as_ref().map_or(60, |m| m.sync_interval_secs).max(1));
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        // A sync that stops early still delivers what it stored; the next round resumes it.
+        if let Err(e) = sync(config, store.clone(), true, &stop).await {
+            tracing::warn!("{e:#}");
+        }
+        if stop.is_stopped() {
+            return Ok(());
+        }
+        let delivered = deliver_round(&b, store.as_ref(), &stop).await;
+        if stop.is_stopped() {
+            return Ok(());
+        }
+        let wait = match delivered {
+            Ok(()) => {
+                backoff = FIRST_BACKOFF;
+                interval
+            }
+            Err(e) if once => return Err(e),
+            Err(e) => {
+                let wait = backoff.min(interval);
+                tracing::warn!("delivery round failed, next round in {}s: {e:#}", wait.as_secs());
+                backoff = (backoff * 2).min(interval);
+                wait
+            }
+        };
+        if once {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.stopped() => return Ok(()),
+        }
+    }
+}
+
+/// One delivery round, stopped (after a grace for the event in flight) by `stop`. Afterwards
+/// every chat still waiting for messages gets the round's error, every other one loses its old
+/// one, so `status` shows what is stuck and why.
+async fn deliver_round(b: &Bridge, store: &dyn store::Store, stop: &sync::StopSignal) -> anyhow::Result<()> {
+    let sent = tokio::sync::Notify::new();
+    let round = b.deliver(Some(&sent));
+    tokio::pin!(round);
+    let result = tokio::select! {
+        r = &mut round => r,
+        _ = stop.stopped() => {
+            tokio::select! {
+                r = &mut round => r,
+                _ = sent.notified() => Ok(()),
+                _ = tokio::time::sleep(DELIVERY_GRACE) => Ok(()),
+            }
+        }
+    };
+    if stop.is_stopped() {
+        return result;
+    }
+    let error = result.as_ref().err().map(|e| format!("{e:#}"));
+    for room in store.room_deliveries().await? {
+        let waiting = room.pending + room.in_flight > 0;
+        match (&error, waiting) {
+            (Some(e), true) => store.set_delivery_error(&room.chat_id, Some(e)).await?,
+            (_, false) | (None, _) if room.last_error.is_some() => store.set_delivery_error(&room.chat_id, None).await?,
+            _ => {}
+        }
+    }
+    result
+}
+
+pub async fn sync(config: &Config, store: Arc<dyn store::Store>, files: bool, stop: &sync::StopSignal) -> anyhow::Result<()> {
+    let session = cloudkit::session_source(&config.cloudkit.session).session().await?;
+    let client = cloudkit::Client::with_limits(&config.cloudkit.url, session, config.cloudkit.limits)?;
+    let progress: Arc<dyn sync::Progress> = if std::io::stderr().is_terminal() {
+        Arc::new(crate::progress::Bars::new())
+    } else {
+        Arc::new(sync::NoProgress)
+    };
+    let started = std::time::Instant::now();
+    let options = sync::SyncOptions { stop: stop.clone(), ..config.sync.options() };
+    let report = sync::sync_all(&client, store.clone(), &options, progress).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let changes: u64 = report.zones.iter().map(|z| z.changes).sum();
+    for z in &report.zones {
+        tracing::info!(zone = %z.zone, pages = z.pages, changes = z.changes, recovered = z.recovered,
+            stop_reason = z.stop_reason.as_str(), error = z.error.as_deref().unwrap_or(""), "zone finished");
+    }
+    tracing::info!(changes, secs = format!("{secs:.1}"), rate = format!("{:.0}/s", changes as f64 / secs.max(1e-9)),
+        full_resync = report.full_resync, "sync finished");
+    // Files after records: a download problem never holds back the history.
+    if files && !stop.is_stopped() {
+        let started = std::time::Instant::now();
+        let options = sync::FileOptions { stop: stop.clone(), ..config.attachments.options() };
+        match sync::fetch_files(&client, store.as_ref(), &options).await {
+            Ok(f) => tracing::info!(stored = f.stored, bytes = f.bytes, mb = format!("{:.1}", f.bytes as f64 / 1e6), failed = f.failed,
+                too_large = f.too_large, refused = f.refused, secs = format!("{:.2}", started.elapsed().as_secs_f64()), "attachment files fetched"),
+            Err(e) => tracing::warn!("attachment files not fetched this time: {e}"),
+        }
+    }
+    if !report.all_done() {
+        let stopped: Vec<String> =
+            report.zones.iter().filter(|z| z.stop_reason != store::StopReason::ApiDone).map(|z| format!("{}: {}", z.zone, z.stop_reason.as_str())).collect();
+        anyhow::bail!("sync stopped early ({}); run `sync` again to resume", stopped.join(", "));
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! `status`: what is synced (per zone, from the sync engine's status) and what is delivered
+//! (per room, from the store's ledger), as a table or as JSON on stdout.
+//!
+//! Why a module of its own: `status` is the command an operator runs beside `run`, so it opens
+//! nothing but the store (no appservice port, no homeserver) and its output is data: the table
+//! or JSON on stdout, nothing else there.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+/// One room's delivery line: the store's counts plus the chat's name.
+#[derive(Serialize)]
+struct Room<'a> {
+    #[serde(flatten)]
+    delivery: &'a store::RoomDelivery,
+    name: Option<&'a str>,
+}
+
+pub async fn status(store: &dyn store::Store, json: bool) -> anyhow::Result<()> {
+    let status = sync::status(store).await?;
+    let deliveries = store.room_deliveries().await?;
+    let chats = store.chats().await?;
+    let name_of = |chat_id: &str| chats.iter().find(|c| c.chat_id == chat_id).and_then(|c| c.display_name.as_deref());
+    let rooms: Vec<Room> = deliveries.iter().map(|d| Room { delivery: d, name: name_of(&d.chat_id) }).collect();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let mut value = serde_json::to_value(&status)?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("rooms".into(), serde_json::to_value(&rooms)?);
+        }
+        serde_json::to_writer_pretty(&mut out, &value)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    zones_table(&mut out, &status)?;
+    rooms_table(&mut out, &rooms)?;
+    Ok(())
+}
+
+fn zones_table(out: &mut impl Write, status: &sync::Status) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "{:<22} {:>8} {:>8} {:>8} {:>13} {:>8} {:>6}  {}",
+        "zone", "server", "stored", "skipped", "undecryptable", "complete", "pages", "stop_reason"
+    )?;
+    for z in &status.zones {
+        let server = z.server_count.map_or("-".to_string(), |c| c.to_string());
+        writeln!(
+            out,
+            "{:<22} {:>8} {:>8} {:>8} {:>13} {:>8} {:>6}  {}",
+            z.zone,
+            server,
+            z.stored,
+            z.skipped,
+            z.undecryptable,
+            if z.complete { "yes" } else { "no" },
+            z.pages,
+            z.stop_reason.as_deref().unwrap_or("-")
+        )?;
+        if let Some(e) = &z.last_error {
+            writeln!(out, "  last error: {e}")?;
+        }
+        for f in z.undecryptable_records.iter().take(20) {
+            writeln!(out, "  undecryptable {}: {}", f.record_name, f.reason)?;
+        }
+        if z.undecryptable_records.len() > 20 {
+            writeln!(out, "  … and {} more (see --json)", z.undecryptable_records.len() - 20)?;
+        }
+    }
+    if !status.undecodable_blobs.is_empty() {
+        writeln!(out, "{} message(s) kept with their text although a content blob did not decode:", status.undecodable_blobs.len())?;
+        for b in status.undecodable_blobs.iter().take(20) {
+            writeln!(out, "  {} {} in {}: {}", b.guid, b.field, b.chat_id, b.reason)?;
+        }
+    }
+    let f = &status.files;
+    writeln!(
+        out,
+        "attachment files: {} of {} stored ({:.1} MB), {} pending, {} failed, {} over the size cap, {} refused",
+        f.stored,
+        f.with_asset,
+        f.stored_bytes as f64 / 1e6,
+        f.pending(),
+        f.failed,
+        f.too_large,
+        f.refused
+    )?;
+    writeln!(out, "server: the first element of the zone's MessagesSummary list (complete = stored equals it); skipped: records of types the bridge does not read")?;
+    writeln!(out, "sync version: {}", status.sync_version.map_or("none".into(), |v| v.to_string()))?;
+    Ok(())
+}
+
+fn rooms_table(out: &mut impl Write, rooms: &[Room]) -> anyhow::Result<()> {
+    writeln!(out)?;
+    writeln!(out, "{:<34} {:<24} {:>8} {:>9} {:>8} {:>9}  {}", "chat", "room", "stored", "delivered", "pending", "in_flight", "name")?;
+    for r in rooms {
+        let d = r.delivery;
+        writeln!(
+            out,
+            "{:<34} {:<24} {:>8} {:>9} {:>8} {:>9}  {}",
+            crate::bridge::truncate(&d.chat_id, 34),
+            crate::bridge::truncate(d.room_id.as_deref().unwrap_or("-"), 24),
+            d.stored,
+            d.delivered,
+            d.pending,
+            d.in_flight,
+            r.name.unwrap_or("-")
+        )?;
+        if let Some(e) = &d.last_error {
+            writeln!(out, "  last delivery error: {e}")?;
+        }
+    }
+    let sum = |f: fn(&store::RoomDelivery) -> i64| rooms.iter().map(|r| f(r.delivery)).sum::<i64>();
+    writeln!(
+        out,
+        "{} rooms: {} of {} messages delivered, {} pending, {} in flight, {} with an error",
+        rooms.len(),
+        sum(|d| d.delivered),
+        sum(|d| d.stored),
+        sum(|d| d.pending),
+        sum(|d| d.in_flight),
+        rooms.iter().filter(|r| r.delivery.last_error.is_some()).count()
+    )?;
+    Ok(())
+}
