@@ -348,7 +348,9 @@ async fn rooms_show_media_reactions_edits_replies_and_nothing_unread() {
     use sha2::{Digest, Sha256};
     let mut account = spec(21, 10, 3000, 0);
     account.later = 40;
-    let sim = start_sim(account, Faults::default()).await;
+    // After the release, besides the later messages: two delivered messages deleted, two
+    // unsent, two edited again, and a group that loses one participant and gains another.
+    let sim = start_sim(account, Faults { revise: 2, ..Faults::default() }).await;
     let env = Env::start(sim).await;
     // The owner's phone: a push gateway on loopback, registered before anything is delivered.
     let phone = common::pusher::PushGateway::start().await;
@@ -529,6 +531,49 @@ async fn rooms_show_media_reactions_edits_replies_and_nothing_unread() {
     assert!(!pushed.is_empty(), "live messages from others must reach the owner's pusher");
     let history_pushed: Vec<&String> = pushed.iter().filter(|id| history_events.contains(*id)).collect();
     assert!(history_pushed.is_empty(), "{} of {} pushes were history events", history_pushed.len(), pushed.len());
+
+    // Changes after delivery, as on the iPhone: deleted and unsent messages are gone from the
+    // room (their events redacted), a message edited again shows its new text, and a group's
+    // members follow its participants.
+    use cloudkit_sim::revisions::RevisionKind;
+    let revisions = env.sim.sim.revisions();
+    let mut kinds = std::collections::BTreeSet::new();
+    for r in &revisions.messages {
+        let room = store.portal(&r.chat_id).await.unwrap().unwrap().room_id;
+        let (events, _) = matrix::verify::paginate(&hs, &room, OWNER).await.unwrap();
+        let carrying: Vec<&matrix::verify::SeenEvent> = events.iter().filter(|e| e.guid.as_deref() == Some(r.guid.as_str())).collect();
+        match r.kind {
+            RevisionKind::Deleted | RevisionKind::Unsent => assert!(carrying.is_empty(), "{:?} {} is still shown", r.kind, r.guid),
+            RevisionKind::Edited => {
+                assert_eq!(carrying.len(), 1, "{}", r.guid);
+                let original = carrying[0].event_id.as_deref();
+                let last_edit = events
+                    .iter()
+                    .filter(|e| e.rel_type.as_deref() == Some("m.replace") && e.raw["content"]["m.relates_to"]["event_id"].as_str() == original)
+                    .last()
+                    .unwrap_or_else(|| panic!("no edit of {}", r.guid));
+                let final_text = &r.record.content.edits.last().unwrap().versions.last().unwrap().text;
+                assert_eq!(last_edit.raw["content"]["m.new_content"]["body"].as_str(), Some(final_text.as_str()), "{}", r.guid);
+            }
+        }
+        kinds.insert(format!("{:?}", r.kind));
+    }
+    assert_eq!(kinds.len(), 3, "every kind of revision was served: {kinds:?}");
+    let change = revisions.participants.as_ref().expect("a participant change was served");
+    let mut participants = BTreeMap::new();
+    env.sim.sim.truth(|line| {
+        if let TruthLine::Chat { chat, participants: p, .. } = line {
+            participants.insert(chat, p);
+        }
+    });
+    assert!(participants[&change.chat_id].contains(&change.added) && !participants[&change.chat_id].contains(&change.removed));
+    for (chat, p) in &participants {
+        let room = store.portal(chat).await.unwrap().unwrap().room_id;
+        let mut want: std::collections::BTreeSet<String> = p.iter().map(|h| ghost_user_id(h, DOMAIN)).collect();
+        want.extend([OWNER.to_string(), bot_user_id(DOMAIN)]);
+        let joined: std::collections::BTreeSet<String> = hs.joined_members(&room, OWNER).await.unwrap().into_iter().collect();
+        assert_eq!(joined, want, "{chat}: the room's members are the chat's participants");
+    }
 }
 
 /// Portals work on room versions 10, 11 and 12: created with the version pinned in the config,

@@ -255,6 +255,12 @@ impl HomeserverClient {
         Ok(r.event_id)
     }
 
+    /// One event of `room` as `user` sees it (`GET /rooms/{room}/event/{id}`).
+    pub async fn event(&self, room: &str, user: &str, event_id: &str) -> Result<Value> {
+        let path = format!("/_matrix/client/v3/rooms/{}/event/{}", enc(room), enc(event_id));
+        self.request::<Value>(MAX_ATTEMPTS, Method::GET, &path, Some(user), &[], None, "get event").await
+    }
+
     /// Sets `user`'s read receipt and fully-read marker in `room` to `event_id`.
     pub async fn set_read_markers(&self, room: &str, user: &str, event_id: &str) -> Result<()> {
         let path = format!("/_matrix/client/v3/rooms/{}/read_markers", enc(room));

@@ -189,45 +189,21 @@ impl Deliverer {
         // The portal's history is still going in while the owner's history mute is there (a
         // run that stopped half-way left it): it stays until the last history event is sent.
         let history = self.config.double_puppet && self.hs.has_override_rule(&self.config.owner, &history_rule_id(&room)).await?;
-        if pending.is_empty() {
-            if history {
-                self.hs.delete_override_rule(&self.config.owner, &history_rule_id(&room)).await?;
-            }
-            return Ok(());
-        }
-        progress.room_started(&chat.chat_id, chat.display_name.as_deref().unwrap_or(&chat.chat_id), pending.len());
         // Who is in the room already: known when we just created it, else asked once, so no
         // sender costs an invite and a join per run.
         let mut members = match created_with {
             Some(m) => m,
             None => self.hs.joined_members(&room, &self.bot()).await?,
         };
-        // The chat's tapback state as the room has it: every message before the first pending.
-        let mut reactions = crate::render::Reactions::default();
-        let first_pending = pending.first().map(|m| (m.ts_ms, m.guid.clone()));
-        for m in self.store.messages_in_chat(&chat.chat_id).await? {
-            if Some((m.ts_ms, m.guid.clone())) >= first_pending {
-                break;
-            }
-            if !m.is_system() {
-                let plan = crate::render::plan(&m, &|h| crate::ghost::ghost_user_id(h, &self.config.domain));
-                reactions.apply(&m, &plan);
-            }
-        }
-        let mut ghosts: HashSet<String> = HashSet::new();
         let mut room_report = DeliveryReport::default();
-        for m in &pending {
-            let sender = self.sender_of(m);
-            if sender != self.config.owner && !ghosts.contains(&sender) {
-                let handle = if m.from_me() { self.config.own_handles.first().cloned().unwrap_or_default() } else { m.sender.clone() };
-                self.ensure_ghost(&handle).await?;
-                ghosts.insert(sender.clone());
-            }
-            self.ensure_member(&room, &sender, &mut members).await?;
-            self.send_message(&room, &sender, m, &mut reactions, &mut room_report).await?;
-            room_report.sent += 1;
-            progress.sent(&chat.chat_id);
+        if !pending.is_empty() {
+            progress.room_started(&chat.chat_id, chat.display_name.as_deref().unwrap_or(&chat.chat_id), pending.len());
+            self.send_pending(&room, &chat.chat_id, &pending, &mut members, &mut room_report, progress).await?;
         }
+        // Then what changed in messages the room has (unsends, later edits, deletions), and who
+        // is in the chat now: both at the live edge.
+        self.apply_revisions(&room, &chat.chat_id, &mut room_report).await?;
+        self.follow_participants(&room, chat, &mut members).await?;
         // History leaves nothing unread: the owner's read markers go on its last event, then
         // the mute is lifted and later messages notify as usual.
         if history {
@@ -237,7 +213,47 @@ impl Deliverer {
             self.hs.delete_override_rule(&self.config.owner, &history_rule_id(&room)).await?;
         }
         report.lock().await.add(&room_report);
-        progress.room_finished(&chat.chat_id);
+        if !pending.is_empty() {
+            progress.room_finished(&chat.chat_id);
+        }
+        Ok(())
+    }
+
+    /// Sends a chat's undelivered messages in order, each by its sender (joined first).
+    async fn send_pending(
+        &self,
+        room: &str,
+        chat_id: &str,
+        pending: &[MessageRecord],
+        members: &mut HashSet<String>,
+        room_report: &mut DeliveryReport,
+        progress: &dyn DeliveryProgress,
+    ) -> Result<()> {
+        // The chat's tapback state as the room has it: every message before the first pending.
+        let mut reactions = crate::render::Reactions::default();
+        let first_pending = pending.first().map(|m| (m.ts_ms, m.guid.clone()));
+        for m in self.store.messages_in_chat(chat_id).await? {
+            if Some((m.ts_ms, m.guid.clone())) >= first_pending {
+                break;
+            }
+            if !m.is_system() {
+                let plan = crate::render::plan(&m, &|h| crate::ghost::ghost_user_id(h, &self.config.domain));
+                reactions.apply(&m, &plan);
+            }
+        }
+        let mut ghosts: HashSet<String> = HashSet::new();
+        for m in pending {
+            let sender = self.sender_of(m);
+            if sender != self.config.owner && !ghosts.contains(&sender) {
+                let handle = if m.from_me() { self.config.own_handles.first().cloned().unwrap_or_default() } else { m.sender.clone() };
+                self.ensure_ghost(&handle).await?;
+                ghosts.insert(sender.clone());
+            }
+            self.ensure_member(room, &sender, members).await?;
+            self.send_message(room, &sender, m, &mut reactions, room_report).await?;
+            room_report.sent += 1;
+            progress.sent(chat_id);
+        }
         Ok(())
     }
 

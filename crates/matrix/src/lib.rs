@@ -11,6 +11,7 @@ pub mod appservice;
 pub mod client;
 pub mod delivery;
 mod portal;
+mod revise;
 pub mod ghost;
 pub mod media;
 pub mod registration;

@@ -201,6 +201,30 @@ impl Deliverer {
         Ok(())
     }
 
+    /// Makes the room's ghosts the chat's participants now: who joined the chat joins the room,
+    /// who left it leaves (a former participant's ghost also came in to send their history).
+    /// The owner, the bot and the ghost of the account's own handle stay.
+    pub(crate) async fn follow_participants(&self, room: &str, chat: &Chat, members: &mut HashSet<String>) -> Result<()> {
+        let domain = &self.config.domain;
+        let mut wanted: HashSet<String> = chat.participants.iter().map(|h| ghost_user_id(h, domain)).collect();
+        wanted.extend(self.config.own_handles.iter().map(|h| ghost_user_id(h, domain)));
+        for handle in &chat.participants {
+            if !members.contains(&ghost_user_id(handle, domain)) {
+                let ghost = self.ensure_ghost(handle).await?;
+                self.ensure_member(room, &ghost, members).await?;
+            }
+        }
+        let ghost_prefix = format!("@{}", crate::ghost::GHOST_PREFIX);
+        let suffix = format!(":{domain}");
+        let leaving: Vec<String> =
+            members.iter().filter(|u| u.starts_with(&ghost_prefix) && u.ends_with(&suffix) && !wanted.contains(*u)).cloned().collect();
+        for user in leaving {
+            self.hs.leave(room, &user).await?;
+            members.remove(&user);
+            tracing::info!(room, user, "left the portal: no longer in the chat");
+        }
+        Ok(())
+    }
 
     /// Finds rooms the bot created for a chat but never recorded (the bridge stopped between
     /// `createRoom` and saving the portal, or its database was replaced) and records them, so a

@@ -32,11 +32,11 @@ pub fn part_key(guid: &str, part: i64) -> String {
 }
 
 /// One event to send for a message.
-struct Outgoing {
-    key: String,
-    event_type: &'static str,
-    content: Value,
-    ts_ms: i64,
+pub(crate) struct Outgoing {
+    pub key: String,
+    pub event_type: &'static str,
+    pub content: Value,
+    pub ts_ms: i64,
 }
 
 impl Deliverer {
@@ -51,7 +51,7 @@ impl Deliverer {
     }
 
     /// Sends one event under its ledger key (skipped when the ledger has it already).
-    async fn send_keyed(&self, room: &str, chat_id: &str, sender: &str, out: Outgoing) -> Result<String> {
+    pub(crate) async fn send_keyed(&self, room: &str, chat_id: &str, sender: &str, out: Outgoing) -> Result<String> {
         if let Some(id) = self.store.delivered_event(&out.key).await? {
             return Ok(id);
         }

@@ -46,8 +46,12 @@ pub struct ChatVerification {
     pub reactions: u64,
     pub edits: u64,
     pub replies: u64,
-    /// Events that should not be visible (removed tapbacks, unsent messages) but are.
+    /// Events that should not be visible (removed tapbacks, unsent messages and parts, messages
+    /// deleted since) but are.
     pub unexpected: u64,
+    /// Edited parts whose last `m.replace` in the room does not carry the record's final text
+    /// (or that the room edits although the record has no edit).
+    pub edits_wrong: u64,
     /// Media events whose file cannot be downloaded from the media repository, or whose bytes
     /// are not the source's (SHA-256) or, for a converted file, not of the format it claims.
     pub media_bad: u64,
@@ -67,6 +71,7 @@ impl ChatVerification {
             && self.name_ok
             && self.reached_start
             && self.unexpected == 0
+            && self.edits_wrong == 0
             && self.media_bad == 0
     }
 }
@@ -170,6 +175,23 @@ pub fn expected_in_room(messages: &[imessage::records::MessageRecord], domain: &
     (expected, hidden)
 }
 
+/// Per message the room shows: the parts it shows, and the final text of each edited part.
+type ShownParts = (HashMap<String, std::collections::HashSet<i64>>, HashMap<(String, i64), String>);
+
+fn shown_parts(messages: &[imessage::records::MessageRecord], domain: &str) -> ShownParts {
+    let mut parts = HashMap::new();
+    let mut final_texts = HashMap::new();
+    for m in messages {
+        if let crate::render::Plan::Message { parts: p, edits, .. } = crate::render::plan(m, &|h| crate::ghost::ghost_user_id(h, domain)) {
+            parts.insert(m.guid.clone(), p.iter().map(|p| p.part).collect());
+            for e in edits {
+                final_texts.insert((m.guid.clone(), e.part), e.body);
+            }
+        }
+    }
+    (parts, final_texts)
+}
+
 /// Whether a media event's file downloads and is the source's: the same SHA-256 as the stored
 /// file when it went in as it is, the right magic bytes when it was converted (HEIC → JPEG or
 /// PNG, CAF → Ogg).
@@ -240,6 +262,7 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             edits: 0,
             replies: 0,
             unexpected: 0,
+            edits_wrong: 0,
             media_bad: 0,
             unread_notifications: None,
         };
@@ -251,6 +274,10 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
         v.unread_notifications = unread.as_ref().map(|u| u.get(&portal.room_id).copied().unwrap_or(0));
         let (events, reached_start) = paginate(hs, &portal.room_id, &reader).await?;
         v.reached_start = reached_start;
+        let (parts, final_texts) = shown_parts(&messages, &deliverer.config.domain);
+        // Each part event by id, and the text of the last edit of each part, in timeline order.
+        let mut part_of: HashMap<&str, (String, i64)> = HashMap::new();
+        let mut edited: HashMap<(String, i64), String> = HashMap::new();
         let mut seen: HashMap<(String, i64), u64> = HashMap::new();
         let mut last_ts = i64::MIN;
         let senders: BTreeMap<&str, String> = messages.iter().map(|m| (m.guid.as_str(), deliverer.sender_of(m))).collect();
@@ -260,7 +287,13 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             }
             let content = &e.raw["content"];
             match (content["msgtype"].as_str(), e.rel_type.as_deref()) {
-                (_, Some("m.replace")) => v.edits += 1,
+                (_, Some("m.replace")) => {
+                    v.edits += 1;
+                    let target = content["m.relates_to"]["event_id"].as_str().and_then(|id| part_of.get(id));
+                    if let (Some(target), Some(body)) = (target, content["m.new_content"]["body"].as_str()) {
+                        edited.insert(target.clone(), body.to_string());
+                    }
+                }
                 (Some("m.image" | "m.video" | "m.audio" | "m.file"), _) => v.media += 1,
                 (Some("m.notice"), _) => v.attachment_notices += 1,
                 _ => {}
@@ -273,8 +306,14 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             }
             let Some(guid) = e.guid.as_deref() else { continue };
             let slot = (guid.to_string(), if e.event_type == "m.reaction" { -1 } else { e.part.unwrap_or(0) });
-            if hidden.contains(guid) {
+            // Not to be seen: a hidden message, a message the store no longer has (deleted
+            // since), a part the message does not show (unsent).
+            let part_hidden = e.event_type != "m.reaction" && parts.get(guid).is_some_and(|p| !p.contains(&slot.1));
+            if hidden.contains(guid) || !senders.contains_key(guid) || part_hidden {
                 v.unexpected += 1;
+            }
+            if let (Some(id), true) = (e.event_id.as_deref(), e.event_type != "m.reaction") {
+                part_of.insert(id, slot.clone());
             }
             *seen.entry(slot).or_default() += 1;
             if e.ts < last_ts {
@@ -291,6 +330,8 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
                 v.media_bad += 1;
             }
         }
+        v.edits_wrong = final_texts.iter().filter(|(slot, text)| edited.get(*slot) != Some(*text)).count() as u64
+            + edited.keys().filter(|slot| !final_texts.contains_key(*slot)).count() as u64;
         v.duplicates = seen.values().map(|n| n.saturating_sub(1)).sum();
         let found: std::collections::HashSet<&str> = seen.keys().map(|(g, _)| g.as_str()).collect();
         v.reachable = expected.iter().filter(|g| found.contains(g.as_str())).count() as u64;
