@@ -171,7 +171,9 @@ impl Config {
     /// Parses config text as written (paths not resolved), with the unknown keys.
     pub fn parse(text: &str) -> Result<(Self, Vec<String>), serde_yaml::Error> {
         let mut unknown = Vec::new();
-        let config = serde_ignored::deserialize(serde_yaml::Deserializer::from_str(text), |key| unknown.push(key.to_string()))?;
+        // serde_ignored writes `?` for passing through an Option (`matrix.?.foo`): not a key.
+        let name = |key: serde_ignored::Path| key.to_string().split('.').filter(|k| *k != "?").collect::<Vec<_>>().join(".");
+        let config = serde_ignored::deserialize(serde_yaml::Deserializer::from_str(text), |key| unknown.push(name(key)))?;
         Ok((config, unknown))
     }
 
@@ -222,10 +224,11 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named_with_their_path() {
-        let text = format!("{MINIMAL}sync:\n  backoff_ms: 5\n  bakoff_max: 9\ncolour: blue\n");
+        let text = format!("{MINIMAL}sync:\n  backoff_ms: 5\n  bakoff_max: 9\ncolour: blue\nmatrix:\n  homeserver: h\n  domain: d\n  \
+            owner: o\n  registration: r\n  listen: 127.0.0.1:1\n  sync_interval_sec: 5\n");
         let (config, unknown) = Config::parse(&text).unwrap();
         assert_eq!(config.sync.backoff_ms, 5);
-        assert_eq!(unknown, vec!["sync.bakoff_max".to_string(), "colour".to_string()]);
+        assert_eq!(unknown, vec!["sync.bakoff_max".to_string(), "colour".to_string(), "matrix.sync_interval_sec".to_string()]);
         assert!(Config::parse(MINIMAL).unwrap().1.is_empty());
     }
 

@@ -92,6 +92,37 @@ impl BridgeDir {
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
     }
 
+    /// `init` with flags (as scripts call it) for a homeserver on `hs_port` and the appservice
+    /// on `listen_port`, then fast sync retries for tests.
+    pub async fn init_matrix(&self, sim: &SimHandle, domain: &str, owner: &str, hs_port: u16, listen_port: u16) {
+        let (hs, listen, session) =
+            (format!("http://127.0.0.1:{hs_port}"), format!("127.0.0.1:{listen_port}"), self.dir.path().join("session.json"));
+        let out = self
+            .run(&[
+                "init", "--homeserver", &hs, "--domain", domain, "--owner", owner, "--cloudkit", &sim.url, "--session",
+                session.to_str().unwrap(), "--database", "sqlite:bridge.db", "--listen", &listen, "--force",
+            ])
+            .await;
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let config = std::fs::read_to_string(&self.config).unwrap().replace("backoff_ms: 100", "backoff_ms: 1");
+        std::fs::write(&self.config, config).unwrap();
+    }
+
+    /// One integer from the bridge's SQLite file, read on a read-only connection of its own
+    /// (never migrating or folding, so it can watch a running bridge). None if the query fails
+    /// (e.g. the file or table is not there yet).
+    pub async fn sqlite_int(&self, sql: &str) -> Option<i64> {
+        use sqlx::{ConnectOptions, Connection};
+        let path = self.dir.path().join("bridge.db");
+        if !path.exists() {
+            return None;
+        }
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).read_only(true).connect().await.ok()?;
+        let v = sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut conn).await.ok();
+        let _ = conn.close().await;
+        v
+    }
+
     pub async fn store(&self) -> Box<dyn store::Store> {
         store::open(&self.db_uri).await.unwrap()
     }
