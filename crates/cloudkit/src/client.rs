@@ -12,7 +12,7 @@ use prost::Message;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
 use crate::error::{Error, Result};
-use crate::framing::{decode_delimited_bytes, encode_body, extend_capped, plain_body_capped};
+use crate::framing::{decode_delimited_bytes_at_most, encode_body, extend_capped, plain_body_capped};
 use crate::limits::{Limits, MAX_SMALL_BODY};
 use crate::pcs::{hex, EcKey, KeyRing};
 use crate::proto::{self, client_error, op_type, result_code, server_error, RequestOperation, ResponseOperation};
@@ -314,7 +314,8 @@ impl Client {
             uuids.push(uuid);
         }
         let body = self.exchange(path, &ops).await?;
-        let mut replies: Vec<R> = decode_delimited_bytes(body)?;
+        // One reply per operation; a few more are tolerated, not millions of empty ones.
+        let mut replies: Vec<R> = decode_delimited_bytes_at_most(body, count * 2 + 8)?;
         Ok(uuids
             .iter()
             .map(|uuid| {

@@ -42,9 +42,23 @@ pub fn decode_delimited_bytes<M: Message + Default>(body: Bytes) -> Result<Vec<M
     decode_stream(body)
 }
 
-fn decode_stream<M: Message + Default, B: Buf>(mut body: B) -> Result<Vec<M>> {
+/// [`decode_delimited_bytes`] refusing more than `max` messages: an empty message is one byte
+/// on the wire and hundreds in memory, so a reader that knows how many to expect (a reply holds
+/// one per operation sent) says so.
+pub fn decode_delimited_bytes_at_most<M: Message + Default>(body: Bytes, max: usize) -> Result<Vec<M>> {
+    decode_stream_at_most(body, max)
+}
+
+fn decode_stream<M: Message + Default, B: Buf>(body: B) -> Result<Vec<M>> {
+    decode_stream_at_most(body, usize::MAX)
+}
+
+fn decode_stream_at_most<M: Message + Default, B: Buf>(mut body: B, max: usize) -> Result<Vec<M>> {
     let mut out = Vec::new();
     while body.has_remaining() {
+        if out.len() >= max {
+            return Err(Error::Frame(format!("more than the {max} messages expected")));
+        }
         let len = prost::decode_length_delimiter(&mut body)
             .map_err(|e| Error::Frame(format!("bad length prefix: {e}")))?;
         if len > body.remaining() {
@@ -126,7 +140,7 @@ fn gzip_stream(data: &[u8], level: Compression) -> Vec<u8> {
 /// The most one gzip member may inflate to through [`gunzip`] (the default of
 /// [`crate::Limits::max_inflated_reply_bytes`]; callers with a [`crate::Limits`] use
 /// [`gunzip_capped`] with the field that applies).
-pub const MAX_INFLATED_BYTES: usize = 256 << 20;
+pub const MAX_INFLATED_BYTES: usize = 64 << 20;
 
 /// Gunzips the first gzip member of `data`, refusing output past [`MAX_INFLATED_BYTES`].
 pub fn gunzip(data: &[u8]) -> Result<Vec<u8>> {

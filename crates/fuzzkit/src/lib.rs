@@ -204,7 +204,11 @@ where
     let started = Instant::now();
     // Against the clock every round gets a fresh seed; a plain run is the same every time.
     let clock_seed = budget.time.map(|_| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
-    let mut cases: u64 = 0;
+    let cases = std::sync::atomic::AtomicU64::new(0);
+    let counted = |value: S::Value| {
+        cases.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        test(value)
+    };
     let mut round: u64 = 0;
     let mut failure = None;
     loop {
@@ -212,8 +216,7 @@ where
         let config = Config { cases: n, failure_persistence: None, max_shrink_iters: 4096, ..Config::default() };
         let seed = name_seed(target, clock_seed.unwrap_or(0) ^ round);
         let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
-        let outcome = runner.run(&strategy, &test);
-        cases += u64::from(n);
+        let outcome = runner.run(&strategy, &counted);
         round += 1;
         match outcome {
             Ok(()) => {}
@@ -231,6 +234,8 @@ where
             _ => break,
         }
     }
+    // Shrinking runs the test again on smaller inputs: those runs are counted too.
+    let cases = cases.into_inner();
     let line = format!("fuzz {target}: {cases} cases, {} findings, {:.1}s", usize::from(failure.is_some()), started.elapsed().as_secs_f64());
     eprintln!("{line}");
     if let Ok(path) = std::env::var("FUZZ_REPORT") {
@@ -340,5 +345,18 @@ mod tests {
         assert!(((1 << 20)..(1 << 20) + 4096).contains(&peak), "peak {peak}");
         let (_, nothing) = measure(|| 1 + 1);
         assert_eq!(nothing, 0);
+    }
+}
+#[cfg(test)]
+mod sanity {
+    #[test]
+    #[should_panic(expected = "found a failing input")]
+    fn a_failing_property_is_found_and_shrunk() {
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        super::run("sanity", super::mutated(vec![vec![1, 2, 3]]), |i| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            proptest::prop_assert!(i.len() < 10);
+            Ok(())
+        });
     }
 }

@@ -9,6 +9,8 @@
 use prost::Message;
 
 pub mod mmcs;
+mod raw;
+pub use raw::{RetrieveChangesResponseRaw, MAX_CHANGES_PER_PAGE};
 
 /// `Operation.Type` values for the operations we send.
 pub mod op_type {
@@ -577,17 +579,6 @@ pub struct ResponseOperationRaw {
     pub retrieve_changes_response: Option<RetrieveChangesResponseRaw>,
 }
 
-/// [`RetrieveChangesResponse`] with unparsed changes (see [`ResponseOperationRaw`]).
-#[derive(Clone, PartialEq, Message)]
-pub struct RetrieveChangesResponseRaw {
-    /// Each an encoded [`RecordChange`].
-    #[prost(bytes = "bytes", repeated, tag = "1")]
-    pub change: Vec<bytes::Bytes>,
-    #[prost(bytes = "vec", optional, tag = "2")]
-    pub sync_continuation_token: Option<Vec<u8>>,
-    #[prost(int32, optional, tag = "4")]
-    pub status: Option<i32>,
-}
 
 /// What every reply type shares: the operation it answers and how it ended.
 pub trait Reply {
