@@ -280,8 +280,7 @@ impl RawRoom<'_> {
         let Some((record, Some(file))) = store.attachment_by_transfer_guid(transfer).await? else { return Ok(None) };
         let Some(sha) = file.sha256 else { return Ok(None) };
         let prepared = matrix::media::prepare(&media.dir.join(&sha[..2]).join(&sha), &record, &media.config).await?;
-        let mxc = self.hs.upload(sender, prepared.bytes.clone(), &prepared.mime_type, &prepared.filename).await?;
-        Ok(Some(matrix::media::message_content(&prepared, &mxc)))
+        Ok(Some(matrix::media::upload(self.hs, sender, &prepared).await?))
     }
 
     async fn send_planned(&mut self, store: &dyn store::Store, media: &Media, sender: &str, m: &MessageRecord, reactions: &mut matrix::render::Reactions) -> Result<()> {

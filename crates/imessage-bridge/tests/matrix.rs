@@ -419,6 +419,12 @@ async fn rooms_show_media_reactions_edits_replies_and_nothing_unread() {
                                 let hex: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
                                 assert_eq!(&hex, sha, "media of {transfer} is byte-identical to the source");
                                 assert_eq!(c["info"]["mimetype"].as_str(), Some(mime.as_str()), "{c}");
+                                if t == "m.video" {
+                                    // Shown as its thumbnail until played: a JPEG in the media repository.
+                                    let thumb = hs.download(OWNER, c["info"]["thumbnail_url"].as_str().expect("a video has a thumbnail"), 1 << 20).await.unwrap();
+                                    assert_eq!(&thumb[..3], &[0xff, 0xd8, 0xff], "{c}");
+                                    assert_eq!(c["info"]["thumbnail_info"]["size"].as_u64(), Some(thumb.len() as u64), "{c}");
+                                }
                                 seen_kinds.insert(match t {
                                     "m.image" => "m.image",
                                     "m.video" => "m.video",

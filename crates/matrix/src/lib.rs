@@ -12,6 +12,7 @@ pub mod client;
 pub mod delivery;
 mod portal;
 mod revise;
+pub mod thumbnail;
 pub mod ghost;
 pub mod media;
 pub mod registration;

@@ -32,7 +32,7 @@ use crate::{MatrixError, Result};
 /// How long one external program may run before it is killed.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 /// Output kept from a program's stdout when it is not a media file (ffprobe's JSON).
-const PROBE_CAP: u64 = 1 << 20;
+pub(crate) const PROBE_CAP: u64 = 1 << 20;
 /// Bytes of stderr kept for an error message (the rest is read and dropped, so it never blocks).
 const STDERR_CAP: usize = 4096;
 /// PCM samples decoded for a waveform at most; longer audio is decoded at a lower rate.
@@ -76,6 +76,8 @@ pub struct PreparedMedia {
     /// What was done, for logs/tests: e.g. "heic→jpeg", "caf→ogg", or "as is" (also "heic→png",
     /// for a sticker).
     pub conversion: &'static str,
+    /// A JPEG thumbnail, for videos and for images larger than 800×600.
+    pub thumbnail: Option<crate::thumbnail::Thumbnail>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,9 +94,21 @@ pub async fn prepare(path: &Path, attachment: &AttachmentRecord, config: &MediaC
     prepare_with(path, attachment, config, &Tools::from_env()).await
 }
 
+/// Uploads a prepared attachment (and its thumbnail) to the media repository as `user`; returns
+/// the `m.room.message` content for it.
+pub async fn upload(hs: &crate::HomeserverClient, user: &str, media: &PreparedMedia) -> Result<Value> {
+    let mxc = hs.upload(user, media.bytes.clone(), &media.mime_type, &media.filename).await?;
+    let thumbnail = match &media.thumbnail {
+        Some(t) => Some((hs.upload(user, t.bytes.clone(), "image/jpeg", "thumbnail.jpg").await?, t)),
+        None => None,
+    };
+    Ok(message_content(media, &mxc, thumbnail.as_ref().map(|(mxc, t)| (mxc.as_str(), *t))))
+}
+
 /// The `m.room.message` content for a prepared, uploaded attachment (`url` = the mxc URI):
-/// body = filename, `filename`, `msgtype`, `info`, and the voice fields when `voice` is Some.
-pub fn message_content(media: &PreparedMedia, mxc: &str) -> Value {
+/// body = filename, `filename`, `msgtype`, `info` (with `thumbnail_url`/`thumbnail_info` when
+/// its thumbnail was uploaded), and the voice fields when `voice` is Some.
+pub fn message_content(media: &PreparedMedia, mxc: &str, thumbnail: Option<(&str, &crate::thumbnail::Thumbnail)>) -> Value {
     let mut content = json!({
         "msgtype": media.msgtype,
         "body": media.filename,
@@ -102,6 +116,10 @@ pub fn message_content(media: &PreparedMedia, mxc: &str) -> Value {
         "url": mxc,
         "info": media.info,
     });
+    if let Some((url, t)) = thumbnail {
+        content["info"]["thumbnail_url"] = json!(url);
+        content["info"]["thumbnail_info"] = json!({ "w": t.w, "h": t.h, "mimetype": "image/jpeg", "size": t.bytes.len() });
+    }
     if let (Some(voice), Some(map)) = (&media.voice, content.as_object_mut()) {
         map.insert("org.matrix.msc3245.voice".into(), json!({}));
         let audio = json!({ "duration": voice.duration_ms, "waveform": voice.waveform });
@@ -201,6 +219,24 @@ pub(crate) async fn prepare_with(
         info.insert("w".into(), w.into());
         info.insert("h".into(), h.into());
     }
+    // A thumbnail of what goes to Matrix (a converted HEIC: of its JPEG); not of a HEIC kept as
+    // it is, which ffmpeg cannot read.
+    let mut thumbnail = None;
+    if crate::thumbnail::wanted(kind == Kind::Video, dims) && !(kind == Kind::Heif && conversion == "as is") {
+        let dir = tmp_dir()?;
+        let source = match conversion {
+            "as is" => input.clone(),
+            _ => {
+                let full = dir.path().join(format!("full.{}", extension(&name)));
+                tokio::fs::write(&full, &bytes).await.map_err(|e| fail(format!("cannot write a temporary file: {e}")))?;
+                full
+            }
+        };
+        match crate::thumbnail::make(&source, dir.path(), tools).await {
+            Ok(t) => thumbnail = t,
+            Err(e) => tracing::warn!(file = %path.display(), "no thumbnail: {e}"),
+        }
+    }
     info.insert("mimetype".into(), mime.clone().into());
     info.insert("size".into(), bytes.len().into());
     let msgtype = match kind {
@@ -210,7 +246,7 @@ pub(crate) async fn prepare_with(
         Kind::File => "m.file",
     };
     tracing::debug!(file = %path.display(), %name, %mime, msgtype, conversion, "attachment prepared");
-    Ok(PreparedMedia { bytes, mime_type: mime, filename: name, msgtype, info: Value::Object(info), voice, conversion })
+    Ok(PreparedMedia { bytes, mime_type: mime, filename: name, msgtype, info: Value::Object(info), voice, conversion, thumbnail })
 }
 
 /// The name shown: the transfer name, else the last component of `cm.fn`.
@@ -362,7 +398,7 @@ async fn waveform(input: &Path, duration_ms: Option<u64>, tools: &Tools) -> Resu
 }
 
 /// `ffmpeg -nostdin -v error -y -i <input> <opts…> <out>`.
-fn ffmpeg_args<'a>(input: &'a Path, opts: &[&'a str], out: &'a Path) -> Vec<&'a OsStr> {
+pub(crate) fn ffmpeg_args<'a>(input: &'a Path, opts: &[&'a str], out: &'a Path) -> Vec<&'a OsStr> {
     let head = ["-nostdin", "-v", "error", "-y", "-i"].map(OsStr::new).into_iter().chain([input.as_os_str()]);
     head.chain(opts.iter().map(|o| OsStr::new(*o))).chain([out.as_os_str()]).collect()
 }
@@ -407,17 +443,17 @@ async fn ffprobe(input: &Path, tools: &Tools) -> Result<Option<Probe>, String> {
     }))
 }
 
-struct Ran {
-    status: ExitStatus,
-    stdout: Vec<u8>,
+pub(crate) struct Ran {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
     /// stdout reached its cap, and the program was killed.
-    truncated: bool,
-    stderr: String,
+    pub truncated: bool,
+    pub stderr: String,
 }
 
 /// Runs `program` with stdin closed, at most [`TOOL_TIMEOUT`], keeping at most `cap` bytes of
 /// stdout. None when the program is not installed.
-async fn run(program: &OsStr, args: &[&OsStr], cap: u64) -> Result<Option<Ran>, String> {
+pub(crate) async fn run(program: &OsStr, args: &[&OsStr], cap: u64) -> Result<Option<Ran>, String> {
     let name = Path::new(program).file_name().unwrap_or(program).to_string_lossy().into_owned();
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
@@ -468,7 +504,7 @@ async fn read_pipe(pipe: Option<impl AsyncRead + Unpin>, keep: usize, stop: bool
 }
 
 /// Reads a whole file that must not be larger than `max`.
-async fn read_capped_file(path: &Path, max: u64, what: &str) -> Result<bytes::Bytes, String> {
+pub(crate) async fn read_capped_file(path: &Path, max: u64, what: &str) -> Result<bytes::Bytes, String> {
     let (file, mut buf) = (tokio::fs::File::open(path).await.map_err(|e| format!("cannot read {what}: {e}"))?, vec![]);
     file.take(max + 1).read_to_end(&mut buf).await.map_err(|e| format!("cannot read {what}: {e}"))?;
     if buf.len() as u64 > max {
@@ -478,7 +514,7 @@ async fn read_capped_file(path: &Path, max: u64, what: &str) -> Result<bytes::By
 }
 
 /// Logs what a missing program (or ability) means, once per process and key.
-fn warn_once(key: &'static str, consequence: &str) {
+pub(crate) fn warn_once(key: &'static str, consequence: &str) {
     static WARNED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
     let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
     if !warned.contains(&key) {

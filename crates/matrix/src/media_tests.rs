@@ -290,8 +290,9 @@ fn message_content_carries_url_info_and_voice_fields() {
         info: json!({ "mimetype": "audio/ogg", "size": 4, "duration": 1020 }),
         voice: Some(Voice { duration_ms: 1020, waveform: vec![0, 512, 1024] }),
         conversion: "caf→ogg",
+        thumbnail: None,
     };
-    let c = message_content(&media, "mxc://example.org/abc");
+    let c = message_content(&media, "mxc://example.org/abc", None);
     assert_eq!(
         c,
         json!({
@@ -305,9 +306,45 @@ fn message_content_carries_url_info_and_voice_fields() {
         })
     );
     media.voice = None;
-    let c = message_content(&media, "mxc://example.org/abc");
+    let thumbnail = crate::thumbnail::Thumbnail { bytes: bytes::Bytes::from_static(b"\xff\xd8\xff"), w: 80, h: 60 };
+    let c = message_content(&media, "mxc://example.org/abc", Some(("mxc://example.org/thumb", &thumbnail)));
     assert!(c.get("org.matrix.msc3245.voice").is_none() && c.get("org.matrix.msc1767.audio").is_none());
     assert_eq!(c["url"], "mxc://example.org/abc");
+    assert_eq!(c["info"]["thumbnail_url"], "mxc://example.org/thumb");
+    assert_eq!(c["info"]["thumbnail_info"], json!({ "w": 80, "h": 60, "mimetype": "image/jpeg", "size": 3 }));
+}
+
+#[tokio::test]
+async fn a_video_gets_a_jpeg_thumbnail_of_its_first_frame() {
+    require_tools();
+    let rec = record(Some("video/quicktime"), Some("com.apple.quicktime-movie"), "IMG_0046.mov", MOV.len());
+    let m = prep(MOV, &rec, &MediaConfig::default()).await;
+    let t = m.thumbnail.expect("a video has a thumbnail");
+    assert_eq!(&t.bytes[..3], &[0xff, 0xd8, 0xff], "a JPEG");
+    assert_eq!((t.w, t.h), (64, 48), "never enlarged");
+}
+
+#[tokio::test]
+async fn a_large_photo_gets_a_thumbnail_within_800_by_600_and_a_small_one_none() {
+    require_tools();
+    let dir = tempfile::TempDir::new().unwrap();
+    let big = dir.path().join("big.jpg");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=2000x1000", "-frames:v", "1"])
+        .arg(&big)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let bytes = std::fs::read(&big).unwrap();
+    let rec = record(Some("image/jpeg"), Some("public.jpeg"), "IMG_0001.JPG", bytes.len());
+    let m = prep(&bytes, &rec, &MediaConfig::default()).await;
+    assert_eq!((m.info["w"].as_u64(), m.info["h"].as_u64()), (Some(2000), Some(1000)));
+    let t = m.thumbnail.expect("a photo larger than 800×600 has a thumbnail");
+    assert_eq!((t.w, t.h), (800, 400), "scaled to fit, aspect kept");
+    assert_eq!(imagesize::blob_size(&t.bytes).map(|s| (s.width, s.height)).ok(), Some((800, 400)));
+
+    let rec = record(Some("image/jpeg"), Some("public.jpeg"), "IMG_0002.JPG", JPEG.len());
+    assert!(prep(JPEG, &rec, &MediaConfig::default()).await.thumbnail.is_none(), "64×48 needs none");
 }
 
 #[test]

@@ -101,7 +101,7 @@ impl Deliverer {
                     ReactionKey::Sticker { transfer_guid } => {
                         let found = self.store.attachment_by_transfer_guid(&transfer_guid).await?;
                         match self.upload_attachment(sender, found.as_ref()).await {
-                            Ok(Some((mxc, _))) => mxc,
+                            Ok(Some(content)) => content["url"].as_str().unwrap_or("🖼️").to_string(),
                             _ => "🖼️".to_string(),
                         }
                     }
@@ -193,18 +193,17 @@ impl Deliverer {
     }
 
     /// An attachment's stored file (as `Store::attachment_by_transfer_guid` found it), prepared
-    /// and uploaded: `(mxc, prepared)`, None when there is no stored file.
+    /// and uploaded: the media event's content, None when there is no stored file.
     async fn upload_attachment(
         &self,
         sender: &str,
         found: Option<&(AttachmentRecord, Option<store::AttachmentFile>)>,
-    ) -> Result<Option<(String, media::PreparedMedia)>> {
+    ) -> Result<Option<Value>> {
         let Some((record, Some(file))) = found else { return Ok(None) };
         let Some(sha) = file.sha256.as_deref().filter(|_| file.state == FileState::Stored) else { return Ok(None) };
         let path: PathBuf = self.config.attachments_dir.join(sha.get(..2).unwrap_or("00")).join(sha);
         let prepared = media::prepare(&path, record, &self.config.media).await?;
-        let mxc = self.hs.upload(sender, prepared.bytes.clone(), &prepared.mime_type, &prepared.filename).await?;
-        Ok(Some((mxc, prepared)))
+        Ok(Some(media::upload(&self.hs, sender, &prepared).await?))
     }
 
     /// The content of an attachment part: the media event, or a notice saying why the file is
@@ -227,9 +226,9 @@ impl Deliverer {
         };
         if why.is_empty() {
             match self.upload_attachment(sender, found.as_ref()).await {
-                Ok(Some((mxc, prepared))) => {
+                Ok(Some(content)) => {
                     report.attachments += 1;
-                    return Ok(media::message_content(&prepared, &mxc));
+                    return Ok(content);
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(transfer_guid, "attachment not uploaded: {e}"),
