@@ -1,7 +1,8 @@
 //! `init`: writes `config.yaml` and `registration.yaml`.
 //!
 //! Why it asks: a person sets a bridge up from a shell, often over SSH, and should not need to
-//! know eight flags first. On a terminal `init` asks for every value no flag gave, offers a
+//! know eight flags first. On a terminal, unless every required flag (`--homeserver`,
+//! `--domain`, `--owner`, `--cloudkit`, `--session`) is given, `init` asks for every value no flag gave, offers a
 //! default for each (the existing config's value, else a sensible one), checks each answer
 //! before going on (the homeserver answers `/versions`, the owner's server name is the
 //! homeserver's), and picks the account's own handle from a numbered list. Every question has a
@@ -160,7 +161,10 @@ pub async fn init(cli_config: &Path, args: InitArgs) -> anyhow::Result<()> {
     let existing = read_existing(&config_path, &dir.join(&reg_name), args.force)?;
     let old = existing.config.as_ref();
     let old_m = old.and_then(|c| c.matrix.as_ref());
-    let interactive = !args.no_prompt && std::io::stdin().is_terminal();
+    // Asked only on a terminal, and only when a required value has no flag: a script that passes
+    // them all (the demo) is never stopped by a question, even when run from a terminal.
+    let all_flags = args.homeserver.is_some() && args.domain.is_some() && args.owner.is_some() && args.cloudkit.is_some() && args.session.is_some();
+    let interactive = !args.no_prompt && !all_flags && std::io::stdin().is_terminal();
     let mut p = Prompter { interactive, input: std::io::stdin().lock() };
     if interactive {
         eprintln!("Setting up imessage-bridge in {} (press Enter to take the value in brackets).", dir.display());

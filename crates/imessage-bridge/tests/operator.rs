@@ -246,6 +246,21 @@ async fn interactive_init_on_a_terminal_then_an_upgrade_in_place() {
     assert!(out.status.success(), "init off a terminal: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read_to_string(&bridge.config).unwrap(), before);
     assert_eq!(yaml(&reg_path)["as_token"].as_str(), Some(as_token.as_str()));
+
+    // A script that passes every required flag is not stopped by a question, even on a terminal.
+    let scripted = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_imessage-bridge"));
+    cmd.args(["init", "--homeserver", &hs_url, "--domain", DOMAIN, "--owner", OWNER, "--cloudkit", &sim.url, "--session"])
+        .arg(&session)
+        .arg("--out")
+        .arg(scripted.path())
+        .env("RUST_LOG", "warn");
+    let (mut t, mut child) = Pty::spawn(cmd);
+    t.expect("wrote");
+    assert!(wait_exit(&mut child, "init with flags").success(), "{}", t.seen);
+    assert!(!t.seen.contains("]: "), "nothing is asked when the flags say it all:\n{}", t.seen);
+    let config = yaml(&scripted.path().join("config.yaml"));
+    assert_eq!((config["matrix"]["owner"].as_str(), config["cloudkit"]["preferred_handle"].as_str()), (Some(OWNER), None));
 }
 
 /// A bridge directory with config and registration for a real Synapse (started), the owner
