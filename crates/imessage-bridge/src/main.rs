@@ -62,7 +62,7 @@ enum Command {
     },
     /// Write config.yaml and registration.yaml, asking for what no flag gives when run on a
     /// terminal; on an existing config, upgrade it in place (tokens and choices kept).
-    Init(init::InitArgs),
+    Init(Box<init::InitArgs>),
     /// Check each piece of the setup in order, one line each (✓/✗ with a hint); exit 1 on any ✗.
     /// Safe beside `run`.
     Doctor,
@@ -119,7 +119,7 @@ async fn run_cli() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match cli.command {
-        Command::Init(args) => return init::init(&cli.config, args).await,
+        Command::Init(args) => return init::init(&cli.config, *args).await,
         Command::ListHandles { session } => return list_handles(&cli.config, session.as_deref()).await,
         Command::Doctor => {
             if !doctor::doctor(&cli.config).await {

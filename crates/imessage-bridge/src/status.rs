@@ -41,8 +41,8 @@ pub async fn status(store: &dyn store::Store, json: bool) -> anyhow::Result<()> 
 fn zones_table(out: &mut impl Write, status: &sync::Status) -> anyhow::Result<()> {
     writeln!(
         out,
-        "{:<22} {:>8} {:>8} {:>8} {:>13} {:>8} {:>6}  {}",
-        "zone", "server", "stored", "skipped", "undecryptable", "complete", "pages", "stop_reason"
+        "{:<22} {:>8} {:>8} {:>8} {:>13} {:>8} {:>6}  stop_reason",
+        "zone", "server", "stored", "skipped", "undecryptable", "complete", "pages"
     )?;
     for z in &status.zones {
         let server = z.server_count.map_or("-".to_string(), |c| c.to_string());
@@ -93,7 +93,7 @@ fn zones_table(out: &mut impl Write, status: &sync::Status) -> anyhow::Result<()
 
 fn rooms_table(out: &mut impl Write, rooms: &[Room]) -> anyhow::Result<()> {
     writeln!(out)?;
-    writeln!(out, "{:<34} {:<24} {:>8} {:>9} {:>8} {:>9}  {}", "chat", "room", "stored", "delivered", "pending", "in_flight", "name")?;
+    writeln!(out, "{:<34} {:<24} {:>8} {:>9} {:>8} {:>9}  name", "chat", "room", "stored", "delivered", "pending", "in_flight")?;
     for r in rooms {
         let d = r.delivery;
         writeln!(
