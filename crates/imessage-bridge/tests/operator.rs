@@ -470,3 +470,42 @@ async fn sigterm_mid_sync_and_mid_delivery_then_status_and_verify_beside_run() {
     terminate(&mut run, "after delivery").await;
     let _ = (&s.sim, s.listen_port);
 }
+
+/// A delivery round that fails (the homeserver is down while new messages arrive) does not end
+/// `run`: the error is logged and shown per room in `status`, and once the homeserver is back a
+/// later round delivers the messages and clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_keeps_going_while_the_homeserver_is_down() {
+    let mut account = spec(24, 3, 60, 0);
+    account.later = 20;
+    let mut s = Setup::start(start_sim(account, Faults::default()).await).await;
+    let config = std::fs::read_to_string(&s.bridge.config).unwrap();
+    std::fs::write(&s.bridge.config, config.replace("sync_interval_secs: 60", "sync_interval_secs: 2")).unwrap();
+    let every = Duration::from_secs(1);
+    let mut run = spawn_run(&s.bridge, "run.log");
+    let delivered = |st: &serde_json::Value| matches!(delivery_totals(st), (_, stored, 0) if stored > 0);
+    let status = wait_for("the history to be delivered", 300, every, || s.bridge.status_json(), delivered).await;
+    let (history, _, _) = delivery_totals(&status);
+    assert!(history > 0);
+
+    let (url, port) = (s.synapse.url.clone(), s.synapse.port);
+    drop(s.synapse);
+    wait_for("synapse to stop", 30, Duration::from_millis(50), || reqwest::get(format!("{url}/_matrix/client/versions")), |r| r.is_err()).await;
+    s.sim.sim.release_later();
+    let has_error = |st: &serde_json::Value| st["rooms"].as_array().unwrap().iter().any(|r| r["last_error"].is_string());
+    let failed = wait_for("a failed round in status", 180, every, || s.bridge.status_json(), |st| has_error(st)).await;
+    let room = failed["rooms"].as_array().unwrap().iter().find(|r| r["last_error"].is_string()).unwrap();
+    assert!(room["pending"].as_i64().unwrap() > 0, "the error is on a room with messages to send: {room}");
+    assert!(room["last_error"].as_str().unwrap().contains("127.0.0.1"), "{room}");
+    assert!(run.0.try_wait().unwrap().is_none(), "run keeps going after a failed round:\n{}", std::fs::read_to_string(&run.1).unwrap());
+
+    let registration = s.bridge.dir.path().join("registration.yaml");
+    s.synapse = Synapse::start(s.bridge.dir.path(), port, DOMAIN, &registration).await;
+    let done = |st: &serde_json::Value| delivery_totals(st).2 == 0 && !has_error(st);
+    let status = wait_for("the later messages after the homeserver is back", 300, every, || s.bridge.status_json(), done).await;
+    assert!(delivery_totals(&status).0 > history, "{status}");
+    let stderr = terminate(&mut run, "after the outage").await;
+    assert!(stderr.contains("delivery round failed, next round in"), "{stderr}");
+    let out = s.bridge.run(&["verify"]).await;
+    assert!(out.status.success(), "verify after the outage:\n{}", String::from_utf8_lossy(&out.stdout));
+}
