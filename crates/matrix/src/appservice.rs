@@ -5,14 +5,16 @@
 //!
 //! A transaction the bridge cannot parse is still answered 200 (and logged and counted): the
 //! homeserver retries a failed transaction and holds back every later one, so refusing one bad
-//! body would wedge the inbound path for good. Bodies up to [`MAX_TRANSACTION_BYTES`] are read.
+//! body would wedge the inbound path for good. Bodies up to [`MAX_TRANSACTION_BYTES`] are read;
+//! a longer one is not read past the cap and counts as a transaction that does not parse (200
+//! all the same: a 413 would be retried for ever).
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::{
-    body::Bytes,
+    body::{Body, Bytes},
     extract::{Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
@@ -102,18 +104,29 @@ async fn transaction(
     Path(txn_id): Path<String>,
     Query(q): Query<TokenQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if let Err(r) = check_auth(&state, &headers, &q) {
         return r;
     }
-    let txn: Transaction = match serde_json::from_slice(&body) {
+    let ignored = |why: String| {
+        state.bad_transactions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(txn = %txn_id, "ignoring a transaction that does not parse: {why}");
+        (StatusCode::OK, Json(json!({}))).into_response()
+    };
+    // Read here rather than by an extractor, whose limit would answer 413.
+    let body = match axum::body::to_bytes(body, MAX_TRANSACTION_BYTES).await {
+        Ok(body) => body,
+        Err(e) => return ignored(format!("body not read (over {MAX_TRANSACTION_BYTES} bytes, or broken off): {e}")),
+    };
+    // JSON is UTF-8 (RFC 8259); serde_json would skip unchecked bytes in the fields it ignores.
+    let text = match std::str::from_utf8(&body) {
+        Ok(text) => text,
+        Err(e) => return ignored(format!("{} bytes, not UTF-8: {e}", body.len())),
+    };
+    let txn: Transaction = match serde_json::from_str(text) {
         Ok(t) => t,
-        Err(e) => {
-            state.bad_transactions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::warn!(txn = %txn_id, bytes = body.len(), "ignoring a transaction that does not parse: {e}");
-            return (StatusCode::OK, Json(json!({}))).into_response();
-        }
+        Err(e) => return ignored(format!("{} bytes: {e}", body.len())),
     };
     if state.first_time(&txn_id) {
         state.received_events.fetch_add(txn.events.len() as u64, std::sync::atomic::Ordering::Relaxed);

@@ -17,6 +17,28 @@ pub struct HomeserverClient {
     http: reqwest::Client,
     base: String,
     as_token: String,
+    max_body: usize,
+}
+
+/// The largest API response body read (a `/messages` page or an initial `/sync` of many rooms
+/// is a few megabytes); media downloads have a cap of their own per call.
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// Reads a response body of at most `cap` bytes; a stated `Content-Length` over it is refused
+/// before reading.
+async fn read_body(mut resp: reqwest::Response, cap: usize, url: &str, what: &str) -> Result<Vec<u8>> {
+    let too_large = || MatrixError::TooLarge { what: what.to_string(), cap };
+    if resp.content_length().is_some_and(|stated| stated > cap as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| MatrixError::Transport { url: url.to_string(), source: e })? {
+        if chunk.len() > cap - body.len() {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// One `/messages` page.
@@ -56,7 +78,14 @@ impl HomeserverClient {
             .pool_max_idle_per_host(32)
             .build()
             .map_err(|e| MatrixError::Transport { url: base.to_string(), source: e })?;
-        Ok(HomeserverClient { http, base: base.trim_end_matches('/').to_string(), as_token: as_token.to_string() })
+        Ok(HomeserverClient { http, base: base.trim_end_matches('/').to_string(), as_token: as_token.to_string(), max_body: MAX_RESPONSE_BYTES })
+    }
+
+    /// The same client reading API response bodies of at most `cap` bytes
+    /// (default [`MAX_RESPONSE_BYTES`]).
+    pub fn with_body_cap(mut self, cap: usize) -> Self {
+        self.max_body = cap;
+        self
     }
 
     /// Sends a request up to `attempts` times, retrying transient failures (transport, 5xx, 429).
@@ -105,7 +134,7 @@ impl HomeserverClient {
         let transport = |e| MatrixError::Transport { url: url.to_string(), source: e };
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(transport)?;
+        let bytes = read_body(resp, self.max_body, url, what).await?;
         if !status.is_success() {
             let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             return Err(MatrixError::Api {
@@ -346,18 +375,11 @@ impl HomeserverClient {
         let rest = mxc.strip_prefix("mxc://").ok_or_else(|| MatrixError::BadResponse { what: "download".into(), detail: format!("not an mxc URI: {mxc}") })?;
         let url = format!("{}/_matrix/client/v1/media/download/{rest}", self.base);
         let transport = |e| MatrixError::Transport { url: url.clone(), source: e };
-        let mut resp = self.http.get(&url).bearer_auth(&self.as_token).query(&[("user_id", user)]).send().await.map_err(transport)?;
+        let resp = self.http.get(&url).bearer_auth(&self.as_token).query(&[("user_id", user)]).send().await.map_err(transport)?;
         if !resp.status().is_success() {
             return Err(MatrixError::Api { what: "download".into(), status: resp.status().as_u16(), errcode: String::new(), error: mxc.to_string() });
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
-            if body.len() + chunk.len() > cap {
-                return Err(MatrixError::BadResponse { what: "download".into(), detail: format!("{mxc} is larger than {cap} bytes") });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        read_body(resp, cap, &url, &format!("download of {mxc}")).await
     }
 
     /// The room version the homeserver creates rooms with (`/capabilities`' default).
@@ -375,5 +397,61 @@ impl HomeserverClient {
             .as_object()
             .map(|rooms| rooms.iter().map(|(id, r)| (id.clone(), r["unread_notifications"]["notification_count"].as_u64().unwrap_or(0))).collect())
             .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Answers every request with `body` (sized, or chunked without a length).
+    async fn serve(body: Vec<u8>, chunked: bool) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1 {
+                        head.push(byte[0]);
+                    }
+                    let mut out = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n".to_vec();
+                    if chunked {
+                        out.extend_from_slice(format!("transfer-encoding: chunked\r\n\r\n{:x}\r\n", body.len()).as_bytes());
+                        out.extend_from_slice(&body);
+                        out.extend_from_slice(b"\r\n0\r\n\r\n");
+                    } else {
+                        out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+                        out.extend_from_slice(&body);
+                    }
+                    let _ = socket.write_all(&out).await;
+                });
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_response_exactly_at_the_cap_is_read_one_byte_over_is_too_large() {
+        let json = br#"{"joined_rooms":["!a:x"]}"#;
+        let mut body = json.to_vec();
+        body.resize(4000, b' '); // JSON may end in whitespace
+        for chunked in [false, true] {
+            let url = serve(body.clone(), chunked).await;
+            let at = HomeserverClient::new(&url, "t").unwrap().with_body_cap(body.len());
+            assert_eq!(at.joined_rooms("@bot:x").await.unwrap(), vec!["!a:x".to_string()]);
+            let under = HomeserverClient::new(&url, "t").unwrap().with_body_cap(body.len() - 1);
+            match under.joined_rooms("@bot:x").await {
+                Err(MatrixError::TooLarge { what, cap }) => assert_eq!((what.as_str(), cap), ("joined rooms", body.len() - 1)),
+                other => panic!("chunked={chunked}: {other:?}"),
+            }
+            // Media downloads are capped per call, the same way.
+            let hs = HomeserverClient::new(&url, "t").unwrap();
+            assert_eq!(hs.download("@u:x", "mxc://x/m", body.len()).await.unwrap().len(), body.len());
+            assert!(matches!(hs.download("@u:x", "mxc://x/m", body.len() - 1).await, Err(MatrixError::TooLarge { .. })));
+        }
     }
 }

@@ -34,6 +34,10 @@ pub enum MatrixError {
     Api { what: String, status: u16, errcode: String, error: String },
     #[error("homeserver sent an unexpected body for {what}: {detail}")]
     BadResponse { what: String, detail: String },
+    /// A response body (or its stated length) is over the client's cap; nothing past the cap
+    /// was read, so a broken homeserver cannot take all memory.
+    #[error("homeserver's answer to {what} is larger than {cap} bytes")]
+    TooLarge { what: String, cap: usize },
     #[error("invalid Matrix identifier {0:?}: {1}")]
     BadId(String, String),
     #[error(transparent)]
