@@ -163,3 +163,30 @@ impl SessionSource for SessionFile {
 pub fn session_source(path: &Path) -> Box<dyn SessionSource> {
     Box::new(SessionFile(path.to_path_buf()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_tokens_and_the_service_identity() {
+        let session = Session {
+            dsid: "1234".into(),
+            cloudkit_user_id: "_owner".into(),
+            tokens: Tokens { cloudkit: "CK-TOKEN-SECRET".into(), mme_auth: Some("MME-TOKEN-SECRET".into()) },
+            service_identity: "U0VSVklDRS1LRVktU0VDUkVU".into(),
+            handles: vec!["mailto:me@example.org".into()],
+            device_id: "DEVICE-1".into(),
+            anisette: None,
+            container: default_container(),
+            bundle_id: default_bundle(),
+        };
+        let shown = format!("{session:?} {session:#?}");
+        for secret in ["CK-TOKEN-SECRET", "MME-TOKEN-SECRET", "U0VSVklDRS1LRVktU0VDUkVU"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("<redacted>") && shown.contains("DEVICE-1") && shown.contains("_owner"), "{shown}");
+        let key = crate::pcs::PcsKey::new([0xab; 16]);
+        assert!(!format!("{key:?}").contains(&crate::pcs::hex(key.raw())), "a record key's Debug shows only its id");
+    }
+}
