@@ -358,18 +358,19 @@ async fn doctor_on_a_healthy_setup_and_on_each_broken_piece() {
     assert_eq!(s.bridge.sqlite_int("SELECT MAX(version) FROM schema_migrations").await, Some(latest - 1), "doctor does not migrate");
 
     // The homeserver down.
-    let url = s.synapse.url.clone();
-    drop(s.synapse);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{url}/_matrix/client/versions")).await.is_ok() {
-        assert!(Instant::now() < deadline, "synapse did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stop_synapse(s.synapse).await;
     let out = s.bridge.run(&["doctor"]).await;
     let text = String::from_utf8(out.stdout).unwrap();
     assert_failed_with((out.status.success(), text.clone()), "homeserver", "does not answer");
     assert!(line(&text, "registration").starts_with("- "), "{text}");
     let _ = (s.sim, s.listen_port);
+}
+
+/// Kills Synapse and waits (bounded) until its port no longer answers.
+async fn stop_synapse(synapse: Synapse) {
+    let url = format!("{}/_matrix/client/versions", synapse.url);
+    drop(synapse);
+    let _ = wait_for("synapse to stop", 30, Duration::from_millis(50), || reqwest::get(&url), |r| r.is_err()).await;
 }
 
 /// The state of `run` as `status --json` shows it: (delivered, stored, pending + in flight).
@@ -488,9 +489,8 @@ async fn run_keeps_going_while_the_homeserver_is_down() {
     let (history, _, _) = delivery_totals(&status);
     assert!(history > 0);
 
-    let (url, port) = (s.synapse.url.clone(), s.synapse.port);
-    drop(s.synapse);
-    wait_for("synapse to stop", 30, Duration::from_millis(50), || reqwest::get(format!("{url}/_matrix/client/versions")), |r| r.is_err()).await;
+    let port = s.synapse.port;
+    stop_synapse(s.synapse).await;
     s.sim.sim.release_later();
     let has_error = |st: &serde_json::Value| st["rooms"].as_array().unwrap().iter().any(|r| r["last_error"].is_string());
     let failed = wait_for("a failed round in status", 180, every, || s.bridge.status_json(), |st| has_error(st)).await;
