@@ -22,9 +22,11 @@ use std::time::Duration;
 
 pub mod files;
 mod priority;
+mod stop;
 mod status;
 use priority::{background_priority, background_priority_for_store_threads};
 pub use files::{fetch_files, FileOptions, FilesReport};
+pub use stop::StopSignal;
 pub use status::{status, FailedRecordInfo, Status, UndecodableBlob, ZoneStatus};
 
 use cloudkit::records::{RecordChange, ATTACHMENT_RECORD_TYPE, CHAT_RECORD_TYPE, MESSAGE_RECORD_TYPE, ZONES};
@@ -64,33 +66,6 @@ pub struct SyncOptions {
     /// A stop asked for from outside (SIGINT/SIGTERM): each zone finishes the page it is
     /// committing and stops with `interrupted`, its token at that page.
     pub stop: StopSignal,
-}
-
-/// A request to stop, shared by every zone of a sync (cloned from one [`StopSignal::new`]).
-/// The default one never fires.
-#[derive(Debug, Clone, Default)]
-pub struct StopSignal(Option<tokio::sync::watch::Receiver<bool>>);
-
-impl StopSignal {
-    /// A signal and the sender that fires it (`send(true)`).
-    pub fn new() -> (tokio::sync::watch::Sender<bool>, StopSignal) {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        (tx, StopSignal(Some(rx)))
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        self.0.as_ref().is_some_and(|rx| *rx.borrow())
-    }
-
-    /// Resolves once a stop is asked for; never if the sender is gone without asking.
-    pub async fn stopped(&self) {
-        if let Some(rx) = &self.0 {
-            if rx.clone().wait_for(|stop| *stop).await.is_ok() {
-                return;
-            }
-        }
-        std::future::pending::<()>().await
-    }
 }
 
 impl Default for SyncOptions {
