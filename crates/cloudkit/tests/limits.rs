@@ -98,7 +98,7 @@ fn decode(record: &proto::Record, max_field_bytes: usize) -> Result<RecordChange
 fn each_gzipped_field_exactly_at_the_cap_decodes_one_byte_over_is_too_large() {
     let text = "x".repeat(100_000);
     let body = proto::MessageProto { text: Some(text.clone()), ..Default::default() }.encode_to_vec();
-    let extra2 = proto::MessageProto2 { reply: Some("p:0/".to_string() + &"R".repeat(50_000)), ..Default::default() }.encode_to_vec();
+    let extra2 = proto::MessageProto2 { reply: Some("p:0/".to_string() + &"R".repeat(50_000)) }.encode_to_vec();
     let extra4 = proto::MessageProto4 { associated_message_emoji: Some("e".repeat(50_000)), ..Default::default() }.encode_to_vec();
     for (field, inflated) in [("msgProto", &body), ("msgProto2", &extra2), ("msgProto4", &extra4)] {
         let rec = message_with(field, inflated);

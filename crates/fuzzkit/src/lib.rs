@@ -55,7 +55,7 @@ impl std::ops::Deref for Input {
 /// it is only ever given literals.
 pub fn unhex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    assert!(s.len() % 2 == 0, "odd hex");
+    assert!(s.len().is_multiple_of(2), "odd hex");
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex literal")).collect()
 }
 
@@ -216,7 +216,7 @@ where
         let config = Config { cases: n, failure_persistence: None, max_shrink_iters: 4096, ..Config::default() };
         let seed = name_seed(target, clock_seed.unwrap_or(0) ^ round);
         let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
-        let outcome = runner.run(&strategy, &counted);
+        let outcome = runner.run(&strategy, counted);
         round += 1;
         match outcome {
             Ok(()) => {}
@@ -337,7 +337,7 @@ mod tests {
     fn the_meter_sees_the_peak_not_the_end() {
         let (len, peak) = measure(|| {
             let big = vec![7u8; 1 << 20];
-            let small = vec![1u8; 10];
+            let small = [1u8; 10];
             drop(big);
             small.len()
         });
