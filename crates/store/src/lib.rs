@@ -23,7 +23,7 @@ mod zones;
 
 pub use files::{AttachmentFile, FileOutcome, FileState, FileSummary};
 pub use postgres::PostgresStore;
-pub use rooms::RoomDelivery;
+pub use rooms::{OwnerMessages, RoomDelivery};
 pub use sqlite::SqliteStore;
 
 /// Errors of the store crate.
@@ -312,6 +312,11 @@ pub trait Store: Send + Sync {
     async fn room_deliveries(&self) -> Result<Vec<RoomDelivery>>;
     /// Records the error of a delivery round for a chat (None clears it).
     async fn set_delivery_error(&self, chat_id: &str, error: Option<&str>) -> Result<()>;
+    /// Counts one message the owner typed in the chat's portal (it cannot reach iMessage) and
+    /// returns the chat's count with the time of its last notice about it.
+    async fn count_owner_message(&self, chat_id: &str) -> Result<OwnerMessages>;
+    /// Records that the chat's portal was told at `at_ms` that owner messages cannot reach iMessage.
+    async fn set_owner_notice(&self, chat_id: &str, at_ms: i64) -> Result<()>;
 
     /// Delivered messages of a chat whose record changed or was deleted since (see
     /// `revisions.rs`), ordered by guid: each guid with its current record, None if deleted.

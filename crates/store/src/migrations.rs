@@ -258,6 +258,12 @@ CREATE TABLE revisions (
 ) STRICT;
 CREATE INDEX revisions_chat ON revisions (chat_id);
 "#,
+}, Migration {
+    version: 10,
+    name: "owner_messages",
+    // Messages the owner typed in a portal (they cannot reach iMessage): the count per chat for
+    // `status`, and when the room was last told so (a notice at most once a day).
+    sql: "CREATE TABLE owner_messages (chat_id TEXT PRIMARY KEY NOT NULL, refused INTEGER NOT NULL DEFAULT 0, last_notice_ms INTEGER) STRICT;",
 }];
 
 pub(crate) const POSTGRES: &[Migration] = &[Migration {
@@ -410,6 +416,11 @@ CREATE TABLE revisions (
 );
 CREATE INDEX revisions_chat ON revisions (chat_id);
 "#,
+}, Migration {
+    version: 10,
+    name: "owner_messages",
+    // As on SQLite.
+    sql: r#"CREATE TABLE owner_messages (chat_id TEXT COLLATE "C" PRIMARY KEY, refused BIGINT NOT NULL DEFAULT 0, last_notice_ms BIGINT);"#,
 }];
 
 /// Serializes concurrent openers of one PostgreSQL database (`pg_advisory_xact_lock` key).

@@ -5,6 +5,10 @@
 //! reactions have keys of their own), but a message is delivered once the row under its own guid
 //! has an event id — which is what `undelivered` asks too, so `pending` here is exactly what the
 //! next delivery round sends.
+//!
+//! Messages the owner types in a portal are counted here too (`owner_messages`): the bridge
+//! cannot send them to iMessage, answers with a notice at most once a day per room, and `status`
+//! shows the count beside the room's delivery so nothing the owner wrote goes unmentioned.
 
 use serde::Serialize;
 
@@ -30,10 +34,22 @@ pub struct RoomDelivery {
     pub last_error: Option<String>,
     /// When that error was recorded (ms since the Unix epoch).
     pub last_error_ms: Option<i64>,
+    /// Messages the owner typed in the portal, which cannot reach iMessage from this bridge.
+    pub owner_messages: i64,
+}
+
+/// A chat's refused owner messages, as [`Store::count_owner_message`](crate::Store::count_owner_message)
+/// returns them after counting one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OwnerMessages {
+    /// Messages counted so far, this one included.
+    pub count: i64,
+    /// When the room was last told that they cannot reach iMessage (ms since the Unix epoch).
+    pub last_notice_ms: Option<i64>,
 }
 
 /// 147456 masks the system (1<<14) and service (1<<17) flags, as `UNDELIVERED` does.
-pub(crate) const ROOM_DELIVERIES: &str = "SELECT c.chat_id, p.room_id, e.error, e.at_ms, \
+pub(crate) const ROOM_DELIVERIES: &str = "SELECT c.chat_id, p.room_id, e.error, e.at_ms, COALESCE(o.refused, 0) AS owner_messages, \
      (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.chat_id AND (m.flags & 147456) = 0) AS stored, \
      (SELECT COUNT(*) FROM messages m JOIN deliveries d ON d.guid = m.guid \
         WHERE m.chat_id = c.chat_id AND (m.flags & 147456) = 0 AND d.event_id IS NOT NULL) AS delivered, \
@@ -42,10 +58,19 @@ pub(crate) const ROOM_DELIVERIES: &str = "SELECT c.chat_id, p.room_id, e.error, 
    FROM (SELECT DISTINCT chat_id FROM chat_records) c \
    LEFT JOIN portals p ON p.chat_id = c.chat_id \
    LEFT JOIN delivery_errors e ON e.chat_id = c.chat_id \
+   LEFT JOIN owner_messages o ON o.chat_id = c.chat_id \
    ORDER BY c.chat_id";
 pub(crate) const SET_DELIVERY_ERROR: &str = "INSERT INTO delivery_errors (chat_id, error, at_ms) VALUES ($1, $2, $3) \
      ON CONFLICT (chat_id) DO UPDATE SET error = excluded.error, at_ms = excluded.at_ms";
 pub(crate) const CLEAR_DELIVERY_ERROR: &str = "DELETE FROM delivery_errors WHERE chat_id = $1";
+pub(crate) const COUNT_OWNER_MESSAGE: &str = "INSERT INTO owner_messages (chat_id, refused) VALUES ($1, 1) \
+     ON CONFLICT (chat_id) DO UPDATE SET refused = owner_messages.refused + 1 RETURNING refused, last_notice_ms";
+pub(crate) const SET_OWNER_NOTICE: &str = "INSERT INTO owner_messages (chat_id, last_notice_ms) VALUES ($1, $2) \
+     ON CONFLICT (chat_id) DO UPDATE SET last_notice_ms = excluded.last_notice_ms";
+
+pub(crate) fn owner_messages(row: &impl RowExt) -> Result<OwnerMessages> {
+    Ok(OwnerMessages { count: row.int("refused")?, last_notice_ms: row.opt_int("last_notice_ms")? })
+}
 
 pub(crate) fn room_delivery(row: &impl RowExt) -> Result<RoomDelivery> {
     let (stored, delivered, in_flight) = (row.int("stored")?, row.int("delivered")?, row.int("in_flight")?);
@@ -58,6 +83,7 @@ pub(crate) fn room_delivery(row: &impl RowExt) -> Result<RoomDelivery> {
         pending: (stored - delivered - in_flight).max(0),
         last_error: row.opt_text("error")?,
         last_error_ms: row.opt_int("at_ms")?,
+        owner_messages: row.int("owner_messages")?,
     })
 }
 

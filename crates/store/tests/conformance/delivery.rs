@@ -70,6 +70,7 @@ pub(crate) async fn room_deliveries_count_by_message(db: TestDb) {
         pending,
         last_error: None,
         last_error_ms: None,
+        owner_messages: 0,
     };
     assert_eq!(rooms, vec![row("a", Some("!a:x"), 3, 1, 1, 1), row("b", None, 1, 0, 0, 1)]);
 
@@ -130,4 +131,25 @@ pub(crate) async fn revisions_note_changed_and_deleted_delivered_messages(db: Te
     assert_eq!(keys, vec![("a1".to_string(), "$a1".to_string()), ("a1/p0".to_string(), "$p".to_string())]);
     s.finish_revision("a2").await.unwrap();
     assert_eq!(s.revised("a").await.unwrap().into_iter().map(|(g, _)| g).collect::<Vec<_>>(), vec!["a3"]);
+}
+
+/// Owner messages are counted per chat (shown with its delivery) and the time of the room's last
+/// notice about them is kept apart from the count.
+pub(crate) async fn owner_messages_count_and_remember_the_notice(db: TestDb) {
+    let s = db.open().await;
+    let chats = vec![RecordChange::Chat(chat("c1", "a", 1, None, &[])), RecordChange::Chat(chat("c2", "b", 1, None, &[]))];
+    s.commit_page(&page(CHAT_ZONE, b"t", chats)).await.unwrap();
+    let first = s.count_owner_message("a").await.unwrap();
+    assert_eq!(first, store::OwnerMessages { count: 1, last_notice_ms: None });
+    s.set_owner_notice("a", 1_700_000_000_000).await.unwrap();
+    assert_eq!(s.count_owner_message("a").await.unwrap(), store::OwnerMessages { count: 2, last_notice_ms: Some(1_700_000_000_000) });
+    // A notice recorded before any count (or again) keeps the count.
+    s.set_owner_notice("a", 1_700_000_000_001).await.unwrap();
+    s.set_owner_notice("b", 5).await.unwrap();
+    assert_eq!(s.count_owner_message("b").await.unwrap(), store::OwnerMessages { count: 1, last_notice_ms: Some(5) });
+    let counts: Vec<(String, i64)> = s.room_deliveries().await.unwrap().into_iter().map(|r| (r.chat_id, r.owner_messages)).collect();
+    assert_eq!(counts, vec![("a".to_string(), 2), ("b".to_string(), 1)]);
+    drop(s);
+    let s = db.open().await;
+    assert_eq!(s.count_owner_message("a").await.unwrap(), store::OwnerMessages { count: 3, last_notice_ms: Some(1_700_000_000_001) });
 }

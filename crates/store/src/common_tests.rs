@@ -1,0 +1,42 @@
+//! Unit tests of `common.rs` (page plans, failed-record dedup), kept apart so `common.rs`
+//! stays a readable size.
+
+use super::*;
+
+fn msg(name: &str, text: &str) -> RecordChange {
+    RecordChange::Message(MessageRecord {
+        record_name: name.into(),
+        guid: format!("g-{name}"),
+        chat_id: "c".into(),
+        sender: String::new(),
+        flags: 0,
+        ts_ms: 0,
+        text: Some(text.into()),
+        subject: None,
+        associated_type: None,
+        associated_guid: None,
+        service: None,
+        content: Default::default(),
+    })
+}
+fn del(name: &str) -> RecordChange {
+    RecordChange::Deleted { record_name: name.into() }
+}
+
+#[test]
+fn plan_applies_changes_in_order() {
+    let changes = vec![msg("a", "1"), msg("b", "1"), msg("a", "2"), msg("c", "1"), del("c"), del("d"), msg("d", "1")];
+    let plan = Plan::new(&changes);
+    let got: Vec<_> = plan.messages.iter().map(|m| (m.record_name.as_str(), m.text.as_deref())).collect();
+    assert_eq!(got, vec![("a", Some("2")), ("b", Some("1")), ("d", Some("1"))]);
+    assert_eq!(plan.deleted, vec!["c", "d"]);
+    assert_eq!(plan.touched.len(), changes.len());
+}
+
+#[test]
+fn failed_dedup_keeps_last() {
+    let f = |name: &str, pending| FailedRecord { zone: "z".into(), record_name: name.into(), reason: String::new(), pending };
+    let list = vec![f("a", true), f("b", true), f("a", false)];
+    let got: Vec<_> = dedup_failed(&list).into_iter().map(|f| (f.record_name.as_str(), f.pending)).collect();
+    assert_eq!(got, vec![("a", false), ("b", true)]);
+}
