@@ -8,8 +8,9 @@
 //!
 //! Crash safety: before a send the ledger gets a row with the transaction id (`imb-<guid>`); after
 //! it, the event id. A row without an event id is the one send that may have been in flight; on
-//! restart the bridge looks for its guid in the room's newest events before re-sending, because
-//! the homeserver's transaction-id cache does not survive its own restarts.
+//! restart the bridge looks for its key in the room before re-sending (back to the newest event
+//! the ledger knows, past any live traffic since), because the homeserver's transaction-id cache
+//! does not survive its own restarts.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -26,8 +27,10 @@ use crate::ghost::{bot_user_id, ghost_user_id};
 use crate::send::{LEDGER_KEY, NO_EVENT};
 use crate::{Result, GUID_KEY};
 
-/// How many of a room's newest events are searched for an in-flight guid.
-const INFLIGHT_LOOKBACK: u32 = 100;
+/// Events per page, and pages at most, of the search for an in-flight send (a million events:
+/// the bound only keeps a broken room from being paged forever).
+const INFLIGHT_PAGE: u32 = 500;
+const INFLIGHT_MAX_PAGES: u32 = 2000;
 
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
@@ -139,18 +142,33 @@ impl Deliverer {
         ghost_user_id(&m.sender, &self.config.domain)
     }
 
-    /// Looks for the event with ledger key `key` among the room's newest events (events of
-    /// older versions carry only the guid).
+    /// Looks for the event with ledger key `key` (events of older versions carry only the guid)
+    /// in the room, newest first. The bridge sends into a room one event at a time, so the
+    /// in-flight send, if it arrived, is newer than every event whose ledger row is finished:
+    /// the search stops at the first such event. Whatever came in after it (the owner typing,
+    /// live messages) is looked through, however much it is.
     async fn find_in_room(&self, room: &str, key: &str) -> Result<Option<String>> {
-        let page = self.hs.messages(room, &self.bot(), None, "b", INFLIGHT_LOOKBACK).await?;
-        Ok(page
-            .chunk
-            .iter()
-            .find(|e| {
+        let bot = self.bot();
+        let mut from: Option<String> = None;
+        for _ in 0..INFLIGHT_MAX_PAGES {
+            let page = self.hs.messages(room, &bot, from.as_deref(), "b", INFLIGHT_PAGE).await?;
+            for e in &page.chunk {
                 let c = &e["content"];
-                c[LEDGER_KEY].as_str() == Some(key) || (c[LEDGER_KEY].is_null() && c[GUID_KEY].as_str() == Some(key))
-            })
-            .and_then(|e| e["event_id"].as_str().map(str::to_string)))
+                let Some(event_key) = c[LEDGER_KEY].as_str().or_else(|| c[GUID_KEY].as_str()) else { continue };
+                if event_key == key {
+                    return Ok(e["event_id"].as_str().map(str::to_string));
+                }
+                if self.store.delivered_event(event_key).await?.is_some() {
+                    return Ok(None);
+                }
+            }
+            match page.end {
+                Some(end) if !page.chunk.is_empty() => from = Some(end),
+                _ => return Ok(None),
+            }
+        }
+        tracing::warn!(room, key, pages = INFLIGHT_MAX_PAGES, "in-flight send not found within the search bound; sending it again");
+        Ok(None)
     }
 
     /// Delivers one chat: creates its portal if needed, renames it if its name changed, resolves

@@ -105,6 +105,7 @@ impl Deliverer {
             }
             Err(e) => return Err(e),
         };
+        store::crash_point("after-create-room");
         let portal = Portal { chat_id: chat.chat_id.clone(), room_id: room.clone(), name: chat.display_name.clone() };
         self.store.save_portal(&portal).await?;
         tracing::info!(chat = %chat.chat_id, room = %room, name = ?chat.display_name, "portal created");

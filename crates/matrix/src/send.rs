@@ -59,7 +59,9 @@ impl Deliverer {
         content[LEDGER_KEY] = json!(out.key);
         let txn = txn_id(&out.key);
         self.store.begin_delivery(&out.key, chat_id, &txn).await?;
+        store::crash_point("before-send");
         let id = self.hs.send(room, sender, out.event_type, &txn, Some(out.ts_ms), &content).await?;
+        store::crash_point("after-send");
         self.store.finish_delivery(&out.key, id.as_str()).await?;
         Ok(id.to_string())
     }
@@ -203,7 +205,9 @@ impl Deliverer {
         let Some(sha) = file.sha256.as_deref().filter(|_| file.state == FileState::Stored) else { return Ok(None) };
         let path: PathBuf = self.config.attachments_dir.join(sha.get(..2).unwrap_or("00")).join(sha);
         let prepared = media::prepare(&path, record, &self.config.media).await?;
-        Ok(Some(media::upload(&self.hs, sender, &prepared).await?))
+        let content = media::upload(&self.hs, sender, &prepared).await?;
+        store::crash_point("mid-upload");
+        Ok(Some(content))
     }
 
     /// The content of an attachment part: the media event, or a notice saying why the file is

@@ -13,6 +13,7 @@ use imessage::records::{AttachmentRecord, ChatRecord, MessageRecord, RecordChang
 use serde::{Deserialize, Serialize};
 
 mod common;
+mod crash;
 mod files;
 mod migrations;
 mod postgres;
@@ -21,6 +22,7 @@ mod rooms;
 mod sqlite;
 mod zones;
 
+pub use crash::{crash_point, CRASH_AT_ENV};
 pub use files::{AttachmentFile, FileOutcome, FileState, FileSummary};
 pub use postgres::PostgresStore;
 pub use rooms::{OwnerMessages, RoomDelivery};

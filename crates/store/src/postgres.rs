@@ -194,6 +194,7 @@ crate::common::impl_store!(PostgresStore, read: pool, write: pool, now: "now()",
         .bind(page.stats.skipped)
         .execute(&mut *tx)
         .await?;
+        crate::crash_point("mid-page-commit");
         tx.commit().await?;
         Ok(())
     }

@@ -390,6 +390,7 @@ crate::common::impl_store!(SqliteStore, read: reader, write: writer, now: NOW, {
         if page.stats.done && page.zone == MESSAGE_ZONE {
             fold_message_log(&mut tx).await?;
         }
+        crate::crash_point("mid-page-commit");
         tx.commit().await?;
         Ok(())
     }

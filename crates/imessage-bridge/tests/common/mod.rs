@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod matrix_env;
 pub mod pusher;
 pub mod synapse;
 
