@@ -71,5 +71,7 @@ async fn a_crash_at_each_point_loses_and_duplicates_nothing() {
     }
     env.assert_rooms_match_truth().await;
     let rooms = env.hs().joined_rooms(&matrix::ghost::bot_user_id(DOMAIN)).await.unwrap();
-    assert_eq!(rooms.len(), env.bridge.store().await.chats().await.unwrap().len(), "one room per chat");
+    let portals: Vec<String> = env.bridge.store().await.portals().await.unwrap().into_iter().map(|p| p.room_id).collect();
+    let chats = env.bridge.store().await.chats().await.unwrap().len();
+    assert_eq!((rooms.len(), portals.len()), (chats, chats), "one room per chat: the bot is in {rooms:?}, the portals are {portals:?}");
 }
