@@ -8,6 +8,9 @@
 //! body would wedge the inbound path for good. Bodies up to [`MAX_TRANSACTION_BYTES`] are read;
 //! a longer one is not read past the cap and counts as a transaction that does not parse (200
 //! all the same: a 413 would be retried for ever).
+//!
+//! What the events mean is not decided here: each event of a new transaction is handed to the
+//! [`Inbox`](crate::inbound::Inbox) given to [`AppserviceState::with_inbox`] (`inbound.rs`).
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -42,10 +45,17 @@ pub struct AppserviceState {
     pub pings: std::sync::atomic::AtomicU64,
     /// Transactions whose body did not parse (answered 200 all the same).
     pub bad_transactions: std::sync::atomic::AtomicU64,
+    /// Where the events of each new transaction go (None: only counted and logged).
+    inbox: Option<crate::inbound::Inbox>,
 }
 
 impl AppserviceState {
     pub fn new(hs_token: &str, domain: &str) -> Arc<Self> {
+        Self::with_inbox(hs_token, domain, None)
+    }
+
+    /// As [`new`](Self::new), handing every event of each new transaction to `inbox`.
+    pub fn with_inbox(hs_token: &str, domain: &str, inbox: Option<crate::inbound::Inbox>) -> Arc<Self> {
         Arc::new(AppserviceState {
             hs_token: hs_token.to_string(),
             domain: domain.to_string(),
@@ -53,6 +63,7 @@ impl AppserviceState {
             received_events: Default::default(),
             pings: Default::default(),
             bad_transactions: Default::default(),
+            inbox,
         })
     }
 
@@ -135,6 +146,11 @@ async fn transaction(
                 Ok(ev) => tracing::debug!(room = %ev.room_id(), sender = %ev.sender(), kind = %ev.event_type(), "event from homeserver"),
                 Err(e) => tracing::debug!("undecodable event in transaction {txn_id}: {e}"),
             }
+            if let Some(inbox) = &state.inbox {
+                if inbox.send(ev.json().to_owned()).is_err() {
+                    tracing::warn!(txn = %txn_id, "inbound event not handled: the inbound task has stopped");
+                }
+            }
         }
     }
     (StatusCode::OK, Json(json!({}))).into_response()
@@ -183,10 +199,16 @@ pub fn router(state: Arc<AppserviceState>) -> Router {
 
 /// Binds and serves the appservice API in the background. Returns the bound address.
 pub async fn serve(state: Arc<AppserviceState>, addr: SocketAddr) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    serve_with(state, addr, Router::new()).await
+}
+
+/// As [`serve`], with `extra` routes (e.g. `/metrics`) on the same listener, outside the
+/// `hs_token` check.
+pub async fn serve_with(state: Arc<AppserviceState>, addr: SocketAddr, extra: Router) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(state)).await {
+        if let Err(e) = axum::serve(listener, router(state).merge(extra)).await {
             tracing::error!("appservice listener stopped: {e}");
         }
     });

@@ -18,6 +18,8 @@ pub struct HomeserverClient {
     base: String,
     as_token: String,
     max_body: usize,
+    /// Bytes uploaded to the media repository by this client and its clones (for metrics).
+    uploaded: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The largest API response body read (a `/messages` page or an initial `/sync` of many rooms
@@ -78,7 +80,7 @@ impl HomeserverClient {
             .pool_max_idle_per_host(32)
             .build()
             .map_err(|e| MatrixError::Transport { url: base.to_string(), source: e })?;
-        Ok(HomeserverClient { http, base: base.trim_end_matches('/').to_string(), as_token: as_token.to_string(), max_body: MAX_RESPONSE_BYTES })
+        Ok(HomeserverClient { http, base: base.trim_end_matches('/').to_string(), as_token: as_token.to_string(), max_body: MAX_RESPONSE_BYTES, uploaded: Default::default() })
     }
 
     /// The same client reading API response bodies of at most `cap` bytes
@@ -344,6 +346,11 @@ impl HomeserverClient {
         Ok(())
     }
 
+    /// Bytes this client (and its clones) uploaded to the media repository so far.
+    pub fn uploaded_bytes(&self) -> u64 {
+        self.uploaded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Uploads `bytes` to the media repository as `user`; returns the `mxc://` URI.
     pub async fn upload(&self, user: &str, bytes: bytes::Bytes, content_type: &str, filename: &str) -> Result<String> {
         let url = format!("{}/_matrix/media/v3/upload", self.base);
@@ -359,6 +366,7 @@ impl HomeserverClient {
                 .body(bytes.clone());
             match self.execute::<Value>(req, &url, "upload").await {
                 Ok(v) => {
+                    self.uploaded.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     return v["content_uri"]
                         .as_str()
                         .map(str::to_string)

@@ -66,6 +66,8 @@ pub struct SyncOptions {
     /// A stop asked for from outside (SIGINT/SIGTERM): each zone finishes the page it is
     /// committing and stops with `interrupted`, its token at that page.
     pub stop: StopSignal,
+    /// Counts every failed CloudKit request, retried or not (the bridge's metrics read it).
+    pub failed_requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for SyncOptions {
@@ -79,6 +81,7 @@ impl Default for SyncOptions {
             page_limit: 1_000_000,
             refetch_batch: 100,
             stop: StopSignal::default(),
+            failed_requests: Default::default(),
         }
     }
 }
@@ -419,6 +422,7 @@ where
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
+        opts.failed_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let reason = match &error {
             cloudkit::Error::ZoneNotFound { .. } => StopReason::ZoneNotFound,
             cloudkit::Error::FullResetNeeded => StopReason::ResetNeeded,
