@@ -91,6 +91,9 @@ struct FaultArgs {
     /// Fraction of records whose key appears only after a key refresh.
     #[arg(long, default_value_t = 0.0)]
     pcs_late: f64,
+    /// Key refreshes after which a late key appears (2: within the sync that met it).
+    #[arg(long, default_value_t = 2)]
+    late_refreshes: u64,
     /// Fraction of records whose key never appears.
     #[arg(long, default_value_t = 0.0)]
     pcs_lost: f64,
@@ -142,6 +145,7 @@ impl FaultArgs {
             throttle: self.throttle,
             retry_after_secs: self.retry_after,
             pcs_late: self.pcs_late,
+            late_refreshes: self.late_refreshes.max(1),
             pcs_lost: self.pcs_lost,
             bad_changes: self.bad_changes,
             asset_errors: self.asset_errors,

@@ -7,8 +7,9 @@
 //!   bursts of `error_burst` consecutive failures;
 //! - `throttle`: a request gets HTTP 429 with `Retry-After`;
 //! - `pcs_late`: some records are encrypted under keys that the zone only publishes after a key
-//!   roll — a key shows up in `zone/retrieve` on the second refresh after a record using it was
-//!   first served;
+//!   roll — a key shows up in `zone/retrieve` on the `late_refreshes`-th refresh (default the
+//!   second) after a record using it was first served; a large value makes the key arrive only
+//!   in a later sync, weeks later as far as the bridge can tell;
 //! - `pcs_lost`: some records use keys that never appear;
 //! - `bad_changes`: some message-zone changes are served as bytes that do not parse as a record
 //!   change (the same ones on every request), inside an otherwise valid reply.
@@ -45,6 +46,8 @@ pub struct Faults {
     pub throttle: f64,
     pub retry_after_secs: u64,
     pub pcs_late: f64,
+    /// Refreshes after which a late key is published (see `pcs_late`).
+    pub late_refreshes: u64,
     pub pcs_lost: f64,
     pub bad_changes: f64,
     /// Probability that a container download fails (503, or a body that breaks off).
@@ -56,7 +59,7 @@ pub struct Faults {
 
 impl Default for Faults {
     fn default() -> Self {
-        Faults { page_size: 200, page_errors: 0.0, error_burst: 1, throttle: 0.0, retry_after_secs: 1, pcs_late: 0.0, pcs_lost: 0.0, bad_changes: 0.0, asset_errors: 0.0, revise: 0 }
+        Faults { page_size: 200, page_errors: 0.0, error_burst: 1, throttle: 0.0, retry_after_secs: 1, pcs_late: 0.0, late_refreshes: 2, pcs_lost: 0.0, bad_changes: 0.0, asset_errors: 0.0, revise: 0 }
     }
 }
 
@@ -428,11 +431,12 @@ impl Sim {
 
     fn zone_retrieve(&self, req: &proto::ZoneRetrieveRequest) -> Result<proto::ZoneRetrieveResponse, proto::OperationResult> {
         let zone = self.zone_of(req.zone_identifier.as_ref())?;
+        let late_refreshes = self.faults.late_refreshes;
         let (refreshes, late) = {
             let mut st = self.state.lock().map_err(|_| failure(None, Some(1), None, "state poisoned"))?;
             let z = st.zones.get_mut(zone).ok_or_else(|| failure(Some(client_error::ZONE_NOT_FOUND), None, None, "zone"))?;
             z.refreshes += 1;
-            let late: Vec<u64> = (0..LATE_KEYS).filter(|&i| matches!(z.late_seen[i as usize], Some(s) if z.refreshes >= s + 2)).collect();
+            let late: Vec<u64> = (0..LATE_KEYS).filter(|&i| matches!(z.late_seen[i as usize], Some(s) if z.refreshes >= s + late_refreshes)).collect();
             (z.refreshes, late)
         };
         let keys = self.keys.zone(zone).ok_or_else(|| failure(Some(client_error::ZONE_NOT_FOUND), None, None, "zone"))?;

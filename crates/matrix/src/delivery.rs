@@ -82,6 +82,10 @@ pub struct DeliveryReport {
     pub orphan_tapbacks: u64,
     /// Tapbacks the homeserver already had from that sender on that event.
     pub duplicate_reactions: u64,
+    /// Messages older than the room's newest, delivered at the live edge with their time shown.
+    pub late: u64,
+    /// Why nothing was delivered this round (the history is not complete yet), if so.
+    pub waiting: Option<String>,
 }
 
 impl DeliveryReport {
@@ -94,6 +98,7 @@ impl DeliveryReport {
         self.edits += r.edits;
         self.orphan_tapbacks += r.orphan_tapbacks;
         self.duplicate_reactions += r.duplicate_reactions;
+        self.late += r.late;
     }
 }
 
@@ -247,31 +252,68 @@ impl Deliverer {
         room_report: &mut DeliveryReport,
         progress: &dyn DeliveryProgress,
     ) -> Result<()> {
-        // The chat's tapback state as the room has it: every message before the first pending.
+        // The chat's tapback state as the room has it: every message delivered so far.
+        let chat = self.store.messages_in_chat(chat_id).await?;
+        let waiting: HashSet<&str> = pending.iter().map(|m| m.guid.as_str()).collect();
         let mut reactions = crate::render::Reactions::default();
-        let first_pending = pending.first().map(|m| (m.ts_ms, m.guid.clone()));
-        for m in self.store.messages_in_chat(chat_id).await? {
-            if Some((m.ts_ms, m.guid.clone())) >= first_pending {
-                break;
-            }
-            if !m.is_system() {
-                let plan = crate::render::plan(&m, &|h| crate::ghost::ghost_user_id(h, &self.config.domain));
-                reactions.apply(&m, &plan);
-            }
+        for m in chat.iter().filter(|m| !m.is_system() && !waiting.contains(m.guid.as_str())) {
+            let plan = crate::render::plan(m, &|h| crate::ghost::ghost_user_id(h, &self.config.domain));
+            reactions.apply(m, &plan);
         }
+        // A message older than the room's newest (its key appeared only later) can only go in at
+        // the live edge now: it is marked with its original time and counted (see `late.rs`).
+        let newest_in_room = self.store.last_delivered_ts(chat_id).await?;
         let mut ghosts: HashSet<String> = HashSet::new();
+        let mut late_shown: HashSet<String> = HashSet::new();
         for m in pending {
-            let sender = self.sender_of(m);
-            if sender != self.config.owner && !ghosts.contains(&sender) {
-                let handle = if m.from_me() { self.config.own_handles.first().cloned().unwrap_or_default() } else { m.sender.clone() };
-                self.ensure_ghost(&handle).await?;
-                ghosts.insert(sender.clone());
+            let late = newest_in_room.is_some_and(|t| m.ts_ms < t);
+            if late && crate::late::superseded(m, &chat) {
+                self.mark_done(&m.guid, &m.chat_id, NO_EVENT).await?;
+                continue;
             }
-            self.ensure_member(room, &sender, members).await?;
-            self.send_message(room, &sender, m, &mut reactions, room_report).await?;
-            room_report.sent += 1;
+            if late {
+                room_report.late += 1;
+                tracing::info!(chat = chat_id, guid = %m.guid, ts_ms = m.ts_ms, "delivering a message that arrived after newer ones, marked with its time");
+                if m.associated_type.is_none() {
+                    late_shown.insert(m.guid.clone());
+                }
+            }
+            self.send_as_sender(room, m, members, &mut ghosts, &mut reactions, late, room_report).await?;
             progress.sent(chat_id);
         }
+        // Tapbacks that found no target because it was one of those late messages go in now.
+        for m in crate::late::tapbacks_on(&chat, &late_shown) {
+            if waiting.contains(m.guid.as_str()) || self.store.delivered_event(&m.guid).await?.as_deref() != Some(NO_EVENT) {
+                continue;
+            }
+            self.store.forget_delivery(&m.guid).await?;
+            room_report.late += 1;
+            self.send_as_sender(room, m, members, &mut ghosts, &mut reactions, true, room_report).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends one message by its sender, who is registered and joined first.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_as_sender(
+        &self,
+        room: &str,
+        m: &MessageRecord,
+        members: &mut HashSet<String>,
+        ghosts: &mut HashSet<String>,
+        reactions: &mut crate::render::Reactions,
+        late: bool,
+        room_report: &mut DeliveryReport,
+    ) -> Result<()> {
+        let sender = self.sender_of(m);
+        if sender != self.config.owner && !ghosts.contains(&sender) {
+            let handle = if m.from_me() { self.config.own_handles.first().cloned().unwrap_or_default() } else { m.sender.clone() };
+            self.ensure_ghost(&handle).await?;
+            ghosts.insert(sender.clone());
+        }
+        self.ensure_member(room, &sender, members).await?;
+        self.send_message(room, &sender, m, reactions, late, room_report).await?;
+        room_report.sent += 1;
         Ok(())
     }
 
@@ -285,9 +327,30 @@ impl Deliverer {
         Ok(None)
     }
 
+    /// Why the stored history is not complete yet, None when it is: every zone's last pass
+    /// reached its end (`api_done`) and no message record waits for a key. CloudKit serves a
+    /// zone's records in no time order, so what a pass cut short left out can be older than what
+    /// it stored; and a room's timeline is append-only, so order must be right the first time.
+    pub async fn history_incomplete(&self) -> Result<Option<String>> {
+        for zone in imessage::records::ZONES {
+            match self.store.zone_state(zone).await?.and_then(|z| z.stop_reason) {
+                Some(store::StopReason::ApiDone) => {}
+                Some(other) => return Ok(Some(format!("the last sync of {zone} stopped early ({})", other.as_str()))),
+                None => return Ok(Some(format!("{zone} has not been synced to its end yet"))),
+            }
+        }
+        let waiting = self.store.failed_records(imessage::records::MESSAGE_ZONE).await?.iter().filter(|f| f.pending).count();
+        Ok((waiting > 0).then(|| format!("{waiting} message record(s) wait for a key refresh")))
+    }
+
     /// Delivers every chat, `concurrency` rooms at a time; within a room strictly in order.
+    /// Nothing is delivered while the history is incomplete (see [`Self::history_incomplete`]).
     pub async fn deliver_all(&self, progress: &dyn DeliveryProgress) -> Result<DeliveryReport> {
         let chats = self.store.chats().await?;
+        if let Some(why) = self.history_incomplete().await? {
+            tracing::warn!("not delivering yet: {why}; the next complete sync delivers");
+            return Ok(DeliveryReport { rooms: chats.len() as u64, waiting: Some(why), ..Default::default() });
+        }
         let report = Mutex::new(DeliveryReport { rooms: chats.len() as u64, ..Default::default() });
         let recorded = self.store.portals().await?.len();
         if recorded < chats.len() {

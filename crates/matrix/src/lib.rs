@@ -15,6 +15,7 @@ mod revise;
 pub mod thumbnail;
 pub mod ghost;
 pub mod inbound;
+mod late;
 pub mod media;
 pub mod metrics;
 pub mod registration;

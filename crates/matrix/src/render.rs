@@ -273,6 +273,23 @@ pub fn text_content(body: &str, html: Option<&str>, link_preview: Option<&LinkPr
 }
 
 /// The content of an edit of `original` (an `m.replace` with the new text).
+/// Marks the content of an event of a message that arrives after newer ones are in the room
+/// (a record whose key appeared only later): [`crate::send::LATE_KEY`] carries its original
+/// time, and a text body starts with it, so a reader sees why it sits where it does.
+pub fn mark_late(content: &mut Value, ts_ms: i64) {
+    content[crate::send::LATE_KEY] = json!(ts_ms);
+    let Some(when) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ms) * 1_000_000).ok() else { return };
+    let when = format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", when.year(), u8::from(when.month()), when.day(), when.hour(), when.minute());
+    if !matches!(content["msgtype"].as_str(), Some("m.text" | "m.notice" | "m.emote")) {
+        return;
+    }
+    for (field, sep) in [("body", " · "), ("formatted_body", " · ")] {
+        if let Some(text) = content[field].as_str() {
+            content[field] = json!(format!("⏱ {when}{sep}{text}"));
+        }
+    }
+}
+
 pub fn edit_content(original: &str, body: &str) -> Value {
     json!({
         "msgtype": "m.text",

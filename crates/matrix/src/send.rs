@@ -23,6 +23,9 @@ use crate::{media, Result, GUID_KEY};
 pub const LEDGER_KEY: &str = "fi.imessage_bridge.key";
 /// Key in event content carrying the message part an event shows.
 pub const PART_KEY: &str = "fi.imessage_bridge.part";
+/// Key in event content carrying the original time (ms) of a message delivered late, after
+/// newer ones (see [`render::mark_late`]).
+pub const LATE_KEY: &str = "fi.imessage_bridge.original_ts";
 /// The ledger's event id for a message that put nothing into the room.
 pub const NO_EVENT: &str = "-";
 
@@ -67,7 +70,7 @@ impl Deliverer {
     }
 
     /// Records that message `guid` puts nothing (more) into the room.
-    async fn mark_done(&self, guid: &str, chat_id: &str, event_id: &str) -> Result<()> {
+    pub(crate) async fn mark_done(&self, guid: &str, chat_id: &str, event_id: &str) -> Result<()> {
         self.store.begin_delivery(guid, chat_id, &txn_id(guid)).await?;
         self.store.finish_delivery(guid, event_id).await?;
         Ok(())
@@ -80,6 +83,7 @@ impl Deliverer {
         sender: &str,
         m: &MessageRecord,
         reactions: &mut render::Reactions,
+        late: bool,
         report: &mut DeliveryReport,
     ) -> Result<()> {
         let plan = render::plan(m, &|handle| crate::ghost::ghost_user_id(handle, &self.config.domain));
@@ -89,7 +93,7 @@ impl Deliverer {
                 tracing::debug!(guid = %m.guid, why, "nothing to show");
                 self.mark_done(&m.guid, &m.chat_id, NO_EVENT).await
             }
-            Plan::Message { parts, edits, reply_to } => self.send_parts(room, sender, m, parts, edits, reply_to, report).await,
+            Plan::Message { parts, edits, reply_to } => self.send_parts(room, sender, m, parts, edits, reply_to, late, report).await,
             Plan::React { target, part, key } => {
                 let Some(target_event) = self.part_event(&target, part).await? else {
                     report.orphan_tapbacks += 1;
@@ -108,10 +112,13 @@ impl Deliverer {
                         }
                     }
                 };
-                let content = json!({
+                let mut content = json!({
                     "m.relates_to": { "rel_type": "m.annotation", "event_id": target_event, "key": key },
                     GUID_KEY: m.guid,
                 });
+                if late {
+                    render::mark_late(&mut content, m.ts_ms);
+                }
                 let out = Outgoing { key: m.guid.clone(), event_type: "m.reaction", content, ts_ms: m.ts_ms };
                 match self.send_keyed(room, &m.chat_id, sender, out).await {
                     Ok(_) => {
@@ -158,6 +165,7 @@ impl Deliverer {
         parts: Vec<render::PartEvent>,
         edits: Vec<render::Edit>,
         reply_to: Option<String>,
+        late: bool,
         report: &mut DeliveryReport,
     ) -> Result<()> {
         let reply_event = match &reply_to {
@@ -174,6 +182,9 @@ impl Deliverer {
             };
             content[GUID_KEY] = json!(m.guid);
             content[PART_KEY] = json!(p.part);
+            if late {
+                render::mark_late(&mut content, m.ts_ms);
+            }
             if i == 0 {
                 if let Some(target) = &reply_event {
                     content["m.relates_to"] = json!({ "m.in_reply_to": { "event_id": target } });

@@ -30,8 +30,10 @@ pub struct ChatVerification {
     pub missing: u64,
     /// Extra copies of a guid.
     pub duplicates: u64,
-    /// Adjacent events (in timeline order) whose timestamps go backwards.
+    /// Adjacent events (in timeline order) whose timestamps go backwards; events of messages
+    /// delivered late (marked with their original time) are counted in `late` instead.
     pub out_of_order: u64,
+    pub late: u64,
     /// Messages not sent by the Matrix user that should send them.
     pub wrong_sender: u64,
     /// Non-state events sent by the bridge bot.
@@ -252,6 +254,7 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             missing: expected.len() as u64,
             duplicates: 0,
             out_of_order: 0,
+            late: 0,
             wrong_sender: 0,
             bot_messages: 0,
             name_ok: false,
@@ -316,10 +319,14 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
                 part_of.insert(id, slot.clone());
             }
             *seen.entry(slot).or_default() += 1;
-            if e.ts < last_ts {
-                v.out_of_order += 1;
+            if !content[crate::send::LATE_KEY].is_null() {
+                v.late += 1;
+            } else {
+                if e.ts < last_ts {
+                    v.out_of_order += 1;
+                }
+                last_ts = e.ts;
             }
-            last_ts = e.ts;
             if senders.get(guid).is_some_and(|s| s != &e.sender) {
                 v.wrong_sender += 1;
             }

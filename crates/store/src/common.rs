@@ -574,6 +574,11 @@ macro_rules! impl_store {
                 rows.iter().map(crate::revisions::revised).collect()
             }
 
+            async fn last_delivered_ts(&self, chat_id: &str) -> Result<Option<i64>> {
+                self.settle_messages().await?;
+                Ok(sqlx::query_scalar(crate::revisions::LAST_DELIVERED_TS).bind(chat_id).fetch_one(&self.$read).await?)
+            }
+
             async fn finish_revision(&self, guid: &str) -> Result<()> {
                 sqlx::query(crate::revisions::FINISH_REVISION).bind(guid).execute(&self.$write).await?;
                 Ok(())

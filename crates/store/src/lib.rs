@@ -323,6 +323,9 @@ pub trait Store: Send + Sync {
     /// Delivered messages of a chat whose record changed or was deleted since (see
     /// `revisions.rs`), ordered by guid: each guid with its current record, None if deleted.
     async fn revised(&self, chat_id: &str) -> Result<Vec<(String, Option<MessageRecord>)>>;
+    /// The time of the chat's newest message that put an event into its room (what a message
+    /// older than it would be delivered after: a late arrival).
+    async fn last_delivered_ts(&self, chat_id: &str) -> Result<Option<i64>>;
     /// The room matches message `guid`'s record again.
     async fn finish_revision(&self, guid: &str) -> Result<()>;
     /// Every event message `guid` put into a room: its ledger keys (`guid`, `guid/…`) with

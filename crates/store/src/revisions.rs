@@ -31,6 +31,10 @@ pub(crate) fn delivered_key(row: &impl RowExt) -> Result<(String, String)> {
     Ok((row.text("guid")?, row.text("event_id")?))
 }
 
+/// The time of the newest message of chat `$1` that put an event into its room.
+pub(crate) const LAST_DELIVERED_TS: &str = "SELECT MAX(m.ts_ms) FROM messages m JOIN deliveries d ON d.guid = m.guid \
+    WHERE m.chat_id = $1 AND d.event_id IS NOT NULL AND d.event_id <> '-'";
+
 pub(crate) const FINISH_REVISION: &str = "DELETE FROM revisions WHERE guid = $1";
 
 /// Ledger rows of one message: the key `$1` itself and `$1/…` (between `$1/` and `$10`,

@@ -565,6 +565,12 @@ impl ZoneSync<'_> {
             }
             remaining = retry;
         }
+        // Still without a key after every round: final for this pass (undecryptable, listed in
+        // `status`; not waited for by delivery). The next pass re-fetches them all again.
+        if !remaining.is_empty() {
+            let given_up: Vec<FailedRecord> = remaining.into_iter().map(|f| FailedRecord { pending: false, ..f }).collect();
+            self.store.resolve_failed(self.zone, &[], &given_up).await?;
+        }
         if recovered_total > 0 {
             tracing::info!(zone = self.zone, recovered = recovered_total, "recovered records after key refresh");
         }

@@ -127,6 +127,9 @@ pub(crate) async fn revisions_note_changed_and_deleted_delivered_messages(db: Te
     assert_eq!(revised, vec![("a2".to_string(), Some(edited)), ("a3".to_string(), None)]);
     assert!(s.revised("b").await.unwrap().is_empty());
 
+    // a3's record is gone and a2's event stands: the newest delivered message left is a10's.
+    assert_eq!(s.last_delivered_ts("a").await.unwrap(), Some(500));
+    assert_eq!(s.last_delivered_ts("b").await.unwrap(), None);
     let keys = s.delivered_keys("a1").await.unwrap();
     assert_eq!(keys, vec![("a1".to_string(), "$a1".to_string()), ("a1/p0".to_string(), "$p".to_string())]);
     s.finish_revision("a2").await.unwrap();
