@@ -353,20 +353,32 @@ impl HomeserverClient {
 
     /// Uploads `bytes` to the media repository as `user`; returns the `mxc://` URI.
     pub async fn upload(&self, user: &str, bytes: bytes::Bytes, content_type: &str, filename: &str) -> Result<String> {
+        self.upload_body(user, UploadBody::Memory(bytes), content_type, filename).await
+    }
+
+    /// Uploads the file at `path` as it is, streamed from disk (a video of several gigabytes
+    /// never sits in memory); returns the `mxc://` URI.
+    pub async fn upload_file(&self, user: &str, path: &std::path::Path, content_type: &str, filename: &str) -> Result<String> {
+        self.upload_body(user, UploadBody::File(path), content_type, filename).await
+    }
+
+    async fn upload_body(&self, user: &str, body: UploadBody<'_>, content_type: &str, filename: &str) -> Result<String> {
         let url = format!("{}/_matrix/media/v3/upload", self.base);
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let (body_of_request, len) = body.open().await?;
             let req = self
                 .http
                 .post(&url)
                 .bearer_auth(&self.as_token)
                 .query(&[("user_id", user), ("filename", filename)])
                 .header(reqwest::header::CONTENT_TYPE, content_type)
-                .body(bytes.clone());
+                .header(reqwest::header::CONTENT_LENGTH, len)
+                .body(body_of_request);
             match self.execute::<Value>(req, &url, "upload").await {
                 Ok(v) => {
-                    self.uploaded.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    self.uploaded.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
                     return v["content_uri"]
                         .as_str()
                         .map(str::to_string)
@@ -376,6 +388,12 @@ impl HomeserverClient {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The media repository's largest upload (`m.upload.size`), None when it names none.
+    pub async fn upload_limit(&self, user: &str) -> Result<Option<u64>> {
+        let v = self.request::<Value>(MAX_ATTEMPTS, Method::GET, "/_matrix/client/v1/media/config", Some(user), &[], None, "media config").await?;
+        Ok(v["m.upload.size"].as_u64())
     }
 
     /// Downloads `mxc` (authenticated media) as `user`, at most `cap` bytes.
@@ -408,9 +426,80 @@ impl HomeserverClient {
     }
 }
 
+/// What an upload sends: bytes in memory, or a file read in pieces as the request goes out
+/// (opened again for each attempt).
+enum UploadBody<'a> {
+    Memory(bytes::Bytes),
+    File(&'a std::path::Path),
+}
+
+/// Pieces a streamed upload reads the file in.
+const UPLOAD_PIECE: usize = 256 << 10;
+
+impl UploadBody<'_> {
+    async fn open(&self) -> Result<(reqwest::Body, u64)> {
+        match self {
+            UploadBody::Memory(bytes) => Ok((reqwest::Body::from(bytes.clone()), bytes.len() as u64)),
+            UploadBody::File(path) => {
+                let fail = |e: std::io::Error| MatrixError::Media { file: path.display().to_string(), detail: format!("cannot read it for upload: {e}") };
+                let file = tokio::fs::File::open(path).await.map_err(fail)?;
+                let len = file.metadata().await.map_err(fail)?.len();
+                // Exactly `len` bytes: a file that grows meanwhile does not overrun Content-Length.
+                let pieces = futures_util::stream::unfold(tokio::io::AsyncReadExt::take(file, len), |mut file| async move {
+                    let mut piece = vec![0u8; UPLOAD_PIECE];
+                    match tokio::io::AsyncReadExt::read(&mut file, &mut piece).await {
+                        Ok(0) => None,
+                        Ok(n) => {
+                            piece.truncate(n);
+                            Some((Ok::<_, std::io::Error>(bytes::Bytes::from(piece)), file))
+                        }
+                        Err(e) => Some((Err(e), file)),
+                    }
+                });
+                Ok((reqwest::Body::wrap_stream(pieces), len))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A media repository on 127.0.0.1 that answers each upload with the SHA-256 and length of
+    /// the body it received.
+    async fn media_repository() -> String {
+        use sha2::Digest;
+        let app = axum::Router::new()
+            .route(
+                "/_matrix/media/v3/upload",
+                axum::routing::post(|body: bytes::Bytes| async move {
+                    let sha: String = sha2::Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect();
+                    axum::Json(json!({ "content_uri": format!("mxc://test/{sha}-{}", body.len()) }))
+                }),
+            )
+            .layer(axum::extract::DefaultBodyLimit::disable());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_file_upload_streams_the_whole_file_in_pieces() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.mov");
+        // Not a multiple of the piece size, so the last piece is short.
+        let bytes: Vec<u8> = (0..(3 * UPLOAD_PIECE + 12_345)).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let hs = HomeserverClient::new(&media_repository().await, "token").unwrap();
+        let mxc = hs.upload_file("@u:test", &path, "video/quicktime", "big.mov").await.unwrap();
+        let sha: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(mxc, format!("mxc://test/{sha}-{}", bytes.len()));
+        let missing = hs.upload_file("@u:test", &dir.path().join("gone"), "video/quicktime", "gone.mov").await;
+        assert!(matches!(missing, Err(MatrixError::Media { .. })), "{missing:?}");
+    }
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Answers every request with `body` (sized, or chunked without a length).

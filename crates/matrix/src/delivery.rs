@@ -112,6 +112,8 @@ pub struct Deliverer {
     pub(crate) direct_lock: Mutex<()>,
     /// The homeserver's default room version (portals are created with it).
     pub(crate) room_version: tokio::sync::OnceCell<Option<String>>,
+    /// The media repository's largest upload (asked once).
+    pub(crate) upload_limit: tokio::sync::OnceCell<Option<u64>>,
 }
 
 /// The id of the owner's override push rule that mutes a portal while its history goes in.
@@ -128,7 +130,7 @@ pub(crate) fn txn_id(guid: &str) -> String {
 
 impl Deliverer {
     pub fn new(hs: HomeserverClient, store: Arc<dyn Store>, config: DeliveryConfig) -> Self {
-        Deliverer { hs, store, config, known_users: Mutex::new(HashSet::new()), direct_lock: Mutex::new(()), room_version: tokio::sync::OnceCell::new() }
+        Deliverer { hs, store, config, known_users: Mutex::new(HashSet::new()), direct_lock: Mutex::new(()), room_version: tokio::sync::OnceCell::new(), upload_limit: tokio::sync::OnceCell::new() }
     }
 
     pub fn bot(&self) -> String {

@@ -78,7 +78,14 @@ pub struct PreparedMedia {
     pub conversion: &'static str,
     /// A JPEG thumbnail, for videos and for images larger than 800×600.
     pub thumbnail: Option<crate::thumbnail::Thumbnail>,
+    /// Upload this file as it is, streamed from disk, instead of `bytes` (then empty): a file
+    /// of [`STREAM_FROM`] bytes or more that needs no conversion.
+    pub file: Option<std::path::PathBuf>,
 }
+
+/// Files that go to Matrix as they are and have at least this many bytes are uploaded from
+/// disk as the request goes out, never read into memory whole.
+pub const STREAM_FROM: u64 = 8 << 20;
 
 #[derive(Debug, Clone)]
 pub struct Voice {
@@ -97,7 +104,10 @@ pub async fn prepare(path: &Path, attachment: &AttachmentRecord, config: &MediaC
 /// Uploads a prepared attachment (and its thumbnail) to the media repository as `user`; returns
 /// the `m.room.message` content for it.
 pub async fn upload(hs: &crate::HomeserverClient, user: &str, media: &PreparedMedia) -> Result<Value> {
-    let mxc = hs.upload(user, media.bytes.clone(), &media.mime_type, &media.filename).await?;
+    let mxc = match &media.file {
+        Some(path) => hs.upload_file(user, path, &media.mime_type, &media.filename).await?,
+        None => hs.upload(user, media.bytes.clone(), &media.mime_type, &media.filename).await?,
+    };
     let thumbnail = match &media.thumbnail {
         Some(t) => Some((hs.upload(user, t.bytes.clone(), "image/jpeg", "thumbnail.jpg").await?, t)),
         None => None,
@@ -204,16 +214,19 @@ pub(crate) async fn prepare_with(
         }
         Kind::Heif | Kind::Image | Kind::File => {}
     }
-    let bytes = match bytes {
-        Some(b) => b,
-        None => read_capped_file(&input, config.max_bytes, "the file").await.map_err(fail)?,
+    let (bytes, file) = match bytes {
+        Some(b) => (b, None),
+        None if len >= STREAM_FROM => (bytes::Bytes::new(), Some(input.clone())),
+        None => (read_capped_file(&input, config.max_bytes, "the file").await.map_err(fail)?, None),
     };
+    let size = if file.is_some() { len } else { bytes.len() as u64 };
     if kind == Kind::Heif && conversion == "as is" {
         // imagesize reads a HEIF's coded size (`ispe`), which its clean aperture may crop.
         dims = heif_size(&input, tools).await;
     }
     if matches!(kind, Kind::Heif | Kind::Image) && dims.is_none() {
-        dims = imagesize::blob_size(&bytes).ok().map(|s| (s.width as u64, s.height as u64));
+        let found = if file.is_some() { imagesize::size(&input) } else { imagesize::blob_size(&bytes) };
+        dims = found.ok().map(|s| (s.width as u64, s.height as u64));
     }
     if let Some((w, h)) = dims {
         info.insert("w".into(), w.into());
@@ -238,7 +251,7 @@ pub(crate) async fn prepare_with(
         }
     }
     info.insert("mimetype".into(), mime.clone().into());
-    info.insert("size".into(), bytes.len().into());
+    info.insert("size".into(), size.into());
     let msgtype = match kind {
         Kind::Heif | Kind::Image => "m.image",
         Kind::Voice | Kind::Audio => "m.audio",
@@ -246,7 +259,7 @@ pub(crate) async fn prepare_with(
         Kind::File => "m.file",
     };
     tracing::debug!(file = %path.display(), %name, %mime, msgtype, conversion, "attachment prepared");
-    Ok(PreparedMedia { bytes, mime_type: mime, filename: name, msgtype, info: Value::Object(info), voice, conversion, thumbnail })
+    Ok(PreparedMedia { bytes, mime_type: mime, filename: name, msgtype, info: Value::Object(info), voice, conversion, thumbnail, file })
 }
 
 /// The name shown: the transfer name, else the last component of `cm.fn`.

@@ -291,6 +291,7 @@ fn message_content_carries_url_info_and_voice_fields() {
         voice: Some(Voice { duration_ms: 1020, waveform: vec![0, 512, 1024] }),
         conversion: "caf→ogg",
         thumbnail: None,
+        file: None,
     };
     let c = message_content(&media, "mxc://example.org/abc", None);
     assert_eq!(
@@ -355,4 +356,20 @@ fn prepare_can_run_on_a_spawned_task() {
     assert_send(&fut);
     assert_eq!(MediaConfig::default().max_bytes, 100 * 1024 * 1024);
     assert!(MediaConfig::default().convert_heif && MediaConfig::default().convert_voice);
+}
+
+#[tokio::test]
+async fn a_large_file_is_left_on_disk_for_a_streamed_upload() {
+    // A PDF padded past the streaming threshold (a file needs no tool).
+    let mut big = PDF.to_vec();
+    big.resize(STREAM_FROM as usize + 1, b' ');
+    let rec = record(Some("application/pdf"), Some("com.adobe.pdf"), "scan.pdf", big.len());
+    let file = stored(&big);
+    let m = prepare(&file.path, &rec, &MediaConfig::default()).await.unwrap();
+    assert!(m.bytes.is_empty(), "not read into memory");
+    assert_eq!(m.file.as_deref().map(std::path::absolute).and_then(Result::ok), std::path::absolute(&file.path).ok());
+    assert_eq!(m.info["size"].as_u64(), Some(big.len() as u64));
+    // Below the threshold it is read as before.
+    let small = prep(PDF, &record(Some("application/pdf"), Some("com.adobe.pdf"), "a.pdf", PDF.len()), &MediaConfig::default()).await;
+    assert!(small.file.is_none() && &small.bytes[..] == PDF);
 }

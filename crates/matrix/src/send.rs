@@ -225,11 +225,16 @@ impl Deliverer {
     /// not there (the message is never lost for want of its file).
     async fn attachment_content(&self, sender: &str, transfer_guid: &str, report: &mut DeliveryReport) -> Result<Value> {
         let found = self.store.attachment_by_transfer_guid(transfer_guid).await?;
+        // Asked once; a homeserver that does not answer it gets every file tried.
+        let upload_limit = *self.upload_limit.get_or_init(|| async { self.hs.upload_limit(&self.bot()).await.ok().flatten() }).await;
         let (name, size, why) = match &found {
             None => ("attachment".to_string(), None, "its record is not in the store".to_string()),
             Some((a, file)) => {
                 let name = a.details.transfer_name.clone().or_else(|| a.filename.as_deref().and_then(|f| f.rsplit('/').next()).map(str::to_string)).unwrap_or_else(|| "attachment".into());
                 let why = match file.as_ref().map(|f| f.state) {
+                    Some(FileState::Stored) if upload_limit.is_some_and(|limit| a.total_bytes as u64 > limit) => {
+                        format!("it is larger than the homeserver's upload limit of {:.1} MB", upload_limit.unwrap_or(0) as f64 / 1e6)
+                    }
                     Some(FileState::Stored) if (a.total_bytes as u64) <= self.config.media.max_bytes => String::new(),
                     Some(FileState::Stored) | Some(FileState::TooLarge) => "it is larger than the size cap".into(),
                     Some(FileState::Failed) => format!("it could not be fetched: {}", file.as_ref().and_then(|f| f.last_error.clone()).unwrap_or_default()),
