@@ -1,21 +1,26 @@
 //! The Matrix side of the commands: a [`Bridge`] is what `deliver`, `run` and `verify` need to
 //! talk to the homeserver. Only `run` and `deliver` serve the appservice API
-//! ([`Bridge::listen`]): `verify`, `status` and `doctor` must work beside a running bridge, which
-//! holds the port.
+//! ([`Bridge::start`], [`Bridge::start_retrying`]): `verify`, `status` and `doctor` must work
+//! beside a running bridge, which holds the port. The listener also hands the homeserver's events
+//! to `matrix::inbound` (owner messages get a notice) and serves `/metrics` when it is on.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use matrix::delivery::{DeliveryConfig, Deliverer};
+use matrix::metrics::Metrics;
 use matrix::{appservice, registration, HomeserverClient};
 use ruma::api::appservice::Registration;
 
 use crate::config::{Config, MatrixConfig};
 
 pub const APPSERVICE_ID: &str = "imessage";
+/// The longest pause between two tries of a homeserver that is down when `run` starts.
+const MAX_HOMESERVER_PAUSE: Duration = Duration::from_secs(60);
 
 /// Everything a Matrix command needs: the registration, the homeserver client and the
 /// deliverer. Connecting does not bind the appservice port.
@@ -23,7 +28,40 @@ pub struct Bridge {
     pub deliverer: Deliverer,
     registration: Registration,
     matrix: MatrixConfig,
-    _listener: Option<tokio::task::JoinHandle<()>>,
+    /// Prometheus metrics, when `matrix.metrics` is on (served with the appservice API).
+    pub metrics: Option<Arc<Metrics>>,
+    /// Media bytes the homeserver client had uploaded at the last metrics update.
+    uploaded_seen: AtomicU64,
+    _listener: Option<Listener>,
+}
+
+/// The appservice API on `matrix.listen` (with `/metrics` when on) and the task that acts on
+/// the events it receives (owner messages: `matrix::inbound`).
+pub struct Listener {
+    _http: tokio::task::JoinHandle<()>,
+    _inbound: tokio::task::JoinHandle<()>,
+}
+
+impl Listener {
+    async fn bind(m: &MatrixConfig, registration: &Registration, store: Arc<dyn store::Store>, metrics: Option<Arc<Metrics>>) -> anyhow::Result<Self> {
+        let on_refused: Option<matrix::inbound::OnRefused> =
+            metrics.clone().map(|m| Box::new(move || { m.owner_messages_refused.inc(); }) as matrix::inbound::OnRefused);
+        let inbound = matrix::inbound::Inbound {
+            hs: HomeserverClient::new(&m.homeserver, &registration.as_token)?,
+            store,
+            owner: m.owner.clone(),
+            bot: matrix::ghost::bot_user_id(&m.domain),
+            on_refused,
+        };
+        let (inbox, inbound) = inbound.spawn();
+        let state = appservice::AppserviceState::with_inbox(&registration.hs_token, &m.domain, Some(inbox));
+        let extra = metrics.map(Metrics::router).unwrap_or_default();
+        let (addr, http) = appservice::serve_with(state, m.listen, extra).await.with_context(|| {
+            format!("binding the appservice listener on {} (is another `imessage-bridge run` using it?)", m.listen)
+        })?;
+        tracing::debug!(%addr, "appservice API listening");
+        Ok(Listener { _http: http, _inbound: inbound })
+    }
 }
 
 /// Reads the registration a config names.
@@ -32,13 +70,29 @@ pub fn read_registration(path: &Path) -> anyhow::Result<Registration> {
     serde_yaml::from_str(&text).with_context(|| format!("{} is not a registration", path.display()))
 }
 
+/// The config's Matrix section and registration, and a client for the homeserver.
+fn homeserver(config: &Config) -> anyhow::Result<(MatrixConfig, Registration, HomeserverClient)> {
+    let m = config.matrix.as_ref().context("the config has no `matrix:` section; run `imessage-bridge init`")?;
+    let registration = read_registration(&m.registration)?;
+    let hs = HomeserverClient::new(&m.homeserver, &registration.as_token)?;
+    Ok((m.clone(), registration, hs))
+}
+
 impl Bridge {
     /// Reads the registration and the session and waits (bounded) for the homeserver.
     pub async fn connect(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<Self> {
-        let m = config.matrix.as_ref().context("the config has no `matrix:` section; run `imessage-bridge init`")?;
-        let registration = read_registration(&m.registration)?;
-        let hs = HomeserverClient::new(&m.homeserver, &registration.as_token)?;
+        let (m, registration, hs) = homeserver(config)?;
         hs.wait_ready(Duration::from_secs(30)).await.with_context(|| format!("homeserver {} is not answering", m.homeserver))?;
+        Self::with_homeserver(config, store, m, registration, hs).await
+    }
+
+    async fn with_homeserver(
+        config: &Config,
+        store: Arc<dyn store::Store>,
+        m: MatrixConfig,
+        registration: Registration,
+        hs: HomeserverClient,
+    ) -> anyhow::Result<Self> {
         let session = cloudkit::session_source(&config.cloudkit.session).session().await?;
         let double_puppet = registration::owns_user(&registration, &m.owner);
         let deliverer = Deliverer::new(
@@ -59,41 +113,90 @@ impl Bridge {
                 },
             },
         );
-        Ok(Bridge { deliverer, registration, matrix: m.clone(), _listener: None })
+        Ok(Bridge { deliverer, registration, matrix: m, metrics: None, uploaded_seen: AtomicU64::new(0), _listener: None })
     }
 
     /// Connects, serves the appservice API on `matrix.listen` and checks with the homeserver's
-    /// ping that it reaches it (`run` and `deliver`).
+    /// ping that it reaches it (`deliver`).
     pub async fn start(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<Self> {
+        let (m, registration, _) = homeserver(config)?;
+        let metrics = m.metrics.then(Metrics::new);
+        let listener = Listener::bind(&m, &registration, store.clone(), metrics.clone()).await?;
         let mut bridge = Self::connect(config, store).await?;
-        bridge.listen().await?;
+        bridge.ping().await?;
+        (bridge._listener, bridge.metrics) = (Some(listener), metrics);
         Ok(bridge)
     }
 
-    async fn listen(&mut self) -> anyhow::Result<()> {
-        let m = &self.matrix;
-        let state = appservice::AppserviceState::new(&self.registration.hs_token, &m.domain);
-        let (addr, listener) = appservice::serve(state, m.listen).await.with_context(|| {
-            format!("binding the appservice listener on {} (is another `imessage-bridge run` using it?)", m.listen)
-        })?;
-        tracing::debug!(%addr, "appservice API listening");
-        self._listener = Some(listener);
+    /// Binds the appservice port for [`start_retrying`](Self::start_retrying) (`run` binds it
+    /// first, so a port in use is an error at once).
+    pub async fn bind(config: &Config, store: Arc<dyn store::Store>, metrics: Option<Arc<Metrics>>) -> anyhow::Result<Listener> {
+        let (m, registration, _) = homeserver(config)?;
+        Listener::bind(&m, &registration, store, metrics).await
+    }
+
+    /// As [`start`](Self::start) for `run`, which must outlast a homeserver that is down or not
+    /// set up yet: the homeserver is tried until it answers and pings back, with a growing pause
+    /// between tries (logged); `give_up` bounds that (`run --once`). None if `stop` fired first.
+    pub async fn start_retrying(
+        config: Config,
+        store: Arc<dyn store::Store>,
+        listener: Listener,
+        metrics: Option<Arc<Metrics>>,
+        give_up: Option<Duration>,
+        stop: sync::StopSignal,
+    ) -> anyhow::Result<Option<Self>> {
+        let (m, registration, hs) = homeserver(&config)?;
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_secs(1);
+        loop {
+            let attempt = async {
+                hs.wait_ready(Duration::from_secs(5)).await.with_context(|| format!("homeserver {} is not answering", m.homeserver))?;
+                let bridge = Self::with_homeserver(&config, store.clone(), m.clone(), registration.clone(), hs.clone()).await?;
+                bridge.ping().await?;
+                anyhow::Ok(bridge)
+            };
+            match attempt.await {
+                Ok(mut bridge) => {
+                    (bridge._listener, bridge.metrics) = (Some(listener), metrics);
+                    return Ok(Some(bridge));
+                }
+                Err(e) if give_up.is_some_and(|g| started.elapsed() >= g) => return Err(e),
+                Err(e) => tracing::warn!("{e:#}; trying the homeserver again in {}s (syncing meanwhile)", pause.as_secs()),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.stopped() => return Ok(None),
+            }
+            pause = (pause * 2).min(MAX_HOMESERVER_PAUSE);
+        }
+    }
+
+    /// The homeserver's ping reaches the appservice API (bound before).
+    async fn ping(&self) -> anyhow::Result<()> {
         let txn = format!("imb-ping-{}", std::process::id());
         let ms = self.deliverer.hs.ping(&self.registration.id, &txn).await.context(
             "the homeserver could not reach the bridge (appservice ping failed): is registration.yaml in app_service_config_files and its url reachable? `imessage-bridge doctor` checks each piece",
         )?;
-        tracing::info!(homeserver = %m.homeserver, roundtrip_ms = ms, "appservice link ok");
+        tracing::info!(homeserver = %self.matrix.homeserver, roundtrip_ms = ms, "appservice link ok");
         Ok(())
     }
 
     /// One delivery round. `sent` is notified after every event the homeserver accepted (`run`
     /// waits for one before it stops on a signal).
     pub async fn deliver(&self, sent: Option<&tokio::sync::Notify>) -> anyhow::Result<()> {
-        let bars: Box<dyn matrix::delivery::DeliveryProgress> =
-            if std::io::stderr().is_terminal() { Box::new(crate::progress::RoomBars::new()) } else { Box::new(matrix::delivery::NoDeliveryProgress) };
-        let progress = crate::progress::Notifying { inner: bars.as_ref(), sent };
+        let bars: Box<dyn matrix::delivery::DeliveryProgress> = if std::io::stderr().is_terminal() {
+            Box::new(crate::progress::RoomBars::new())
+        } else {
+            Box::new(crate::progress::LogProgress::start("delivery", crate::progress::log_interval()))
+        };
+        let progress = crate::progress::Notifying::new(bars.as_ref(), sent, self.metrics.as_deref());
         let started = std::time::Instant::now();
-        let report = self.deliverer.deliver_all(&progress).await?;
+        let report = self.deliverer.deliver_all(&progress).await;
+        if let Some(metrics) = &self.metrics {
+            self.update_metrics(metrics).await;
+        }
+        let report = report?;
         let secs = started.elapsed().as_secs_f64();
         tracing::info!(
             rooms = report.rooms,
@@ -107,6 +210,19 @@ impl Bridge {
             "delivery finished"
         );
         Ok(())
+    }
+
+    /// After a round: media bytes uploaded since the last update, and what is still pending.
+    async fn update_metrics(&self, metrics: &Metrics) {
+        let uploaded = self.deliverer.hs.uploaded_bytes();
+        let before = self.uploaded_seen.swap(uploaded, Ordering::Relaxed);
+        metrics.media_bytes_uploaded.inc_by(uploaded.saturating_sub(before));
+        match self.deliverer.store.room_deliveries().await {
+            Ok(rooms) => {
+                metrics.pending_messages.set(rooms.iter().map(|r| r.pending + r.in_flight).sum());
+            }
+            Err(e) => tracing::warn!("pending messages not counted for metrics: {e}"),
+        }
     }
 }
 

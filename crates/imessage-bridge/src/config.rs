@@ -45,6 +45,9 @@ pub struct MatrixConfig {
     /// 11 and 12.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_version: Option<String>,
+    /// Serve Prometheus metrics as `GET /metrics` on the `listen` address (`run` and `deliver`).
+    #[serde(default)]
+    pub metrics: bool,
 }
 
 fn default_concurrency() -> usize {

@@ -88,11 +88,14 @@ fn init_logging(verbose: u8) {
         1 => "debug,sqlx=warn,hyper=info,reqwest=info",
         _ => "trace",
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let log = tracing_subscriber::fmt().with_env_filter(filter);
+    if std::io::stderr().is_terminal() {
+        // Through the progress bars, so a log line never lands in the middle of one.
+        log.with_writer(|| progress::BarsWriter).with_ansi(true).init();
+    } else {
+        log.with_writer(std::io::stderr).with_ansi(false).init();
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -134,7 +137,7 @@ async fn run_cli() -> anyhow::Result<()> {
         store::open(&config.database.uri).await.with_context(|| format!("opening database {}", config.database.uri))?,
     );
     match cli.command {
-        Command::Sync { records_only } => run::sync(&config, store, !records_only, &run::stop_on_signals()).await,
+        Command::Sync { records_only } => run::sync(&config, store, !records_only, &run::stop_on_signals(), None).await,
         Command::Status { json } => status::status(store.as_ref(), json).await,
         Command::Deliver => bridge::Bridge::start(&config, store).await?.deliver(None).await,
         Command::Verify { json } => {

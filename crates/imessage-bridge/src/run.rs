@@ -76,18 +76,42 @@ impl Signals {
 }
 
 pub async fn run(config: &Config, store: Arc<dyn store::Store>, once: bool, stop: sync::StopSignal) -> anyhow::Result<()> {
-    let b = Bridge::start(config, store.clone()).await?;
+    let metrics = config.matrix.as_ref().is_some_and(|m| m.metrics).then(matrix::metrics::Metrics::new);
+    // The homeserver may be down or not set up yet: it is tried in the background (the port is
+    // bound at once) while the sync goes ahead.
+    let listener = Bridge::bind(config, store.clone(), metrics.clone()).await?;
+    let give_up = once.then_some(Duration::from_secs(30));
+    let mut connecting = tokio::spawn(Bridge::start_retrying(config.clone(), store.clone(), listener, metrics.clone(), give_up, stop.clone()));
+    let mut bridge: Option<Bridge> = None;
     let interval = Duration::from_secs(config.matrix.as_ref().map_or(60, |m| m.sync_interval_secs).max(1));
     let mut backoff = FIRST_BACKOFF;
     loop {
         // A sync that stops early still delivers what it stored; the next round resumes it.
-        if let Err(e) = sync(config, store.clone(), true, &stop).await {
+        if let Err(e) = sync(config, store.clone(), true, &stop, metrics.as_ref()).await {
             tracing::warn!("{e:#}");
         }
         if stop.is_stopped() {
             return Ok(());
         }
-        let delivered = deliver_round(&b, store.as_ref(), &stop).await;
+        let b = match bridge.as_ref() {
+            Some(b) => b,
+            None => {
+                // Waits for the homeserver until the next sync is due (`--once`: until it gives up).
+                let connected = tokio::select! {
+                    r = &mut connecting => Some(r),
+                    _ = tokio::time::sleep(interval), if !once => None,
+                    _ = stop.stopped() => return Ok(()),
+                };
+                match connected {
+                    Some(joined) => match joined?? {
+                        Some(b) => bridge.insert(b),
+                        None => return Ok(()),
+                    },
+                    None => continue,
+                }
+            }
+        };
+        let delivered = deliver_round(b, store.as_ref(), &stop).await;
         if stop.is_stopped() {
             return Ok(());
         }
@@ -146,17 +170,36 @@ async fn deliver_round(b: &Bridge, store: &dyn store::Store, stop: &sync::StopSi
     result
 }
 
-pub async fn sync(config: &Config, store: Arc<dyn store::Store>, files: bool, stop: &sync::StopSignal) -> anyhow::Result<()> {
+pub async fn sync(
+    config: &Config,
+    store: Arc<dyn store::Store>,
+    files: bool,
+    stop: &sync::StopSignal,
+    metrics: Option<&Arc<matrix::metrics::Metrics>>,
+) -> anyhow::Result<()> {
     let session = cloudkit::session_source(&config.cloudkit.session).session().await?;
     let client = cloudkit::Client::with_limits(&config.cloudkit.url, session, config.cloudkit.limits)?;
-    let progress: Arc<dyn sync::Progress> = if std::io::stderr().is_terminal() {
+    let mut progress: Arc<dyn sync::Progress> = if std::io::stderr().is_terminal() {
         Arc::new(crate::progress::Bars::new())
     } else {
-        Arc::new(sync::NoProgress)
+        Arc::new(crate::progress::LogProgress::start("sync", crate::progress::log_interval()))
     };
-    let started = std::time::Instant::now();
     let options = sync::SyncOptions { stop: stop.clone(), ..config.sync.options() };
-    let report = sync::sync_all(&client, store.clone(), &options, progress).await?;
+    if let Some(m) = metrics {
+        progress = Arc::new(crate::progress::CountingSync { inner: progress, metrics: m.clone() });
+    }
+    let started = std::time::Instant::now();
+    let report = sync::sync_all(&client, store.clone(), &options, progress).await;
+    if let Some(m) = metrics {
+        m.page_errors.inc_by(options.failed_requests.load(std::sync::atomic::Ordering::Relaxed));
+        match sync::status(store.as_ref()).await {
+            Ok(st) => {
+                m.undecryptable.set(st.zones.iter().map(|z| z.undecryptable).sum());
+            }
+            Err(e) => tracing::warn!("undecryptable records not counted for metrics: {e}"),
+        }
+    }
+    let report = report?;
     let secs = started.elapsed().as_secs_f64();
     let changes: u64 = report.zones.iter().map(|z| z.changes).sum();
     for z in &report.zones {

@@ -93,18 +93,19 @@ fn zones_table(out: &mut impl Write, status: &sync::Status) -> anyhow::Result<()
 
 fn rooms_table(out: &mut impl Write, rooms: &[Room]) -> anyhow::Result<()> {
     writeln!(out)?;
-    writeln!(out, "{:<34} {:<24} {:>8} {:>9} {:>8} {:>9}  name", "chat", "room", "stored", "delivered", "pending", "in_flight")?;
+    writeln!(out, "{:<34} {:<24} {:>8} {:>9} {:>8} {:>9} {:>6}  name", "chat", "room", "stored", "delivered", "pending", "in_flight", "typed")?;
     for r in rooms {
         let d = r.delivery;
         writeln!(
             out,
-            "{:<34} {:<24} {:>8} {:>9} {:>8} {:>9}  {}",
+            "{:<34} {:<24} {:>8} {:>9} {:>8} {:>9} {:>6}  {}",
             crate::bridge::truncate(&d.chat_id, 34),
             crate::bridge::truncate(d.room_id.as_deref().unwrap_or("-"), 24),
             d.stored,
             d.delivered,
             d.pending,
             d.in_flight,
+            d.owner_messages,
             r.name.unwrap_or("-")
         )?;
         if let Some(e) = &d.last_error {
@@ -122,5 +123,9 @@ fn rooms_table(out: &mut impl Write, rooms: &[Room]) -> anyhow::Result<()> {
         sum(|d| d.in_flight),
         rooms.iter().filter(|r| r.delivery.last_error.is_some()).count()
     )?;
+    let typed = sum(|d| d.owner_messages);
+    if typed > 0 {
+        writeln!(out, "typed: {typed} message(s) you wrote in portals; this bridge cannot send them to iMessage (each room was told so)")?;
+    }
     Ok(())
 }

@@ -4,20 +4,7 @@
 use super::*;
 
 fn msg(name: &str, text: &str) -> RecordChange {
-    RecordChange::Message(MessageRecord {
-        record_name: name.into(),
-        guid: format!("g-{name}"),
-        chat_id: "c".into(),
-        sender: String::new(),
-        flags: 0,
-        ts_ms: 0,
-        text: Some(text.into()),
-        subject: None,
-        associated_type: None,
-        associated_guid: None,
-        service: None,
-        content: Default::default(),
-    })
+    RecordChange::Message(crate::migrations::tests::v5_message(name, 0, text))
 }
 fn del(name: &str) -> RecordChange {
     RecordChange::Deleted { record_name: name.into() }

@@ -576,7 +576,7 @@ pub(crate) fn latest(postgres: bool) -> i64 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// The conformance suite's throwaway PostgreSQL server, for the migration tests above.
 #[cfg(test)]

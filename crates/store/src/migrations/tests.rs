@@ -105,7 +105,7 @@ async fn postgres_version_4_zones_survive_migration_5() {
 }
 
 /// A message as a version-5 bridge stored it: chat `c`, sender `tel:+1`, no flags.
-fn v5_message(name: &str, ts_ms: i64, text: &str) -> imessage::records::MessageRecord {
+pub(crate) fn v5_message(name: &str, ts_ms: i64, text: &str) -> imessage::records::MessageRecord {
     imessage::records::MessageRecord {
         record_name: name.into(),
         guid: format!("g-{name}"),
