@@ -90,6 +90,9 @@ async fn owner_messages_get_one_notice_and_metrics_match_what_was_synced_and_del
     assert_eq!(notices().await, 1, "one notice for two messages");
     let log = terminate(&mut run, "after the owner messages").await;
     assert_eq!(log.matches("owner message cannot reach iMessage").count(), 2, "{log}");
+    // What the owner typed and the bot's one answer are not the bridge's history: verify stays ok.
+    let out = b.run(&["verify", "--json"]).await;
+    assert!(out.status.success(), "verify after the owner typed:\n{}", String::from_utf8_lossy(&out.stdout));
 }
 
 /// Off a terminal (the test captures stderr), `sync` logs a progress line per zone at the

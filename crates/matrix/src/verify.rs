@@ -285,10 +285,16 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
         let mut last_ts = i64::MIN;
         let senders: BTreeMap<&str, String> = messages.iter().map(|m| (m.guid.as_str(), deliverer.sender_of(m))).collect();
         for e in &events {
-            if e.sender == bot && !e.is_state {
+            let content = &e.raw["content"];
+            // The one notice the bot answers the owner's typing with is the bridge speaking
+            // on purpose (see `inbound.rs`), not timeline noise.
+            if e.sender == bot && !e.is_state && content[crate::inbound::NOTICE_KEY].is_null() {
                 v.bot_messages += 1;
             }
-            let content = &e.raw["content"];
+            // What the owner typed in the room is theirs, not the bridge's to account for.
+            if e.guid.is_none() && content[crate::send::LEDGER_KEY].is_null() {
+                continue;
+            }
             match (content["msgtype"].as_str(), e.rel_type.as_deref()) {
                 (_, Some("m.replace")) => {
                     v.edits += 1;
