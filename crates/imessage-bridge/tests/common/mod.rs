@@ -4,8 +4,19 @@
 #![allow(dead_code)]
 
 pub mod matrix_env;
+pub mod proxy;
 pub mod pusher;
+pub mod run;
 pub mod synapse;
+/// Rooms compared with truth by back-pagination, shared with `bench`'s crash campaign.
+#[path = "../../../../bench/src/rooms.rs"]
+pub mod rooms;
+/// One seed of the crash campaign (kills, restarts, then the rooms compared with truth).
+#[path = "../../../../bench/src/campaign.rs"]
+pub mod campaign;
+/// A throwaway PostgreSQL server (the store's conformance tests' own).
+#[path = "../../../store/tests/support/mod.rs"]
+pub mod pg;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -60,13 +71,19 @@ impl BridgeDir {
     /// Writes the session and the config for `sim` (another simulator of the same seed has the
     /// same account and tokens; the session's anisette URL follows the simulator).
     pub fn point_at(&self, sim: &SimHandle) {
-        sim.sim.session_at(&sim.url).save(&self.dir.path().join("session.json")).unwrap();
+        self.point_at_url(sim, &sim.url);
+    }
+
+    /// As [`point_at`](Self::point_at), with CloudKit (and anisette) reached at `url`, e.g. a
+    /// proxy in front of the simulator.
+    pub fn point_at_url(&self, sim: &SimHandle, url: &str) {
+        sim.sim.session_at(url).save(&self.dir.path().join("session.json")).unwrap();
         std::fs::write(
             &self.config,
             format!(
                 "cloudkit:\n  url: {}\n  session: session.json\ndatabase:\n  uri: sqlite:bridge.db\n\
                  sync:\n  backoff_ms: 1\n  backoff_max_ms: 20\n",
-                sim.url
+                url
             ),
         )
         .unwrap();

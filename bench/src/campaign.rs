@@ -1,0 +1,372 @@
+//! One seed of the crash campaign: a simulated account with faults and later messages, a real
+//! Synapse, and the bridge's `run --once` SIGKILLed again and again at moments drawn from a
+//! seeded RNG, spread over the phases of its work, restarted each time; then every room
+//! compared with the truth by client back-pagination ([`super::rooms`]).
+//!
+//! Why it is shaped like this: a kill is only informative if it lands somewhere different each
+//! time — mid-page, between downloads, between a send and its ledger row, mid-upload — so each
+//! life has a target phase, read off the bridge's own log lines as it goes (`sync finished`,
+//! `attachment files …`, `attachment prepared`), and a random delay into it. The later messages
+//! are released halfway, so the second half kills a bridge that syncs and delivers at the live
+//! edge too. Shared (`#[path]`) with the test suite's small version (`tests/crash.rs`) and the
+//! PostgreSQL end-to-end test, so all count the same way.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use cloudkit_sim::{AccountSpec, Faults, Sim};
+use matrix::HomeserverClient;
+
+use super::rooms::{self, RoomCheck, Totals};
+
+pub const DOMAIN: &str = "localhost";
+pub const OWNER: &str = "@owner:localhost";
+
+/// Where the bridge is when it is killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Paging CloudKit's zones and committing pages (before `sync finished`).
+    Sync,
+    /// Downloading attachment files (after `sync finished`, before `attachment files …`).
+    Download,
+    /// Delivering into Matrix (sends, ledger rows, portals).
+    Delivery,
+    /// Within 40 ms of `attachment prepared`: the file is being uploaded as Matrix media, or
+    /// its event sent.
+    Upload,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Sync => "sync",
+            Phase::Download => "download",
+            Phase::Delivery => "delivery",
+            Phase::Upload => "upload",
+        }
+    }
+}
+
+/// One seed's run.
+pub struct Plan {
+    pub account: AccountSpec,
+    pub faults: Faults,
+    pub kills: usize,
+    /// The `imessage-bridge` binary.
+    pub bridge_bin: PathBuf,
+    /// The repository (for `scripts/start-synapse.sh`).
+    pub repo_root: PathBuf,
+    /// The store: None for SQLite beside the config, else a URI (`postgres://…`).
+    pub database: Option<String>,
+    /// No new life is started after this.
+    pub deadline: Instant,
+    /// Progress lines on stderr.
+    pub verbose: bool,
+}
+
+#[derive(Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub kills: BTreeMap<Phase, usize>,
+    /// Lives that ended on their own before their kill.
+    pub finished_lives: usize,
+    pub checks: Vec<RoomCheck>,
+    pub totals: Totals,
+    pub secs: f64,
+    /// The deadline cut the kills short.
+    pub cut_short: bool,
+}
+
+impl Report {
+    pub fn killed(&self) -> usize {
+        self.kills.values().sum()
+    }
+}
+
+/// A small seeded generator (splitmix64): the kill moments of a seed are the same every run.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x6b69_6c6c_6d65_0001)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// The target phase of each kill, in two halves (the later messages are released between them).
+/// Each half has a sync kill (the history's pages, then the later messages' pages) and one of
+/// download, resp. delivery and upload; the rest are drawn: about 30% sync, 15% download, 15%
+/// upload, the rest delivery. Within a half in pipeline order, so each phase still has work
+/// when its kills come.
+pub fn kill_plan(rng: &mut Rng, kills: usize) -> Vec<Phase> {
+    let mut plan = Vec::with_capacity(kills);
+    let fixed = [vec![Phase::Sync, Phase::Download], vec![Phase::Sync, Phase::Delivery, Phase::Upload]];
+    for (half, fixed) in [kills / 2, kills - kills / 2].into_iter().zip(fixed) {
+        let mut this: Vec<Phase> = fixed.into_iter().take(half).collect();
+        while this.len() < half {
+            this.push(match rng.below(100) {
+                0..=29 => Phase::Sync,
+                30..=44 => Phase::Download,
+                45..=59 => Phase::Upload,
+                _ => Phase::Delivery,
+            });
+        }
+        this.sort();
+        plan.extend(this);
+    }
+    plan
+}
+
+/// The bridge's log, read as it grows: which phase the bridge is in.
+struct LogWatch {
+    path: PathBuf,
+    read: usize,
+    phase: Phase,
+    /// When the last `attachment prepared` line was seen.
+    prepared: Option<Instant>,
+}
+
+impl LogWatch {
+    fn new(path: PathBuf) -> LogWatch {
+        LogWatch { path, read: 0, phase: Phase::Sync, prepared: None }
+    }
+
+    fn poll(&mut self) -> Phase {
+        let text = std::fs::read(&self.path).unwrap_or_default();
+        // Whole lines only: the last one may still be being written.
+        let end = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if end > self.read {
+            for line in String::from_utf8_lossy(&text[self.read..end]).lines() {
+                if line.contains("attachment prepared") {
+                    self.prepared = Some(Instant::now());
+                }
+                self.phase = match self.phase {
+                    Phase::Sync if line.contains("sync finished") => Phase::Download,
+                    // A sync that failed goes on to delivery with what it stored.
+                    Phase::Sync if line.contains(" WARN ") => Phase::Delivery,
+                    Phase::Sync | Phase::Download if line.contains("attachment files") => Phase::Delivery,
+                    p => p,
+                };
+            }
+            self.read = end;
+        }
+        match (self.phase, self.prepared) {
+            (Phase::Delivery, Some(t)) if t.elapsed() < Duration::from_millis(40) => Phase::Upload,
+            (p, _) => p,
+        }
+    }
+}
+
+/// Milliseconds into its phase a kill aimed at `phase` waits, at most.
+fn max_delay_ms(phase: Phase) -> u64 {
+    match phase {
+        Phase::Sync => 600,
+        Phase::Download => 150,
+        Phase::Upload => 30,
+        Phase::Delivery => 4000,
+    }
+}
+
+struct Killed(tokio::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+pub async fn run_seed(plan: &Plan) -> Result<Report> {
+    let started = Instant::now();
+    let seed = plan.account.seed;
+    let say = |msg: String| {
+        if plan.verbose {
+            eprintln!("[seed {seed} {:>6.1}s] {msg}", started.elapsed().as_secs_f64());
+        }
+    };
+    let sim = Arc::new(Sim::new(plan.account.clone(), plan.faults.clone()));
+    let (addr, sim_task) = cloudkit_sim::spawn(sim.clone(), "127.0.0.1:0".parse()?).await?;
+    let _sim_task = AbortOnDrop(sim_task);
+    let sim_url = format!("http://{addr}");
+    let dir = tempfile::Builder::new().prefix("crash-campaign-").tempdir()?;
+    let d = dir.path();
+    sim.session_at(&sim_url).save(&d.join("session.json"))?;
+
+    let (hs_port, as_port) = (free_port()?, free_port()?);
+    let hs_url = format!("http://127.0.0.1:{hs_port}");
+    let database = plan.database.clone().unwrap_or_else(|| "sqlite:bridge.db".into());
+    let bridge = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(&plan.bridge_bin);
+        cmd.arg("-c").arg(d.join("config.yaml")).args(args).env("RUST_BACKTRACE", "0").kill_on_drop(true);
+        cmd
+    };
+    let session = d.join("session.json");
+    let out = bridge(&["init", "--homeserver", &hs_url, "--domain", DOMAIN, "--owner", OWNER, "--cloudkit", &sim_url, "--database", &database, "--force"])
+        .arg("--session")
+        .arg(&session)
+        .arg("--out")
+        .arg(d)
+        .args(["--listen", &format!("127.0.0.1:{as_port}")])
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!("init failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let config = std::fs::read_to_string(d.join("config.yaml"))?.replace("backoff_ms: 100", "backoff_ms: 5");
+    std::fs::write(d.join("config.yaml"), config)?;
+    let _synapse = Killed(
+        tokio::process::Command::new(plan.repo_root.join("scripts/start-synapse.sh"))
+            .arg(d.join("synapse"))
+            .arg(hs_port.to_string())
+            .arg(DOMAIN)
+            .arg(d.join("registration.yaml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("synapse.log"))?)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting scripts/start-synapse.sh")?,
+    );
+    let reg: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(d.join("registration.yaml"))?)?;
+    let hs = HomeserverClient::new(&hs_url, reg["as_token"].as_str().context("registration has no as_token")?)?;
+    hs.wait_ready(Duration::from_secs(180)).await.with_context(|| format!("Synapse did not start (see {})", d.join("synapse.log").display()))?;
+    say(format!("simulator {sim_url}, Synapse {hs_url}, {} messages, {} later", sim.account.total, plan.account.later));
+
+    let mut rng = Rng::new(seed);
+    let mut targets = kill_plan(&mut rng, plan.kills);
+    let mut kills: BTreeMap<Phase, usize> = BTreeMap::new();
+    let (mut finished_lives, mut released, mut life) = (0, false, 0);
+    let mut cut_short = false;
+    let mut k = 0;
+    while k < targets.len() {
+        if Instant::now() >= plan.deadline {
+            cut_short = true;
+            break;
+        }
+        if !released && k >= targets.len() / 2 {
+            sim.release_later();
+            released = true;
+            say("later messages released".into());
+        }
+        life += 1;
+        let log = d.join(format!("life-{life}.log"));
+        let child = bridge(&["run", "--once"]).env("RUST_LOG", "info,matrix::media=debug").stderr(std::fs::File::create(&log)?).stdout(Stdio::null()).spawn()?;
+        let mut child = Killed(child);
+        let mut watch = LogWatch::new(log);
+        let target = targets[k];
+        let mut kill_at: Option<Instant> = None;
+        let killed_in = loop {
+            if let Some(status) = child.0.try_wait()? {
+                say(format!("life {life} ended on its own ({status}) before its {} kill", target.name()));
+                finished_lives += 1;
+                break None;
+            }
+            let phase = watch.poll();
+            let now = Instant::now();
+            match kill_at {
+                Some(t) if now >= t => {
+                    child.0.start_kill()?;
+                    child.0.wait().await?;
+                    break Some(phase);
+                }
+                // In the target phase (or past it: then at once, wherever it is now).
+                None if phase >= target => {
+                    let delay = if phase == target { rng.below(max_delay_ms(target) + 1) } else { rng.below(20) };
+                    kill_at = Some(now + Duration::from_millis(delay));
+                }
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        if let Some(phase) = killed_in {
+            *kills.entry(phase).or_default() += 1;
+            say(format!("kill {} (aimed at {}) landed in {}", k + 1, target.name(), phase.name()));
+            k += 1;
+        } else if !released {
+            // Nothing left before the release: the later messages are the next work.
+            sim.release_later();
+            released = true;
+            say("later messages released early: the history was done".into());
+        } else if target > Phase::Download {
+            // Every message is delivered: no kill can land in delivery any more.
+            cut_short = true;
+            break;
+        } else {
+            // No files (or no pages) left for this one: aim it at delivery instead.
+            targets[k] = Phase::Delivery;
+        }
+    }
+    // The last lives, unkilled, until everything is synced and delivered: with the history
+    // alone first if the kills never got to the release (then the later messages go in at the
+    // live edge of rooms that already hold the history).
+    if !released {
+        run_until_done(&bridge).await.context("delivering the history")?;
+        sim.release_later();
+    }
+    run_until_done(&bridge).await?;
+
+    let store = store::open(&match &plan.database {
+        Some(uri) => uri.clone(),
+        None => format!("sqlite:{}", d.join("bridge.db").display()),
+    })
+    .await?;
+    let portals = rooms::portals(store.as_ref()).await?;
+    let expected = rooms::expected(rooms::truth_lines(&sim), OWNER, DOMAIN);
+    let checks = rooms::check_rooms(&hs, &expected, &portals, OWNER, DOMAIN).await?;
+    let totals = rooms::totals(&checks);
+    say(format!("compared: {totals:?}"));
+    Ok(Report { seed, kills, finished_lives, checks, totals, secs: started.elapsed().as_secs_f64(), cut_short })
+}
+
+/// `run --once` until every zone's pass finished and no room has messages waiting (bounded).
+async fn run_until_done(bridge: &impl Fn(&[&str]) -> tokio::process::Command) -> Result<()> {
+    let mut last = String::new();
+    for _ in 0..8 {
+        let out = bridge(&["run", "--once"]).env("RUST_LOG", "warn").output().await?;
+        let status = bridge(&["status", "--json"]).output().await?;
+        let status: serde_json::Value = serde_json::from_slice(&status.stdout).context("status --json is not JSON")?;
+        if out.status.success() && all_done(&status) {
+            return Ok(());
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+    }
+    bail!("the bridge did not finish syncing and delivering in 8 runs; the last said: {last}")
+}
+
+/// Every zone's pass finished and no room has messages waiting.
+fn all_done(status: &serde_json::Value) -> bool {
+    let zones_done = status["zones"].as_array().is_some_and(|z| z.iter().all(|z| z["stop_reason"] == "api_done"));
+    let rooms_done = status["rooms"].as_array().is_some_and(|r| r.iter().all(|r| r["pending"].as_i64() == Some(0) && r["in_flight"].as_i64() == Some(0)));
+    zones_done && rooms_done
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The repository root, from a crate directory inside it (`bench`, `crates/x`).
+pub fn repo_root_from(manifest_dir: &Path) -> PathBuf {
+    manifest_dir.ancestors().find(|p| p.join("scripts/start-synapse.sh").is_file()).map(Path::to_path_buf).unwrap_or_else(|| manifest_dir.to_path_buf())
+}
