@@ -184,7 +184,7 @@ impl Bridge {
 
     /// One delivery round. `sent` is notified after every event the homeserver accepted (`run`
     /// waits for one before it stops on a signal).
-    pub async fn deliver(&self, sent: Option<&tokio::sync::Notify>) -> anyhow::Result<()> {
+    pub async fn deliver(&self, sent: Option<&tokio::sync::Notify>) -> anyhow::Result<matrix::delivery::DeliveryReport> {
         let bars: Box<dyn matrix::delivery::DeliveryProgress> = if std::io::stderr().is_terminal() {
             Box::new(crate::progress::RoomBars::new())
         } else {
@@ -206,10 +206,13 @@ impl Bridge {
             recovered_in_flight = report.recovered_in_flight,
             resent_in_flight = report.resent_in_flight,
             adopted = report.adopted,
+            late = report.late,
+            failed_rooms = report.failed_rooms.len(),
+            backing_off = report.backing_off,
             rate = format!("{:.1}/s", report.sent as f64 / secs.max(1e-9)),
             "delivery finished"
         );
-        Ok(())
+        Ok(report)
     }
 
     /// After a round: media bytes uploaded since the last update, and what is still pending.
@@ -251,20 +254,25 @@ pub async fn verify(bridge: &Bridge, json: bool) -> anyhow::Result<bool> {
             if c.name_ok { "ok" } else { "WRONG" },
             c.name.as_deref().unwrap_or("-"),
         )?;
+        if let Some(e) = &c.error {
+            writeln!(out, "  cannot read the room: {e}")?;
+        }
     }
     let expected: u64 = v.chats.iter().map(|c| c.expected).sum();
     let reachable: u64 = v.chats.iter().map(|c| c.reachable).sum();
     let sum = |f: fn(&matrix::verify::ChatVerification) -> u64| v.chats.iter().map(f).sum::<u64>();
     writeln!(
         out,
-        "media {} ({} not downloadable or not the source's bytes), attachment notices {}, reactions {}, edits {}, replies {}, shown but should not be {}",
+        "media {} ({} not downloadable or not the source's bytes), attachment notices {}, reactions {}, edits {} ({} not the final text), replies {}, shown but should not be {}, late {}",
         sum(|c| c.media),
         sum(|c| c.media_bad),
         sum(|c| c.attachment_notices),
         sum(|c| c.reactions),
         sum(|c| c.edits),
+        sum(|c| c.edits_wrong),
         sum(|c| c.replies),
-        sum(|c| c.unexpected)
+        sum(|c| c.unexpected),
+        sum(|c| c.late)
     )?;
     writeln!(out, "{} rooms, {reachable}/{expected} messages reachable by back-pagination: {}", v.chats.len(), if v.ok { "OK" } else { "NOT OK" })?;
     Ok(v.ok)

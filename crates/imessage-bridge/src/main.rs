@@ -139,7 +139,14 @@ async fn run_cli() -> anyhow::Result<()> {
     match cli.command {
         Command::Sync { records_only } => run::sync(&config, store, !records_only, &run::stop_on_signals(), None).await,
         Command::Status { json } => status::status(store.as_ref(), json).await,
-        Command::Deliver => bridge::Bridge::start(&config, store).await?.deliver(None).await,
+        Command::Deliver => {
+            let report = bridge::Bridge::start(&config, store).await?.deliver(None).await?;
+            if !report.failed_rooms.is_empty() {
+                let rooms: Vec<String> = report.failed_rooms.iter().map(|f| format!("{}: {}", f.chat_id, f.error)).collect();
+                anyhow::bail!("{} room(s) not delivered (run `deliver` again to retry them):\n  {}", rooms.len(), rooms.join("\n  "));
+            }
+            Ok(())
+        }
         Command::Verify { json } => {
             let b = bridge::Bridge::connect(&config, store).await?;
             if !bridge::verify(&b, json).await? {

@@ -16,9 +16,10 @@ use std::time::Duration;
 use crate::bridge::Bridge;
 use crate::config::Config;
 
-/// How long a stopping delivery waits for the event in flight before it is dropped (the ledger
-/// recovers a send cut off there on the next start).
-const DELIVERY_GRACE: Duration = Duration::from_secs(5);
+/// How long a stopping delivery may take to finish the message each room is sending (an
+/// upload can take a while) before it is dropped (the ledger recovers a send cut off there on
+/// the next start).
+const DELIVERY_GRACE: Duration = Duration::from_secs(60);
 /// The first wait after a failed delivery round; doubles per failed round up to the sync interval.
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -148,26 +149,33 @@ async fn deliver_round(b: &Bridge, store: &dyn store::Store, stop: &sync::StopSi
     let result = tokio::select! {
         r = &mut round => r,
         _ = stop.stopped() => {
+            // Each room finishes the message it is sending, then the round ends.
+            b.deliverer.request_stop();
             tokio::select! {
                 r = &mut round => r,
-                _ = sent.notified() => Ok(()),
-                _ = tokio::time::sleep(DELIVERY_GRACE) => Ok(()),
+                _ = tokio::time::sleep(DELIVERY_GRACE) => Ok(Default::default()),
             }
         }
     };
     if stop.is_stopped() {
-        return result;
+        return result.map(|_| ());
     }
-    let error = result.as_ref().err().map(|e| format!("{e:#}"));
+    // Each room that failed gets its own error (and its own backoff in the deliverer); a round
+    // that failed as a whole gives its error to every room still waiting.
+    let (round_error, failed): (Option<String>, std::collections::HashMap<String, String>) = match &result {
+        Err(e) => (Some(format!("{e:#}")), Default::default()),
+        Ok(report) => (None, report.failed_rooms.iter().map(|f| (f.chat_id.clone(), f.error.clone())).collect()),
+    };
     for room in store.room_deliveries().await? {
         let waiting = room.pending + room.in_flight > 0;
-        match (&error, waiting) {
-            (Some(e), true) => store.set_delivery_error(&room.chat_id, Some(e)).await?,
-            (_, false) | (None, _) if room.last_error.is_some() => store.set_delivery_error(&room.chat_id, None).await?,
-            _ => {}
+        let error = failed.get(&room.chat_id).or(round_error.as_ref().filter(|_| waiting));
+        match error {
+            Some(e) => store.set_delivery_error(&room.chat_id, Some(e)).await?,
+            None if room.last_error.is_some() => store.set_delivery_error(&room.chat_id, None).await?,
+            None => {}
         }
     }
-    result
+    result.map(|_| ())
 }
 
 pub async fn sync(

@@ -73,3 +73,29 @@ async fn messages_whose_key_came_later_go_in_at_the_live_edge_marked_with_their_
     }
     assert!(marked > 0, "at least one late text message shows its time");
 }
+
+/// One room that cannot be delivered (its room is gone from the homeserver) holds back no other:
+/// `deliver` delivers the rest, then fails naming that chat, whose error `status` shows; the
+/// other rooms match truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_that_fails_holds_back_no_other() {
+    let sim = start_sim(spec(54, 4, 200, 0), Faults::default()).await;
+    let env = Env::start(sim).await;
+    env.bridge.sync_ok().await;
+    let store = env.bridge.store().await;
+    let broken = store.chats().await.unwrap()[1].chat_id.clone();
+    store.save_portal(&store::Portal { chat_id: broken.clone(), room_id: "!gone:localhost".into(), name: None }).await.unwrap();
+    let out = env.bridge.run(&["deliver"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "deliver must say a room failed");
+    assert!(stderr.contains("1 room(s) not delivered") && stderr.contains(&broken), "{stderr}");
+
+    let v = env.verify_json().await;
+    for c in v["chats"].as_array().unwrap() {
+        let ok = c["missing"] == 0 && c["duplicates"] == 0 && c["out_of_order"] == 0 && c["error"].is_null();
+        assert_eq!(ok, c["chat_id"] != broken.as_str(), "only the broken room is short: {c}");
+    }
+    let status = env.bridge.status_json().await;
+    let row = status["rooms"].as_array().unwrap().iter().find(|r| r["chat_id"] == broken.as_str()).cloned().unwrap();
+    assert_eq!(row["pending"].as_i64().map(|p| p > 0), Some(true), "{row}");
+}

@@ -86,7 +86,21 @@ pub struct DeliveryReport {
     pub late: u64,
     /// Why nothing was delivered this round (the history is not complete yet), if so.
     pub waiting: Option<String>,
+    /// Rooms whose delivery failed this round (each is retried after its own backoff).
+    pub failed_rooms: Vec<RoomFailure>,
+    /// Rooms left out this round because they are backing off after failures.
+    pub backing_off: u64,
 }
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomFailure {
+    pub chat_id: String,
+    pub error: String,
+}
+
+/// The first wait before a room that failed is tried again; doubles per failure up to the max.
+const ROOM_BACKOFF: std::time::Duration = std::time::Duration::from_secs(2);
+const ROOM_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl DeliveryReport {
     fn add(&mut self, r: &DeliveryReport) {
@@ -114,6 +128,10 @@ pub struct Deliverer {
     pub(crate) room_version: tokio::sync::OnceCell<Option<String>>,
     /// The media repository's largest upload (asked once).
     pub(crate) upload_limit: tokio::sync::OnceCell<Option<u64>>,
+    /// Set by [`Deliverer::request_stop`]: rooms stop after the message in flight.
+    stopping: std::sync::atomic::AtomicBool,
+    /// Rooms whose last delivery failed: how many times in a row, and when to try again.
+    backoff: std::sync::Mutex<std::collections::HashMap<String, (u32, tokio::time::Instant)>>,
 }
 
 /// The id of the owner's override push rule that mutes a portal while its history goes in.
@@ -130,7 +148,7 @@ pub(crate) fn txn_id(guid: &str) -> String {
 
 impl Deliverer {
     pub fn new(hs: HomeserverClient, store: Arc<dyn Store>, config: DeliveryConfig) -> Self {
-        Deliverer { hs, store, config, known_users: Mutex::new(HashSet::new()), direct_lock: Mutex::new(()), room_version: tokio::sync::OnceCell::new(), upload_limit: tokio::sync::OnceCell::new() }
+        Deliverer { hs, store, config, known_users: Mutex::new(HashSet::new()), direct_lock: Mutex::new(()), room_version: tokio::sync::OnceCell::new(), upload_limit: tokio::sync::OnceCell::new(), stopping: Default::default(), backoff: Default::default() }
     }
 
     pub fn bot(&self) -> String {
@@ -268,6 +286,9 @@ impl Deliverer {
         let mut ghosts: HashSet<String> = HashSet::new();
         let mut late_shown: HashSet<String> = HashSet::new();
         for m in pending {
+            if self.stopping() {
+                return Ok(());
+            }
             let late = newest_in_room.is_some_and(|t| m.ts_ms < t);
             if late && crate::late::superseded(m, &chat) {
                 self.mark_done(&m.guid, &m.chat_id, NO_EVENT).await?;
@@ -359,14 +380,52 @@ impl Deliverer {
             self.ensure_bot().await?;
             report.lock().await.adopted = self.adopt_unrecorded_rooms(&chats).await?;
         }
-        let results: Vec<Result<()>> = stream::iter(chats.iter())
-            .map(|chat| self.deliver_chat(chat, progress, &report))
+        // A room that fails waits for its own backoff; the others go on. Only a round in which
+        // every room tried failed (the homeserver is down, say) is an error.
+        let now = tokio::time::Instant::now();
+        let due: Vec<&Chat> = {
+            let backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+            chats.iter().filter(|c| backoff.get(&c.chat_id).is_none_or(|(_, next)| *next <= now)).collect()
+        };
+        report.lock().await.backing_off = (chats.len() - due.len()) as u64;
+        let shared = &report;
+        let results: Vec<(&Chat, Result<()>)> = stream::iter(due)
+            .map(|chat| async move { (chat, self.deliver_chat(chat, progress, shared).await) })
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;
-        for r in results {
-            r?;
+        let mut report = report.into_inner();
+        let tried = results.len();
+        let mut first_error = None;
+        for (chat, result) in results {
+            let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+            match result {
+                Ok(()) => {
+                    backoff.remove(&chat.chat_id);
+                }
+                Err(e) => {
+                    let failures = backoff.get(&chat.chat_id).map_or(0, |(n, _)| *n) + 1;
+                    let wait = ROOM_BACKOFF.saturating_mul(1 << (failures - 1).min(16)).min(ROOM_BACKOFF_MAX);
+                    backoff.insert(chat.chat_id.clone(), (failures, tokio::time::Instant::now() + wait));
+                    tracing::warn!(chat = %chat.chat_id, failures, retry_in_s = wait.as_secs(), "room delivery failed: {e}");
+                    report.failed_rooms.push(RoomFailure { chat_id: chat.chat_id.clone(), error: e.to_string() });
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(report.into_inner())
+        match first_error {
+            Some(e) if report.failed_rooms.len() == tried => Err(e),
+            _ => Ok(report),
+        }
+    }
+
+    /// Asks a delivery under way to stop after the message each room is sending (what is not
+    /// sent stays undelivered for the next run).
+    pub fn request_stop(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 }

@@ -60,11 +60,14 @@ pub struct ChatVerification {
     /// The owner's unread notifications in the room (history leaves none; live messages that
     /// arrived since the owner last read do count), None when the bridge cannot act as the owner.
     pub unread_notifications: Option<u64>,
+    /// Why the room could not be read, if it could not (the other rooms are still verified).
+    pub error: Option<String>,
 }
 
 impl ChatVerification {
     pub fn ok(&self) -> bool {
         self.room_id.is_some()
+            && self.error.is_none()
             && self.missing == 0
             && self.duplicates == 0
             && self.out_of_order == 0
@@ -268,6 +271,7 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             edits_wrong: 0,
             media_bad: 0,
             unread_notifications: None,
+            error: None,
         };
         let Some(portal) = store.portal(&chat.chat_id).await? else {
             chats.push(v);
@@ -275,7 +279,14 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
         };
         v.room_id = Some(portal.room_id.clone());
         v.unread_notifications = unread.as_ref().map(|u| u.get(&portal.room_id).copied().unwrap_or(0));
-        let (events, reached_start) = paginate(hs, &portal.room_id, &reader).await?;
+        let (events, reached_start) = match paginate(hs, &portal.room_id, &reader).await {
+            Ok(page) => page,
+            Err(e) => {
+                v.error = Some(e.to_string());
+                chats.push(v);
+                continue;
+            }
+        };
         v.reached_start = reached_start;
         let (parts, final_texts) = shown_parts(&messages, &deliverer.config.domain);
         // Each part event by id, and the text of the last edit of each part, in timeline order.
