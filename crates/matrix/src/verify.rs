@@ -54,6 +54,10 @@ pub struct ChatVerification {
     /// Edited parts whose last `m.replace` in the room does not carry the record's final text
     /// (or that the room edits although the record has no edit).
     pub edits_wrong: u64,
+    /// Reactions on another message than their tapback names, or with another key.
+    pub reactions_wrong: u64,
+    /// Replies whose `m.in_reply_to` is not the event of the message the record answers.
+    pub replies_wrong: u64,
     /// Media events whose file cannot be downloaded from the media repository, or whose bytes
     /// are not the source's (SHA-256) or, for a converted file, not of the format it claims.
     pub media_bad: u64,
@@ -77,6 +81,8 @@ impl ChatVerification {
             && self.reached_start
             && self.unexpected == 0
             && self.edits_wrong == 0
+            && self.reactions_wrong == 0
+            && self.replies_wrong == 0
             && self.media_bad == 0
     }
 }
@@ -197,6 +203,44 @@ fn shown_parts(messages: &[imessage::records::MessageRecord], domain: &str) -> S
     (parts, final_texts)
 }
 
+/// Reactions and replies that point elsewhere than their records say: a reaction must be on an
+/// event of the message its tapback names, with the tapback's key (a sticker's: its image); a
+/// reply's `m.in_reply_to` must be an event of the message it answers.
+fn relations_wrong(
+    events: &[SeenEvent],
+    by_guid: &HashMap<&str, &imessage::records::MessageRecord>,
+    part_of: &HashMap<&str, (String, i64)>,
+    domain: &str,
+) -> (u64, u64) {
+    use crate::render::{plan, Plan, ReactionKey};
+    let (mut reactions, mut replies) = (0, 0);
+    for e in events {
+        let Some(m) = e.guid.as_deref().and_then(|g| by_guid.get(g)) else { continue };
+        let rel = &e.raw["content"]["m.relates_to"];
+        let on = |field: &serde_json::Value| field.as_str().and_then(|id| part_of.get(id)).map(|(g, _)| g.as_str());
+        match plan(m, &|h| crate::ghost::ghost_user_id(h, domain)) {
+            Plan::React { target, key, .. } if e.event_type == "m.reaction" => {
+                let key_ok = match key {
+                    ReactionKey::Emoji(k) => rel["key"].as_str() == Some(k.as_str()),
+                    ReactionKey::Sticker { .. } => rel["key"].as_str().is_some_and(|k| k.starts_with("mxc://") || k == "🖼️"),
+                };
+                // (A target redacted since — deleted, unsent — is no longer anyone's event.)
+                if on(&rel["event_id"]).is_some_and(|g| g != target) || !key_ok {
+                    reactions += 1;
+                }
+            }
+            Plan::Message { reply_to, .. } => {
+                let to = &rel["m.in_reply_to"]["event_id"];
+                if on(to).is_some_and(|g| Some(g) != reply_to.as_deref()) {
+                    replies += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    (reactions, replies)
+}
+
 /// Whether a media event's file downloads and is the source's: the same SHA-256 as the stored
 /// file when it went in as it is, the right magic bytes when it was converted (HEIC → JPEG or
 /// PNG, CAF → Ogg).
@@ -269,6 +313,8 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             replies: 0,
             unexpected: 0,
             edits_wrong: 0,
+            reactions_wrong: 0,
+            replies_wrong: 0,
             media_bad: 0,
             unread_notifications: None,
             error: None,
@@ -349,6 +395,7 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             }
         }
         let by_guid: HashMap<&str, &imessage::records::MessageRecord> = messages.iter().map(|m| (m.guid.as_str(), m)).collect();
+        (v.reactions_wrong, v.replies_wrong) = relations_wrong(&events, &by_guid, &part_of, &deliverer.config.domain);
         for e in events.iter().filter(|e| e.raw["content"]["url"].is_string()) {
             if !media_matches(deliverer, &reader, e, &by_guid).await? {
                 v.media_bad += 1;
@@ -369,4 +416,62 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
         chats.push(v);
     }
     Ok(Verification { ok: chats.iter().all(ChatVerification::ok), chats })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imessage::records::MessageRecord;
+    use serde_json::json;
+
+    fn msg(guid: &str, tapback: Option<(u32, &str)>, reply_to: Option<&str>) -> MessageRecord {
+        let mut content = imessage::records::MessageContent::default();
+        content.reply_to = reply_to.map(str::to_string);
+        MessageRecord {
+            record_name: format!("r-{guid}"),
+            guid: guid.into(),
+            chat_id: "c".into(),
+            sender: "tel:+15550001111".into(),
+            flags: 0,
+            ts_ms: 1,
+            text: Some("hi".into()),
+            subject: None,
+            associated_type: tapback.map(|(k, _)| k),
+            associated_guid: tapback.map(|(_, t)| t.to_string()),
+            service: None,
+            content,
+        }
+    }
+
+    fn event(id: &str, guid: &str, kind: &str, relates_to: serde_json::Value) -> SeenEvent {
+        SeenEvent {
+            event_id: Some(id.into()),
+            event_type: kind.into(),
+            sender: "@x:test".into(),
+            ts: 1,
+            guid: Some(guid.into()),
+            key: None,
+            part: None,
+            rel_type: None,
+            is_state: false,
+            raw: json!({ "content": { "m.relates_to": relates_to } }),
+        }
+    }
+
+    #[test]
+    fn reactions_and_replies_are_checked_against_their_records() {
+        let records = [msg("T", None, None), msg("O", None, None), msg("R", Some((2000, "p:0/T")), None), msg("Q", None, Some("T"))];
+        let by_guid: HashMap<&str, &MessageRecord> = records.iter().map(|m| (m.guid.as_str(), m)).collect();
+        let part_of: HashMap<&str, (String, i64)> = HashMap::from([("$t", ("T".to_string(), 0)), ("$o", ("O".to_string(), 0))]);
+        let check = |reaction: serde_json::Value, reply: serde_json::Value| {
+            let events = [event("$r", "R", "m.reaction", reaction), event("$q", "Q", "m.room.message", reply)];
+            relations_wrong(&events, &by_guid, &part_of, "test")
+        };
+        let reply_to = |id: &str| json!({ "m.in_reply_to": { "event_id": id } });
+        let react = |id: &str, key: &str| json!({ "rel_type": "m.annotation", "event_id": id, "key": key });
+        assert_eq!(check(react("$t", "❤️"), reply_to("$t")), (0, 0));
+        assert_eq!(check(react("$t", "👍"), reply_to("$t")), (1, 0), "wrong key");
+        assert_eq!(check(react("$o", "❤️"), reply_to("$o")), (1, 1), "wrong targets");
+        assert_eq!(check(react("$gone", "❤️"), reply_to("$gone")), (0, 0), "a target redacted since is no one's");
+    }
 }
