@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "media_upload.rs"]
+mod media_upload;
+
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use futures_util::stream::{self, StreamExt};
@@ -142,6 +145,8 @@ async fn main() -> Result<()> {
 
     let bot = matrix::ghost::bot_user_id("localhost");
     hs.register(matrix::ghost::BOT_LOCALPART).await?;
+    // Media upload throughput on its own, before any room exists.
+    let uploads = media_upload::measure(&hs, &bot, d).await?;
     hs.register(OWNER.trim_start_matches('@').split(':').next().unwrap_or("owner")).await?;
 
     // Raw ingest before and after the bridge: the homeserver slows down as its database grows,
@@ -176,7 +181,9 @@ async fn main() -> Result<()> {
     let ratio = bridge_rate / raw_rate;
     if args.json {
         let raw = json!({ "per_s": raw_rate, "secs_before": raw_before, "secs_after": raw_after });
-        println!("{}", json!({ "messages": delivered, "rooms": args.rooms, "raw": raw, "bridge_per_s": bridge_rate, "ratio": ratio }));
+        let media: Vec<serde_json::Value> =
+            uploads.iter().map(|r| json!({ "what": r.what, "files": r.files, "bytes": r.bytes, "secs": r.secs })).collect();
+        println!("{}", json!({ "messages": delivered, "rooms": args.rooms, "raw": raw, "bridge_per_s": bridge_rate, "ratio": ratio, "media_upload": media }));
     } else {
         println!("| what | events | seconds | events/s |\n|---|---:|---:|---:|");
         for (when, secs) in [("before", raw_before), ("after", raw_after)] {
@@ -184,6 +191,10 @@ async fn main() -> Result<()> {
         }
         println!("| bridge delivery (`deliver`, {} rooms) | {delivered} | {bridge_secs:.1} | {bridge_rate:.1} |", args.rooms);
         println!("\nratio bridge/raw (mean of both raw runs): {ratio:.3} (target ≥ 0.95: {})", if ratio >= 0.95 { "met" } else { "not met" });
+        println!("\n| media upload | files | MB | seconds | MB/s |\n|---|---:|---:|---:|---:|");
+        for r in &uploads {
+            println!("| {} | {} | {:.1} | {:.2} | {:.1} |", r.what, r.files, r.bytes as f64 / 1e6, r.secs, r.bytes as f64 / 1e6 / r.secs);
+        }
     }
     Ok(())
 }
