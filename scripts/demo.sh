@@ -6,6 +6,9 @@
 #   scripts/demo.sh            run, print the verify table, keep Synapse up to look around
 #   scripts/demo.sh --exit     same, but stop everything after verify (exit code = verify's)
 #   DEMO_SIM_ARGS="--big-chat 2000 --messages 1000" scripts/demo.sh   a smaller account
+#   DEMO_DATABASE=postgres scripts/demo.sh      the store in a throwaway PostgreSQL server
+#                                               (demo-data/pg, on a free 127.0.0.1 port, stopped at exit)
+#   DEMO_DATABASE=postgres://user@host/db scripts/demo.sh   the store in that (empty) database
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -28,7 +31,11 @@ python="$(scripts/install-synapse.sh)"
 rm -rf "$data"
 mkdir -p "$data"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+  # PostgreSQL (if the demo started one) stops fast, before the rest.
+  if [ -n "${pgbin:-}" ]; then "${pg[@]}" "$pgbin/pg_ctl" -D "$data/pg/data" -m fast -w stop >/dev/null 2>&1 || true; fi
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+}
 trap cleanup EXIT INT TERM
 
 free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -36,6 +43,33 @@ wait_for() { # URL what
   for _ in $(seq 1 1800); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "$2 did not come up ($1)" >&2; return 1
 }
+
+# The store: SQLite beside the config by default, else PostgreSQL (see the header).
+database="sqlite:bridge.db"
+pg=()
+case "${DEMO_DATABASE:-}" in
+  "" | sqlite*) database="${DEMO_DATABASE:-$database}" ;;
+  postgres://* | postgresql://*) database="$DEMO_DATABASE" ;;
+  postgres)
+    log "starting a throwaway PostgreSQL server"
+    scripts/install-postgres.sh >&2
+    pgbin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+    mkdir -p "$data/pg"
+    # As root, initdb refuses to run: the server runs as the postgres OS user.
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$data/pg"; pg=(runuser -u postgres --); fi
+    "${pg[@]}" "$pgbin/initdb" -D "$data/pg/data" -U postgres --auth=trust --no-locale -E UTF8 > "$data/pg-init.log" 2>&1 \
+      || { echo "initdb failed; see $data/pg-init.log" >&2; exit 1; }
+    pg_port="$(free_port)"
+    "${pg[@]}" "$pgbin/postgres" -D "$data/pg/data" -p "$pg_port" -c listen_addresses=127.0.0.1 \
+      -c unix_socket_directories= > "$data/postgres.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 600); do "$pgbin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" && break; sleep 0.1; done
+    "$pgbin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" || { echo "PostgreSQL did not start; see $data/postgres.log" >&2; exit 1; }
+    database="postgres://postgres@127.0.0.1:$pg_port/postgres"
+    ;;
+  *) echo "DEMO_DATABASE must be empty, postgres, or a sqlite:/postgres:// URI (got $DEMO_DATABASE)" >&2; exit 2 ;;
+esac
+log "store: $database"
 
 log "starting cloudkit-sim ${sim_args[*]}"
 "$bin/cloudkit-sim" serve --listen 127.0.0.1:0 --write-session "$data/session.json" "${sim_args[@]}" \
@@ -49,7 +83,7 @@ hs_port="$(free_port)"; as_port="$(free_port)"
 hs_url="http://127.0.0.1:$hs_port"
 log "writing bridge config (homeserver $hs_url, appservice 127.0.0.1:$as_port)"
 "$bin/imessage-bridge" init --homeserver "$hs_url" --domain localhost --owner @admin:localhost \
-  --cloudkit "$sim_url" --session "$data/session.json" --database sqlite:bridge.db \
+  --cloudkit "$sim_url" --session "$data/session.json" --database "$database" \
   --out "$data" --listen "127.0.0.1:$as_port" --force
 
 log "starting Synapse"

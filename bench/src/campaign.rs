@@ -138,13 +138,17 @@ struct LogWatch {
     path: PathBuf,
     read: usize,
     phase: Phase,
+    /// When the current phase began (the process's start for `Sync`).
+    since: Instant,
+    /// How long each phase this life went through all of lasted.
+    lasted: BTreeMap<Phase, Duration>,
     /// When the last `attachment prepared` line was seen.
     prepared: Option<Instant>,
 }
 
 impl LogWatch {
     fn new(path: PathBuf) -> LogWatch {
-        LogWatch { path, read: 0, phase: Phase::Sync, prepared: None }
+        LogWatch { path, read: 0, phase: Phase::Sync, since: Instant::now(), lasted: BTreeMap::new(), prepared: None }
     }
 
     fn poll(&mut self) -> Phase {
@@ -156,13 +160,17 @@ impl LogWatch {
                 if line.contains("attachment prepared") {
                     self.prepared = Some(Instant::now());
                 }
-                self.phase = match self.phase {
+                let next = match self.phase {
                     Phase::Sync if line.contains("sync finished") => Phase::Download,
                     // A sync that failed goes on to delivery with what it stored.
                     Phase::Sync if line.contains(" WARN ") => Phase::Delivery,
                     Phase::Sync | Phase::Download if line.contains("attachment files") => Phase::Delivery,
                     p => p,
                 };
+                if next != self.phase {
+                    self.lasted.insert(self.phase, self.since.elapsed());
+                    (self.phase, self.since) = (next, Instant::now());
+                }
             }
             self.read = end;
         }
@@ -173,10 +181,17 @@ impl LogWatch {
     }
 }
 
-/// Milliseconds into its phase a kill aimed at `phase` waits, at most.
+/// Milliseconds into its phase a kill aimed at `phase` waits, at most: up to how long the phase
+/// lasted the last time a life went through all of it (sync and download get short once the
+/// history is in), never more than [`max_delay_ms`].
+fn delay_cap_ms(phase: Phase, lasted: &BTreeMap<Phase, Duration>) -> u64 {
+    let cap = max_delay_ms(phase);
+    lasted.get(&phase).map_or(cap, |d| (d.as_millis() as u64 * 9 / 10).clamp(1, cap))
+}
+
 fn max_delay_ms(phase: Phase) -> u64 {
     match phase {
-        Phase::Sync => 600,
+        Phase::Sync => 1500,
         Phase::Download => 150,
         Phase::Upload => 30,
         Phase::Delivery => 4000,
@@ -249,6 +264,7 @@ pub async fn run_seed(plan: &Plan) -> Result<Report> {
     let mut rng = Rng::new(seed);
     let mut targets = kill_plan(&mut rng, plan.kills);
     let mut kills: BTreeMap<Phase, usize> = BTreeMap::new();
+    let mut lasted: BTreeMap<Phase, Duration> = BTreeMap::new();
     let (mut finished_lives, mut released, mut life) = (0, false, 0);
     let mut cut_short = false;
     let mut k = 0;
@@ -285,13 +301,14 @@ pub async fn run_seed(plan: &Plan) -> Result<Report> {
                 }
                 // In the target phase (or past it: then at once, wherever it is now).
                 None if phase >= target => {
-                    let delay = if phase == target { rng.below(max_delay_ms(target) + 1) } else { rng.below(20) };
+                    let delay = if phase == target { rng.below(delay_cap_ms(target, &lasted) + 1) } else { rng.below(20) };
                     kill_at = Some(now + Duration::from_millis(delay));
                 }
                 _ => {}
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         };
+        lasted.extend(watch.lasted);
         if let Some(phase) = killed_in {
             *kills.entry(phase).or_default() += 1;
             say(format!("kill {} (aimed at {}) landed in {}", k + 1, target.name(), phase.name()));

@@ -13,14 +13,15 @@
 //! `unparsable_changes_are_counted_and_the_rest_of_their_pages_stored`).
 
 mod common;
+mod operator_common;
 
 use std::time::Duration;
 
 use cloudkit_sim::Faults;
 use common::proxy::{Damage, Proxy};
-use common::run::{delivery_totals, spawn_run, stop_synapse, terminate, wait_for};
-use common::synapse::{free_port, Synapse};
+use common::synapse::Synapse;
 use common::*;
+use operator_common::{delivery_totals, spawn_run, stop_synapse, terminate, wait_for, Setup, DOMAIN, OWNER};
 
 const MESSAGE_ZONE: &str = "messageManateeZone";
 
@@ -92,13 +93,9 @@ async fn a_429_is_waited_out_for_as_long_as_its_retry_after_says() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synapse_stopped_and_started_mid_history_backs_off_resumes_and_duplicates_nothing() {
-    use common::campaign::{DOMAIN, OWNER};
-    let sim = start_sim(spec(53, 4, 900, 0), Faults::default()).await;
-    let bridge = BridgeDir::new(&sim);
-    let (hs_port, listen_port) = (free_port(), free_port());
-    bridge.init_matrix(&sim, DOMAIN, OWNER, hs_port, listen_port).await;
+    let Setup { sim, bridge, synapse, .. } = Setup::start(start_sim(spec(53, 4, 900, 0), Faults::default()).await).await;
     let registration = bridge.dir.path().join("registration.yaml");
-    let synapse = Synapse::start(bridge.dir.path(), hs_port, DOMAIN, &registration).await;
+    let hs_port = synapse.port;
     const DELIVERED: &str = "SELECT COUNT(*) FROM deliveries WHERE event_id IS NOT NULL";
     let fast = Duration::from_millis(5);
 

@@ -6,7 +6,6 @@
 pub mod matrix_env;
 pub mod proxy;
 pub mod pusher;
-pub mod run;
 pub mod synapse;
 /// Rooms compared with truth by back-pagination, shared with `bench`'s crash campaign.
 #[path = "../../../../bench/src/rooms.rs"]
