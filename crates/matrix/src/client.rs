@@ -193,6 +193,16 @@ impl HomeserverClient {
         Ok(())
     }
 
+    /// Removes the room alias `alias` (the appservice owns its alias namespace); none is fine.
+    pub async fn delete_alias(&self, as_user: &str, alias: &str) -> Result<()> {
+        let path = format!("/_matrix/client/v3/directory/room/{}", enc(alias));
+        match self.request::<Value>(MAX_ATTEMPTS, Method::DELETE, &path, Some(as_user), &[], None, "delete alias").await {
+            Ok(_) => Ok(()),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn create_room(&self, as_user: &str, body: &Value) -> Result<OwnedRoomId> {
         // One attempt: a retry after a lost answer would make a second room (see delivery).
         let r: RoomIdResponse = self.request(1, Method::POST, "/_matrix/client/v3/createRoom", Some(as_user), &[], Some(body), "createRoom").await?;

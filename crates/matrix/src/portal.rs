@@ -88,20 +88,29 @@ impl Deliverer {
         if let Some(name) = &chat.display_name {
             body["name"] = json!(name);
         }
+        let alias_localpart = crate::ghost::portal_alias_localpart(&chat.chat_id);
+        body["room_alias_name"] = json!(alias_localpart);
         // Sent once: a request that fails without an answer may still have made the room, which
-        // the m.bridge search then adopts instead of making a second one.
+        // the m.bridge search then adopts instead of making a second one; and the alias makes
+        // the homeserver refuse a second room for the chat (M_ROOM_IN_USE), which is adopted too.
         let room = match self.hs.create_room(&bot, &body).await {
             Ok(room) => room.to_string(),
-            Err(e) if e.is_transient() => {
+            Err(e) if e.is_transient() || e.errcode() == Some("M_ROOM_IN_USE") => {
                 tracing::warn!(chat = %chat.chat_id, "createRoom failed ({e}); looking for a room it may have made");
                 self.adopt_unrecorded_rooms(std::slice::from_ref(chat)).await?;
-                match self.store.portal(&chat.chat_id).await? {
-                    Some(p) => {
-                        let members = self.hs.joined_members(&p.room_id, &bot).await?;
-                        return Ok((p, members));
-                    }
-                    None => return Err(e),
+                if let Some(p) = self.store.portal(&chat.chat_id).await? {
+                    let members = self.hs.joined_members(&p.room_id, &bot).await?;
+                    return Ok((p, members));
                 }
+                if e.errcode() != Some("M_ROOM_IN_USE") {
+                    return Err(e);
+                }
+                // The alias names a room the bot is not in (it left it, or was removed): that
+                // room is no portal any more, so the alias is freed for the new one.
+                let alias = format!("#{alias_localpart}:{}", self.config.domain);
+                tracing::warn!(chat = %chat.chat_id, alias, "the portal alias names a room the bridge is not in; moving it to a new room");
+                self.hs.delete_alias(&bot, &alias).await?;
+                self.hs.create_room(&bot, &body).await?.to_string()
             }
             Err(e) => return Err(e),
         };

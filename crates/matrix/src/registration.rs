@@ -36,6 +36,8 @@ pub fn build(id: &str, url: &str, domain: &str, owner: Option<&str>, as_token: S
     }
     let mut namespaces = Namespaces::new();
     namespaces.users = users;
+    // Portal aliases (see `ghost::portal_alias_localpart`).
+    namespaces.aliases = vec![Namespace::new(true, format!("#{}.*:{}", escape_regex(GHOST_PREFIX), escape_regex(domain)))];
     let mut reg: Registration = RegistrationInit {
         id: id.to_string(),
         url: Some(url.to_string()),
