@@ -191,7 +191,7 @@ fn delay_cap_ms(phase: Phase, lasted: &BTreeMap<Phase, Duration>) -> u64 {
 
 fn max_delay_ms(phase: Phase) -> u64 {
     match phase {
-        Phase::Sync => 1500,
+        Phase::Sync => 400,
         Phase::Download => 150,
         Phase::Upload => 30,
         Phase::Delivery => 4000,
