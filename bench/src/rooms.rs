@@ -87,13 +87,12 @@ pub fn expected(truth: impl IntoIterator<Item = TruthLine>, owner: &str, domain:
     out
 }
 
-/// What one room shows compared with what it must show. Counts are of messages (guids), except
-/// `out_of_order`, which counts events older than the event before them.
+/// Counts of messages (guids) that are wrong, except `out_of_order`, which counts events older
+/// than the event before them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RoomCheck {
-    pub chat: String,
-    /// Messages the truth says the room shows.
-    pub expected: usize,
+pub struct Counts {
+    /// Messages the truth says the rooms show.
+    pub messages: usize,
     /// Messages with fewer events than they must have (none at all, or parts missing).
     pub missing: usize,
     /// Messages with more events than they must have.
@@ -101,10 +100,38 @@ pub struct RoomCheck {
     pub out_of_order: usize,
     /// Messages shown by someone other than their sender, or at another time.
     pub wrong_sender: usize,
-    /// Guid-carrying events of messages the truth does not show there.
+    /// Guids shown that the truth does not show there.
     pub unexpected: usize,
     /// Timeline (non-state) events of the bridge bot.
     pub bot_events: usize,
+}
+
+impl Counts {
+    /// Everything wrong, summed (0: the rooms are right).
+    pub fn wrong(&self) -> usize {
+        self.missing + self.duplicated + self.out_of_order + self.wrong_sender + self.unexpected + self.bot_events
+    }
+
+    fn add(&mut self, o: &Counts) {
+        for (a, b) in [
+            (&mut self.messages, o.messages),
+            (&mut self.missing, o.missing),
+            (&mut self.duplicated, o.duplicated),
+            (&mut self.out_of_order, o.out_of_order),
+            (&mut self.wrong_sender, o.wrong_sender),
+            (&mut self.unexpected, o.unexpected),
+            (&mut self.bot_events, o.bot_events),
+        ] {
+            *a += b;
+        }
+    }
+}
+
+/// What one room shows compared with what it must show.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomCheck {
+    pub chat: String,
+    pub counts: Counts,
     /// The chat has a portal whose pagination reached the room's creation.
     pub reached_start: bool,
     pub name_ok: bool,
@@ -112,36 +139,31 @@ pub struct RoomCheck {
 
 impl RoomCheck {
     pub fn ok(&self) -> bool {
-        self.missing + self.duplicated + self.out_of_order + self.wrong_sender + self.unexpected + self.bot_events == 0 && self.reached_start && self.name_ok
+        self.counts.wrong() == 0 && self.reached_start && self.name_ok
     }
 }
 
-/// Sums of every room's check (the campaign's figures).
+/// Sums of every room's check (the campaign's figures); reads as its [`Counts`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Totals {
     pub rooms: usize,
-    pub messages: usize,
-    pub missing: usize,
-    pub duplicated: usize,
-    pub out_of_order: usize,
-    pub wrong_sender: usize,
-    pub unexpected: usize,
-    pub bot_events: usize,
     /// Rooms that are not there, not paginated to their start, or misnamed.
     pub bad_rooms: usize,
+    pub counts: Counts,
+}
+
+impl std::ops::Deref for Totals {
+    type Target = Counts;
+    fn deref(&self) -> &Counts {
+        &self.counts
+    }
 }
 
 pub fn totals(checks: &[RoomCheck]) -> Totals {
     let mut t = Totals::default();
     for c in checks {
         t.rooms += 1;
-        t.messages += c.expected;
-        t.missing += c.missing;
-        t.duplicated += c.duplicated;
-        t.out_of_order += c.out_of_order;
-        t.wrong_sender += c.wrong_sender;
-        t.unexpected += c.unexpected;
-        t.bot_events += c.bot_events;
+        t.counts.add(&c.counts);
         t.bad_rooms += usize::from(!(c.reached_start && c.name_ok));
     }
     t
@@ -161,9 +183,11 @@ pub async fn check_rooms(
     let mut checks = Vec::new();
     for (chat, name) in &expected.chats {
         let want = expected.rooms.get(chat).unwrap_or(&none);
-        let mut check = RoomCheck { chat: chat.clone(), expected: want.len(), ..RoomCheck::default() };
+        let mut check = RoomCheck { chat: chat.clone(), ..RoomCheck::default() };
+        let c = &mut check.counts;
+        c.messages = want.len();
         let Some(room) = portals.get(chat) else {
-            check.missing = want.len();
+            c.missing = want.len();
             checks.push(check);
             continue;
         };
@@ -173,26 +197,26 @@ pub async fn check_rooms(
         let mut last_ts = i64::MIN;
         for e in &events {
             if e.sender == bot && !e.is_state {
-                check.bot_events += 1;
+                c.bot_events += 1;
             }
             let Some(g) = e.guid.as_deref() else { continue };
             if e.ts < last_ts {
-                check.out_of_order += 1;
+                c.out_of_order += 1;
             }
             last_ts = e.ts;
             seen.entry(g).or_insert(Shown { sender: e.sender.clone(), ts_ms: e.ts, events: 0 }).events += 1;
         }
         for (g, w) in want {
             match seen.get(g.as_str()) {
-                None => check.missing += 1,
+                None => c.missing += 1,
                 Some(s) => {
-                    check.missing += usize::from(s.events < w.events);
-                    check.duplicated += usize::from(s.events > w.events);
-                    check.wrong_sender += usize::from(s.sender != w.sender || s.ts_ms != w.ts_ms);
+                    c.missing += usize::from(s.events < w.events);
+                    c.duplicated += usize::from(s.events > w.events);
+                    c.wrong_sender += usize::from(s.sender != w.sender || s.ts_ms != w.ts_ms);
                 }
             }
         }
-        check.unexpected = seen.keys().filter(|g| !want.contains_key(**g)).count();
+        c.unexpected = seen.keys().filter(|g| !want.contains_key(**g)).count();
         let shown_name = hs.state(room, owner, "m.room.name", "").await.with_context(|| format!("name of {room}"))?.and_then(|c| c["name"].as_str().map(str::to_string));
         check.name_ok = &shown_name == name;
         checks.push(check);
