@@ -161,9 +161,9 @@ impl LogWatch {
                     self.prepared = Some(Instant::now());
                 }
                 let next = match self.phase {
+                    // (Warnings during sync — a zone giving up, a count unavailable — do not end
+                    // it: the other zones go on, and `sync finished` still comes.)
                     Phase::Sync if line.contains("sync finished") => Phase::Download,
-                    // A sync that failed goes on to delivery with what it stored.
-                    Phase::Sync if line.contains(" WARN ") => Phase::Delivery,
                     Phase::Sync | Phase::Download if line.contains("attachment files") => Phase::Delivery,
                     p => p,
                 };
