@@ -57,6 +57,22 @@ fn seeds(arg: &str) -> Result<Vec<u64>> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // On SIGTERM (the script's `timeout`) or Ctrl-C the campaign's future is dropped, and with it
+    // the bridge, Synapse and the simulator it started (they are killed on drop).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let all_right = tokio::select! {
+        r = campaign(args) => r?,
+        _ = term.recv() => bail!("stopped by SIGTERM"),
+        _ = tokio::signal::ctrl_c() => bail!("stopped by Ctrl-C"),
+    };
+    if !all_right {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Every seed in turn; true if every room of every seed matched the truth.
+async fn campaign(args: Args) -> Result<bool> {
     let bin_dir = match &args.bin_dir {
         Some(d) => d.clone(),
         None => std::env::current_exe()?.parent().context("executable has no directory")?.to_path_buf(),
@@ -126,8 +142,5 @@ async fn main() -> Result<()> {
         sum(&|r| r.totals.out_of_order),
         sum(&|r| r.totals.wrong_sender)
     );
-    if bad > 0 {
-        std::process::exit(1);
-    }
-    Ok(())
+    Ok(bad == 0)
 }
