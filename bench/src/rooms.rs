@@ -33,6 +33,9 @@ pub struct Expected {
     pub rooms: BTreeMap<String, BTreeMap<String, Shown>>,
 }
 
+/// A tapback's slot: (chat, sender, target guid, part). At most one reaction stands in each.
+type Slot = (String, String, String, String);
+
 /// The truth worked out into rooms: every message shown (unsent messages are not; a message whose
 /// parts are all unsent shows nothing), every tapback whose reaction still stands (removals and
 /// replacements redact; a tapback on something not shown has nothing to react to). `owner` sends
@@ -40,8 +43,8 @@ pub struct Expected {
 pub fn expected(truth: impl IntoIterator<Item = TruthLine>, owner: &str, domain: &str) -> Expected {
     let mut out = Expected::default();
     let mut shown = HashSet::new();
-    // (chat, sender, target, part) → (kind, tapback guid, what it shows)
-    let mut standing: BTreeMap<(String, String, String, String), (u32, String, Shown)> = BTreeMap::new();
+    // slot → (kind, tapback guid, what it shows)
+    let mut standing: BTreeMap<Slot, (u32, String, Shown)> = BTreeMap::new();
     for line in truth {
         let TruthLine::Message { chat, guid, sender, from_me, system: false, ts_ms, associated_type, associated_guid, content, text, .. } = line else {
             if let TruthLine::Chat { chat, name, .. } = line {
@@ -169,7 +172,7 @@ pub fn totals(checks: &[RoomCheck]) -> Totals {
     t
 }
 
-/// Pages every chat's portal (`portal_of` gives its room, None if it has none) backwards as
+/// Pages every chat's portal (`portals`: chat → room; a chat without one has all missing) backwards as
 /// `owner` and compares it with `expected`.
 pub async fn check_rooms(
     hs: &HomeserverClient,
