@@ -70,6 +70,9 @@ pub struct SyncOptions {
     pub failed_requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// The longest Retry-After the sync waits for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
@@ -428,7 +431,15 @@ where
             cloudkit::Error::FullResetNeeded => StopReason::ResetNeeded,
             cloudkit::Error::Throttled { .. } if throttles < opts.throttle_budget => {
                 throttles += 1;
-                let wait = error.retry_after().unwrap_or_else(|| backoff(opts, throttles)).min(opts.backoff_max);
+                // The server's Retry-After is honoured as asked (up to an hour: a longer one is
+                // a broken header, not a plan); our own backoff keeps to backoff_max.
+                let wait = match error.retry_after() {
+                    Some(asked) => asked.min(MAX_RETRY_AFTER),
+                    None => backoff(opts, throttles).min(opts.backoff_max),
+                };
+                if wait > opts.backoff_max {
+                    tracing::info!(what, secs = wait.as_secs(), "CloudKit asked to wait before the next request");
+                }
                 tracing::debug!(what, ?wait, "throttled");
                 tokio::time::sleep(wait).await;
                 continue;
