@@ -160,15 +160,17 @@ async fn deliver_round(b: &Bridge, store: &dyn store::Store, stop: &sync::StopSi
     if stop.is_stopped() {
         return result.map(|_| ());
     }
-    // Each room that failed gets its own error (and its own backoff in the deliverer); a round
-    // that failed as a whole gives its error to every room still waiting.
+    // Each waiting room that failed gets its own error (and its own backoff in the deliverer);
+    // a round that failed as a whole gives its error to every room still waiting.
     let (round_error, failed): (Option<String>, std::collections::HashMap<String, String>) = match &result {
         Err(e) => (Some(format!("{e:#}")), Default::default()),
         Ok(report) => (None, report.failed_rooms.iter().map(|f| (f.chat_id.clone(), f.error.clone())).collect()),
     };
     for room in store.room_deliveries().await? {
         let waiting = room.pending + room.in_flight > 0;
-        let error = failed.get(&room.chat_id).or(round_error.as_ref().filter(|_| waiting));
+        // Shown where messages wait; a room with nothing to send that failed a housekeeping
+        // request is in the log only.
+        let error = failed.get(&room.chat_id).or(round_error.as_ref()).filter(|_| waiting);
         match error {
             Some(e) => store.set_delivery_error(&room.chat_id, Some(e)).await?,
             None if room.last_error.is_some() => store.set_delivery_error(&room.chat_id, None).await?,
