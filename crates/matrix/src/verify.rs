@@ -150,53 +150,55 @@ pub async fn paginate(hs: &HomeserverClient, room: &str, user: &str) -> Result<(
 /// Which of a chat's messages the room should show (their GUIDs) and which must not be visible:
 /// by the delivery plan, with tapbacks applied in order (removed and replaced reactions are
 /// redacted; a tapback on a message the room does not show has nothing to react to).
-pub fn expected_in_room(messages: &[imessage::records::MessageRecord], domain: &str) -> (Vec<String>, std::collections::HashSet<String>) {
-    use crate::render::{plan, Plan, Reactions};
+pub fn expected_in_room(planned: &[Planned<'_>]) -> (Vec<String>, std::collections::HashSet<String>) {
+    use crate::render::{Plan, Reactions};
     let mut shown = std::collections::HashSet::new();
     let mut reactions = Reactions::default();
     let mut tapbacks = Vec::new();
-    for m in messages {
-        let p = plan(m, &|h| crate::ghost::ghost_user_id(h, domain));
-        match &p {
+    for (m, p) in planned {
+        match p {
             Plan::Message { .. } => {
                 shown.insert(m.guid.clone());
             }
             Plan::React { target, .. } => {
                 // Only a reaction on a message the room shows reaches the reaction state.
                 if shown.contains(target) {
-                    reactions.apply(m, &p);
+                    reactions.apply(m, p);
                 }
                 tapbacks.push(m.guid.clone());
             }
             Plan::Unreact { .. } => {
-                reactions.apply(m, &p);
+                reactions.apply(m, p);
             }
             Plan::Nothing { .. } => {}
         }
     }
     let standing: std::collections::HashSet<&str> = reactions.standing().collect();
-    let mut expected: Vec<String> = messages.iter().filter(|m| shown.contains(&m.guid)).map(|m| m.guid.clone()).collect();
+    let mut expected: Vec<String> = planned.iter().filter(|(m, _)| shown.contains(&m.guid)).map(|(m, _)| m.guid.clone()).collect();
     expected.extend(tapbacks.iter().filter(|g| standing.contains(g.as_str())).cloned());
-    let hidden = messages
+    let hidden = planned
         .iter()
-        .map(|m| &m.guid)
+        .map(|(m, _)| &m.guid)
         .filter(|g| !shown.contains(*g) && !standing.contains(g.as_str()))
         .cloned()
         .collect();
     (expected, hidden)
 }
 
+/// A chat's messages in time order, each with its delivery plan (planned once per verify).
+pub type Planned<'a> = (&'a imessage::records::MessageRecord, crate::render::Plan);
+
 /// Per message the room shows: the parts it shows, and the final text of each edited part.
 type ShownParts = (HashMap<String, std::collections::HashSet<i64>>, HashMap<(String, i64), String>);
 
-fn shown_parts(messages: &[imessage::records::MessageRecord], domain: &str) -> ShownParts {
+fn shown_parts(planned: &[Planned<'_>]) -> ShownParts {
     let mut parts = HashMap::new();
     let mut final_texts = HashMap::new();
-    for m in messages {
-        if let crate::render::Plan::Message { parts: p, edits, .. } = crate::render::plan(m, &|h| crate::ghost::ghost_user_id(h, domain)) {
+    for (m, plan) in planned {
+        if let crate::render::Plan::Message { parts: p, edits, .. } = plan {
             parts.insert(m.guid.clone(), p.iter().map(|p| p.part).collect());
             for e in edits {
-                final_texts.insert((m.guid.clone(), e.part), e.body);
+                final_texts.insert((m.guid.clone(), e.part), e.body.clone());
             }
         }
     }
@@ -206,26 +208,21 @@ fn shown_parts(messages: &[imessage::records::MessageRecord], domain: &str) -> S
 /// Reactions and replies that point elsewhere than their records say: a reaction must be on an
 /// event of the message its tapback names, with the tapback's key (a sticker's: its image); a
 /// reply's `m.in_reply_to` must be an event of the message it answers.
-fn relations_wrong(
-    events: &[SeenEvent],
-    by_guid: &HashMap<&str, &imessage::records::MessageRecord>,
-    part_of: &HashMap<&str, (String, i64)>,
-    domain: &str,
-) -> (u64, u64) {
-    use crate::render::{plan, Plan, ReactionKey};
+fn relations_wrong(events: &[SeenEvent], plans: &HashMap<&str, &crate::render::Plan>, part_of: &HashMap<&str, (String, i64)>) -> (u64, u64) {
+    use crate::render::{Plan, ReactionKey};
     let (mut reactions, mut replies) = (0, 0);
     for e in events {
-        let Some(m) = e.guid.as_deref().and_then(|g| by_guid.get(g)) else { continue };
+        let Some(plan) = e.guid.as_deref().and_then(|g| plans.get(g)) else { continue };
         let rel = &e.raw["content"]["m.relates_to"];
         let on = |field: &serde_json::Value| field.as_str().and_then(|id| part_of.get(id)).map(|(g, _)| g.as_str());
-        match plan(m, &|h| crate::ghost::ghost_user_id(h, domain)) {
+        match plan {
             Plan::React { target, key, .. } if e.event_type == "m.reaction" => {
                 let key_ok = match key {
                     ReactionKey::Emoji(k) => rel["key"].as_str() == Some(k.as_str()),
                     ReactionKey::Sticker { .. } => rel["key"].as_str().is_some_and(|k| k.starts_with("mxc://") || k == "🖼️"),
                 };
                 // (A target redacted since — deleted, unsent — is no longer anyone's event.)
-                if on(&rel["event_id"]).is_some_and(|g| g != target) || !key_ok {
+                if on(&rel["event_id"]).is_some_and(|g| g != target.as_str()) || !key_ok {
                     reactions += 1;
                 }
             }
@@ -291,7 +288,9 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
     };
     for chat in store.chats().await? {
         let messages: Vec<_> = store.messages_in_chat(&chat.chat_id).await?.into_iter().filter(|m| !m.is_system()).collect();
-        let (expected, hidden) = expected_in_room(&messages, &deliverer.config.domain);
+        let domain = &deliverer.config.domain;
+        let planned: Vec<Planned> = messages.iter().map(|m| (m, crate::render::plan(m, &|h| crate::ghost::ghost_user_id(h, domain)))).collect();
+        let (expected, hidden) = expected_in_room(&planned);
         let mut v = ChatVerification {
             chat_id: chat.chat_id.clone(),
             room_id: None,
@@ -334,7 +333,7 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             }
         };
         v.reached_start = reached_start;
-        let (parts, final_texts) = shown_parts(&messages, &deliverer.config.domain);
+        let (parts, final_texts) = shown_parts(&planned);
         // Each part event by id, and the text of the last edit of each part, in timeline order.
         let mut part_of: HashMap<&str, (String, i64)> = HashMap::new();
         let mut edited: HashMap<(String, i64), String> = HashMap::new();
@@ -395,7 +394,8 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             }
         }
         let by_guid: HashMap<&str, &imessage::records::MessageRecord> = messages.iter().map(|m| (m.guid.as_str(), m)).collect();
-        (v.reactions_wrong, v.replies_wrong) = relations_wrong(&events, &by_guid, &part_of, &deliverer.config.domain);
+        let plans: HashMap<&str, &crate::render::Plan> = planned.iter().map(|(m, p)| (m.guid.as_str(), p)).collect();
+        (v.reactions_wrong, v.replies_wrong) = relations_wrong(&events, &plans, &part_of);
         for e in events.iter().filter(|e| e.raw["content"]["url"].is_string()) {
             if !media_matches(deliverer, &reader, e, &by_guid).await? {
                 v.media_bad += 1;
@@ -461,11 +461,13 @@ mod tests {
     #[test]
     fn reactions_and_replies_are_checked_against_their_records() {
         let records = [msg("T", None, None), msg("O", None, None), msg("R", Some((2000, "p:0/T")), None), msg("Q", None, Some("T"))];
-        let by_guid: HashMap<&str, &MessageRecord> = records.iter().map(|m| (m.guid.as_str(), m)).collect();
+        let planned: Vec<(&str, crate::render::Plan)> =
+            records.iter().map(|m| (m.guid.as_str(), crate::render::plan(m, &|h| crate::ghost::ghost_user_id(h, "test")))).collect();
+        let plans: HashMap<&str, &crate::render::Plan> = planned.iter().map(|(g, p)| (*g, p)).collect();
         let part_of: HashMap<&str, (String, i64)> = HashMap::from([("$t", ("T".to_string(), 0)), ("$o", ("O".to_string(), 0))]);
         let check = |reaction: serde_json::Value, reply: serde_json::Value| {
             let events = [event("$r", "R", "m.reaction", reaction), event("$q", "Q", "m.room.message", reply)];
-            relations_wrong(&events, &by_guid, &part_of, "test")
+            relations_wrong(&events, &plans, &part_of)
         };
         let reply_to = |id: &str| json!({ "m.in_reply_to": { "event_id": id } });
         let react = |id: &str, key: &str| json!({ "rel_type": "m.annotation", "event_id": id, "key": key });
