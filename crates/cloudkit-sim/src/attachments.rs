@@ -109,6 +109,7 @@ impl Account {
                 created_date: apple_secs,
                 start_date: apple_secs,
                 asset_signature: None,
+                source_path: None,
             },
         }
     }

@@ -355,6 +355,7 @@ fn decode_attachment(r: &FieldReader<'_>) -> Result<AttachmentRecord> {
             created_date: meta.cdt,
             start_date: meta.sdt,
             asset_signature: asset.and_then(|a| a.signature.as_deref()).map(hex),
+            source_path: None,
         },
     })
 }

@@ -24,10 +24,12 @@
 
 pub mod content;
 mod error;
+pub mod handle;
 pub mod records;
 
 pub use content::attributed_body::{decode_attributed_body, AttributedBody, BodyPart, Run};
 pub use content::link_preview::{decode_link_preview, LinkPreview};
+pub use content::message::{decode_message_content, MessageBlobs};
 pub use content::summary_info::{
     decode_summary_info, EditVersion, PartEdits, PartRange, SummaryInfo,
 };

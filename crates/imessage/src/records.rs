@@ -43,6 +43,30 @@ pub fn apple_ns_to_unix_ms(ns: i64) -> i64 {
     ns.div_euclid(1_000_000) + APPLE_EPOCH_UNIX_SECS * 1000
 }
 
+/// Dates of this size or larger are nanoseconds since 2001-01-01; smaller ones are seconds.
+/// `chat.db`/`sms.db` switched from seconds to nanoseconds with macOS 10.13 and iOS 11; 10^12
+/// seconds are 31,000 years and 10^12 nanoseconds 17 minutes, so the two never meet.
+pub const APPLE_NS_THRESHOLD: i64 = 1_000_000_000_000;
+
+/// Converts a Messages database date (nanoseconds or, on old databases, seconds since
+/// 2001-01-01) to Unix milliseconds.
+pub fn apple_date_to_unix_ms(date: i64) -> i64 {
+    if date.abs() >= APPLE_NS_THRESHOLD {
+        apple_ns_to_unix_ms(date)
+    } else {
+        date.saturating_mul(1000).saturating_add(APPLE_EPOCH_UNIX_SECS * 1000)
+    }
+}
+
+/// A Messages database date as nanoseconds since 2001-01-01, whichever unit it was written in.
+pub fn apple_date_to_ns(date: i64) -> i64 {
+    if date.abs() >= APPLE_NS_THRESHOLD {
+        date
+    } else {
+        date.saturating_mul(1_000_000_000)
+    }
+}
+
 /// Converts Unix milliseconds to nanoseconds since 2001-01-01.
 pub fn unix_ms_to_apple_ns(ms: i64) -> i64 {
     (ms - APPLE_EPOCH_UNIX_SECS * 1000).saturating_mul(1_000_000)
@@ -261,6 +285,10 @@ pub struct AttachmentDetails {
     /// `lqa.signature` in hex: the file's MMCS checksum, which changes when the file does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub asset_signature: Option<String>,
+    /// Where a local source (`chat.db`, a device backup) keeps the file, as the database names
+    /// it (`~/Library/Messages/Attachments/…`). None for CloudKit, whose files are assets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_path: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -21,6 +21,7 @@
 pub mod attributed_body;
 mod keyed_archive;
 pub mod link_preview;
+pub mod message;
 mod plist;
 pub mod summary_info;
 mod typedstream;
