@@ -146,6 +146,8 @@ async fn build_macos(path: &Path) {
             .unwrap();
         sqlx::query("INSERT INTO message_attachment_join (message_id, attachment_id) VALUES (3, ?)").bind(i as i64 + 1).execute(&mut c).await.unwrap();
     }
+    // Checkpoint now: the reader's check below compares the file's bytes.
+    c.close().await.unwrap();
 }
 
 #[tokio::test]

@@ -93,7 +93,7 @@ impl Bridge {
         registration: Registration,
         hs: HomeserverClient,
     ) -> anyhow::Result<Self> {
-        let session = cloudkit::session_source(&config.cloudkit.session).session().await?;
+        let own_handles = crate::source::own_handles(config).await?;
         let double_puppet = registration::owns_user(&registration, &m.owner);
         let deliverer = Deliverer::new(
             hs,
@@ -102,7 +102,7 @@ impl Bridge {
                 domain: m.domain.clone(),
                 owner: m.owner.clone(),
                 double_puppet,
-                own_handles: config.own_handles(&session.handles)?,
+                own_handles,
                 concurrency: m.concurrency,
                 room_version: m.room_version.clone(),
                 attachments_dir: config.attachments.options().dir,

@@ -12,7 +12,12 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
-    pub cloudkit: CloudKitConfig,
+    /// Where the history comes from (default: CloudKit, with the `cloudkit:` section).
+    #[serde(default, skip_serializing_if = "SourceConfig::is_cloudkit")]
+    pub source: SourceConfig,
+    /// The CloudKit account; required when `source.kind` is `cloudkit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudkit: Option<CloudKitConfig>,
     pub database: DatabaseConfig,
     #[serde(default)]
     pub sync: SyncConfig,
@@ -126,6 +131,63 @@ impl AttachmentsConfig {
     }
 }
 
+/// The kinds of history source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// Messages in iCloud (the `cloudkit:` section).
+    #[default]
+    Cloudkit,
+    /// A Mac's Messages database (`~/Library/Messages/chat.db`, or a copy of that folder).
+    ChatDb,
+    /// An iPhone backup folder (Finder, iTunes, Apple Devices or `idevicebackup2`), plain or
+    /// encrypted.
+    IosBackup,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Cloudkit => "cloudkit",
+            SourceKind::ChatDb => "chat-db",
+            SourceKind::IosBackup => "ios-backup",
+        }
+    }
+}
+
+/// Where the history comes from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SourceConfig {
+    #[serde(default)]
+    pub kind: SourceKind,
+    /// `chat-db`: the `chat.db` file; `ios-backup`: the backup folder (the one holding
+    /// `Manifest.db`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// `ios-backup`: a file (0600) holding the backup password of an encrypted backup. The
+    /// environment variable `IMESSAGE_BRIDGE_BACKUP_PASSWORD` is used when this is not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_password_file: Option<PathBuf>,
+    /// The region (ISO 3166, e.g. `US`, `GB`) of phone numbers written without a country code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_region: Option<String>,
+    /// Which handle is "me" (`tel:+…` or `mailto:…`) for a local source; None: the one the
+    /// database's sent messages use most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_handle: Option<String>,
+}
+
+impl SourceConfig {
+    fn is_cloudkit(&self) -> bool {
+        self.kind == SourceKind::Cloudkit && self.path.is_none() && self.default_region.is_none() && self.own_handle.is_none()
+    }
+
+    /// The source's path, required for a local source.
+    pub fn path(&self) -> anyhow::Result<&Path> {
+        self.path.as_deref().with_context(|| format!("source.kind is {} but source.path is not set", self.kind.as_str()))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CloudKitConfig {
     /// CloudKit gateway base URL (the simulator's, or `https://gateway.icloud.com`).
@@ -183,8 +245,15 @@ impl Config {
     /// Makes the relative paths of the file (session, attachments, registration, SQLite file)
     /// relative to the config's folder `base`.
     fn resolve_paths(&mut self, base: &Path) {
-        if self.cloudkit.session.is_relative() {
-            self.cloudkit.session = base.join(&self.cloudkit.session);
+        if let Some(ck) = self.cloudkit.as_mut() {
+            if ck.session.is_relative() {
+                ck.session = base.join(&ck.session);
+            }
+        }
+        for path in [self.source.path.as_mut(), self.source.backup_password_file.as_mut()].into_iter().flatten() {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
         }
         let dir = self.attachments.dir.take().unwrap_or_else(|| PathBuf::from("attachments"));
         self.attachments.dir = Some(if dir.is_relative() { base.join(dir) } else { dir });
@@ -201,11 +270,28 @@ impl Config {
         }
     }
 
+    /// A config with nothing set (init fills it in).
+    pub fn placeholder() -> Config {
+        Config {
+            source: SourceConfig::default(),
+            cloudkit: None,
+            database: DatabaseConfig { uri: String::new() },
+            sync: Default::default(),
+            attachments: Default::default(),
+            matrix: None,
+        }
+    }
+
+    /// The `cloudkit:` section, which a CloudKit source needs.
+    pub fn cloudkit(&self) -> anyhow::Result<&CloudKitConfig> {
+        self.cloudkit.as_ref().context("the config has no `cloudkit:` section (source.kind is cloudkit); run `imessage-bridge init`")
+    }
+
     /// The account's own handles with the preferred one first (delivery sends from-me
     /// messages as the first one's ghost). A preferred handle the session lacks is an error.
     pub fn own_handles(&self, session_handles: &[String]) -> anyhow::Result<Vec<String>> {
         let mut handles = session_handles.to_vec();
-        if let Some(preferred) = &self.cloudkit.preferred_handle {
+        if let Some(preferred) = self.cloudkit.as_ref().and_then(|c| c.preferred_handle.as_ref()) {
             let Some(i) = handles.iter().position(|h| h == preferred) else {
                 anyhow::bail!(
                     "cloudkit.preferred_handle {preferred:?} is not one of the session's handles ({}); run `imessage-bridge list-handles`",
@@ -240,9 +326,9 @@ mod tests {
         let (mut config, _) = Config::parse(MINIMAL).unwrap();
         let session = vec!["tel:+1".to_string(), "mailto:a@b".to_string()];
         assert_eq!(config.own_handles(&session).unwrap(), session);
-        config.cloudkit.preferred_handle = Some("mailto:a@b".into());
+        config.cloudkit.as_mut().unwrap().preferred_handle = Some("mailto:a@b".into());
         assert_eq!(config.own_handles(&session).unwrap(), vec!["mailto:a@b".to_string(), "tel:+1".to_string()]);
-        config.cloudkit.preferred_handle = Some("tel:+9".into());
+        config.cloudkit.as_mut().unwrap().preferred_handle = Some("tel:+9".into());
         assert!(config.own_handles(&session).unwrap_err().to_string().contains("tel:+9"));
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::bridge::read_registration;
-use crate::config::Config;
+use crate::config::{Config, SourceKind};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -107,10 +107,14 @@ pub async fn doctor(config_path: &Path) -> bool {
         }
     };
     check_store(&mut r, &config.database.uri).await;
-    let session = check_session(&mut r, &config).await;
-    match &session {
-        Some(s) => check_cloudkit(&mut r, &config, s.clone()).await,
-        None => r.skip("cloudkit", "needs a readable session"),
+    if config.source.kind == SourceKind::Cloudkit {
+        let session = check_session(&mut r, &config).await;
+        match &session {
+            Some(s) => check_cloudkit(&mut r, &config, s.clone()).await,
+            None => r.skip("cloudkit", "needs a readable session"),
+        }
+    } else {
+        check_local_source(&mut r, &config).await;
     }
     let Some(m) = config.matrix.as_ref() else {
         r.fail("homeserver", "the config has no `matrix:` section", "run `imessage-bridge init`");
@@ -170,8 +174,37 @@ async fn check_store(r: &mut Report, uri: &str) {
     }
 }
 
+/// A chat.db or backup: readable, schema recognised, counts, who the owner is.
+async fn check_local_source(r: &mut Report, config: &Config) {
+    let local = match crate::source::open_local(config).await {
+        Ok(l) => l,
+        Err(e) => {
+            let fix = match config.source.kind {
+                SourceKind::ChatDb => "point source.path at chat.db (on a Mac the bridge needs Full Disk Access to read ~/Library/Messages)",
+                _ => "point source.path at the backup folder (the one with Manifest.db) and check the password file",
+            };
+            return r.fail("source", format!("{e:#}"), fix);
+        }
+    };
+    let counts = local.db.counts().await;
+    let handles = local.db.own_handles().await;
+    let schema = local.db.schema().describe();
+    local.db.close().await;
+    match (counts, handles) {
+        (Ok(c), Ok(h)) => {
+            let me = config.source.own_handle.clone().or_else(|| h.first().cloned()).unwrap_or_else(|| "unknown (set source.own_handle)".into());
+            r.ok("source", format!("{} ({}): {} chats, {} messages, {} attachments; {schema}; you are {me}", local.origin, config.source.kind.as_str(), c.chats, c.messages, c.attachments))
+        }
+        (Err(e), _) | (_, Err(e)) => r.fail("source", format!("{}: {e}", local.origin), "the file may be damaged; copy it again"),
+    }
+}
+
 async fn check_session(r: &mut Report, config: &Config) -> Option<cloudkit::Session> {
-    let path = &config.cloudkit.session;
+    let Ok(ck) = config.cloudkit() else {
+        r.fail("session", "the config has no `cloudkit:` section", "run `imessage-bridge init`");
+        return None;
+    };
+    let path = &ck.session;
     let session = match cloudkit::session_source(path).session().await {
         Ok(s) => s,
         Err(e) => {
@@ -201,8 +234,9 @@ async fn check_session(r: &mut Report, config: &Config) -> Option<cloudkit::Sess
 }
 
 async fn check_cloudkit(r: &mut Report, config: &Config, session: cloudkit::Session) {
-    let url = &config.cloudkit.url;
-    let client = match cloudkit::Client::with_limits(url, session, config.cloudkit.limits) {
+    let Ok(ck) = config.cloudkit() else { return };
+    let url = &ck.url;
+    let client = match cloudkit::Client::with_limits(url, session, ck.limits) {
         Ok(c) => c,
         Err(e) => return r.fail("cloudkit", format!("{url}: {e}"), "correct cloudkit.url"),
     };

@@ -26,7 +26,7 @@ use anyhow::{bail, Context};
 use matrix::registration;
 
 use crate::bridge::{read_registration, APPSERVICE_ID};
-use crate::config::{CloudKitConfig, Config, DatabaseConfig, MatrixConfig};
+use crate::config::{CloudKitConfig, Config, MatrixConfig, SourceConfig, SourceKind};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:29333";
 const DEFAULT_DATABASE: &str = "sqlite:bridge.db";
@@ -48,6 +48,19 @@ pub struct InitArgs {
     /// Database URI: sqlite:PATH or postgres://… (default sqlite:bridge.db)
     #[arg(long)]
     database: Option<String>,
+    /// Where the history comes from: cloudkit (default), chat-db (a Mac's Messages database) or
+    /// ios-backup (an iPhone backup folder).
+    #[arg(long, value_enum)]
+    source: Option<SourceKind>,
+    /// chat-db: the chat.db file; ios-backup: the backup folder (the one holding Manifest.db).
+    #[arg(long)]
+    source_path: Option<PathBuf>,
+    /// ios-backup: a file (mode 0600) holding the backup password of an encrypted backup.
+    #[arg(long)]
+    backup_password_file: Option<PathBuf>,
+    /// Region (ISO 3166 code, e.g. US, GB) of phone numbers written without a country code.
+    #[arg(long)]
+    default_region: Option<String>,
     /// CloudKit gateway URL (the simulator's for the demo; default https://gateway.icloud.com).
     #[arg(long)]
     cloudkit: Option<String>,
@@ -163,7 +176,11 @@ pub async fn init(cli_config: &Path, args: InitArgs) -> anyhow::Result<()> {
     let old_m = old.and_then(|c| c.matrix.as_ref());
     // Asked only on a terminal, and only when a required value has no flag: a script that passes
     // them all (the demo) is never stopped by a question, even when run from a terminal.
-    let all_flags = args.homeserver.is_some() && args.domain.is_some() && args.owner.is_some() && args.cloudkit.is_some() && args.session.is_some();
+    let source_flags = match args.source {
+        Some(SourceKind::Cloudkit) | None => args.cloudkit.is_some() && args.session.is_some(),
+        Some(_) => args.source_path.is_some(),
+    };
+    let all_flags = args.homeserver.is_some() && args.domain.is_some() && args.owner.is_some() && source_flags;
     let interactive = !args.no_prompt && !all_flags && std::io::stdin().is_terminal();
     let mut p = Prompter { interactive, input: std::io::stdin().lock() };
     if interactive {
@@ -171,66 +188,44 @@ pub async fn init(cli_config: &Path, args: InitArgs) -> anyhow::Result<()> {
     }
 
     let homeserver_default = old_m.map(|m| m.homeserver.clone()).or(interactive.then(|| "http://127.0.0.1:8008".into()));
-    let homeserver = match (args.homeserver, interactive) {
+    let homeserver = match (args.homeserver.clone(), interactive) {
         (None, true) => ask_homeserver(&mut p, homeserver_default).await?,
         (flag, _) => p.value(flag, "homeserver", "Homeserver URL", homeserver_default, |v| async { check_url(v) }).await?,
     };
     let domain_default = old_m.map(|m| m.domain.clone()).or_else(|| interactive.then(|| host_of(&homeserver)));
-    let domain = p.value(args.domain, "domain", "Server name (the part after ':' in user ids)", domain_default, |v| async { check_domain(v) }).await?;
+    let domain = p.value(args.domain.clone(), "domain", "Server name (the part after ':' in user ids)", domain_default, |v| async { check_domain(v) }).await?;
     let owner_default = old_m.map(|m| m.owner.clone()).or_else(|| interactive.then(|| format!("@{}:{domain}", std::env::var("USER").unwrap_or_else(|_| "you".into()))));
-    let owner = p.value(args.owner, "owner", "Your Matrix user id", owner_default, |v| async { check_owner(v, &domain) }).await?;
+    let owner = p.value(args.owner.clone(), "owner", "Your Matrix user id", owner_default, |v| async { check_owner(v, &domain) }).await?;
     let database =
-        p.value(args.database, "database", "Database (sqlite:PATH or postgres://…)", Some(old.map_or(DEFAULT_DATABASE.into(), |c| c.database.uri.clone())), |v| async {
+        p.value(args.database.clone(), "database", "Database (sqlite:PATH or postgres://…)", Some(old.map_or(DEFAULT_DATABASE.into(), |c| c.database.uri.clone())), |v| async {
             check_database(v)
         })
         .await?;
-    let cloudkit = p
-        .value(args.cloudkit, "cloudkit", "CloudKit URL", old.map(|c| c.cloudkit.url.clone()).or(interactive.then(|| DEFAULT_CLOUDKIT.into())), |v| async {
-            check_url(v)
+    let source_default = old.map(|c| c.source.kind).or(interactive.then_some(SourceKind::Cloudkit)).map(|k| k.as_str().to_string());
+    let kind = p
+        .value(args.source.map(|k| k.as_str().to_string()), "source", "Source (cloudkit, chat-db or ios-backup)", source_default.or(Some("cloudkit".into())), |v| async move {
+            <SourceKind as clap::ValueEnum>::from_str(&v, true).map(|k| k.as_str().to_string()).map_err(|e| anyhow::anyhow!(e))
         })
         .await?;
-    // A session path as written stays as written (relative to the config); a new one is made
-    // absolute from here, where the person typed it.
-    let old_session = old.map(|c| c.cloudkit.session.display().to_string());
-    let session_arg = args.session.map(|s| s.display().to_string());
-    let session = p
-        .value(session_arg, "session", "Session file", old_session.clone().or(interactive.then(|| DEFAULT_SESSION.into())), |v| async { Ok(v) })
-        .await?;
-    let session_path = if Some(&session) == old_session.as_ref() && Path::new(&session).is_relative() {
-        dir.join(&session)
-    } else {
-        std::path::absolute(&session).unwrap_or_else(|_| PathBuf::from(&session))
-    };
-    let session_written = if Some(&session) == old_session.as_ref() { PathBuf::from(&session) } else { session_path.clone() };
-    let handles = match cloudkit::session_source(&session_path).session().await {
-        Ok(s) => Some(s.handles),
-        Err(e) => {
-            eprintln!("note: the session {} cannot be read yet ({e}); the handle can be picked by running init again", session_path.display());
-            None
+    let kind = <SourceKind as clap::ValueEnum>::from_str(&kind, true).map_err(|e| anyhow::anyhow!(e))?;
+    let mut source = old.map(|c| c.source.clone()).unwrap_or_default();
+    let cloudkit = match kind {
+        SourceKind::Cloudkit => Some(ask_cloudkit(&mut p, &args, old, &dir, interactive).await?),
+        _ => {
+            ask_local(&mut p, &args, kind, &mut source, &dir, interactive).await?;
+            old.and_then(|c| c.cloudkit.clone())
         }
     };
-    let current_handle = args.preferred_handle.clone().or_else(|| old.and_then(|c| c.cloudkit.preferred_handle.clone()));
-    let preferred_handle = match (args.preferred_handle, interactive) {
-        (Some(h), _) => Some(check_handle(h, handles.as_deref())?),
-        (None, true) => pick_handle(&mut p, handles.as_deref(), current_handle.as_deref())?,
-        (None, false) => current_handle,
-    };
+    source.kind = kind;
     let listen = match (args.listen, old_m) {
         (Some(l), _) => l,
         (None, Some(m)) => m.listen,
         (None, None) => DEFAULT_LISTEN.parse()?,
     };
 
-    let mut config = existing.config.clone().unwrap_or_else(|| Config {
-        cloudkit: CloudKitConfig { url: String::new(), session: PathBuf::new(), preferred_handle: None, limits: Default::default() },
-        database: DatabaseConfig { uri: String::new() },
-        sync: Default::default(),
-        attachments: Default::default(),
-        matrix: None,
-    });
-    config.cloudkit.url = cloudkit;
-    config.cloudkit.session = session_written;
-    config.cloudkit.preferred_handle = preferred_handle;
+    let mut config = existing.config.clone().unwrap_or_else(Config::placeholder);
+    config.source = source;
+    config.cloudkit = cloudkit;
     config.database.uri = database;
     let m = config.matrix.get_or_insert_with(|| MatrixConfig {
         homeserver: String::new(),
@@ -355,4 +350,84 @@ fn pick_handle(p: &mut Prompter, handles: Option<&[String]>, current: Option<&st
             _ => eprintln!("  ✗ answer a number from 1 to {}", handles.len()),
         }
     }
+}
+
+/// The CloudKit questions: gateway URL, session file, which handle is you.
+async fn ask_cloudkit(p: &mut Prompter, args: &InitArgs, old: Option<&Config>, dir: &Path, interactive: bool) -> anyhow::Result<CloudKitConfig> {
+    let old_ck = old.and_then(|c| c.cloudkit.as_ref());
+    let url = p
+        .value(args.cloudkit.clone(), "cloudkit", "CloudKit URL", old_ck.map(|c| c.url.clone()).or(interactive.then(|| DEFAULT_CLOUDKIT.into())), |v| async {
+            check_url(v)
+        })
+        .await?;
+    // A session path as written stays as written (relative to the config); a new one is made
+    // absolute from here, where the person typed it.
+    let old_session = old_ck.map(|c| c.session.display().to_string());
+    let session_arg = args.session.as_ref().map(|s| s.display().to_string());
+    let session = p
+        .value(session_arg, "session", "Session file", old_session.clone().or(interactive.then(|| DEFAULT_SESSION.into())), |v| async { Ok(v) })
+        .await?;
+    let session_path = if Some(&session) == old_session.as_ref() && Path::new(&session).is_relative() {
+        dir.join(&session)
+    } else {
+        std::path::absolute(&session).unwrap_or_else(|_| PathBuf::from(&session))
+    };
+    let session_written = if Some(&session) == old_session.as_ref() { PathBuf::from(&session) } else { session_path.clone() };
+    let handles = match cloudkit::session_source(&session_path).session().await {
+        Ok(s) => Some(s.handles),
+        Err(e) => {
+            eprintln!("note: the session {} cannot be read yet ({e}); the handle can be picked by running init again", session_path.display());
+            None
+        }
+    };
+    let current_handle = args.preferred_handle.clone().or_else(|| old_ck.and_then(|c| c.preferred_handle.clone()));
+    let preferred_handle = match (args.preferred_handle.clone(), interactive) {
+        (Some(h), _) => Some(check_handle(h, handles.as_deref())?),
+        (None, true) => pick_handle(p, handles.as_deref(), current_handle.as_deref())?,
+        (None, false) => current_handle,
+    };
+    Ok(CloudKitConfig { url, session: session_written, preferred_handle, limits: old_ck.map(|c| c.limits).unwrap_or_default() })
+}
+
+/// The questions of a local source: where it is (checked by opening it), its password file
+/// (for a backup), the default region, which handle is you.
+async fn ask_local(p: &mut Prompter, args: &InitArgs, kind: SourceKind, source: &mut SourceConfig, dir: &Path, interactive: bool) -> anyhow::Result<()> {
+    let what = if kind == SourceKind::ChatDb { "Messages database (chat.db)" } else { "iPhone backup folder" };
+    let old_path = source.path.as_ref().map(|p| p.display().to_string());
+    let path = p.value(args.source_path.as_ref().map(|s| s.display().to_string()), "source-path", what, old_path, |v| async { Ok(v) }).await?;
+    let path = if Path::new(&path).is_relative() && source.path.as_ref().map(|p| p.display().to_string()) != Some(path.clone()) {
+        std::path::absolute(&path).unwrap_or_else(|_| PathBuf::from(&path))
+    } else {
+        PathBuf::from(&path)
+    };
+    source.path = Some(path);
+    if kind == SourceKind::IosBackup {
+        if let Some(f) = &args.backup_password_file {
+            source.backup_password_file = Some(std::path::absolute(f).unwrap_or_else(|_| f.clone()));
+        }
+    }
+    if let Some(r) = &args.default_region {
+        source.default_region = Some(r.to_uppercase());
+    }
+    // Checked by opening it as `run` will (paths relative to the config's folder).
+    let mut probe = Config { source: source.clone(), ..Config::placeholder() };
+    probe.source.kind = kind;
+    if let Some(p) = probe.source.path.as_mut().filter(|p| p.is_relative()) {
+        *p = dir.join(&*p);
+    }
+    let handles = match crate::source::own_handles(&probe).await {
+        Ok(h) => Some(h),
+        Err(e) if interactive => {
+            eprintln!("  ✗ {e:#}");
+            None
+        }
+        Err(e) => return Err(e.context("--source-path")),
+    };
+    let current = args.preferred_handle.clone().or_else(|| source.own_handle.clone());
+    source.own_handle = match (args.preferred_handle.clone(), interactive) {
+        (Some(h), _) => Some(h),
+        (None, true) => pick_handle(p, handles.as_deref(), current.as_deref())?,
+        (None, false) => current,
+    };
+    Ok(())
 }

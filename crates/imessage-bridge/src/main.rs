@@ -8,6 +8,7 @@ mod doctor;
 mod init;
 mod progress;
 mod run;
+mod source;
 mod status;
 
 use std::io::{IsTerminal, Write};
@@ -41,10 +42,16 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print the account's handles (`tel:+…`, `mailto:…`), one per line, and nothing else on
-    /// stdout. Reads the session named by --session, else the config's.
+    /// stdout. Reads the session named by --session, or the source named by --source and
+    /// --source-path, else the config's source.
     ListHandles {
         #[arg(long)]
         session: Option<PathBuf>,
+        /// A source to read instead of the config's (chat-db or ios-backup, with --source-path).
+        #[arg(long, value_enum)]
+        source: Option<config::SourceKind>,
+        #[arg(long)]
+        source_path: Option<PathBuf>,
     },
     /// Fetch every record of every Messages zone into the database, then every attachment's
     /// file (both resume where they stopped).
@@ -123,7 +130,7 @@ async fn run_cli() -> anyhow::Result<()> {
     init_logging(cli.verbose);
     match cli.command {
         Command::Init(args) => return init::init(&cli.config, *args).await,
-        Command::ListHandles { session } => return list_handles(&cli.config, session.as_deref()).await,
+        Command::ListHandles { session, source, source_path } => return list_handles(&cli.config, session.as_deref(), source, source_path.as_deref()).await,
         Command::Doctor => {
             if !doctor::doctor(&cli.config).await {
                 std::process::exit(1);
@@ -159,18 +166,34 @@ async fn run_cli() -> anyhow::Result<()> {
     }
 }
 
-/// `list-handles`: the session's handles on stdout, one a line (logs stay on stderr).
-async fn list_handles(config: &std::path::Path, session: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let path = match session {
-        Some(p) => p.to_path_buf(),
-        None => Config::load(config).context("no --session given, so the config names the session")?.cloudkit.session,
+/// `list-handles`: the account's handles on stdout, one a line (logs stay on stderr).
+async fn list_handles(
+    config: &std::path::Path,
+    session: Option<&std::path::Path>,
+    source: Option<config::SourceKind>,
+    source_path: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let (handles, origin) = match (session, source, source_path) {
+        (Some(path), _, _) => {
+            let session = cloudkit::session_source(path).session().await.with_context(|| format!("reading the session {}", path.display()))?;
+            (session.handles, path.display().to_string())
+        }
+        (None, Some(kind), Some(path)) if kind != config::SourceKind::Cloudkit => {
+            let base = Config::load(config).unwrap_or_else(|_| Config::placeholder());
+            (source::handles_of(kind, path, &base).await?, path.display().to_string())
+        }
+        (None, Some(_), _) | (None, None, Some(_)) => anyhow::bail!("name a local source with both --source chat-db|ios-backup and --source-path"),
+        (None, None, None) => {
+            let config = Config::load(config).context("no --session or --source given, so the config names the source")?;
+            let origin = config.source.path.as_ref().map_or_else(|| "the session".to_string(), |p| p.display().to_string());
+            (source::own_handles(&config).await?, origin)
+        }
     };
-    let session = cloudkit::session_source(&path).session().await.with_context(|| format!("reading the session {}", path.display()))?;
-    if session.handles.is_empty() {
-        anyhow::bail!("the session {} lists no handles", path.display());
+    if handles.is_empty() {
+        anyhow::bail!("{origin} names no handles of yours");
     }
     let mut out = std::io::stdout().lock();
-    for h in &session.handles {
+    for h in &handles {
         writeln!(out, "{h}")?;
     }
     Ok(())

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 
 use crate::bridge::Bridge;
-use crate::config::Config;
+use crate::config::{Config, SourceKind};
 
 /// How long a stopping delivery may take to finish the message each room is sending (an
 /// upload can take a while) before it is dropped (the ledger recovers a send cut off there on
@@ -187,8 +187,6 @@ pub async fn sync(
     stop: &sync::StopSignal,
     metrics: Option<&Arc<matrix::metrics::Metrics>>,
 ) -> anyhow::Result<()> {
-    let session = cloudkit::session_source(&config.cloudkit.session).session().await?;
-    let client = cloudkit::Client::with_limits(&config.cloudkit.url, session, config.cloudkit.limits)?;
     let mut progress: Arc<dyn sync::Progress> = if std::io::stderr().is_terminal() {
         Arc::new(crate::progress::Bars::new())
     } else {
@@ -199,7 +197,18 @@ pub async fn sync(
         progress = Arc::new(crate::progress::CountingSync { inner: progress, metrics: m.clone() });
     }
     let started = std::time::Instant::now();
-    let report = sync::sync_all(&client, store.clone(), &options, progress).await;
+    let client = match config.source.kind {
+        SourceKind::Cloudkit => {
+            let ck = config.cloudkit()?;
+            let session = cloudkit::session_source(&ck.session).session().await?;
+            Some(cloudkit::Client::with_limits(&ck.url, session, ck.limits)?)
+        }
+        _ => None,
+    };
+    let report = match &client {
+        Some(client) => sync::sync_all(client, store.clone(), &options, progress).await.map_err(anyhow::Error::from),
+        None => crate::source::sync_local(config, store.clone(), files, &options, progress.as_ref()).await,
+    };
     if let Some(m) = metrics {
         m.page_errors.inc_by(options.failed_requests.load(std::sync::atomic::Ordering::Relaxed));
         match sync::status(store.as_ref()).await {
@@ -218,11 +227,12 @@ pub async fn sync(
     }
     tracing::info!(changes, secs = format!("{secs:.1}"), rate = format!("{:.0}/s", changes as f64 / secs.max(1e-9)),
         full_resync = report.full_resync, "sync finished");
-    // Files after records: a download problem never holds back the history.
-    if files && !stop.is_stopped() {
+    // Files after records: a download problem never holds back the history (a local source
+    // copied its files already).
+    if let (Some(client), true, false) = (&client, files, stop.is_stopped()) {
         let started = std::time::Instant::now();
         let options = sync::FileOptions { stop: stop.clone(), ..config.attachments.options() };
-        match sync::fetch_files(&client, store.as_ref(), &options).await {
+        match sync::fetch_files(client, store.as_ref(), &options).await {
             Ok(f) => tracing::info!(stored = f.stored, bytes = f.bytes, mb = format!("{:.1}", f.bytes as f64 / 1e6), failed = f.failed,
                 too_large = f.too_large, refused = f.refused, secs = format!("{:.2}", started.elapsed().as_secs_f64()), "attachment files fetched"),
             Err(e) => tracing::warn!("attachment files not fetched this time: {e}"),

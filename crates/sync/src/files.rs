@@ -81,13 +81,7 @@ pub async fn fetch_files(client: &Client, store: &dyn Store, opts: &FileOptions)
     if first.is_empty() {
         return Ok(report);
     }
-    tokio::fs::create_dir_all(opts.dir.join("tmp")).await.map_err(|e| io_error(&opts.dir, e))?;
-    // People's photos and voice messages: only the bridge's user may look into the folder.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tokio::fs::set_permissions(&opts.dir, std::fs::Permissions::from_mode(0o700)).await.map_err(|e| io_error(&opts.dir, e))?;
-    }
+    prepare_dir(opts).await?;
     let ring = client.zone_keys(ATTACHMENT_ZONE).await?;
     let mut after = String::new();
     while !opts.stop.is_stopped() {
@@ -96,7 +90,7 @@ pub async fn fetch_files(client: &Client, store: &dyn Store, opts: &FileOptions)
         after = last.record_name.clone();
         let (large, wanted): (Vec<_>, Vec<_>) = batch.into_iter().partition(|a| a.asset_size.unwrap_or(0) > opts.max_bytes);
         for a in large {
-            record(store, &mut report, &a.record_name, FileOutcome::TooLarge { bytes: a.asset_size.unwrap_or(0) as i64 }).await?;
+            record_outcome(store, &mut report, &a.record_name, FileOutcome::TooLarge { bytes: a.asset_size.unwrap_or(0) as i64 }).await?;
         }
         // One record/retrieve for the batch gives every file a fresh authorization; a retry
         // fetches its own again (authorizations expire).
@@ -121,13 +115,13 @@ pub async fn fetch_files(client: &Client, store: &dyn Store, opts: &FileOptions)
             .collect()
             .await;
         for (name, outcome) in outcomes {
-            record(store, &mut report, &name, outcome).await?;
+            record_outcome(store, &mut report, &name, outcome).await?;
         }
     }
     Ok(report)
 }
 
-async fn record(store: &dyn Store, report: &mut FilesReport, name: &str, outcome: FileOutcome) -> Result<(), SyncError> {
+pub(crate) async fn record_outcome(store: &dyn Store, report: &mut FilesReport, name: &str, outcome: FileOutcome) -> Result<(), SyncError> {
     match &outcome {
         FileOutcome::Stored { bytes, .. } => {
             report.stored += 1;
@@ -242,7 +236,7 @@ async fn try_fetch(client: &Client, ring: &KeyRing, opts: &FileOptions, a: &Atta
 
 /// Hashes a finished download (reading it back in pieces), checks its length and moves it to its
 /// content address.
-async fn store_file(opts: &FileOptions, part: &Path, size: u64) -> Result<FileOutcome, String> {
+pub(crate) async fn store_file(opts: &FileOptions, part: &Path, size: u64) -> Result<FileOutcome, String> {
     use tokio::io::AsyncReadExt;
     let mut file = tokio::fs::File::open(part).await.map_err(|e| format!("cannot read back {}: {e}", part.display()))?;
     let (mut hasher, mut buf, mut len) = (Sha256::new(), vec![0u8; 1 << 20], 0u64);
@@ -298,8 +292,20 @@ fn authorization_for(asset: &proto::Asset, bundled: &[proto::AssetGetResponse]) 
 }
 
 /// A record name as a file name (CloudKit names are ASCII; anything else becomes `_`).
-fn sanitize(name: &str) -> String {
+pub(crate) fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+/// Creates the attachment folder (and its `tmp/`), readable by the bridge's user alone.
+pub(crate) async fn prepare_dir(opts: &FileOptions) -> Result<(), SyncError> {
+    tokio::fs::create_dir_all(opts.dir.join("tmp")).await.map_err(|e| io_error(&opts.dir, e))?;
+    // People's photos and voice messages: only the bridge's user may look into the folder.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tokio::fs::set_permissions(&opts.dir, std::fs::Permissions::from_mode(0o700)).await.map_err(|e| io_error(&opts.dir, e))?;
+    }
+    Ok(())
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> SyncError {

@@ -21,11 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod files;
+pub mod local;
 mod priority;
 mod stop;
 mod status;
 use priority::{background_priority, background_priority_for_store_threads};
 pub use files::{fetch_files, FileOptions, FilesReport};
+pub use local::{copy_local_files, sync_chat_db, FolderFiles, LocalFiles};
 pub use stop::StopSignal;
 pub use status::{status, FailedRecordInfo, Status, UndecodableBlob, ZoneStatus};
 
@@ -47,6 +49,9 @@ pub enum SyncError {
     /// The attachment folder cannot be written.
     #[error("attachment folder: {0}")]
     Files(String),
+    /// A Messages database on disk could not be read.
+    #[error(transparent)]
+    ChatDb(#[from] chatdb::ChatDbError),
 }
 
 #[derive(Debug, Clone)]
