@@ -233,7 +233,7 @@ impl<'a> Layout<'a> {
             && content.link_preview.is_none()
             && content.reply_to.is_none()
             && !content.unsent;
-        let sms = Some(c) == self.sms_twin && matches!(kind, Kind::Text | Kind::Attachment) && plain && g % 2 == 0;
+        let sms = Some(c) == self.sms_twin && matches!(kind, Kind::Text | Kind::Attachment) && plain && g.is_multiple_of(2);
         if self.schema != Schema::Macos {
             if record.content.unsent || record.associated_type.is_some_and(|t| t % 1000 == 6) {
                 return None;
