@@ -1,4 +1,5 @@
-//! `cloudkit-sim` command line: `serve` the simulated account, or print its `truth`.
+//! `cloudkit-sim` command line: `serve` the simulated account, print its `truth`, or write it as a
+//! Mac's Messages folder (`messages-folder`).
 
 use std::io::Write;
 use std::net::SocketAddr;
