@@ -291,7 +291,7 @@ impl Account {
         }
     }
 
-    fn rename_name(seed: u64, g: u64) -> String {
+    pub(crate) fn rename_name(seed: u64, g: u64) -> String {
         let mut r = rng(seed, STREAM_NAMES, 1_000_000_000 + g);
         format!("{} ({})", GROUP_NAMES[r.gen_range(0..GROUP_NAMES.len())], g)
     }
@@ -527,12 +527,7 @@ impl Account {
     pub fn truth_with(&self, released: bool, fixtures: Option<&AppleFixtures>, mut f: impl FnMut(TruthLine)) {
         let visible = self.visible(released);
         for c in &self.chats {
-            f(TruthLine::Chat {
-                chat: c.chat_id.clone(),
-                name: self.current_name(&c.chat_id, released),
-                participants: c.participants.clone(),
-                group: c.style == STYLE_GROUP,
-            });
+            f(self.chat_line(c, released));
         }
         if let Some(fx) = fixtures {
             f(TruthLine::Chat {
@@ -553,17 +548,31 @@ impl Account {
             f(message_line(m, None, None));
         }
         for &g in &self.attachments[..visible.attachments] {
-            let a = self.attachment(g as u64);
-            let sha256 = crate::attachments::sha256_hex(&self.attachment_bytes(g as u64));
-            f(TruthLine::Attachment {
-                guid: a.guid,
-                mime_type: a.mime_type,
-                filename: a.filename,
-                total_bytes: a.total_bytes,
-                details: a.details,
-                sha256,
-            });
+            let bytes = self.attachment_bytes(g as u64);
+            f(attachment_line(self.attachment_of_size(g as u64, bytes.len()), &bytes));
         }
+    }
+
+    /// The truth line of chat `c`.
+    pub(crate) fn chat_line(&self, c: &ChatInfo, released: bool) -> TruthLine {
+        TruthLine::Chat {
+            chat: c.chat_id.clone(),
+            name: self.current_name(&c.chat_id, released),
+            participants: c.participants.clone(),
+            group: c.style == STYLE_GROUP,
+        }
+    }
+}
+
+/// The truth line of an attachment record whose file is `bytes`.
+pub(crate) fn attachment_line(a: AttachmentRecord, bytes: &[u8]) -> TruthLine {
+    TruthLine::Attachment {
+        guid: a.guid,
+        mime_type: a.mime_type,
+        filename: a.filename,
+        total_bytes: a.total_bytes,
+        details: a.details,
+        sha256: crate::attachments::sha256_hex(bytes),
     }
 }
 

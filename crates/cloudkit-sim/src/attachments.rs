@@ -85,9 +85,14 @@ impl Account {
     /// The attachment record of attachment message `g` (its `cm` as Messages fills it; the
     /// asset's signature is the server's business and is left out here).
     pub fn attachment(&self, g: u64) -> AttachmentRecord {
+        self.attachment_of_size(g, self.attachment_bytes(g).len())
+    }
+
+    /// [`Account::attachment`] for a caller that already holds the file's bytes (`size` of them).
+    pub fn attachment_of_size(&self, g: u64, size: usize) -> AttachmentRecord {
         let m = self.message(g).record;
         let spec = self.attachment_file(g);
-        let size = self.attachment_bytes(g).len() as i64;
+        let size = size as i64;
         let guid = Self::transfer_guid(&m.guid);
         let transfer_name = spec.kind.filename(g);
         let apple_secs = (m.ts_ms - APPLE_EPOCH_UNIX_MS).div_euclid(1000);

@@ -1,4 +1,5 @@
-//! `cloudkit-sim` command line: `serve` the simulated account, or print its `truth`.
+//! `cloudkit-sim` command line: `serve` the simulated account, print its `truth`, or write it as a
+//! Mac's Messages folder (`messages-folder`).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -45,6 +46,24 @@ enum Command {
         /// for each message it deleted).
         #[command(flatten)]
         faults: FaultArgs,
+    },
+    /// Write the account (its history) as a Mac's Messages folder: DIR/chat.db (Apple's DDL,
+    /// WAL) and DIR/Attachments/xx/yy/GUID/name, one attachment file left out as "Optimize
+    /// Storage" does.
+    MessagesFolder {
+        /// The folder to write (must not hold a chat.db yet).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        account: AccountArgs,
+        /// Which generation of Messages' database: macos (recent macOS), ios13 (iOS 13 sms.db),
+        /// legacy (before High Sierra: dates in seconds).
+        #[arg(long, default_value = "macos", value_parser = ["macos", "ios13", "legacy"])]
+        schema: String,
+        /// Also write the folder's truth here as JSON lines (`cloudkit-sim truth`'s lines as this
+        /// schema holds them, then `sms_chat` and `missing_file`).
+        #[arg(long)]
+        truth: Option<PathBuf>,
     },
 }
 
@@ -209,6 +228,28 @@ async fn main() -> anyhow::Result<()> {
             }
             result?;
             out.flush()?;
+        }
+        Command::MessagesFolder { out, account, schema, truth } => {
+            anyhow::ensure!(account.later == 0 && account.apple_blobs.is_none(), "messages-folder writes the history only: --later and --apple-blobs are not supported");
+            let sim = account.sim(Faults::default())?;
+            let schema = cloudkit_sim::chatdb::Schema::parse(&schema).with_context(|| format!("unknown schema {schema}"))?;
+            let layout = cloudkit_sim::chatdb::Layout::new(&sim.account, schema);
+            let started = std::time::Instant::now();
+            let summary = cloudkit_sim::chatdb::write_folder(&layout, &out).await.with_context(|| format!("writing {}", out.display()))?;
+            tracing::info!(?summary, seconds = started.elapsed().as_secs_f64(), "messages folder written");
+            if let Some(path) = truth {
+                let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                let mut w = std::io::BufWriter::new(file);
+                let mut result = Ok(());
+                cloudkit_sim::chatdb::truth(&layout, |line| {
+                    if result.is_ok() {
+                        result = write_line(&mut w, &line);
+                    }
+                });
+                result?;
+                w.flush()?;
+            }
+            println!("{}", out.join("chat.db").display());
         }
     }
     Ok(())
