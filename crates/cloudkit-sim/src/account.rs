@@ -471,7 +471,7 @@ impl Account {
 }
 
 /// One line of `cloudkit-sim truth`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TruthLine {
     Chat {

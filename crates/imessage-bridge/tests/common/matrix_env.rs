@@ -28,10 +28,25 @@ impl Env {
 
     /// A bridge on `database` (`sqlite:…` relative to its folder, or `postgres://…`).
     pub async fn start_with_database(sim: SimHandle, database: &str) -> Env {
+        let session = "session.json".to_string();
+        let url = sim.url.clone();
+        Env::start_with(sim, database, &["--cloudkit", &url, "--session", &session]).await
+    }
+
+    /// A bridge whose history comes from a local source (`--source chat-db --source-path …`
+    /// and the like); `sim` is what the source was written from, for its truth.
+    pub async fn start_local(sim: SimHandle, source: &[&str]) -> Env {
+        Env::start_with(sim, "sqlite:bridge.db", source).await
+    }
+
+    /// `init` with the source flags `source` (a relative `session` is in the bridge's folder).
+    async fn start_with(sim: SimHandle, database: &str, source: &[&str]) -> Env {
         let mut bridge = BridgeDir::new(&sim);
         if database.starts_with("postgres") {
             bridge.db_uri = database.to_string();
         }
+        let session = bridge.dir.path().join("session.json");
+        let source: Vec<&str> = source.iter().map(|a| if *a == "session.json" { session.to_str().unwrap() } else { a }).collect();
         let hs_port = free_port();
         let listen_port = free_port();
         let out = bridge.run(&[
@@ -42,10 +57,6 @@ impl Env {
             DOMAIN,
             "--owner",
             OWNER,
-            "--cloudkit",
-            &sim.url,
-            "--session",
-            bridge.dir.path().join("session.json").to_str().unwrap(),
             "--database",
             database,
             "--out",
@@ -53,7 +64,10 @@ impl Env {
             "--listen",
             &format!("127.0.0.1:{listen_port}"),
             "--force",
-        ])
+        ]
+        .into_iter()
+        .chain(source)
+        .collect::<Vec<_>>())
         .await;
         assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
         // Fast retries for tests.
@@ -101,7 +115,12 @@ impl Env {
 
     /// Compares every room, paginated backwards as the owner, with the simulator's truth.
     pub async fn assert_rooms_match_truth(&self) {
-        let (truth_chats, mut expected) = truth_rooms(&self.sim.sim);
+        self.assert_rooms_match(sim_truth(&self.sim.sim)).await
+    }
+
+    /// Compares every room, paginated backwards as the owner, with the truth `lines`.
+    pub async fn assert_rooms_match(&self, lines: Vec<TruthLine>) {
+        let (truth_chats, mut expected) = truth_rooms_of(lines);
         let store = self.bridge.store().await;
         let hs = self.hs();
         let bot = bot_user_id(DOMAIN);
@@ -146,16 +165,30 @@ impl Env {
 /// (removals and replacements redact; a tapback on something not shown has nothing to react to;
 /// unsent messages are not shown).
 pub fn truth_rooms(sim: &cloudkit_sim::Sim) -> (BTreeMap<String, Option<String>>, BTreeMap<String, BTreeMap<String, (String, i64, usize)>>) {
+    truth_rooms_of(sim_truth(sim))
+}
+
+/// Every line of the simulator's truth.
+pub fn sim_truth(sim: &cloudkit_sim::Sim) -> Vec<TruthLine> {
+    let mut lines = Vec::new();
+    sim.truth(|line| lines.push(line));
+    lines
+}
+
+/// As [`truth_rooms`], from truth lines (a Messages folder's truth, say).
+pub fn truth_rooms_of(all: Vec<TruthLine>) -> (BTreeMap<String, Option<String>>, BTreeMap<String, BTreeMap<String, (String, i64, usize)>>) {
     use imessage::records::ContentPart;
     let mut chats = BTreeMap::new();
     let mut lines = Vec::new();
-    sim.truth(|line| match line {
-        TruthLine::Chat { chat, name, .. } => {
-            chats.insert(chat, name);
+    for line in all {
+        match line {
+            TruthLine::Chat { chat, name, .. } => {
+                chats.insert(chat, name);
+            }
+            TruthLine::Message { system: false, .. } => lines.push(line),
+            _ => {}
         }
-        TruthLine::Message { system: false, .. } => lines.push(line),
-        _ => {}
-    });
+    }
     let mut rooms: BTreeMap<String, BTreeMap<String, (String, i64, usize)>> = BTreeMap::new();
     let mut shown = std::collections::HashSet::new();
     // (chat, sender, target, part) → (kind, tapback guid, its entry)

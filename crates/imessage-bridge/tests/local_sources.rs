@@ -1,0 +1,91 @@
+//! History from a Mac's Messages folder, end to end: the simulator writes its account as
+//! `chat.db` (Apple's DDL) plus `Attachments/` (`cloudkit_sim::chatdb`, its own writer), the
+//! bridge is set up with `init --source chat-db --source-path …`, `run --once` delivers into a
+//! real Synapse, and every room, paginated backwards as a client does, is compared with the
+//! folder's truth (worked out from the generator, never read back from the database or the
+//! store). `verify` must be ok.
+
+mod common;
+
+use cloudkit_sim::chatdb::{self, FolderLine, FolderTruth, Layout, Schema};
+use cloudkit_sim::{Faults, TruthLine};
+use common::matrix_env::Env;
+use common::{spec, start_sim};
+
+/// Writes the simulator's account as a Messages folder in `dir` and returns its truth.
+async fn messages_folder(sim: &cloudkit_sim::Sim, schema: Schema, dir: &std::path::Path) -> (Vec<TruthLine>, Vec<FolderLine>) {
+    let layout = Layout::new(&sim.account, schema);
+    chatdb::write_folder(&layout, dir).await.expect("the folder is written");
+    let (mut lines, mut folder) = (Vec::new(), Vec::new());
+    chatdb::truth(&layout, |t| match t {
+        FolderTruth::Line(l) => lines.push(l),
+        FolderTruth::Folder(f) => folder.push(f),
+    });
+    (lines, folder)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mac_messages_folder_becomes_rooms_that_match_it() {
+    let sim = start_sim(spec(21, 6, 400, 0), Faults::default()).await;
+    let source = tempfile::tempdir().unwrap();
+    let messages = source.path().join("Messages");
+    let (truth, folder) = messages_folder(&sim.sim, Schema::Macos, &messages).await;
+    let sms_chat = folder.iter().find_map(|f| match f {
+        FolderLine::SmsChat { chat, messages, .. } => Some((chat.clone(), messages.clone())),
+        _ => None,
+    });
+    let missing = folder.iter().find_map(|f| match f {
+        FolderLine::MissingFile { guid, path } => Some((guid.clone(), path.clone())),
+        _ => None,
+    });
+    let db = messages.join("chat.db");
+    let env = Env::start_local(sim, &["--source", "chat-db", "--source-path", db.to_str().unwrap()]).await;
+
+    // The owner's handles come from the database's account fields.
+    let out = env.bridge.run(&["list-handles"]).await;
+    assert!(out.status.success(), "list-handles: {}", String::from_utf8_lossy(&out.stderr));
+    let handles = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(handles.lines().next(), Some(cloudkit_sim::account::OWN_HANDLES[0]), "{handles}");
+
+    let doctor = env.bridge.run(&["doctor"]).await;
+    let doctor_out = String::from_utf8_lossy(&doctor.stdout).to_string() + &String::from_utf8_lossy(&doctor.stderr);
+    assert!(doctor_out.contains("✓ source"), "doctor checks the source: {doctor_out}");
+
+    let verify = env.run_once_and_verify().await;
+    env.assert_rooms_match(truth.clone()).await;
+
+    // One person's iMessage and SMS threads are one room.
+    let (sms_chat, sms_guids) = sms_chat.expect("the folder has an SMS twin chat");
+    assert!(!sms_guids.is_empty());
+    let chats: Vec<&str> = verify["chats"].as_array().unwrap().iter().filter_map(|c| c["chat_id"].as_str()).collect();
+    assert_eq!(chats.iter().filter(|c| **c == sms_chat).count(), 1, "{chats:?}");
+
+    // The offloaded file is a failed file naming its path, its message a notice.
+    let (missing_guid, missing_path) = missing.expect("the folder leaves one file out");
+    let status = env.bridge.status_json().await;
+    let files = &status["files"];
+    assert_eq!(files["failed"], 1, "status: {status}");
+    let store = env.bridge.store().await;
+    let (_, file) = store.attachment_by_transfer_guid(&missing_guid).await.unwrap().expect("the attachment record is stored");
+    let error = file.and_then(|f| f.last_error).unwrap_or_default();
+    assert!(error.contains(&missing_path) || error.contains(missing_path.rsplit('/').next().unwrap()), "{error}");
+    assert!(verify["chats"].as_array().unwrap().iter().map(|c| c["attachment_notices"].as_u64().unwrap_or(0)).sum::<u64>() >= 1);
+
+    // Every stored file has the bytes of the folder's truth.
+    let stored: std::collections::BTreeSet<String> =
+        store.attachment_files().await.unwrap().into_iter().filter_map(|f| f.sha256).collect();
+    for line in &truth {
+        if let TruthLine::Attachment { guid, sha256, .. } = line {
+            if *guid != missing_guid {
+                assert!(stored.contains(sha256), "file of {guid} stored with its bytes");
+            }
+        }
+    }
+
+    // A second pass reads nothing new and sends nothing twice.
+    let before = store.delivered_count().await.unwrap();
+    let out = env.bridge.run(&["run", "--once"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(store.delivered_count().await.unwrap(), before);
+    env.assert_rooms_match(truth).await;
+}
