@@ -10,6 +10,7 @@ mod progress;
 mod run;
 mod source;
 mod status;
+mod watch;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;

@@ -86,6 +86,17 @@ pub async fn run(config: &Config, store: Arc<dyn store::Store>, once: bool, stop
     let mut bridge: Option<Bridge> = None;
     let interval = Duration::from_secs(config.matrix.as_ref().map_or(60, |m| m.sync_interval_secs).max(1));
     let mut backoff = FIRST_BACKOFF;
+    // A Mac's chat.db is watched: a change syncs at once, the interval is the fallback.
+    let watch = match (&config.source.kind, &config.source.path) {
+        (SourceKind::ChatDb, Some(path)) if !once => match crate::watch::DatabaseWatch::start(path) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!("cannot watch {} for changes ({e}); polling every {}s", path.display(), interval.as_secs());
+                None
+            }
+        },
+        _ => None,
+    };
     loop {
         // A sync that stops early still delivers what it stored; the next round resumes it.
         if let Err(e) = sync(config, store.clone(), true, &stop, metrics.as_ref()).await {
@@ -134,6 +145,7 @@ pub async fn run(config: &Config, store: Arc<dyn store::Store>, once: bool, stop
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            _ = crate::watch::changed(watch.as_ref()) => tracing::debug!("the source changed: syncing now"),
             _ = stop.stopped() => return Ok(()),
         }
     }
