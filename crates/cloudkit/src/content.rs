@@ -3,9 +3,11 @@
 //!
 //! A blob that does not decode never costs its message: the failure is kept in
 //! [`MessageContent::undecodable`] (counted in `status`) and the message keeps its plain `text`.
+//! An `attributedBody` that is no valid typedstream but whose `NSString` could still be read
+//! gives that text, and is listed there too (read by fallback).
 
 use imessage::records::{BlobFailure, ContentPart, LinkPreviewRecord, MessageContent, PartHistory, TextVersion};
-use imessage::{decode_attributed_body, decode_link_preview, decode_summary_info, BodyPart};
+use imessage::{decode_link_preview, decode_summary_info, read_attributed_body, BodyPart};
 
 use crate::proto::MessageProto;
 use crate::records::APPLE_EPOCH_UNIX_SECS;
@@ -28,8 +30,13 @@ pub fn message_content(body: &MessageProto) -> MessageContent {
     };
     let mut failures = Vec::new();
     if let Some(bytes) = body.attributed_body.as_deref().filter(|b| !b.is_empty()) {
-        match decode_attributed_body(bytes) {
-            Ok(decoded) => content.parts = decoded.parts().into_iter().map(part).collect(),
+        match read_attributed_body(bytes) {
+            Ok(read) => {
+                content.parts = read.body.parts().into_iter().map(part).collect();
+                if let Some(e) = read.fallback {
+                    failures.push(content_failure("attributedBody", format!("text read by the fallback NSString scan, attributes lost: {e}")));
+                }
+            }
             Err(e) => failures.push(content_failure("attributedBody", e.to_string())),
         }
     }

@@ -26,7 +26,9 @@ pub mod content;
 mod error;
 pub mod records;
 
-pub use content::attributed_body::{decode_attributed_body, AttributedBody, BodyPart, Run};
+pub use content::attributed_body::{
+    decode_attributed_body, read_attributed_body, AttributedBody, BodyPart, BodyRead, Run,
+};
 pub use content::link_preview::{decode_link_preview, LinkPreview};
 pub use content::summary_info::{
     decode_summary_info, EditVersion, PartEdits, PartRange, SummaryInfo,
