@@ -139,21 +139,9 @@ async fn refuse_or_forward(State(ctx): State<RefuserCtx>, method: Method, uri: U
         return (StatusCode::PAYLOAD_TOO_LARGE, [("content-type", "application/json")], error.to_string()).into_response();
     }
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let mut req = ctx.http.request(method, format!("{}{path}", ctx.upstream)).body(body);
-    for (k, v) in &headers {
-        if k != "host" && k != "content-length" {
-            req = req.header(k, v);
-        }
-    }
-    let Ok(upstream) = req.send().await else { return StatusCode::BAD_GATEWAY.into_response() };
-    let status = upstream.status();
-    let mut out = HeaderMap::new();
-    for (k, v) in upstream.headers() {
-        if k != "content-length" && k != "transfer-encoding" {
-            out.insert(k, v.clone());
-        }
-    }
-    let Ok(bytes) = upstream.bytes().await else { return StatusCode::BAD_GATEWAY.into_response() };
+    let Some((status, out, bytes)) = common::proxy::pass_on(&ctx.http, &ctx.upstream, method, path, &headers, body).await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
     (status, out, bytes).into_response()
 }
 
