@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use imessage::records::{apple_date_to_ns, apple_date_to_unix_ms, ContentPart, MessageRecord, FLAG_FROM_ME, FLAG_SYSTEM};
-use imessage::{decode_attributed_body, decode_message_content, MessageBlobs};
+use imessage::{decode_message_content, read_attributed_body, MessageBlobs};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -155,7 +155,7 @@ impl ChatDb {
             date_delivered_ns: opt::<i64>(row, "date_delivered").map(apple_date_to_ns),
         });
         // macOS 13+ leaves `text` NULL: the text is the body's string, as in CloudKit's `text`.
-        let text = text_col.or_else(|| body.as_deref().and_then(|b| decode_attributed_body(b).ok()).map(|b| b.text).filter(|t| !t.is_empty()));
+        let text = text_col.or_else(|| body.as_deref().and_then(|b| read_attributed_body(b).ok()).map(|r| r.body.text).filter(|t| !t.is_empty()));
         if content.parts.iter().all(|p| !matches!(p, ContentPart::Attachment { .. })) && !attachments.is_empty() {
             content.parts = parts_from_join(text.as_deref().unwrap_or(""), attachments);
         }

@@ -263,7 +263,7 @@ pub async fn verify(bridge: &Bridge, json: bool) -> anyhow::Result<bool> {
     let sum = |f: fn(&matrix::verify::ChatVerification) -> u64| v.chats.iter().map(f).sum::<u64>();
     writeln!(
         out,
-        "media {} ({} not downloadable or not the source's bytes), attachment notices {}, reactions {}, edits {} ({} not the final text), replies {}, shown but should not be {}, late {}",
+        "media {} ({} not downloadable or not the source's bytes), attachment notices {}, reactions {}, edits {} ({} not the final text), replies {}, shown but should not be {}, late {}, invisible {}, pieces of split texts missing {}",
         sum(|c| c.media),
         sum(|c| c.media_bad),
         sum(|c| c.attachment_notices),
@@ -272,7 +272,9 @@ pub async fn verify(bridge: &Bridge, json: bool) -> anyhow::Result<bool> {
         sum(|c| c.edits_wrong),
         sum(|c| c.replies),
         sum(|c| c.unexpected),
-        sum(|c| c.late)
+        sum(|c| c.late),
+        sum(|c| c.invisible),
+        sum(|c| c.chunks_missing)
     )?;
     writeln!(out, "{} rooms, {reachable}/{expected} messages reachable by back-pagination: {}", v.chats.len(), if v.ok { "OK" } else { "NOT OK" })?;
     Ok(v.ok)

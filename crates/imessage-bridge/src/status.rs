@@ -123,6 +123,10 @@ fn rooms_table(out: &mut impl Write, rooms: &[Room]) -> anyhow::Result<()> {
         sum(|d| d.in_flight),
         rooms.iter().filter(|r| r.delivery.last_error.is_some()).count()
     )?;
+    let refused = sum(|d| d.refused);
+    if refused > 0 {
+        writeln!(out, "refused: {refused} event(s) the homeserver refused for good went in as notices naming what was refused")?;
+    }
     let typed = sum(|d| d.owner_messages);
     if typed > 0 {
         writeln!(out, "typed: {typed} message(s) you wrote in portals; this bridge cannot send them to iMessage (each room was told so)")?;

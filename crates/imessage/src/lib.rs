@@ -27,7 +27,9 @@ mod error;
 pub mod handle;
 pub mod records;
 
-pub use content::attributed_body::{decode_attributed_body, AttributedBody, BodyPart, Run};
+pub use content::attributed_body::{
+    decode_attributed_body, read_attributed_body, AttributedBody, BodyPart, BodyRead, Run,
+};
 pub use content::link_preview::{decode_link_preview, LinkPreview};
 pub use content::message::{decode_message_content, MessageBlobs};
 pub use content::summary_info::{

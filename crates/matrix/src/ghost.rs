@@ -3,6 +3,12 @@
 //! Handles (`tel:+15551234567`, `mailto:a@b.example`) become localparts with a reversible
 //! escape: lowercase letters, digits, `.`, `-` stay; `_` becomes `__`; uppercase `A` becomes `_a`;
 //! anything else is `=xx` (hex). That keeps every localpart valid and distinct.
+//!
+//! A Matrix user id is at most 255 bytes, so a very long handle (or one escaped long) would make
+//! ghost registration fail (`M_INVALID_USERNAME`) and its chat wait forever. A localpart over
+//! [`MAX_LOCALPART`] is cut and ends in `==` and a SHA-256 of the handle instead: the escape
+//! never writes `==` (an `=` is always followed by two hex digits), so a shortened localpart is
+//! distinct from every escaped one, and from the shortened ones of other handles.
 
 use std::fmt::Write;
 
@@ -35,9 +41,24 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// The longest ghost localpart, in bytes: 255 for the whole user id leaves 90 for the server name.
+pub const MAX_LOCALPART: usize = 160;
+/// Hex digits of the handle's SHA-256 at the end of a shortened localpart.
+const HASH_HEX: usize = 32;
+/// The largest display name set for a ghost, in characters (Synapse refuses more than 256).
+const MAX_DISPLAY_NAME: usize = 200;
+
 /// Localpart of the ghost for a handle.
 pub fn ghost_localpart(handle: &str) -> String {
-    format!("{GHOST_PREFIX}{}", escape(bare_handle(handle)))
+    use sha2::Digest;
+    let full = format!("{GHOST_PREFIX}{}", escape(bare_handle(handle)));
+    if full.len() <= MAX_LOCALPART {
+        return full;
+    }
+    let hash: String = sha2::Sha256::digest(handle.as_bytes()).iter().take(HASH_HEX / 2).map(|b| format!("{b:02x}")).collect();
+    // The escape writes ASCII only, so any byte offset is a char boundary.
+    let keep = MAX_LOCALPART - 2 - HASH_HEX;
+    format!("{}=={hash}", &full[..keep])
 }
 
 pub fn ghost_user_id(handle: &str, domain: &str) -> String {
@@ -48,12 +69,16 @@ pub fn bot_user_id(domain: &str) -> String {
     format!("@{BOT_LOCALPART}:{domain}")
 }
 
-/// Display name of a ghost: the phone number or address, readable.
+/// Display name of a ghost: the phone number or address, readable (a very long one cut).
 pub fn display_name(handle: &str) -> String {
     let bare = bare_handle(handle);
     let digits: String = bare.chars().filter(|c| c.is_ascii_digit()).collect();
     if bare.starts_with("+1") && digits.len() == 11 {
         format!("+1 ({}) {}-{}", &digits[1..4], &digits[4..7], &digits[7..])
+    } else if bare.chars().count() > MAX_DISPLAY_NAME {
+        let mut name: String = bare.chars().take(MAX_DISPLAY_NAME - 1).collect();
+        name.push('…');
+        name
     } else {
         bare.to_string()
     }
@@ -74,6 +99,24 @@ mod tests {
         let unique: std::collections::BTreeSet<_> = parts.iter().collect();
         assert_eq!(unique.len(), parts.len());
         assert_eq!(parts[0], "imessage_=2b15551234567");
+    }
+
+    #[test]
+    fn very_long_handles_get_short_distinct_localparts() {
+        let long = |c: char| format!("mailto:{}@example.org", c.to_string().repeat(400));
+        let (a, b) = (ghost_localpart(&long('a')), ghost_localpart(&long('b')));
+        // Same first 300 characters, different ends: still two users.
+        let (a2, b2) = (ghost_localpart(&format!("{}x", long('a'))), ghost_localpart(&format!("{}Ä", long('a'))));
+        let parts = [&a, &b, &a2, &b2];
+        for p in parts {
+            assert!(p.len() <= MAX_LOCALPART, "{}", p.len());
+            assert!(p.contains("=="), "{p}");
+            assert!(ruma::UserId::parse(format!("@{p}:{}", "d".repeat(90))).is_ok(), "{p}");
+        }
+        assert_eq!(parts.iter().collect::<std::collections::BTreeSet<_>>().len(), 4);
+        // Short handles keep their readable, reversible localparts.
+        assert_eq!(ghost_localpart("mailto:a@b.example"), "imessage_a=40b.example");
+        assert!(display_name(&long('a')).chars().count() <= 200);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod appservice;
 pub mod client;
 pub mod delivery;
+mod fit;
 mod portal;
 mod revise;
 pub mod thumbnail;
@@ -18,10 +19,12 @@ pub mod inbound;
 mod late;
 pub mod media;
 pub mod metrics;
+mod refusal;
 pub mod registration;
 pub mod render;
 pub mod send;
 pub mod verify;
+mod visible;
 
 pub use client::HomeserverClient;
 

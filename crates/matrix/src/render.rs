@@ -20,6 +20,8 @@ pub struct PartEvent {
     /// The message part number (`__kIMMessagePartAttributeName`).
     pub part: i64,
     pub content: PartContent,
+    /// Piece `.0` of `.1` (from 1) of a text too long for one event (see `fit.rs`).
+    pub chunk: Option<(usize, usize)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub enum PartContent {
     Text { body: String, html: Option<String>, link_preview: Option<LinkPreviewRecord> },
     /// An attachment, by transfer GUID.
     Attachment { transfer_guid: String },
+    /// A notice in the message's place, saying why it cannot be shown as it is.
+    Notice { body: String },
 }
 
 /// A later version of an edited part.
@@ -48,7 +52,8 @@ pub enum ReactionKey {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    /// Nothing goes into the room: the message was unsent, or there is nothing to show.
+    /// Nothing goes into the room: the message was unsent (a removed tapback is an
+    /// [`Plan::Unreact`]). A message with nothing readable is a notice, never nothing.
     Nothing { why: &'static str },
     /// The parts in order (each an event), then the edits, replying to `reply_to` (a GUID).
     Message { parts: Vec<PartEvent>, edits: Vec<Edit>, reply_to: Option<String> },
@@ -199,10 +204,12 @@ pub fn plan(m: &MessageRecord, mention: &dyn Fn(&str) -> String) -> Plan {
                     }
                 }
             };
-            PartEvent { part, content }
+            PartEvent { part, content, chunk: None }
         })
         .collect();
+    let before = parts.len();
     parts.retain(|p| !c.unsent_parts.contains(&p.part));
+    let all_parts_unsent = before > 0 && parts.is_empty();
     if c.parts.is_empty() {
         // No attributedBody: the text field is the body; when it is absent, an edited message
         // shows its latest version and a link balloon its link.
@@ -210,8 +217,16 @@ pub fn plan(m: &MessageRecord, mention: &dyn Fn(&str) -> String) -> Plan {
         let link = c.link_preview.as_ref().and_then(|p| p.original_url.clone().or_else(|| p.url.clone()));
         let text = m.text.clone().filter(|t| !t.is_empty()).or(latest).or(link).unwrap_or_default();
         if !text.is_empty() && text != "\u{FFFC}" {
-            parts.push(PartEvent { part: 0, content: PartContent::Text { body: text, html: None, link_preview: None } });
+            parts.push(PartEvent { part: 0, content: PartContent::Text { body: text, html: None, link_preview: None }, chunk: None });
         }
+    }
+    // A part that only the edit history has (the body lacks it) shows too: as its versions.
+    for history in &c.edits {
+        let shown = parts.iter().any(|p| p.part == history.part) || c.unsent_parts.contains(&history.part);
+        let Some(last) = history.versions.last().filter(|v| !shown && !v.text.is_empty()) else { continue };
+        let at = parts.iter().position(|p| p.part > history.part).unwrap_or(parts.len());
+        let content = PartContent::Text { body: last.text.clone(), html: None, link_preview: None };
+        parts.insert(at, PartEvent { part: history.part, content, chunk: None });
     }
     // An edited part goes in as its first version; the later ones follow as edits.
     let mut edits = Vec::new();
@@ -241,13 +256,32 @@ pub fn plan(m: &MessageRecord, mention: &dyn Fn(&str) -> String) -> Plan {
             _ => parts.insert(0, PartEvent {
                 part: 0,
                 content: PartContent::Text { body: subject.to_string(), html: Some(format!("<strong>{}</strong>", escape(subject))), link_preview: None },
+                chunk: None,
             }),
         }
     }
-    if parts.is_empty() {
-        return Plan::Nothing { why: "no content" };
+    if parts.is_empty() && all_parts_unsent {
+        return Plan::Nothing { why: "unsent" };
     }
-    Plan::Message { parts, edits, reply_to: c.reply_to.clone() }
+    if parts.is_empty() {
+        parts.push(PartEvent { part: 0, content: PartContent::Notice { body: unreadable_notice(m) }, chunk: None });
+    }
+    Plan::Message { parts: crate::fit::fit(parts), edits, reply_to: c.reply_to.clone() }
+}
+
+/// The notice standing in for a message with nothing readable, with why.
+fn unreadable_notice(m: &MessageRecord) -> String {
+    let c = &m.content;
+    let why = if let Some(f) = c.undecodable.first() {
+        format!("its {} could not be read ({})", f.field, f.reason)
+    } else if let Some(app) = &c.balloon_bundle_id {
+        format!("it is a message of the app {app}, which the bridge cannot show")
+    } else if c.parts.iter().any(|p| matches!(p, ContentPart::Attachment { guid: None, .. })) {
+        "it names an attachment without saying which one".to_string()
+    } else {
+        "it has no text, no attachment and no edit".to_string()
+    };
+    format!("⚠️ This message cannot be shown: {why}.")
 }
 
 /// The `m.room.message` content of a text part.

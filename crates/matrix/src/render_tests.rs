@@ -37,7 +37,7 @@ fn parts_of(p: Plan) -> Vec<PartEvent> {
 #[test]
 fn a_plain_message_is_one_text_event() {
     let parts = parts_of(plan(&msg("hello"), &no_mention));
-    assert_eq!(parts, vec![PartEvent { part: 0, content: PartContent::Text { body: "hello".into(), html: None, link_preview: None } }]);
+    assert_eq!(parts, vec![PartEvent { part: 0, content: PartContent::Text { body: "hello".into(), html: None, link_preview: None }, chunk: None }]);
 }
 
 #[test]
@@ -128,4 +128,50 @@ fn subjects_are_bold_first_lines_and_previews_and_replies_are_kept() {
     let v = text_content(body, html.as_deref(), link_preview.as_ref());
     assert_eq!(v["com.beeper.linkpreviews"][0]["og:title"], "Example");
     assert_eq!(v["format"], "org.matrix.custom.html");
+}
+
+#[test]
+fn a_message_whose_only_content_is_an_edit_history_shows_its_versions() {
+    let mut m = msg("");
+    m.text = None;
+    m.content.edits = vec![PartHistory {
+        part: 1,
+        versions: vec![TextVersion { apple_ns: 1_000_000_000, text: "first".into() }, TextVersion { apple_ns: 2_000_000_000, text: "final".into() }],
+    }];
+    let Plan::Message { parts, edits, .. } = plan(&m, &no_mention) else { panic!("{:?}", plan(&m, &no_mention)) };
+    assert_eq!((parts[0].part, &parts[0].content), (1, &PartContent::Text { body: "first".into(), html: None, link_preview: None }));
+    assert_eq!(edits.last().map(|e| (e.part, e.body.as_str())), Some((1, "final")));
+    // A body with part 0 and an edit history of a part 2 it lacks: both show, in part order.
+    let mut m = msg("kept");
+    m.content.parts = vec![text(0, "kept")];
+    m.content.edits = vec![PartHistory { part: 2, versions: vec![TextVersion { apple_ns: 1, text: "only".into() }] }];
+    let parts = parts_of(plan(&m, &no_mention));
+    assert_eq!(parts.iter().map(|p| p.part).collect::<Vec<_>>(), [0, 2]);
+}
+
+#[test]
+fn a_message_with_nothing_readable_is_a_notice_saying_why_never_nothing() {
+    let mut m = msg("");
+    m.text = None;
+    m.content.undecodable = vec![imessage::records::BlobFailure { field: "attributedBody".into(), reason: "not a typedstream".into() }];
+    let parts = parts_of(plan(&m, &no_mention));
+    let [PartEvent { content: PartContent::Notice { body }, .. }] = parts.as_slice() else { panic!("{parts:?}") };
+    assert!(body.contains("attributedBody") && body.contains("not a typedstream"), "{body}");
+    // No blob at all, or an attachment without a GUID: a notice too.
+    let mut m = msg("");
+    m.content.parts = vec![ContentPart::Attachment { part: Some(0), guid: None }];
+    assert!(matches!(parts_of(plan(&m, &no_mention)).as_slice(), [PartEvent { content: PartContent::Notice { .. }, .. }]));
+    // Every part unsent one by one: that is an unsent message.
+    let mut m = msg("x");
+    m.content.parts = vec![text(0, "x")];
+    m.content.unsent_parts = vec![0];
+    assert_eq!(plan(&m, &no_mention), Plan::Nothing { why: "unsent" });
+}
+
+#[test]
+fn a_long_text_is_planned_as_marked_pieces() {
+    let long = "Sentence number one is here. ".repeat(2_500); // 72,500 characters
+    let parts = parts_of(plan(&msg(&long), &no_mention));
+    assert!(parts.len() >= 3);
+    assert!(parts.iter().enumerate().all(|(i, p)| p.part == 0 && p.chunk == Some((i + 1, parts.len()))));
 }

@@ -26,12 +26,26 @@ pub const PART_KEY: &str = "fi.imessage_bridge.part";
 /// Key in event content carrying the original time (ms) of a message delivered late, after
 /// newer ones (see [`render::mark_late`]).
 pub const LATE_KEY: &str = "fi.imessage_bridge.original_ts";
+/// Key in event content carrying `[i, n]`: the event is piece `i` of `n` (from 1) of a text
+/// too long for one event (see `fit.rs`).
+pub const CHUNK_KEY: &str = "fi.imessage_bridge.chunk";
+/// Key in event content of a notice standing in for an event the homeserver refused for good:
+/// what the homeserver answered.
+pub const REFUSED_KEY: &str = "fi.imessage_bridge.refused";
 /// The ledger's event id for a message that put nothing into the room.
 pub const NO_EVENT: &str = "-";
 
 /// The ledger key of part `part` of `guid` when it is not the message's last event.
 pub fn part_key(guid: &str, part: i64) -> String {
     format!("{guid}/p{part}")
+}
+
+/// The ledger key of piece `index` (from 1) of a split part; the first piece is the part's.
+fn chunk_key(guid: &str, part: i64, index: usize) -> String {
+    match index {
+        0 | 1 => part_key(guid, part),
+        i => format!("{guid}/p{part}.{i}"),
+    }
 }
 
 /// One event to send for a message.
@@ -63,7 +77,19 @@ impl Deliverer {
         let txn = txn_id(&out.key);
         self.store.begin_delivery(&out.key, chat_id, &txn).await?;
         store::crash_point("before-send");
-        let id = self.hs.send(room, sender, out.event_type, &txn, Some(out.ts_ms), &content).await?;
+        let id = match self.hs.send(room, sender, out.event_type, &txn, Some(out.ts_ms), &content).await {
+            Ok(id) => id,
+            Err(e) if crate::refusal::is_permanent(&e) => {
+                // Refused for good: a notice naming what was refused goes in its place (under the
+                // same ledger key), so the room goes on. A notice refused too is the room's error.
+                let (what, notice) = crate::refusal::notice(out.event_type, &content, &e);
+                tracing::warn!(key = %out.key, chat = chat_id, "homeserver refused {what}: {e}; a notice goes in its place");
+                let id = self.hs.send(room, sender, "m.room.message", &format!("{txn}-refused"), Some(out.ts_ms), &notice).await?;
+                self.store.record_refusal(&out.key, chat_id, &what, &e.to_string()).await?;
+                id
+            }
+            Err(e) => return Err(e),
+        };
         store::crash_point("after-send");
         self.store.finish_delivery(&out.key, id.as_str()).await?;
         Ok(id.to_string())
@@ -179,9 +205,13 @@ impl Deliverer {
             let (event_type, mut content) = match p.content {
                 PartContent::Text { body, html, link_preview } => ("m.room.message", render::text_content(&body, html.as_deref(), link_preview.as_ref())),
                 PartContent::Attachment { transfer_guid } => ("m.room.message", self.attachment_content(sender, &transfer_guid, report).await?),
+                PartContent::Notice { body } => ("m.room.message", json!({ "msgtype": "m.notice", "body": body })),
             };
             content[GUID_KEY] = json!(m.guid);
             content[PART_KEY] = json!(p.part);
+            if let Some((index, of)) = p.chunk {
+                content[CHUNK_KEY] = json!([index, of]);
+            }
             if late {
                 render::mark_late(&mut content, m.ts_ms);
             }
@@ -190,9 +220,13 @@ impl Deliverer {
                     content["m.relates_to"] = json!({ "m.in_reply_to": { "event_id": target } });
                 }
             }
-            let out = Outgoing { key: key_of(i, part_key(&m.guid, p.part)), event_type, content, ts_ms: m.ts_ms };
+            let key = key_of(i, chunk_key(&m.guid, p.part, p.chunk.map_or(0, |c| c.0)));
+            let out = Outgoing { key, event_type, content, ts_ms: m.ts_ms };
             let id = self.send_keyed(room, &m.chat_id, sender, out).await?;
-            part_events.push((p.part, id));
+            // An edit replaces the first piece of a split part.
+            if p.chunk.is_none_or(|c| c.0 == 1) {
+                part_events.push((p.part, id));
+            }
         }
         let first_edit = part_events.len();
         for (n, e) in edits.into_iter().enumerate() {

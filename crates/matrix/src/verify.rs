@@ -61,6 +61,11 @@ pub struct ChatVerification {
     /// Media events whose file cannot be downloaded from the media repository, or whose bytes
     /// are not the source's (SHA-256) or, for a converted file, not of the format it claims.
     pub media_bad: u64,
+    /// Stored messages that must show (not system records, not unsent, not tapbacks) with no
+    /// event a client shows, found without the delivery plan (see `visible.rs`).
+    pub invisible: u64,
+    /// Pieces of split texts (each marked `[i, n]`) that are not in the room.
+    pub chunks_missing: u64,
     /// The owner's unread notifications in the room (history leaves none; live messages that
     /// arrived since the owner last read do count), None when the bridge cannot act as the owner.
     pub unread_notifications: Option<u64>,
@@ -84,6 +89,8 @@ impl ChatVerification {
             && self.reactions_wrong == 0
             && self.replies_wrong == 0
             && self.media_bad == 0
+            && self.invisible == 0
+            && self.chunks_missing == 0
     }
 }
 
@@ -315,6 +322,8 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             reactions_wrong: 0,
             replies_wrong: 0,
             media_bad: 0,
+            invisible: messages.iter().filter(|m| crate::visible::must_show(m)).count() as u64,
+            chunks_missing: 0,
             unread_notifications: None,
             error: None,
         };
@@ -338,6 +347,8 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
         let mut part_of: HashMap<&str, (String, i64)> = HashMap::new();
         let mut edited: HashMap<(String, i64), String> = HashMap::new();
         let mut seen: HashMap<(String, i64), u64> = HashMap::new();
+        // The pieces of split texts seen, per part: how many there should be, which are there.
+        let mut chunks: HashMap<(String, i64), (u64, std::collections::BTreeSet<u64>)> = HashMap::new();
         let mut last_ts = i64::MIN;
         let senders: BTreeMap<&str, String> = messages.iter().map(|m| (m.guid.as_str(), deliverer.sender_of(m))).collect();
         for e in &events {
@@ -377,10 +388,21 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             if hidden.contains(guid) || !senders.contains_key(guid) || part_hidden {
                 v.unexpected += 1;
             }
-            if let (Some(id), true) = (e.event_id.as_deref(), e.event_type != "m.reaction") {
+            // A piece of a split text: its place is counted apart; the first piece is the part's.
+            let chunk = content[crate::send::CHUNK_KEY].as_array().and_then(|c| Some((c.first()?.as_u64()?, c.get(1)?.as_u64()?)));
+            if let Some((index, of)) = chunk {
+                let entry = chunks.entry(slot.clone()).or_default();
+                entry.0 = entry.0.max(of);
+                if !entry.1.insert(index) {
+                    v.duplicates += 1;
+                }
+            }
+            if let (Some(id), true) = (e.event_id.as_deref(), e.event_type != "m.reaction" && chunk.is_none_or(|c| c.0 == 1)) {
                 part_of.insert(id, slot.clone());
             }
-            *seen.entry(slot).or_default() += 1;
+            if chunk.is_none_or(|c| c.0 == 1) {
+                *seen.entry(slot).or_default() += 1;
+            }
             if !content[crate::send::LATE_KEY].is_null() {
                 v.late += 1;
             } else {
@@ -403,7 +425,9 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
         }
         v.edits_wrong = final_texts.iter().filter(|(slot, text)| edited.get(*slot) != Some(*text)).count() as u64
             + edited.keys().filter(|slot| !final_texts.contains_key(*slot)).count() as u64;
-        v.duplicates = seen.values().map(|n| n.saturating_sub(1)).sum();
+        v.duplicates += seen.values().map(|n| n.saturating_sub(1)).sum::<u64>();
+        v.chunks_missing = chunks.values().map(|(of, have)| (1..=*of).filter(|i| !have.contains(i)).count() as u64).sum();
+        v.invisible = crate::visible::invisible(&messages, &events);
         let found: std::collections::HashSet<&str> = seen.keys().map(|(g, _)| g.as_str()).collect();
         v.reachable = expected.iter().filter(|g| found.contains(g.as_str())).count() as u64;
         v.missing = v.expected - v.reachable;

@@ -568,6 +568,12 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn record_refusal(&self, key: &str, chat_id: &str, what: &str, error: &str) -> Result<()> {
+                let q = sqlx::query(crate::rooms::RECORD_REFUSAL).bind(key).bind(chat_id).bind(what).bind(error);
+                q.bind(crate::rooms::now_ms()).execute(&self.$write).await?;
+                Ok(())
+            }
+
             async fn revised(&self, chat_id: &str) -> Result<Vec<(String, Option<MessageRecord>)>> {
                 self.settle_messages().await?;
                 let rows = sqlx::query(crate::revisions::REVISED).bind(chat_id).fetch_all(&self.$read).await?;

@@ -319,6 +319,10 @@ pub trait Store: Send + Sync {
     async fn count_owner_message(&self, chat_id: &str) -> Result<OwnerMessages>;
     /// Records that the chat's portal was told at `at_ms` that owner messages cannot reach iMessage.
     async fn set_owner_notice(&self, chat_id: &str, at_ms: i64) -> Result<()>;
+    /// Records that the homeserver refused the event of ledger key `key` for good (`what` it
+    /// was, `error` the answer); a key already recorded stays as it was. Counted per chat in
+    /// [`Store::room_deliveries`].
+    async fn record_refusal(&self, key: &str, chat_id: &str, what: &str, error: &str) -> Result<()>;
 
     /// Delivered messages of a chat whose record changed or was deleted since (see
     /// `revisions.rs`), ordered by guid: each guid with its current record, None if deleted.

@@ -264,6 +264,12 @@ CREATE INDEX revisions_chat ON revisions (chat_id);
     // Messages the owner typed in a portal (they cannot reach iMessage): the count per chat for
     // `status`, and when the room was last told so (a notice at most once a day).
     sql: "CREATE TABLE owner_messages (chat_id TEXT PRIMARY KEY NOT NULL, refused INTEGER NOT NULL DEFAULT 0, last_notice_ms INTEGER) STRICT;",
+}, Migration {
+    version: 11,
+    name: "refused_events",
+    // Events the homeserver refused for good (a 4xx other than 429: too large, say), by ledger
+    // key: each went in as a notice naming what was refused, and `status` counts them per chat.
+    sql: "CREATE TABLE refused_events (key TEXT PRIMARY KEY NOT NULL, chat_id TEXT NOT NULL, what TEXT NOT NULL, error TEXT NOT NULL, at_ms INTEGER NOT NULL) STRICT;\nCREATE INDEX refused_events_chat ON refused_events (chat_id);",
 }];
 
 pub(crate) const POSTGRES: &[Migration] = &[Migration {
@@ -421,6 +427,12 @@ CREATE INDEX revisions_chat ON revisions (chat_id);
     name: "owner_messages",
     // As on SQLite.
     sql: r#"CREATE TABLE owner_messages (chat_id TEXT COLLATE "C" PRIMARY KEY, refused BIGINT NOT NULL DEFAULT 0, last_notice_ms BIGINT);"#,
+}, Migration {
+    version: 11,
+    name: "refused_events",
+    // As on SQLite.
+    sql: r#"CREATE TABLE refused_events (key TEXT COLLATE "C" PRIMARY KEY, chat_id TEXT COLLATE "C" NOT NULL, what TEXT NOT NULL, error TEXT NOT NULL, at_ms BIGINT NOT NULL);
+CREATE INDEX refused_events_chat ON refused_events (chat_id);"#,
 }];
 
 /// Serializes concurrent openers of one PostgreSQL database (`pg_advisory_xact_lock` key).

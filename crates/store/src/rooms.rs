@@ -9,6 +9,9 @@
 //! Messages the owner types in a portal are counted here too (`owner_messages`): the bridge
 //! cannot send them to iMessage, answers with a notice at most once a day per room, and `status`
 //! shows the count beside the room's delivery so nothing the owner wrote goes unmentioned.
+//!
+//! Events the homeserver refused for good (`refused`) are counted the same way: each went into
+//! the room as a notice naming what was refused, and the room went on.
 
 use serde::Serialize;
 
@@ -36,6 +39,9 @@ pub struct RoomDelivery {
     pub last_error_ms: Option<i64>,
     /// Messages the owner typed in the portal, which cannot reach iMessage from this bridge.
     pub owner_messages: i64,
+    /// Events the homeserver refused for good, each delivered as a notice naming what was
+    /// refused (see [`Store::record_refusal`](crate::Store::record_refusal)).
+    pub refused: i64,
 }
 
 /// A chat's refused owner messages, as [`Store::count_owner_message`](crate::Store::count_owner_message)
@@ -54,7 +60,8 @@ pub(crate) const ROOM_DELIVERIES: &str = "SELECT c.chat_id, p.room_id, e.error, 
      (SELECT COUNT(*) FROM messages m JOIN deliveries d ON d.guid = m.guid \
         WHERE m.chat_id = c.chat_id AND (m.flags & 147456) = 0 AND d.event_id IS NOT NULL) AS delivered, \
      (SELECT COUNT(*) FROM messages m JOIN deliveries d ON d.guid = m.guid \
-        WHERE m.chat_id = c.chat_id AND (m.flags & 147456) = 0 AND d.event_id IS NULL) AS in_flight \
+        WHERE m.chat_id = c.chat_id AND (m.flags & 147456) = 0 AND d.event_id IS NULL) AS in_flight, \
+     (SELECT COUNT(*) FROM refused_events r WHERE r.chat_id = c.chat_id) AS refused \
    FROM (SELECT DISTINCT chat_id FROM chat_records) c \
    LEFT JOIN portals p ON p.chat_id = c.chat_id \
    LEFT JOIN delivery_errors e ON e.chat_id = c.chat_id \
@@ -67,6 +74,10 @@ pub(crate) const COUNT_OWNER_MESSAGE: &str = "INSERT INTO owner_messages (chat_i
      ON CONFLICT (chat_id) DO UPDATE SET refused = owner_messages.refused + 1 RETURNING refused, last_notice_ms";
 pub(crate) const SET_OWNER_NOTICE: &str = "INSERT INTO owner_messages (chat_id, last_notice_ms) VALUES ($1, $2) \
      ON CONFLICT (chat_id) DO UPDATE SET last_notice_ms = excluded.last_notice_ms";
+
+/// A refusal is recorded once per ledger key (a retry after a crash records nothing new).
+pub(crate) const RECORD_REFUSAL: &str = "INSERT INTO refused_events (key, chat_id, what, error, at_ms) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (key) DO NOTHING";
 
 pub(crate) fn owner_messages(row: &impl RowExt) -> Result<OwnerMessages> {
     Ok(OwnerMessages { count: row.int("refused")?, last_notice_ms: row.opt_int("last_notice_ms")? })
@@ -84,6 +95,7 @@ pub(crate) fn room_delivery(row: &impl RowExt) -> Result<RoomDelivery> {
         last_error: row.opt_text("error")?,
         last_error_ms: row.opt_int("at_ms")?,
         owner_messages: row.int("owner_messages")?,
+        refused: row.int("refused")?,
     })
 }
 

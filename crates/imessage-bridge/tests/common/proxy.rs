@@ -118,13 +118,25 @@ async fn forward(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: Head
         }
         _ => {}
     }
-    let mut req = ctx.http.request(method, format!("{}{path}", ctx.upstream)).body(body);
-    for (k, v) in &headers {
+    let Some((status, out, mut bytes)) = pass_on(&ctx.http, &ctx.upstream, method, &path, &headers, body).await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    if damage == Some(Damage::Truncate) {
+        bytes.truncate(bytes.len() / 2);
+    }
+    (status, out, bytes).into_response()
+}
+
+/// Sends a request on to `upstream` (`path` with its query) as it came, and returns the answer
+/// as it came; None when the upstream cannot be reached or its body read.
+pub async fn pass_on(http: &reqwest::Client, upstream: &str, method: Method, path: &str, headers: &HeaderMap, body: Bytes) -> Option<(StatusCode, HeaderMap, Bytes)> {
+    let mut req = http.request(method, format!("{upstream}{path}")).body(body);
+    for (k, v) in headers {
         if k != "host" && k != "content-length" {
             req = req.header(k, v);
         }
     }
-    let Ok(upstream) = req.send().await else { return StatusCode::BAD_GATEWAY.into_response() };
+    let upstream = req.send().await.ok()?;
     let status = upstream.status();
     let mut out = HeaderMap::new();
     for (k, v) in upstream.headers() {
@@ -132,9 +144,5 @@ async fn forward(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: Head
             out.insert(k, v.clone());
         }
     }
-    let Ok(mut bytes) = upstream.bytes().await else { return StatusCode::BAD_GATEWAY.into_response() };
-    if damage == Some(Damage::Truncate) {
-        bytes.truncate(bytes.len() / 2);
-    }
-    (status, out, bytes).into_response()
+    Some((status, out, upstream.bytes().await.ok()?))
 }

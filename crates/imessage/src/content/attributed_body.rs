@@ -126,6 +126,40 @@ pub fn decode_attributed_body(bytes: &[u8]) -> Result<AttributedBody, Error> {
     with_root(bytes, Blob::AttributedBody, walk_root)
 }
 
+/// An `attributedBody` as [`read_attributed_body`] read it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BodyRead {
+    /// The body. When it was read by the fallback scan, its text is one run without attributes
+    /// (no part numbers, no attachment GUIDs).
+    pub body: AttributedBody,
+    /// Why the typedstream did not decode, when the text was read by the fallback scan for its
+    /// `NSString` (see `nsstring_scan`) instead: a message read so is to be counted.
+    pub fallback: Option<Error>,
+}
+
+/// Decodes an `attributedBody` as [`decode_attributed_body`] does and, when that fails, falls
+/// back as Apple's readers do: the text of the blob's `NSString`, whatever bytes of it are
+/// there (a declared length longer than the blob is the common case). Only a blob with no
+/// readable `NSString` at all is an error (the typedstream's).
+pub fn read_attributed_body(bytes: &[u8]) -> Result<BodyRead, Error> {
+    let error = match decode_attributed_body(bytes) {
+        Ok(body) => return Ok(BodyRead { body, fallback: None }),
+        // Over a limit: the scan must not do the work the limit refused.
+        Err(e @ (Error::TooLarge { .. } | Error::Limit { .. })) => return Err(e),
+        Err(e) => e,
+    };
+    let Some(text) = super::nsstring_scan::scan(bytes) else {
+        return Err(error);
+    };
+    let offsets = Utf16Offsets::new(&text);
+    let run = Attributes::default().into_run(0..offsets.len(), &offsets);
+    Ok(BodyRead {
+        body: AttributedBody { text, runs: vec![run] },
+        fallback: Some(error),
+    })
+}
+
 impl AttributedBody {
     /// The message's parts in order: text runs and attachments, one attachment per U+FFFC.
     ///

@@ -5,10 +5,11 @@
 //! in columns of the same names; the sources only gather them into a [`MessageBlobs`], so every
 //! source decodes a message the same way. A blob that does not decode never costs its message:
 //! the failure is kept in [`MessageContent::undecodable`] (counted in `status`) and the message
-//! keeps its plain `text`.
+//! keeps its plain `text`. An `attributedBody` that is no valid typedstream but whose `NSString`
+//! could still be read gives that text, and is listed there too (read by fallback).
 
 use crate::records::{apple_ns_to_unix_ms, BlobFailure, ContentPart, LinkPreviewRecord, MessageContent, PartHistory, TextVersion};
-use crate::{decode_attributed_body, decode_link_preview, decode_summary_info, BodyPart};
+use crate::{decode_link_preview, decode_summary_info, read_attributed_body, BodyPart};
 
 /// The payloadData balloon of a link preview (Apple's own URL balloon provider).
 pub const URL_BALLOON: &str = "com.apple.messages.URLBalloonProvider";
@@ -47,8 +48,13 @@ pub fn decode_message_content(blobs: &MessageBlobs<'_>) -> MessageContent {
     };
     let mut failures = Vec::new();
     if let Some(bytes) = blobs.attributed_body.filter(|b| !b.is_empty()) {
-        match decode_attributed_body(bytes) {
-            Ok(decoded) => content.parts = decoded.parts().into_iter().map(part).collect(),
+        match read_attributed_body(bytes) {
+            Ok(read) => {
+                content.parts = read.body.parts().into_iter().map(part).collect();
+                if let Some(e) = read.fallback {
+                    failures.push(content_failure("attributedBody", format!("text read by the fallback NSString scan, attributes lost: {e}")));
+                }
+            }
             Err(e) => failures.push(content_failure("attributedBody", e.to_string())),
         }
     }

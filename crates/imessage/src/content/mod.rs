@@ -10,6 +10,10 @@
 //! | `messageSummaryInfo` | binary plist | [`summary_info`] |
 //! | `payloadData` | `NSKeyedArchiver` binary plist | [`link_preview`] |
 //!
+//! An `attributedBody` that is no valid typedstream still gives its text when its `NSString`
+//! can be found ([`attributed_body::read_attributed_body`], as imessage-exporter's legacy parser
+//! reads such blobs); the caller counts it as read by fallback.
+//!
 //! The byte-level parsing is done by maintained libraries (crabstep for typedstreams, plist for
 //! property lists); this module only walks the object graphs they produce. Both libraries are
 //! wrapped so that hostile input stays cheap: inputs are capped in size
@@ -22,6 +26,7 @@ pub mod attributed_body;
 mod keyed_archive;
 pub mod link_preview;
 pub mod message;
+mod nsstring_scan;
 mod plist;
 pub mod summary_info;
 mod typedstream;

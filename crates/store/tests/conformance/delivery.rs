@@ -71,6 +71,7 @@ pub(crate) async fn room_deliveries_count_by_message(db: TestDb) {
         last_error: None,
         last_error_ms: None,
         owner_messages: 0,
+        refused: 0,
     };
     assert_eq!(rooms, vec![row("a", Some("!a:x"), 3, 1, 1, 1), row("b", None, 1, 0, 0, 1)]);
 
@@ -155,4 +156,17 @@ pub(crate) async fn owner_messages_count_and_remember_the_notice(db: TestDb) {
     drop(s);
     let s = db.open().await;
     assert_eq!(s.count_owner_message("a").await.unwrap(), store::OwnerMessages { count: 3, last_notice_ms: Some(1_700_000_000_001) });
+}
+
+/// Refused events are counted per chat in its delivery line, once per ledger key.
+pub(crate) async fn refused_events_are_counted_once_per_key(db: TestDb) {
+    let s = db.open().await;
+    let chats = vec![RecordChange::Chat(chat("c1", "a", 1, None, &[])), RecordChange::Chat(chat("c2", "b", 1, None, &[]))];
+    s.commit_page(&page(CHAT_ZONE, b"t", chats)).await.unwrap();
+    s.record_refusal("m1/p0", "a", "a text of 70000 characters", "413 M_TOO_LARGE").await.unwrap();
+    s.record_refusal("m1/p0", "a", "again", "413 M_TOO_LARGE").await.unwrap();
+    s.record_refusal("m2", "a", "a reaction", "400 M_BAD_JSON").await.unwrap();
+    let rooms = s.room_deliveries().await.unwrap();
+    let refused: Vec<(&str, i64)> = rooms.iter().map(|r| (r.chat_id.as_str(), r.refused)).collect();
+    assert_eq!(refused, vec![("a", 2), ("b", 0)]);
 }
