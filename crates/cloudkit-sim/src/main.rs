@@ -256,7 +256,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let encrypted = encryption.is_some();
             let options = PackOptions { encryption, seed, ..PackOptions::default() };
-            let files = backup::pack(&out, &entries, &options).await.with_context(|| format!("writing the backup to {}", out.display()))?;
+            let files = backup::pack(&out, &entries, &options).await.with_context(|| format!("writing the backup to {}", out.display()))?.files;
             tracing::info!(files, encrypted, out = %out.display(), "backup written");
             write_line(&mut std::io::stdout().lock(), &serde_json::json!({ "files": files, "encrypted": encrypted, "out": out }))?;
         }

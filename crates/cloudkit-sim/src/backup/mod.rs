@@ -16,7 +16,7 @@
 mod crypt;
 mod manifest;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
@@ -90,8 +90,17 @@ const MANIFEST_CLASS: u32 = 4;
 /// Backup time: a fixed instant, so a seed gives the same folder.
 const BACKUP_TIME: u64 = 1_717_243_200; // 2024-06-01 12:00 UTC
 
-/// Writes the backup into `out`, which must not exist or be empty. Returns the number of files.
-pub async fn pack(out: &Path, entries: &[BackupEntry], options: &PackOptions) -> io::Result<usize> {
+/// What was packed.
+#[derive(Debug, Default)]
+pub struct Packed {
+    pub files: usize,
+    /// Each file's AES key by file ID (encrypted backups): the simulator's truth, for tests and
+    /// benchmarks that decrypt a blob with another tool.
+    pub file_keys: BTreeMap<String, [u8; 32]>,
+}
+
+/// Writes the backup into `out`, which must not exist or be empty.
+pub async fn pack(out: &Path, entries: &[BackupEntry], options: &PackOptions) -> io::Result<Packed> {
     std::fs::create_dir_all(out)?;
     if std::fs::read_dir(out)?.next().is_some() {
         return Err(io::Error::other(format!("{} is not empty", out.display())));
@@ -101,6 +110,7 @@ pub async fn pack(out: &Path, entries: &[BackupEntry], options: &PackOptions) ->
     let mut rows = Vec::new();
     let mut folders = BTreeSet::new();
     let mut seen = BTreeSet::new();
+    let mut file_keys = BTreeMap::new();
     for (n, entry) in entries.iter().enumerate() {
         let id = file_id(&entry.domain, &entry.relative_path);
         if !seen.insert(id.clone()) {
@@ -117,6 +127,7 @@ pub async fn pack(out: &Path, entries: &[BackupEntry], options: &PackOptions) ->
         let (size, encryption_key) = match &keybag {
             Some(kb) => {
                 let (key, wrapped) = kb.file_key(&mut rng, class);
+                file_keys.insert(id.clone(), key);
                 (crypt::encrypt_stream(&key, &mut input, &mut output)?, Some(wrapped))
             }
             None => (io::copy(&mut input, &mut output)?, None),
@@ -153,7 +164,7 @@ pub async fn pack(out: &Path, entries: &[BackupEntry], options: &PackOptions) ->
         }
     };
     write_plists(out, options, keybag.as_ref().map(|k| k.bytes.as_slice()), manifest_key)?;
-    Ok(entries.len())
+    Ok(Packed { files: entries.len(), file_keys })
 }
 
 fn dict<const N: usize>(pairs: [(&str, Value); N]) -> Dictionary {
