@@ -101,19 +101,6 @@ impl Keybag {
 
 const CHUNK: usize = 64 * 1024;
 
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 /// Encrypts everything `input` yields into `output` (AES-256-CBC, zero IV, PKCS7); returns the
 /// plaintext length.
 pub(crate) fn encrypt_stream(key: &[u8; 32], input: &mut impl Read, output: &mut impl Write) -> io::Result<u64> {
@@ -121,7 +108,8 @@ pub(crate) fn encrypt_stream(key: &[u8; 32], input: &mut impl Read, output: &mut
     let mut buf = vec![0u8; CHUNK + 16];
     let mut total = 0u64;
     loop {
-        let n = read_full(input, &mut buf[..CHUNK])?;
+        // Fill the chunk (or reach the end): `take` + `copy` into the slice loops over short reads.
+        let n = io::copy(&mut input.by_ref().take(CHUNK as u64), &mut io::Cursor::new(&mut buf[..CHUNK]))? as usize;
         total += n as u64;
         let len = if n == CHUNK {
             n
