@@ -1,5 +1,6 @@
-//! `cloudkit-sim` command line: `serve` the simulated account, print its `truth`, or write it as a
-//! Mac's Messages folder (`messages-folder`).
+//! `cloudkit-sim` command line: `serve` the simulated account, print its `truth`, write it as a
+//! Mac's Messages folder (`messages-folder`), or pack a Messages folder into an iPhone backup
+//! (`ios-backup`).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -64,6 +65,29 @@ enum Command {
         /// schema holds them, then `sms_chat` and `missing_file`).
         #[arg(long)]
         truth: Option<PathBuf>,
+    },
+    /// Pack a Messages folder (`sms.db` or `chat.db`, and `Attachments/`) into an iPhone backup
+    /// folder, encrypted when a password file is given. Prints one JSON line (files, encrypted).
+    IosBackup {
+        /// Folder with `sms.db` (or a Mac's `chat.db`) and an `Attachments/` tree.
+        #[arg(long)]
+        from_dir: PathBuf,
+        /// The backup folder to write (must not exist or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// Encrypt with the password in this file (one trailing line break is not part of it).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Use iOS's key derivation rounds (10,000,000 + 10,000) instead of test-sized ones
+        /// (1,000 + 10).
+        #[arg(long)]
+        real_iterations: bool,
+        /// Also store this file as HomeDomain `Library/AddressBook/AddressBook.sqlitedb`.
+        #[arg(long)]
+        address_book: Option<PathBuf>,
+        /// Seed of the keys (the same seed and files give the same backup).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
 }
 
@@ -250,6 +274,32 @@ async fn main() -> anyhow::Result<()> {
                 w.flush()?;
             }
             println!("{}", out.join("chat.db").display());
+        }
+        Command::IosBackup { from_dir, out, password_file, real_iterations, address_book, seed } => {
+            use cloudkit_sim::backup::{self, BackupEntry, Content, Encryption, Iterations, PackOptions};
+            let mut entries = backup::entries_from_messages_dir(&from_dir).with_context(|| format!("reading {}", from_dir.display()))?;
+            if let Some(path) = address_book {
+                entries.push(BackupEntry { domain: "HomeDomain".into(), relative_path: "Library/AddressBook/AddressBook.sqlitedb".into(), content: Content::File(path) });
+            }
+            let encryption = match password_file {
+                None => None,
+                Some(path) => {
+                    let mut password = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                    if password.ends_with(b"\n") {
+                        password.pop();
+                        if password.ends_with(b"\r") {
+                            password.pop();
+                        }
+                    }
+                    let iterations = if real_iterations { Iterations::REAL } else { Iterations::TEST };
+                    Some(Encryption { password, iterations })
+                }
+            };
+            let encrypted = encryption.is_some();
+            let options = PackOptions { encryption, seed, ..PackOptions::default() };
+            let files = backup::pack(&out, &entries, &options).await.with_context(|| format!("writing the backup to {}", out.display()))?.files;
+            tracing::info!(files, encrypted, out = %out.display(), "backup written");
+            write_line(&mut std::io::stdout().lock(), &serde_json::json!({ "files": files, "encrypted": encrypted, "out": out }))?;
         }
     }
     Ok(())

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Python packages the tests use as outside oracles into the project's venv (.venv,
+# or $IMB_VENV) if they are not there yet: iphone_backup_decrypt (PyPI, MIT) decrypts the
+# encrypted iPhone backups that cloudkit-sim packs (crates/ios-backup/tests/oracle.rs).
+# Idempotent; prints the venv's python path on stdout.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="${IMB_VENV:-$root/.venv}"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c 'import iphone_backup_decrypt' 2>/dev/null; then
+  echo "installing iphone_backup_decrypt into $venv (first run only)…" >&2
+  "$venv/bin/pip" install --quiet "iphone_backup_decrypt>=0.9,<1" >&2
+fi
+echo "$venv/bin/python"
