@@ -168,6 +168,10 @@ pub struct SourceConfig {
     /// environment variable `IMESSAGE_BRIDGE_BACKUP_PASSWORD` is used when this is not set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_password_file: Option<PathBuf>,
+    /// `ios-backup`: where the key derived from the password is kept (0600, a secret), so a
+    /// restart does not derive it again; default `backup-key.cache` beside the config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_cache: Option<PathBuf>,
     /// The region (ISO 3166, e.g. `US`, `GB`) of phone numbers written without a country code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_region: Option<String>,
@@ -180,6 +184,11 @@ pub struct SourceConfig {
 impl SourceConfig {
     fn is_cloudkit(&self) -> bool {
         self.kind == SourceKind::Cloudkit && self.path.is_none() && self.default_region.is_none() && self.own_handle.is_none()
+    }
+
+    /// The backup key cache (resolved against the config's folder when the config is loaded).
+    pub fn key_cache(&self) -> Option<PathBuf> {
+        (self.kind == SourceKind::IosBackup).then(|| self.key_cache.clone().unwrap_or_else(|| PathBuf::from("backup-key.cache")))
     }
 
     /// The source's path, required for a local source.
@@ -250,7 +259,10 @@ impl Config {
                 ck.session = base.join(&ck.session);
             }
         }
-        for path in [self.source.path.as_mut(), self.source.backup_password_file.as_mut()].into_iter().flatten() {
+        if self.source.kind == SourceKind::IosBackup && self.source.key_cache.is_none() {
+            self.source.key_cache = Some(PathBuf::from("backup-key.cache"));
+        }
+        for path in [self.source.path.as_mut(), self.source.backup_password_file.as_mut(), self.source.key_cache.as_mut()].into_iter().flatten() {
             if path.is_relative() {
                 *path = base.join(&*path);
             }

@@ -193,7 +193,8 @@ async fn check_local_source(r: &mut Report, config: &Config) {
     match (counts, handles) {
         (Ok(c), Ok(h)) => {
             let me = config.source.own_handle.clone().or_else(|| h.first().cloned()).unwrap_or_else(|| "unknown (set source.own_handle)".into());
-            r.ok("source", format!("{} ({}): {} chats, {} messages, {} attachments; {schema}; you are {me}", local.origin, config.source.kind.as_str(), c.chats, c.messages, c.attachments))
+            let about = local.about.as_deref().map(|a| format!("{a}; ")).unwrap_or_default();
+            r.ok("source", format!("{} ({}): {about}{} chats, {} messages, {} attachments; {schema}; you are {me}", local.origin, config.source.kind.as_str(), c.chats, c.messages, c.attachments))
         }
         (Err(e), _) | (_, Err(e)) => r.fail("source", format!("{}: {e}", local.origin), "the file may be damaged; copy it again"),
     }

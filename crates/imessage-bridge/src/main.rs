@@ -2,6 +2,7 @@
 //! The binary is thin: argument parsing, config, logging and progress bars around the library
 //! crates.
 
+mod backup;
 mod bridge;
 mod config;
 mod doctor;

@@ -18,6 +18,8 @@ pub struct LocalSource {
     pub files: Box<dyn sync::LocalFiles>,
     /// What is described in logs and `doctor` (the file or folder).
     pub origin: String,
+    /// What `doctor` says about the source besides its counts (a backup's phone, encryption).
+    pub about: Option<String>,
 }
 
 /// Opens the local source of the config (a `chat.db`, or the `sms.db` of a backup).
@@ -28,9 +30,9 @@ pub async fn open_local(config: &Config) -> anyhow::Result<LocalSource> {
         SourceKind::ChatDb => {
             let db = chatdb::ChatDb::open(path, region).await.with_context(|| format!("opening the Messages database {}", path.display()))?;
             let files = Box::new(sync::FolderFiles { folder: db.folder().to_path_buf() });
-            Ok(LocalSource { db, files, origin: path.display().to_string() })
+            Ok(LocalSource { db, files, origin: path.display().to_string(), about: None })
         }
-        SourceKind::IosBackup => anyhow::bail!("iPhone backups ({}) are not readable by this build yet", path.display()),
+        SourceKind::IosBackup => crate::backup::open(path, region, config).await,
         SourceKind::Cloudkit => anyhow::bail!("source.kind is cloudkit, not a local source"),
     }
 }

@@ -89,3 +89,57 @@ async fn a_mac_messages_folder_becomes_rooms_that_match_it() {
     assert_eq!(store.delivered_count().await.unwrap(), before);
     env.assert_rooms_match(truth).await;
 }
+
+/// Packs a Messages folder into an iPhone backup with the simulator's own packer.
+async fn pack_backup(messages: &std::path::Path, out: &std::path::Path, password: Option<&str>) {
+    use cloudkit_sim::backup::{self, Encryption, Iterations, PackOptions};
+    let entries = backup::entries_from_messages_dir(messages).unwrap();
+    let encryption = password.map(|p| Encryption { password: p.as_bytes().to_vec(), iterations: Iterations::TEST });
+    backup::pack(out, &entries, &PackOptions { encryption, ..PackOptions::default() }).await.expect("the backup is packed");
+}
+
+fn secret_file(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_iphone_backup_becomes_rooms_that_match_it() {
+    let sim = start_sim(spec(24, 5, 300, 0), Faults::default()).await;
+    let source = tempfile::tempdir().unwrap();
+    let messages = source.path().join("SMS");
+    let (truth, _) = messages_folder(&sim.sim, Schema::Macos, &messages).await;
+    let backup = source.path().join("00008030-001A2B3C4D5E802E");
+    pack_backup(&messages, &backup, Some("correct horse battery staple")).await;
+    let password = source.path().join("backup-password");
+    secret_file(&password, "correct horse battery staple\n");
+    let wrong = source.path().join("wrong-password");
+    secret_file(&wrong, "not the password\n");
+
+    let env = Env::start_local(sim, &["--source", "ios-backup", "--source-path", backup.to_str().unwrap(), "--backup-password-file", password.to_str().unwrap()]).await;
+    // A wrong password is one clear error, found before anything is read into the store.
+    let mut config: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&env.bridge.config).unwrap()).unwrap();
+    config["source"]["backup_password_file"] = wrong.to_str().unwrap().into();
+    config["source"]["key_cache"] = source.path().join("other-cache").to_str().unwrap().into();
+    let wrong_config = env.bridge.dir.path().join("wrong.yaml");
+    std::fs::write(&wrong_config, serde_yaml::to_string(&config).unwrap()).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_imessage-bridge")).arg("-c").arg(&wrong_config).arg("sync").output().await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.to_lowercase().contains("password"), "{err}");
+    assert!(!err.contains("not the password"), "the password is never printed: {err}");
+    assert_eq!(env.bridge.store().await.message_guids().await.unwrap().len(), 0, "nothing was read");
+
+    env.run_once_and_verify().await;
+    env.assert_rooms_match(truth).await;
+    // The key derived from the password is cached (0600) so a restart does not derive it again;
+    // the temporary folder with the decrypted sms.db is gone.
+    let cache = env.bridge.dir.path().join("backup-key.cache");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&cache).expect("the key cache is written").permissions().mode() & 0o777, 0o600);
+    let before = env.bridge.store().await.delivered_count().await.unwrap();
+    let out = env.bridge.run(&["run", "--once"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(env.bridge.store().await.delivered_count().await.unwrap(), before, "a second pass sends nothing twice");
+}
