@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use imessage::records::{apple_date_to_ns, apple_date_to_unix_ms, ContentPart, MessageRecord, FLAG_FROM_ME, FLAG_SYSTEM};
+use imessage::records::{apple_date_to_ns, apple_date_to_unix_ms, ContentPart, MessageRecord, FLAG_FROM_ME, FLAG_SYSTEM, LEGACY_STICKER_TAPBACK, STICKER_TAPBACK};
 use imessage::{decode_message_content, read_attributed_body, MessageBlobs};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
@@ -189,7 +189,11 @@ impl ChatDb {
                 None => return Err(format!("incoming message {guid} in a group names no sender")),
             }
         };
-        let associated_type = opt::<i64>(row, "associated_message_type").filter(|t| *t != 0).and_then(|t| u32::try_from(t).ok());
+        let associated_type = opt::<i64>(row, "associated_message_type")
+            .filter(|t| *t != 0)
+            .and_then(|t| u32::try_from(t).ok())
+            // One number for a placed sticker, whatever generation wrote it.
+            .map(|t| if t == LEGACY_STICKER_TAPBACK { STICKER_TAPBACK } else { t });
         Ok(MessageRecord {
             record_name: opt_text(row, "ck_record_id").unwrap_or_else(|| guid.clone()),
             guid,

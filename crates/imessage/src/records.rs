@@ -30,6 +30,12 @@ pub const SUMMARY_RECORD_TYPE: &str = "MessagesSummary";
 pub const STYLE_GROUP: i64 = 43;
 pub const STYLE_DIRECT: i64 = 45;
 
+/// `associated_message_type` of a sticker placed on a message in databases older than iOS 14
+/// (`chat.db`/`sms.db`); newer ones, and CloudKit, write [`STICKER_TAPBACK`].
+pub const LEGACY_STICKER_TAPBACK: u32 = 1000;
+/// `associated_message_type` of a sticker placed on a message.
+pub const STICKER_TAPBACK: u32 = 2007;
+
 /// `MessageEncryptedV3.flags` bits.
 pub const FLAG_FROM_ME: u64 = 1 << 2;
 pub const FLAG_SYSTEM: u64 = 1 << 14;

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 /// Tapback kinds (`associatedMessageType`): 2000–2005 classic, 2006 emoji, 2007 sticker; the
 /// removal of kind K is K + 1000.
 pub const EMOJI_TAPBACK: u32 = 2006;
-pub const STICKER_TAPBACK: u32 = 2007;
+pub use imessage::records::STICKER_TAPBACK;
 
 /// One part of a message as an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
