@@ -28,7 +28,7 @@ pub struct Bridge {
     pub deliverer: Deliverer,
     registration: Registration,
     matrix: MatrixConfig,
-    /// Prometheus metrics, when `matrix.metrics` is on (served with the appservice API).
+    /// Prometheus metrics, when `matrix.metrics_listen` is set (served there).
     pub metrics: Option<Arc<Metrics>>,
     /// Media bytes the homeserver client had uploaded at the last metrics update.
     uploaded_seen: AtomicU64,
@@ -40,6 +40,7 @@ pub struct Bridge {
 pub struct Listener {
     _http: tokio::task::JoinHandle<()>,
     _inbound: tokio::task::JoinHandle<()>,
+    _metrics: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Listener {
@@ -55,12 +56,17 @@ impl Listener {
         };
         let (inbox, inbound) = inbound.spawn();
         let state = appservice::AppserviceState::with_inbox(&registration.hs_token, &m.domain, Some(inbox));
-        let extra = metrics.map(Metrics::router).unwrap_or_default();
-        let (addr, http) = appservice::serve_with(state, m.listen, extra).await.with_context(|| {
+        let (addr, http) = appservice::serve(state, m.listen).await.with_context(|| {
             format!("binding the appservice listener on {} (is another `imessage-bridge run` using it?)", m.listen)
         })?;
         tracing::debug!(%addr, "appservice API listening");
-        Ok(Listener { _http: http, _inbound: inbound })
+        let mut served = None;
+        if let (Some(metrics), Some(at)) = (metrics, m.metrics_listen) {
+            let (addr, task) = metrics.serve(at).await.with_context(|| format!("binding the metrics listener on {at} (matrix.metrics_listen)"))?;
+            tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            served = Some(task);
+        }
+        Ok(Listener { _http: http, _inbound: inbound, _metrics: served })
     }
 }
 
@@ -120,7 +126,7 @@ impl Bridge {
     /// ping that it reaches it (`deliver`).
     pub async fn start(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<Self> {
         let (m, registration, _) = homeserver(config)?;
-        let metrics = m.metrics.then(Metrics::new);
+        let metrics = m.metrics_listen.is_some().then(Metrics::new);
         let listener = Listener::bind(&m, &registration, store.clone(), metrics.clone()).await?;
         let mut bridge = Self::connect(config, store).await?;
         bridge.ping().await?;

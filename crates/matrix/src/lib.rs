@@ -15,12 +15,14 @@ mod revise;
 pub mod thumbnail;
 pub mod ghost;
 pub mod inbound;
+pub mod listener;
 mod late;
 pub mod media;
 pub mod metrics;
 pub mod registration;
 pub mod render;
 pub mod send;
+mod sniff;
 pub mod verify;
 
 pub use client::HomeserverClient;
