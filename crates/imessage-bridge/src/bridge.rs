@@ -4,6 +4,7 @@
 //! beside a running bridge, which holds the port. The listener also hands the homeserver's events
 //! to `matrix::inbound` (owner messages get a notice) and serves `/metrics` when it is on.
 
+use crate::terminal::terminal_safe;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -248,7 +249,7 @@ pub async fn verify(bridge: &Bridge, json: bool) -> anyhow::Result<bool> {
         writeln!(
             out,
             "{:<34} {:>8} {:>9} {:>7} {:>5} {:>6} {:>6} {:>4} {:>5}  {} {}",
-            truncate(&c.chat_id, 34),
+            truncate(&terminal_safe(&c.chat_id), 34),
             c.expected,
             c.reachable,
             c.missing,
@@ -258,10 +259,10 @@ pub async fn verify(bridge: &Bridge, json: bool) -> anyhow::Result<bool> {
             c.bot_messages,
             if c.reached_start { "yes" } else { "no" },
             if c.name_ok { "ok" } else { "WRONG" },
-            c.name.as_deref().unwrap_or("-"),
+            terminal_safe(c.name.as_deref().unwrap_or("-")),
         )?;
         if let Some(e) = &c.error {
-            writeln!(out, "  cannot read the room: {e}")?;
+            writeln!(out, "  cannot read the room: {}", terminal_safe(e))?;
         }
     }
     let expected: u64 = v.chats.iter().map(|c| c.expected).sum();

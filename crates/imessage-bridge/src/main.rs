@@ -9,6 +9,7 @@ mod init;
 mod progress;
 mod run;
 mod status;
+mod terminal;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -134,7 +135,7 @@ async fn run_cli() -> anyhow::Result<()> {
     }
     let config = Config::load(&cli.config)?;
     let store: Arc<dyn store::Store> = Arc::from(
-        store::open(&config.database.uri).await.with_context(|| format!("opening database {}", config.database.uri))?,
+        store::open(&config.database.uri).await.with_context(|| format!("opening database {}", terminal::redacted_uri(&config.database.uri)))?,
     );
     match cli.command {
         Command::Sync { records_only } => run::sync(&config, store, !records_only, &run::stop_on_signals(), None).await,
