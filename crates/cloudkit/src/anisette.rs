@@ -17,6 +17,9 @@ use crate::limits::MAX_SMALL_BODY;
 /// How long anisette headers are reused (omnisette caches them for 60 s).
 const ANISETTE_TTL: Duration = Duration::from_secs(60);
 
+/// Anisette headers as they are added to a request.
+type Headers = Vec<(HeaderName, HeaderValue)>;
+
 /// The client anisette requests go out with: its own user agent and nothing else of the bridge.
 pub(crate) fn http_client() -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
@@ -37,7 +40,7 @@ pub(crate) fn http_client() -> reqwest::Result<reqwest::Client> {
 /// once they are older than [`ANISETTE_TTL`].
 pub(crate) struct Anisette {
     url: Option<String>,
-    cached: tokio::sync::Mutex<Option<(std::time::Instant, Vec<(HeaderName, HeaderValue)>)>>,
+    cached: tokio::sync::Mutex<Option<(std::time::Instant, Headers)>>,
 }
 
 impl Anisette {
@@ -45,7 +48,7 @@ impl Anisette {
         Anisette { url, cached: tokio::sync::Mutex::new(None) }
     }
 
-    pub(crate) async fn headers(&self, http: &reqwest::Client) -> Result<Vec<(HeaderName, HeaderValue)>> {
+    pub(crate) async fn headers(&self, http: &reqwest::Client) -> Result<Headers> {
         let Some(url) = &self.url else { return Ok(Vec::new()) };
         let mut cached = self.cached.lock().await;
         if let Some((at, headers)) = cached.as_ref() {
