@@ -5,18 +5,26 @@
 //! Each call is one POST of gzipped, length-delimited `RequestOperation`s; replies are matched to
 //! requests by operation UUID (never by position) and each operation's result code is mapped to a
 //! typed [`Error`], so the sync engine can tell "retry later" from "reset" from "zone missing".
+//!
+//! Where the account's secrets go: the CloudKit token, user id and device id are set on each
+//! gateway request, never as a client's default headers, so the anisette server (often a public
+//! third-party one) gets a client of its own that carries none of them. Neither the gateway
+//! client nor the content-host one follows redirects (a redirect would carry the headers to
+//! wherever it points), and every URL off this machine must be https ([`check_url`]).
 
 use std::time::Duration;
 
 use prost::Message;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
 use crate::error::{Error, Result};
 use crate::framing::{decode_delimited_bytes_at_most, encode_body, extend_capped, plain_body_capped};
 use crate::limits::{Limits, MAX_SMALL_BODY};
 use crate::pcs::{hex, EcKey, KeyRing};
 use crate::proto::{self, client_error, op_type, result_code, server_error, RequestOperation, ResponseOperation};
+use crate::anisette::Anisette;
 use crate::session::Session;
+pub use crate::urls::check_url;
 
 pub const CONTENT_TYPE_PROTOBUF: &str = "application/x-protobuf; desc=\"https://gateway.icloud.com:443/static/protobuf/CloudDB/CloudDBClient.desc\"; messageType=RequestOperation; delimited=true";
 
@@ -71,8 +79,13 @@ impl RawChangesPage {
 
 #[derive(Clone)]
 pub struct Client {
+    /// The gateway's client: headers every CloudKit request has, none of them the account's.
     http: reqwest::Client,
+    /// The account's headers (token, user id, device id, container), set on each gateway request.
+    account_headers: HeaderMap,
     content_http: reqwest::Client,
+    /// The anisette server's client: no header of the account, no CloudKit header.
+    anisette_http: reqwest::Client,
     base_url: String,
     session: Session,
     service: EcKey,
@@ -87,8 +100,6 @@ const USER_AGENT: &str = "CloudKit/1970 (19H384)";
 const LIBRARY_NAME: &str = "com.apple.cloudkit.CloudKitDaemon";
 const LIBRARY_VERSION: &str = "1970";
 const CLIENT_INFO: &str = "<iMac13,1> <Mac OS X;10.15.7;19H384> <com.apple.cloudkit.CloudKitDaemon/1970 (com.apple.cloudd/1970)>";
-/// How long anisette headers are reused (omnisette caches them for 60 s).
-const ANISETTE_TTL: Duration = Duration::from_secs(60);
 
 /// 8 random bytes as 16 uppercase hex digits: the form of CloudKit's operation and group ids.
 fn op_id() -> String {
@@ -96,60 +107,15 @@ fn op_id() -> String {
     bytes.as_bytes()[..8].iter().map(|b| format!("{b:02X}")).collect()
 }
 
-/// Anisette headers from the session's anisette server, fetched when first needed and again
-/// once they are older than [`ANISETTE_TTL`].
-struct Anisette {
-    url: Option<String>,
-    cached: tokio::sync::Mutex<Option<(std::time::Instant, Vec<(HeaderName, HeaderValue)>)>>,
-}
-
-impl Anisette {
-    async fn headers(&self, http: &reqwest::Client) -> Result<Vec<(HeaderName, HeaderValue)>> {
-        let Some(url) = &self.url else { return Ok(Vec::new()) };
-        let mut cached = self.cached.lock().await;
-        if let Some((at, headers)) = cached.as_ref() {
-            if at.elapsed() < ANISETTE_TTL {
-                return Ok(headers.clone());
-            }
-        }
-        let err = |detail: String| Error::Anisette { url: url.clone(), detail };
-        let response = http.get(url).send().await.map_err(|e| err(e.to_string()))?;
-        if !response.status().is_success() {
-            return Err(err(format!("HTTP {}", response.status())));
-        }
-        let body = read_capped(response, MAX_SMALL_BODY).await.map_err(|e| match e {
-            BodyRead::Transport(e) => err(e.to_string()),
-            BodyRead::TooLarge => err(format!("the answer is larger than {MAX_SMALL_BODY} bytes")),
-        })?;
-        let map: std::collections::BTreeMap<String, serde_json::Value> =
-            serde_json::from_slice(&body).map_err(|e| err(format!("not a JSON object of headers: {e}")))?;
-        let mut headers = Vec::new();
-        for (name, value) in map {
-            // Anisette servers add bookkeeping keys ("result", …) that are not headers.
-            let (Ok(name), Some(value)) = (HeaderName::from_bytes(name.as_bytes()), value.as_str()) else { continue };
-            if !name.as_str().starts_with("x-") {
-                continue;
-            }
-            let value = HeaderValue::from_str(value).map_err(|e| err(format!("header {name}: {e}")))?;
-            headers.push((name, value));
-        }
-        if !headers.iter().any(|(n, _)| n == "x-apple-i-md") {
-            return Err(err("the answer has no X-Apple-I-MD".into()));
-        }
-        *cached = Some((std::time::Instant::now(), headers.clone()));
-        Ok(headers)
-    }
-}
-
 /// Why a capped body read stopped.
-enum BodyRead {
+pub(crate) enum BodyRead {
     Transport(reqwest::Error),
     /// The body (or its stated `Content-Length`) is over the cap; nothing past it was read.
     TooLarge,
 }
 
 /// Reads a response body of at most `cap` bytes, holding no buffer larger than that.
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> std::result::Result<Vec<u8>, BodyRead> {
+pub(crate) async fn read_capped(mut response: reqwest::Response, cap: usize) -> std::result::Result<Vec<u8>, BodyRead> {
     let stated = response.content_length().unwrap_or(0);
     if stated > cap as u64 {
         return Err(BodyRead::TooLarge);
@@ -172,6 +138,26 @@ impl Client {
     /// [`Client::new`] with caps of its own on replies and decompressed fields.
     pub fn with_limits(base_url: &str, session: Session, limits: Limits) -> Result<Self> {
         let service = session.service_identity()?;
+        check_url(base_url, "the CloudKit gateway")?;
+        if let Some(anisette) = &session.anisette {
+            check_url(&anisette.url, "the anisette server")?;
+        }
+        let header_map = |pairs: &[(&'static str, &str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    headers.insert(*name, v);
+                }
+            }
+            headers
+        };
+        let account_headers = header_map(&[
+            ("x-cloudkit-containerid", &session.container),
+            ("x-cloudkit-bundleid", &session.bundle_id),
+            ("x-mme-device-id", &session.device_id),
+            ("x-cloudkit-userid", &session.cloudkit_user_id),
+            ("x-cloudkit-authtoken", &session.tokens.cloudkit),
+        ]);
         let mut headers = HeaderMap::new();
         let mut put = |name: &'static str, value: &str| {
             if let Ok(v) = HeaderValue::from_str(value) {
@@ -184,35 +170,36 @@ impl Client {
         put("cache-control", "no-transform");
         put("user-agent", USER_AGENT);
         put("x-apple-c2-metric-triggers", "0");
-        put("x-cloudkit-containerid", &session.container);
-        put("x-cloudkit-bundleid", &session.bundle_id);
         put("x-cloudkit-databasescope", "Private");
         put("x-cloudkit-environment", "Production");
         put("x-cloudkit-duetpreclearedmode", "None");
         put("x-mme-client-info", CLIENT_INFO);
-        put("x-mme-device-id", &session.device_id);
-        put("x-cloudkit-userid", &session.cloudkit_user_id);
-        put("x-cloudkit-authtoken", &session.tokens.cloudkit);
+        let transport = |e| Error::Transport { url: base_url.to_string(), source: e };
         let http = reqwest::Client::builder()
             .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))
             .pool_max_idle_per_host(8)
             .build()
-            .map_err(|e| Error::Transport { url: base_url.to_string(), source: e })?;
-        let anisette = Anisette { url: session.anisette.as_ref().map(|a| a.url.clone()), cached: tokio::sync::Mutex::new(None) };
+            .map_err(transport)?;
+        let anisette = Anisette::new(session.anisette.as_ref().map(|a| a.url.clone()));
+        let anisette_http = crate::anisette::http_client().map_err(transport)?;
         // Content hosts get none of the gateway's headers (they carry the CloudKit token), and a
         // stall rather than a total time ends a download: a large file may take minutes.
         let content_http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(8)
             .build()
-            .map_err(|e| Error::Transport { url: base_url.to_string(), source: e })?;
+            .map_err(transport)?;
         Ok(Client {
             http,
+            account_headers,
             content_http,
+            anisette_http,
             base_url: base_url.trim_end_matches('/').to_string(),
             session,
             service,
@@ -338,12 +325,13 @@ impl Client {
         let mut request = self
             .http
             .post(&url)
+            .headers(self.account_headers.clone())
             .header(CONTENT_TYPE, CONTENT_TYPE_PROTOBUF)
             .header(CONTENT_ENCODING, "gzip")
             .header("x-apple-operation-group-id", &self.operation_group)
             .header("x-apple-operation-id", op_id())
             .header("x-apple-request-uuid", uuid::Uuid::new_v4().to_string().to_uppercase());
-        for (name, value) in self.anisette.headers(&self.http).await? {
+        for (name, value) in self.anisette.headers(&self.anisette_http).await? {
             request = request.header(name, value);
         }
         let response = request.body(encode_body(ops)).send().await.map_err(transport)?;

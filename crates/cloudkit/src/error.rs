@@ -17,6 +17,10 @@ pub enum Error {
     /// session that does not match the account, never worth retrying.
     #[error("CloudKit refused the request (HTTP {status} {code}): {detail}")]
     Refused { status: u16, code: String, detail: String },
+    /// A URL (the gateway, the anisette server, a content host) that is neither https nor on
+    /// this machine: the request is not made.
+    #[error("refusing {what} at {url}: {why}")]
+    InsecureUrl { what: String, url: String, why: String },
     #[error("cannot get anisette headers from {url}: {detail}")]
     Anisette { url: String, detail: String },
     #[error("CloudKit is throttling requests (retry after {retry_after:?})")]

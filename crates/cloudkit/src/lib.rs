@@ -7,6 +7,7 @@
 //! nothing else, so the simulator, the sync engine and the tests can all share one
 //! implementation of the protocol.
 
+mod anisette;
 pub mod client;
 pub mod codec;
 pub mod content;
@@ -19,6 +20,7 @@ pub mod proto;
 /// The domain records this source produces (they live in the `imessage` domain crate).
 pub use imessage::records;
 pub mod session;
+pub mod urls;
 
 pub use client::{ChangesPage, Client, RawChangesPage};
 pub use error::{Error, Result};

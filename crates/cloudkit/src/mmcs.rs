@@ -338,6 +338,10 @@ impl Fetch<'_> {
         let url = format!("{scheme}://{}{port}{}", request.domain, request.path);
         // Errors name the container without its query (which may carry a signature).
         let shown = url.split('?').next().unwrap_or_default().to_string();
+        crate::client::check_url(&url, "an MMCS content host").map_err(|e| match e {
+            Error::InsecureUrl { what, why, .. } => Error::InsecureUrl { what, url: shown.clone(), why },
+            other => other,
+        })?;
         let mut get = self
             .http
             .get(&url)

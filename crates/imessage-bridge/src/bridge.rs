@@ -4,6 +4,7 @@
 //! beside a running bridge, which holds the port. The listener also hands the homeserver's events
 //! to `matrix::inbound` (owner messages get a notice) and serves `/metrics` when it is on.
 
+use crate::terminal::terminal_safe;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +29,7 @@ pub struct Bridge {
     pub deliverer: Deliverer,
     registration: Registration,
     matrix: MatrixConfig,
-    /// Prometheus metrics, when `matrix.metrics` is on (served with the appservice API).
+    /// Prometheus metrics, when `matrix.metrics_listen` is set (served there).
     pub metrics: Option<Arc<Metrics>>,
     /// Media bytes the homeserver client had uploaded at the last metrics update.
     uploaded_seen: AtomicU64,
@@ -40,6 +41,7 @@ pub struct Bridge {
 pub struct Listener {
     _http: tokio::task::JoinHandle<()>,
     _inbound: tokio::task::JoinHandle<()>,
+    _metrics: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Listener {
@@ -55,12 +57,17 @@ impl Listener {
         };
         let (inbox, inbound) = inbound.spawn();
         let state = appservice::AppserviceState::with_inbox(&registration.hs_token, &m.domain, Some(inbox));
-        let extra = metrics.map(Metrics::router).unwrap_or_default();
-        let (addr, http) = appservice::serve_with(state, m.listen, extra).await.with_context(|| {
+        let (addr, http) = appservice::serve(state, m.listen).await.with_context(|| {
             format!("binding the appservice listener on {} (is another `imessage-bridge run` using it?)", m.listen)
         })?;
         tracing::debug!(%addr, "appservice API listening");
-        Ok(Listener { _http: http, _inbound: inbound })
+        let mut served = None;
+        if let (Some(metrics), Some(at)) = (metrics, m.metrics_listen) {
+            let (addr, task) = metrics.serve(at).await.with_context(|| format!("binding the metrics listener on {at} (matrix.metrics_listen)"))?;
+            tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            served = Some(task);
+        }
+        Ok(Listener { _http: http, _inbound: inbound, _metrics: served })
     }
 }
 
@@ -120,7 +127,7 @@ impl Bridge {
     /// ping that it reaches it (`deliver`).
     pub async fn start(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<Self> {
         let (m, registration, _) = homeserver(config)?;
-        let metrics = m.metrics.then(Metrics::new);
+        let metrics = m.metrics_listen.is_some().then(Metrics::new);
         let listener = Listener::bind(&m, &registration, store.clone(), metrics.clone()).await?;
         let mut bridge = Self::connect(config, store).await?;
         bridge.ping().await?;
@@ -242,7 +249,7 @@ pub async fn verify(bridge: &Bridge, json: bool) -> anyhow::Result<bool> {
         writeln!(
             out,
             "{:<34} {:>8} {:>9} {:>7} {:>5} {:>6} {:>6} {:>4} {:>5}  {} {}",
-            truncate(&c.chat_id, 34),
+            truncate(&terminal_safe(&c.chat_id), 34),
             c.expected,
             c.reachable,
             c.missing,
@@ -252,10 +259,10 @@ pub async fn verify(bridge: &Bridge, json: bool) -> anyhow::Result<bool> {
             c.bot_messages,
             if c.reached_start { "yes" } else { "no" },
             if c.name_ok { "ok" } else { "WRONG" },
-            c.name.as_deref().unwrap_or("-"),
+            terminal_safe(c.name.as_deref().unwrap_or("-")),
         )?;
         if let Some(e) = &c.error {
-            writeln!(out, "  cannot read the room: {e}")?;
+            writeln!(out, "  cannot read the room: {}", terminal_safe(e))?;
         }
     }
     let expected: u64 = v.chats.iter().map(|c| c.expected).sum();

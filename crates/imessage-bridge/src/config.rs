@@ -50,9 +50,30 @@ pub struct MatrixConfig {
     /// 11 and 12.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_version: Option<String>,
-    /// Serve Prometheus metrics as `GET /metrics` on the `listen` address (`run` and `deliver`).
+    /// Serve Prometheus metrics as `GET /metrics` on this address (`run` and `deliver`); none:
+    /// no metrics. Never the appservice's `listen`.
     #[serde(default)]
-    pub metrics: bool,
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The former switch (`true` served `/metrics` on `listen`), read only to say what replaces
+    /// it: `true` without `metrics_listen` is an error naming the new key; `false` means off.
+    #[serde(default, skip_serializing)]
+    pub metrics: Option<bool>,
+}
+
+impl MatrixConfig {
+    /// Checks what one key cannot: metrics on an address of their own.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.metrics == Some(true) && self.metrics_listen.is_none() {
+            anyhow::bail!(
+                "matrix.metrics: true served /metrics on the appservice port, which now answers the homeserver only: \
+                 replace it with `metrics_listen: 127.0.0.1:9464` (any free address; Prometheus scrapes http://ADDR/metrics)"
+            );
+        }
+        if self.metrics_listen == Some(self.listen) {
+            anyhow::bail!("matrix.metrics_listen is the appservice's `listen` address {}: give metrics another port", self.listen);
+        }
+        Ok(())
+    }
 }
 
 fn default_concurrency() -> usize {
@@ -238,6 +259,9 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {} (pass -c PATH)", path.display()))?;
         let (mut config, unknown) = Self::parse(&text).with_context(|| format!("config {} is not valid", path.display()))?;
+        if let Some(m) = &config.matrix {
+            m.check().with_context(|| format!("config {} is not valid", path.display()))?;
+        }
         config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
         Ok((config, unknown))
     }
@@ -331,6 +355,23 @@ mod tests {
         assert_eq!(config.sync.backoff_ms, 5);
         assert_eq!(unknown, vec!["sync.bakoff_max".to_string(), "colour".to_string(), "matrix.sync_interval_sec".to_string()]);
         assert!(Config::parse(MINIMAL).unwrap().1.is_empty());
+    }
+
+    #[test]
+    fn metrics_have_an_address_of_their_own_and_the_old_switch_names_it() {
+        let matrix = |extra: &str| {
+            let text = format!("{MINIMAL}matrix:\n  homeserver: h\n  domain: d\n  owner: o\n  registration: r\n  listen: 127.0.0.1:1\n{extra}");
+            let (config, unknown) = Config::parse(&text).unwrap();
+            assert!(unknown.is_empty(), "{unknown:?}");
+            config.matrix.unwrap()
+        };
+        let m = matrix("  metrics_listen: 127.0.0.1:9464\n");
+        assert_eq!((m.check().is_ok(), m.metrics_listen), (true, Some("127.0.0.1:9464".parse().unwrap())));
+        assert!(matrix("  metrics: false\n").check().is_ok() && matrix("").metrics_listen.is_none());
+        let old = matrix("  metrics: true\n").check().unwrap_err().to_string();
+        assert!(old.contains("metrics_listen:"), "{old}");
+        assert!(matrix("  metrics_listen: 127.0.0.1:1\n").check().is_err(), "the appservice's own port");
+        assert!(!serde_yaml::to_string(&matrix("  metrics: false\n")).unwrap().contains("metrics:"), "the old key is not written back");
     }
 
     #[test]

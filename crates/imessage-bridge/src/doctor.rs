@@ -11,6 +11,7 @@
 //! on it for the moment of the ping, if it is taken (by `run`) the running bridge answers, and
 //! the line says which.
 
+use crate::terminal::terminal_safe;
 use std::path::Path;
 use std::time::Duration;
 
@@ -76,15 +77,16 @@ struct Report {
 }
 
 impl Report {
+    // What a check found is shown escaped: it holds names, URLs and servers' error texts.
     fn ok(&mut self, check: &str, detail: impl std::fmt::Display) {
-        println!("✓ {check:<12} {detail}");
+        println!("✓ {check:<12} {}", terminal_safe(&detail.to_string()));
     }
     fn fail(&mut self, check: &str, detail: impl std::fmt::Display, fix: impl std::fmt::Display) {
         self.failed = true;
-        println!("✗ {check:<12} {detail} — fix: {fix}");
+        println!("✗ {check:<12} {} — fix: {}", terminal_safe(&detail.to_string()), terminal_safe(&fix.to_string()));
     }
     fn skip(&mut self, check: &str, why: &str) {
-        println!("- {check:<12} not checked: {why}");
+        println!("- {check:<12} not checked: {}", terminal_safe(why));
     }
 }
 
@@ -157,8 +159,9 @@ pub async fn doctor(config_path: &Path) -> bool {
     !r.failed
 }
 
-async fn check_store(r: &mut Report, uri: &str) {
-    match store::schema_state(uri).await {
+async fn check_store(r: &mut Report, real_uri: &str) {
+    let uri = crate::terminal::redacted_uri(real_uri);
+    match store::schema_state(real_uri).await {
         Ok(s) if s.is_current() => r.ok("store", format!("{uri} reachable, schema version {} (current)", s.latest)),
         Ok(store::SchemaState { applied: None, .. }) => {
             r.fail("store", format!("{uri} has no schema (not created by the bridge)"), "run `imessage-bridge sync`, which creates and migrates it")

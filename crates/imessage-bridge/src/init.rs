@@ -236,7 +236,8 @@ pub async fn init(cli_config: &Path, args: InitArgs) -> anyhow::Result<()> {
         concurrency: 4,
         sync_interval_secs: 60,
         room_version: None,
-        metrics: false,
+        metrics_listen: None,
+        metrics: None,
     });
     (m.homeserver, m.domain, m.owner, m.listen) = (homeserver, domain, owner, listen);
     let reg_path = if m.registration.is_relative() { dir.join(&m.registration) } else { m.registration.clone() };

@@ -11,6 +11,7 @@ mod progress;
 mod run;
 mod source;
 mod status;
+mod terminal;
 mod watch;
 
 use std::io::{IsTerminal, Write};
@@ -143,7 +144,7 @@ async fn run_cli() -> anyhow::Result<()> {
     }
     let config = Config::load(&cli.config)?;
     let store: Arc<dyn store::Store> = Arc::from(
-        store::open(&config.database.uri).await.with_context(|| format!("opening database {}", config.database.uri))?,
+        store::open(&config.database.uri).await.with_context(|| format!("opening database {}", terminal::redacted_uri(&config.database.uri)))?,
     );
     match cli.command {
         Command::Sync { records_only } => run::sync(&config, store, !records_only, &run::stop_on_signals(), None).await,

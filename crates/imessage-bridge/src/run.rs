@@ -77,7 +77,7 @@ impl Signals {
 }
 
 pub async fn run(config: &Config, store: Arc<dyn store::Store>, once: bool, stop: sync::StopSignal) -> anyhow::Result<()> {
-    let metrics = config.matrix.as_ref().is_some_and(|m| m.metrics).then(matrix::metrics::Metrics::new);
+    let metrics = config.matrix.as_ref().is_some_and(|m| m.metrics_listen.is_some()).then(matrix::metrics::Metrics::new);
     // The homeserver may be down or not set up yet: it is tried in the background (the port is
     // bound at once) while the sync goes ahead.
     let listener = Bridge::bind(config, store.clone(), metrics.clone()).await?;

@@ -5,6 +5,7 @@
 //! nothing but the store (no appservice port, no homeserver) and its output is data: the table
 //! or JSON on stdout, nothing else there.
 
+use crate::terminal::terminal_safe;
 use std::io::Write;
 
 use serde::Serialize;
@@ -49,20 +50,20 @@ fn zones_table(out: &mut impl Write, status: &sync::Status) -> anyhow::Result<()
         writeln!(
             out,
             "{:<22} {:>8} {:>8} {:>8} {:>13} {:>8} {:>6}  {}",
-            z.zone,
+            terminal_safe(&z.zone),
             server,
             z.stored,
             z.skipped,
             z.undecryptable,
             if z.complete { "yes" } else { "no" },
             z.pages,
-            z.stop_reason.as_deref().unwrap_or("-")
+            terminal_safe(z.stop_reason.as_deref().unwrap_or("-"))
         )?;
         if let Some(e) = &z.last_error {
-            writeln!(out, "  last error: {e}")?;
+            writeln!(out, "  last error: {}", terminal_safe(e))?;
         }
         for f in z.undecryptable_records.iter().take(20) {
-            writeln!(out, "  undecryptable {}: {}", f.record_name, f.reason)?;
+            writeln!(out, "  undecryptable {}: {}", terminal_safe(&f.record_name), terminal_safe(&f.reason))?;
         }
         if z.undecryptable_records.len() > 20 {
             writeln!(out, "  … and {} more (see --json)", z.undecryptable_records.len() - 20)?;
@@ -71,7 +72,7 @@ fn zones_table(out: &mut impl Write, status: &sync::Status) -> anyhow::Result<()
     if !status.undecodable_blobs.is_empty() {
         writeln!(out, "{} message(s) kept with their text although a content blob did not decode:", status.undecodable_blobs.len())?;
         for b in status.undecodable_blobs.iter().take(20) {
-            writeln!(out, "  {} {} in {}: {}", b.guid, b.field, b.chat_id, b.reason)?;
+            writeln!(out, "  {} {} in {}: {}", terminal_safe(&b.guid), b.field, terminal_safe(&b.chat_id), terminal_safe(&b.reason))?;
         }
     }
     let f = &status.files;
@@ -99,17 +100,17 @@ fn rooms_table(out: &mut impl Write, rooms: &[Room]) -> anyhow::Result<()> {
         writeln!(
             out,
             "{:<34} {:<24} {:>8} {:>9} {:>8} {:>9} {:>6}  {}",
-            crate::bridge::truncate(&d.chat_id, 34),
-            crate::bridge::truncate(d.room_id.as_deref().unwrap_or("-"), 24),
+            crate::bridge::truncate(&terminal_safe(&d.chat_id), 34),
+            crate::bridge::truncate(&terminal_safe(d.room_id.as_deref().unwrap_or("-")), 24),
             d.stored,
             d.delivered,
             d.pending,
             d.in_flight,
             d.owner_messages,
-            r.name.unwrap_or("-")
+            terminal_safe(r.name.unwrap_or("-"))
         )?;
         if let Some(e) = &d.last_error {
-            writeln!(out, "  last delivery error: {e}")?;
+            writeln!(out, "  last delivery error: {}", terminal_safe(e))?;
         }
     }
     let sum = |f: fn(&store::RoomDelivery) -> i64| rooms.iter().map(|r| f(r.delivery)).sum::<i64>();

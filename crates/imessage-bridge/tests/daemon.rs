@@ -37,7 +37,8 @@ async fn owner_messages_get_one_notice_and_metrics_match_what_was_synced_and_del
     let s = Setup::start(start_sim(spec(25, 3, 120, 0), faults).await).await;
     let b = &s.bridge;
     // init writes the key (off), so an operator sees it.
-    edit_config(b, "metrics: false", "metrics: true");
+    let metrics_port = common::synapse::free_port();
+    edit_config(b, "metrics_listen: null", &format!("metrics_listen: 127.0.0.1:{metrics_port}"));
     edit_config(b, "error_budget: 3", "error_budget: 12");
 
     let mut run = spawn_run(b, "run.log");
@@ -46,7 +47,10 @@ async fn owner_messages_get_one_notice_and_metrics_match_what_was_synced_and_del
     let status = wait_for("the history to be delivered", 300, every, || b.status_json(), done).await;
     // Metrics are updated after the round; the round is over once its log line is there.
     wait_for("the delivery round to end", 60, every, || async { std::fs::read_to_string(&run.1).unwrap() }, |l| l.contains("delivery finished")).await;
-    let text = scrape(s.listen_port).await;
+    let text = scrape(metrics_port).await;
+    // Not on the appservice port, which answers the homeserver only.
+    let elsewhere = reqwest::get(format!("http://127.0.0.1:{}/metrics", s.listen_port)).await.unwrap();
+    assert_eq!(elsewhere.status(), 404);
     let zones = status["zones"].as_array().unwrap();
     let pages: i64 = zones.iter().map(|z| z["pages"].as_i64().unwrap()).sum();
     let stored: i64 = zones.iter().map(|z| z["stored"].as_i64().unwrap() + z["skipped"].as_i64().unwrap()).sum();
@@ -83,7 +87,7 @@ async fn owner_messages_get_one_notice_and_metrics_match_what_was_synced_and_del
         page.chunk.iter().filter(|e| e["sender"] == bot.as_str() && e["content"]["msgtype"] == "m.notice" && e["content"][matrix::inbound::NOTICE_KEY].is_string()).count()
     };
     assert_eq!(wait_for("the notice", 30, every, notices, |n| *n >= 1).await, 1);
-    let text = scrape(s.listen_port).await;
+    let text = scrape(metrics_port).await;
     assert_eq!(metric(&text, "imessage_bridge_owner_messages_refused_total"), Some(2.0), "{text}");
     let table = String::from_utf8(b.run(&["status"]).await.stdout).unwrap();
     assert!(table.contains("typed: 2 message(s) you wrote in portals"), "{table}");

@@ -121,3 +121,45 @@ async fn a_full_trace_level_run_into_synapse_logs_no_token_and_no_key() {
     let leaked = secrets.found_in(&log);
     assert!(leaked.is_empty(), "secrets in the -vv log: {leaked:?}");
 }
+
+/// An anisette server on 127.0.0.1:0 that hands out the simulator's anisette headers and records
+/// everything it receives (request line, headers, body).
+async fn recording_anisette(sim: &SimHandle) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::{body::Bytes, http::HeaderMap, http::Uri};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (record, sim) = (seen.clone(), sim.sim.clone());
+    let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+        let (record, sim) = (record.clone(), sim.clone());
+        async move {
+            let headers: String = headers.iter().map(|(n, v)| format!("{n}: {}\n", String::from_utf8_lossy(v.as_bytes()))).collect();
+            record.lock().unwrap().push(format!("{uri}\n{headers}\n{}", String::from_utf8_lossy(&body)));
+            axum::Json(sim.anisette_headers())
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/anisette", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_hands_the_anisette_server_no_secret_of_the_session() {
+    let sim = start_sim(spec(33, 3, 60, 0), Faults::default()).await;
+    let bridge = BridgeDir::new(&sim);
+    let mut secrets = cloudkit_secrets(&bridge, &sim).await;
+    let session_path = bridge.dir.path().join("session.json");
+    let mut session = cloudkit::Session::load(&session_path).unwrap();
+    secrets.add("cloudkit user id", session.cloudkit_user_id.as_bytes());
+    secrets.add("device id", session.device_id.as_bytes());
+    // The anisette server's own answer is not the account's secret: it is what it hands out.
+    secrets.0.retain(|(name, _)| !name.starts_with("anisette"));
+    let (url, received) = recording_anisette(&sim).await;
+    session.anisette = Some(cloudkit::session::AnisetteSource { url });
+    session.save(&session_path).unwrap();
+    bridge.sync_ok().await;
+    assert!(bridge.stored_guids().await.len() > 20, "the sync must have run");
+    let received = received.lock().unwrap().join("\n----\n");
+    assert!(!received.is_empty(), "the sync asked the anisette server nothing");
+    let leaked = secrets.found_in(&received);
+    assert!(leaked.is_empty(), "secrets sent to the anisette server: {leaked:?}\n{received}");
+}

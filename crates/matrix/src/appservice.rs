@@ -9,6 +9,11 @@
 //! a longer one is not read past the cap and counts as a transaction that does not parse (200
 //! all the same: a 413 would be retried for ever).
 //!
+//! Nothing is read before the token is checked (a body from someone without it is never
+//! read), a ping body is capped at [`MAX_PING_BYTES`], and a body that does not arrive within the
+//! listener's body timeout is answered 408 (the homeserver retries). The listener itself
+//! (`listener.rs`) times out slow headers and caps connections.
+//!
 //! What the events mean is not decided here: each event of a new transaction is handed to the
 //! [`Inbox`](crate::inbound::Inbox) given to [`AppserviceState::with_inbox`] (`inbound.rs`).
 
@@ -17,8 +22,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::{
-    body::{Body, Bytes},
-    extract::{Path, Query, State},
+    body::Body,
+    extract::{Extension, Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post, put},
@@ -30,11 +35,14 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::ghost::GHOST_PREFIX;
+use crate::listener::ListenLimits;
 
 const REMEMBERED_TXNS: usize = 10_000;
 /// The largest transaction body read. A homeserver sends at most 50 PDUs and 100 EDUs of at most
 /// 64 KiB each per transaction; this leaves room above that.
 pub const MAX_TRANSACTION_BYTES: usize = 32 << 20;
+/// The largest ping body read (the homeserver sends `{"transaction_id": …}`).
+pub const MAX_PING_BYTES: usize = 64 << 10;
 
 pub struct AppserviceState {
     hs_token: String,
@@ -110,13 +118,42 @@ struct Transaction {
     events: Vec<Raw<AnyTimelineEvent>>,
 }
 
+/// How reading a body within the limits ended, when it did not give the body.
+enum Unread {
+    /// Over the cap (by its `Content-Length` or by what came), or broken off.
+    Refused(String),
+    /// Not all there within the body timeout.
+    Slow,
+}
+
+/// Reads a body of at most `cap` bytes within the listener's body timeout.
+async fn read_body(body: Body, cap: usize, limits: &ListenLimits) -> Result<axum::body::Bytes, Unread> {
+    // A stated length over the cap is refused before a byte of the body is waited for.
+    let stated = axum::body::HttpBody::size_hint(&body).lower();
+    if stated > cap as u64 {
+        return Err(Unread::Refused(format!("{stated} bytes stated, over {cap}")));
+    }
+    match tokio::time::timeout(limits.body_timeout, axum::body::to_bytes(body, cap)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(Unread::Refused(format!("over {cap} bytes, or broken off: {e}"))),
+        Err(_) => Err(Unread::Slow),
+    }
+}
+
+fn too_slow(limits: &ListenLimits) -> Response {
+    let msg = format!("the body did not arrive within {} s", limits.body_timeout.as_secs_f32());
+    error(StatusCode::REQUEST_TIMEOUT, "M_UNKNOWN", &msg)
+}
+
 async fn transaction(
     State(state): State<Arc<AppserviceState>>,
+    limits: Option<Extension<ListenLimits>>,
     Path(txn_id): Path<String>,
     Query(q): Query<TokenQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let limits = limits.map(|l| l.0).unwrap_or_default();
     if let Err(r) = check_auth(&state, &headers, &q) {
         return r;
     }
@@ -126,9 +163,10 @@ async fn transaction(
         (StatusCode::OK, Json(json!({}))).into_response()
     };
     // Read here rather than by an extractor, whose limit would answer 413.
-    let body = match axum::body::to_bytes(body, MAX_TRANSACTION_BYTES).await {
+    let body = match read_body(body, MAX_TRANSACTION_BYTES, &limits).await {
         Ok(body) => body,
-        Err(e) => return ignored(format!("body not read (over {MAX_TRANSACTION_BYTES} bytes, or broken off): {e}")),
+        Err(Unread::Refused(why)) => return ignored(format!("body not read ({why})")),
+        Err(Unread::Slow) => return too_slow(&limits),
     };
     // JSON is UTF-8 (RFC 8259); serde_json would skip unchecked bytes in the fields it ignores.
     let text = match std::str::from_utf8(&body) {
@@ -156,10 +194,22 @@ async fn transaction(
     (StatusCode::OK, Json(json!({}))).into_response()
 }
 
-async fn ping(State(state): State<Arc<AppserviceState>>, Query(q): Query<TokenQuery>, headers: HeaderMap, body: Bytes) -> Response {
+async fn ping(
+    State(state): State<Arc<AppserviceState>>,
+    limits: Option<Extension<ListenLimits>>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     if let Err(r) = check_auth(&state, &headers, &q) {
         return r;
     }
+    let limits = limits.map(|l| l.0).unwrap_or_default();
+    let body = match read_body(body, MAX_PING_BYTES, &limits).await {
+        Ok(body) => body,
+        Err(Unread::Refused(why)) => return error(StatusCode::PAYLOAD_TOO_LARGE, "M_TOO_LARGE", &format!("ping body not read: {why}")),
+        Err(Unread::Slow) => return too_slow(&limits),
+    };
     if !body.is_empty() && serde_json::from_slice::<serde_json::Value>(&body).map(|v| v.is_object()).ok() != Some(true) {
         return error(StatusCode::BAD_REQUEST, "M_BAD_JSON", "ping body must be a JSON object");
     }
@@ -197,20 +247,13 @@ pub fn router(state: Arc<AppserviceState>) -> Router {
         .with_state(state)
 }
 
-/// Binds and serves the appservice API in the background. Returns the bound address.
+/// Binds and serves the appservice API in the background under the default
+/// [`ListenLimits`]. Returns the bound address.
 pub async fn serve(state: Arc<AppserviceState>, addr: SocketAddr) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    serve_with(state, addr, Router::new()).await
+    serve_limited(state, addr, ListenLimits::default()).await
 }
 
-/// As [`serve`], with `extra` routes (e.g. `/metrics`) on the same listener, outside the
-/// `hs_token` check.
-pub async fn serve_with(state: Arc<AppserviceState>, addr: SocketAddr, extra: Router) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(state).merge(extra)).await {
-            tracing::error!("appservice listener stopped: {e}");
-        }
-    });
-    Ok((local, task))
+/// As [`serve`], under `limits`.
+pub async fn serve_limited(state: Arc<AppserviceState>, addr: SocketAddr, limits: ListenLimits) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    crate::listener::serve(router(state), addr, limits).await
 }

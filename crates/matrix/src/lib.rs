@@ -16,6 +16,7 @@ mod revise;
 pub mod thumbnail;
 pub mod ghost;
 pub mod inbound;
+pub mod listener;
 mod late;
 pub mod media;
 pub mod metrics;
@@ -23,6 +24,7 @@ mod refusal;
 pub mod registration;
 pub mod render;
 pub mod send;
+mod sniff;
 pub mod verify;
 mod visible;
 

@@ -27,7 +27,7 @@ use imessage::records::AttachmentRecord;
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::{MatrixError, Result};
+use crate::{sniff, MatrixError, Result};
 
 /// How long one external program may run before it is killed.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -170,16 +170,18 @@ pub(crate) async fn prepare_with(
     // An absolute path can't be mistaken for an option by the programs below.
     let input = std::path::absolute(path).map_err(|e| fail(format!("cannot resolve the path: {e}")))?;
     let name = display_name(att);
-    let mime = mime_type(att, &name);
-    let kind = kind_of(&mime, att.details.uti.as_deref(), &name);
-    let (mut bytes, mut mime, mut name, mut conversion) = (None, mime, name, "as is");
-    let (mut info, mut voice, mut dims) = (Map::new(), None, None);
-    let tmp_dir = || tempfile::TempDir::new().map_err(|e| fail(format!("cannot create a temporary directory: {e}")));
     // Checked first, so that an oversized or unreadable file fails before any conversion.
     let len = tokio::fs::metadata(&input).await.map_err(|e| fail(format!("cannot read the file: {e}")))?.len();
     if len > config.max_bytes {
         return Err(fail(format!("the file has {len} bytes, more than the limit of {}", config.max_bytes)));
     }
+    let sniffed = sniff::sniff_file(&input).await.map_err(|e| fail(format!("cannot read the file: {e}")))?;
+    let said = mime_type(att, &name);
+    let (kind, format) = confirmed(kind_of(&said, att.details.uti.as_deref(), &name), sniffed);
+    let (mut bytes, mut mime, mut name, mut conversion) = (None, upload_mime(kind, &said, format), name, "as is");
+    let demuxer = format.map_or("", |f| f.demuxer);
+    let (mut info, mut voice, mut dims) = (Map::new(), None, None);
+    let tmp_dir = || tempfile::TempDir::new().map_err(|e| fail(format!("cannot create a temporary directory: {e}")));
     match kind {
         Kind::Heif if config.convert_heif => {
             // A sticker becomes a PNG: JPEG has no transparency, its cut-out would get a black box.
@@ -192,20 +194,20 @@ pub(crate) async fn prepare_with(
             }
         }
         Kind::Voice | Kind::Audio | Kind::Video => {
-            if let Some(probe) = ffprobe(&input, tools).await.map_err(fail)? {
+            if let Some(probe) = ffprobe(&input, demuxer, tools).await.map_err(fail)? {
                 if let Some(ms) = probe.duration_ms {
                     info.insert("duration".into(), ms.into());
                 }
                 dims = probe.size.filter(|_| kind == Kind::Video);
                 if kind == Kind::Voice {
                     if config.convert_voice {
-                        let ogg = voice_to_ogg(&input, tmp_dir()?.path(), &probe, tools, config.max_bytes).await;
+                        let ogg = voice_to_ogg(&input, demuxer, tmp_dir()?.path(), &probe, tools, config.max_bytes).await;
                         if let Some(ogg) = ogg.map_err(fail)? {
                             (bytes, mime, conversion) = (Some(ogg), "audio/ogg".into(), "caf→ogg");
                             name = with_extension(&name, "ogg");
                         }
                     }
-                    let waveform = waveform(&input, probe.duration_ms, tools).await.map_err(fail)?;
+                    let waveform = waveform(&input, demuxer, probe.duration_ms, tools).await.map_err(fail)?;
                     if let (Some(duration_ms), Some(waveform)) = (probe.duration_ms, waveform) {
                         voice = Some(Voice { duration_ms, waveform });
                     }
@@ -237,15 +239,15 @@ pub(crate) async fn prepare_with(
     let mut thumbnail = None;
     if crate::thumbnail::wanted(kind == Kind::Video, dims) && !(kind == Kind::Heif && conversion == "as is") {
         let dir = tmp_dir()?;
-        let source = match conversion {
-            "as is" => input.clone(),
+        let (source, demuxer) = match conversion {
+            "as is" => (input.clone(), demuxer),
             _ => {
                 let full = dir.path().join(format!("full.{}", extension(&name)));
                 tokio::fs::write(&full, &bytes).await.map_err(|e| fail(format!("cannot write a temporary file: {e}")))?;
-                full
+                (full, sniff::sniff(&bytes).map_or("", |f| f.demuxer))
             }
         };
-        match crate::thumbnail::make(&source, dir.path(), tools).await {
+        match crate::thumbnail::make(&source, demuxer, dir.path(), tools).await {
             Ok(t) => thumbnail = t,
             Err(e) => tracing::warn!(file = %path.display(), "no thumbnail: {e}"),
         }
@@ -300,6 +302,41 @@ fn mime_type(att: &AttachmentRecord, name: &str) -> String {
     found.map_or("application/octet-stream", |t| t.2).to_owned()
 }
 
+/// The kind the sender's word gives, if the file's bytes bear it out (a HEIF said to be a JPEG is
+/// a HEIF, a "video" that is no film a file), and the format ffmpeg reads it as.
+fn confirmed(said: Kind, found: Option<sniff::Format>) -> (Kind, Option<sniff::Format>) {
+    use sniff::Class;
+    let Some(format) = found else { return (Kind::File, None) };
+    let kind = match (said, format.class) {
+        (Kind::Heif | Kind::Image, Class::Heif) => Kind::Heif,
+        (Kind::Heif | Kind::Image, Class::Image) => Kind::Image,
+        (Kind::Voice | Kind::Audio, Class::Audio | Class::AudioVideo) => said,
+        (Kind::Video, Class::Video | Class::AudioVideo) => Kind::Video,
+        _ => Kind::File,
+    };
+    (kind, (kind != Kind::File).then_some(format))
+}
+
+/// The Content-Type of the upload: the sender's MIME type when it is a plain one of the kind's
+/// top-level type, else that of the format the bytes have; `application/octet-stream` for a file
+/// (a client must not be told to render what no check vouched for).
+fn upload_mime(kind: Kind, said: &str, format: Option<sniff::Format>) -> String {
+    let top = match kind {
+        Kind::Heif | Kind::Image => "image/",
+        Kind::Voice | Kind::Audio => "audio/",
+        Kind::Video => "video/",
+        Kind::File => return "application/octet-stream".into(),
+    };
+    match format {
+        _ if said.starts_with(top) && sniff::plain_mime(said) => said.to_owned(),
+        Some(f) if f.mime.starts_with(top) => f.mime.to_owned(),
+        Some(f) if f.demuxer == "mov" && top == "audio/" => "audio/mp4".into(),
+        Some(f) if f.demuxer == "ogg" && top == "audio/" => "audio/ogg".into(),
+        Some(f) if f.demuxer == "matroska" && top == "audio/" => "audio/webm".into(),
+        _ => "application/octet-stream".into(),
+    }
+}
+
 fn kind_of(mime: &str, uti: Option<&str>, name: &str) -> Kind {
     let caf = mime == "audio/x-caf" || uti == Some("com.apple.coreaudio-format") || extension(name) == "caf";
     if matches!(mime, "image/heic" | "image/heif" | "image/heic-sequence" | "image/heif-sequence")
@@ -334,7 +371,7 @@ async fn heif_convert(input: &Path, dir: &Path, ext: &str, tools: &Tools, max: u
         None => warn_once("heif-convert", "heif-convert is not installed: HEIC images are converted by ffmpeg if it can, else sent as HEIC"),
     }
     // ffmpeg before 7.1 cannot demux HEIF; only trust it when ffprobe sees a picture in the file.
-    match ffprobe(input, tools).await? {
+    match ffprobe(input, "mov", tools).await? {
         Some(p) if p.size.is_some() => {}
         Some(_) => {
             warn_once("ffmpeg-heif", "heif-convert is not installed and this ffmpeg cannot decode HEIC: HEIC images are sent as HEIC");
@@ -344,7 +381,7 @@ async fn heif_convert(input: &Path, dir: &Path, ext: &str, tools: &Tools, max: u
     }
     let fs = (max + 1).to_string();
     let codec = if ext == "png" { "png" } else { "mjpeg" };
-    let args = ffmpeg_args(input, &["-frames:v", "1", "-q:v", "2", "-fs", &fs, "-f", "image2", "-c:v", codec], &out);
+    let args = ffmpeg_args(input, "mov", &["-frames:v", "1", "-q:v", "2", "-fs", &fs, "-f", "image2", "-c:v", codec], &out);
     match run(&tools.ffmpeg, &args, PROBE_CAP).await? {
         Some(r) if r.status.success() => read_capped_file(&out, max, "the converted image").await.map(Some),
         Some(r) => Err(format!("ffmpeg failed to convert HEIC ({}): {}", r.status, r.stderr)),
@@ -364,7 +401,7 @@ async fn heif_size(input: &Path, tools: &Tools) -> Option<(u64, u64)> {
 
 /// CAF → Ogg: the Opus stream copied when there is one, else (or when the copy fails: CAF
 /// Opus carries no OpusHead for the Ogg muxer in ffmpeg 5.1) encoded with libopus.
-async fn voice_to_ogg(input: &Path, dir: &Path, probe: &Probe, tools: &Tools, max: u64) -> Result<Option<bytes::Bytes>, String> {
+async fn voice_to_ogg(input: &Path, demuxer: &str, dir: &Path, probe: &Probe, tools: &Tools, max: u64) -> Result<Option<bytes::Bytes>, String> {
     let out = dir.join("out.ogg");
     let fs = (max + 1).to_string();
     let mut codecs: &[&[&str]] = &[&["-c:a", "libopus", "-b:a", "32k"]];
@@ -374,7 +411,7 @@ async fn voice_to_ogg(input: &Path, dir: &Path, probe: &Probe, tools: &Tools, ma
     let mut last = String::new();
     for codec in codecs {
         let opts = [&["-map", "0:a:0", "-vn", "-map_metadata", "-1"], *codec, &["-fs", &fs, "-f", "ogg"]].concat();
-        let args = ffmpeg_args(input, &opts, &out);
+        let args = ffmpeg_args(input, demuxer, &opts, &out);
         match run(&tools.ffmpeg, &args, PROBE_CAP).await? {
             Some(r) if r.status.success() => return read_capped_file(&out, max, "the converted Ogg").await.map(Some),
             Some(r) => last = format!("ffmpeg failed to convert to Ogg/Opus ({}): {}", r.status, r.stderr),
@@ -389,10 +426,10 @@ async fn voice_to_ogg(input: &Path, dir: &Path, probe: &Probe, tools: &Tools, ma
 }
 
 /// Peak amplitudes of the audio, from 8 kHz (lower for long audio) mono PCM, scaled to 0..=1024.
-async fn waveform(input: &Path, duration_ms: Option<u64>, tools: &Tools) -> Result<Option<Vec<u16>>, String> {
+async fn waveform(input: &Path, demuxer: &str, duration_ms: Option<u64>, tools: &Tools) -> Result<Option<Vec<u16>>, String> {
     let seconds = duration_ms.unwrap_or(0) / 1000 + 1;
     let rate = (PCM_SAMPLES / seconds).clamp(100, 8000).to_string();
-    let args = ffmpeg_args(input, &["-map", "0:a:0", "-ac", "1", "-ar", &rate, "-f", "s16le"], Path::new("-"));
+    let args = ffmpeg_args(input, demuxer, &["-map", "0:a:0", "-ac", "1", "-ar", &rate, "-f", "s16le"], Path::new("-"));
     let Some(r) = run(&tools.ffmpeg, &args, PCM_SAMPLES * 2).await? else {
         warn_once("ffmpeg", "ffmpeg is not installed: voice messages are sent as CAF, without waveform");
         return Ok(None);
@@ -410,10 +447,17 @@ async fn waveform(input: &Path, duration_ms: Option<u64>, tools: &Tools) -> Resu
     Ok(Some(samples.chunks(per).map(peak).collect()))
 }
 
-/// `ffmpeg -nostdin -v error -y -i <input> <opts…> <out>`.
-pub(crate) fn ffmpeg_args<'a>(input: &'a Path, opts: &[&'a str], out: &'a Path) -> Vec<&'a OsStr> {
-    let head = ["-nostdin", "-v", "error", "-y", "-i"].map(OsStr::new).into_iter().chain([input.as_os_str()]);
+/// `ffmpeg -nostdin -v error -y -protocol_whitelist file -f <demuxer> -i <input> <opts…> <out>`:
+/// the input read as the format its bytes have ([`sniff`]), opening no other file and no URL.
+pub(crate) fn ffmpeg_args<'a>(input: &'a Path, demuxer: &'a str, opts: &[&'a str], out: &'a Path) -> Vec<&'a OsStr> {
+    let head = ["-nostdin", "-v", "error", "-y"].map(OsStr::new).into_iter().chain(input_args(input, demuxer));
     head.chain(opts.iter().map(|o| OsStr::new(*o))).chain([out.as_os_str()]).collect()
+}
+
+/// `-protocol_whitelist file -f <demuxer> -i <input>`, for ffmpeg and ffprobe alike.
+fn input_args<'a>(input: &'a Path, demuxer: &'a str) -> [&'a OsStr; 6] {
+    let o = OsStr::new;
+    [o("-protocol_whitelist"), o("file"), o("-f"), o(demuxer), o("-i"), input.as_os_str()]
 }
 
 /// What ffprobe says about a file.
@@ -427,9 +471,9 @@ struct Probe {
 
 /// `ffprobe -show_format -show_streams`; None when ffprobe is missing, an empty probe when it
 /// cannot read the file (then nothing is known about it, which is not an error).
-async fn ffprobe(input: &Path, tools: &Tools) -> Result<Option<Probe>, String> {
+async fn ffprobe(input: &Path, demuxer: &str, tools: &Tools) -> Result<Option<Probe>, String> {
     let args = ["-v", "error", "-show_format", "-show_streams", "-of", "json"].map(OsStr::new);
-    let args: Vec<&OsStr> = args.into_iter().chain([input.as_os_str()]).collect();
+    let args: Vec<&OsStr> = args.into_iter().chain(input_args(input, demuxer)).collect();
     let Some(r) = run(&tools.ffprobe, &args, PROBE_CAP).await? else {
         warn_once("ffprobe", "ffprobe is not installed: audio and video are sent without duration or dimensions, voice messages as CAF");
         return Ok(None);

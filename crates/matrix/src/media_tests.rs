@@ -139,7 +139,7 @@ async fn caf_voice_message_becomes_ogg_opus_with_waveform() {
     assert!(m.bytes.windows(8).any(|w| w == b"OpusHead"), "Ogg without an Opus stream");
     assert_eq!(m.filename, "Audio Message.ogg");
     let ogg = stored(&m.bytes);
-    let probe = ffprobe(&ogg.path, &Tools::from_env()).await.expect("ffprobe").expect("ffprobe is installed");
+    let probe = ffprobe(&ogg.path, "ogg", &Tools::from_env()).await.expect("ffprobe").expect("ffprobe is installed");
     assert_eq!(probe.audio_codec.as_deref(), Some("opus"), "the Ogg does not decode as Opus");
     assert!(probe.duration_ms.is_some_and(|d| d.abs_diff(1000) <= 150), "{probe:?}");
     let voice = m.voice.as_ref().expect("a voice message");
@@ -184,7 +184,8 @@ async fn pdf_is_a_file() {
     let rec = record(Some("application/pdf"), Some("com.adobe.pdf"), "Document 7.pdf", PDF.len());
     let m = prep(PDF, &rec, &MediaConfig::default()).await;
     assert_eq!((m.msgtype, m.conversion), ("m.file", "as is"));
-    assert_eq!(m.info, json!({ "mimetype": "application/pdf", "size": PDF.len() }));
+    // Not a picture, sound or film: uploaded as bytes, not as something a client would render.
+    assert_eq!(m.info, json!({ "mimetype": "application/octet-stream", "size": PDF.len() }));
     assert_eq!(m.filename, "Document 7.pdf");
 }
 
@@ -372,4 +373,128 @@ async fn a_large_file_is_left_on_disk_for_a_streamed_upload() {
     // Below the threshold it is read as before.
     let small = prep(PDF, &record(Some("application/pdf"), Some("com.adobe.pdf"), "a.pdf", PDF.len()), &MediaConfig::default()).await;
     assert!(small.file.is_none() && &small.bytes[..] == PDF);
+}
+
+/// A FIFO whose every opening by a reader is counted (a reader's open waits for a writer: this
+/// thread is one, each time).
+struct WatchedFifo {
+    path: PathBuf,
+    opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WatchedFifo {
+    fn new(path: PathBuf) -> Self {
+        assert!(std::process::Command::new("mkfifo").arg(&path).status().unwrap().success());
+        let (opened, stop) = (std::sync::Arc::<std::sync::atomic::AtomicUsize>::default(), std::sync::Arc::<std::sync::atomic::AtomicBool>::default());
+        let (p, o, s) = (path.clone(), std::sync::Arc::clone(&opened), std::sync::Arc::clone(&stop));
+        let thread = std::thread::spawn(move || loop {
+            let writer = std::fs::OpenOptions::new().write(true).open(&p);
+            if s.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            o.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(writer);
+        });
+        WatchedFifo { path, opened, stop, thread: Some(thread) }
+    }
+
+    /// How often a reader opened it.
+    fn opened(&self) -> usize {
+        self.opened.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for WatchedFifo {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Lets the thread's pending open return, so it sees `stop`.
+        let _ = std::fs::File::open(&self.path);
+        let _ = self.thread.take().map(std::thread::JoinHandle::join);
+    }
+}
+
+#[tokio::test]
+async fn a_playlist_sent_as_a_video_opens_no_url_and_no_other_file() {
+    require_tools();
+    // An HTTP server that counts the connections it gets.
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = server.local_addr().unwrap().port();
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = requests.clone();
+    let accepting = tokio::spawn(async move {
+        while let Ok((_conn, _)) = server.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let dir = tempfile::TempDir::new().unwrap();
+    let fifo = WatchedFifo::new(dir.path().join("elsewhere.ts"));
+    let playlist = format!(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{}\n#EXTINF:10,\nhttp://127.0.0.1:{port}/seg.ts\n#EXT-X-ENDLIST\n",
+        fifo.path.display()
+    );
+    let mut prepared = Vec::new();
+    for (mime, name) in [("video/mp4", "IMG_0051.mp4"), ("audio/x-caf", "Audio Message.caf"), ("image/jpeg", "IMG_0052.jpeg")] {
+        let rec = record(Some(mime), None, name, playlist.len());
+        let file = stored(playlist.as_bytes());
+        prepared.push((mime, prepare(&file.path, &rec, &MediaConfig::default()).await));
+    }
+    // A request would have been accepted by now: the tools have exited.
+    tokio::task::yield_now().await;
+    assert_eq!(fifo.opened(), 0, "a file the playlist names was opened");
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 0, "the local HTTP server was asked");
+    accepting.abort();
+    // The attachment becomes a file (or, failing that, a notice: an error of `prepare`).
+    for (mime, result) in prepared {
+        match result {
+            Ok(m) => {
+                assert_eq!((m.msgtype, m.mime_type.as_str(), m.conversion), ("m.file", "application/octet-stream", "as is"), "{mime}");
+                assert!(m.thumbnail.is_none() && m.voice.is_none() && &m.bytes[..] == playlist.as_bytes());
+            }
+            Err(e) => assert!(matches!(e, MatrixError::Media { .. }), "{mime}: {e}"),
+        }
+    }
+}
+
+/// Tools that log each command line to `log` and then run the real program.
+fn logging_tools(dir: &Path, log: &Path) -> Tools {
+    let wrap = |tool: &str| {
+        let script = dir.join(tool);
+        std::fs::write(&script, format!("#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexec {tool} \"$@\"\n", log.display())).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        script.into_os_string()
+    };
+    Tools { ffmpeg: wrap("ffmpeg"), ffprobe: wrap("ffprobe"), heif_convert: "/nonexistent/heif-convert".into(), heif_info: "/nonexistent/heif-info".into() }
+}
+
+#[tokio::test]
+async fn every_media_tool_run_reads_one_file_as_the_format_of_its_bytes() {
+    require_tools();
+    let dir = tempfile::TempDir::new().unwrap();
+    let log = dir.path().join("commands.log");
+    let tools = logging_tools(dir.path(), &log);
+    // The sender's word is wrong or vague each time; the bytes decide the format.
+    let cases: [(&[u8], &str, &str, &str); 4] = [
+        (CAF, "application/octet-stream", "Audio Message.caf", "-f caf"),
+        (MOV, "video/mp4", "IMG_0053.mp4", "-f mov"),
+        (HEIC, "image/heic", "IMG_0054.heic", "-f mov"),
+        (JPEG, "video/quicktime", "IMG_0055.mov", ""),
+    ];
+    for (bytes, mime, name, format) in cases {
+        let _ = std::fs::remove_file(&log);
+        let file = stored(bytes);
+        let m = prepare_with(&file.path, &record(Some(mime), None, name, bytes.len()), &MediaConfig::default(), &tools).await.expect(name);
+        let lines = std::fs::read_to_string(&log).unwrap_or_default();
+        if format.is_empty() {
+            // A JPEG said to be a film is no film: no tool runs, it goes as a file.
+            assert_eq!((lines.as_str(), m.msgtype, m.mime_type.as_str()), ("", "m.file", "application/octet-stream"));
+            continue;
+        }
+        assert!(!lines.is_empty(), "{name}: no tool ran");
+        for line in lines.lines() {
+            let expected = format!("-protocol_whitelist file {format} -i {}", std::path::absolute(&file.path).unwrap().display());
+            assert!(line.contains(&expected), "{name}: {line}");
+        }
+    }
 }

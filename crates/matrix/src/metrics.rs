@@ -1,10 +1,11 @@
-//! Prometheus metrics of a running bridge, served as `GET /metrics` on the appservice listener
-//! when the config turns them on (`matrix.metrics: true`).
+//! Prometheus metrics of a running bridge, served as `GET /metrics` on an address of their own
+//! when the config names one (`matrix.metrics_listen`).
 //!
-//! Why on that listener: it is the one port a running bridge already holds, and an operator who
-//! scrapes it needs nothing more opened. `/metrics` is outside the `hs_token` check (Prometheus
-//! has no such token); it tells counts, never content, and the listener is on 127.0.0.1 unless
-//! the operator chose otherwise. The numbers come from where the data already flows: sync
+//! Why a listener of its own: the appservice port must answer the homeserver whatever else
+//! reaches it, and a scraper (no `hs_token`: Prometheus has none) has no business there; an
+//! operator can also bind metrics to another interface than the appservice. They tell counts,
+//! never content. The listener has the same header timeout and connection cap as the
+//! appservice's (`listener.rs`). The numbers come from where the data already flows: sync
 //! progress and its failed-request counter, delivery progress, the homeserver client's upload
 //! counter, the store after each round (pending, undecryptable) and the inbound task (owner
 //! messages refused).
@@ -81,9 +82,14 @@ impl Metrics {
         out
     }
 
-    /// `GET /metrics`, to merge into the appservice router.
+    /// `GET /metrics`.
     pub fn router(self: Arc<Self>) -> Router {
         Router::new().route("/metrics", get(move || async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], self.encode()).into_response() }))
+    }
+
+    /// Serves [`router`](Self::router) on `addr` in the background (see `listener.rs`).
+    pub async fn serve(self: Arc<Self>, addr: std::net::SocketAddr) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+        crate::listener::serve(self.router(), addr, crate::listener::ListenLimits::default()).await
     }
 }
 

@@ -31,13 +31,17 @@ pub(crate) fn wanted(is_video: bool, dims: Option<(u64, u64)>) -> bool {
     is_video || dims.is_some_and(|(w, h)| w > MAX_WIDTH || h > MAX_HEIGHT)
 }
 
-/// A JPEG of `input`'s first frame, scaled to fit 800×600 (never enlarged), written in `dir`.
-/// None when ffmpeg is not installed.
-pub(crate) async fn make(input: &Path, dir: &Path, tools: &Tools) -> Result<Option<Thumbnail>, String> {
+/// A JPEG of `input`'s first frame, scaled to fit 800×600 (never enlarged), written in `dir`;
+/// `demuxer` is the input format its bytes have (`crate::sniff`). None when ffmpeg is not
+/// installed.
+pub(crate) async fn make(input: &Path, demuxer: &str, dir: &Path, tools: &Tools) -> Result<Option<Thumbnail>, String> {
+    if demuxer.is_empty() {
+        return Err("the file is of no format ffmpeg is given".into());
+    }
     let out = dir.join("thumbnail.jpg");
     let scale = format!("scale=w='min({MAX_WIDTH},iw)':h='min({MAX_HEIGHT},ih)':force_original_aspect_ratio=decrease");
     let opts = ["-frames:v", "1", "-vf", &scale, "-f", "image2", "-c:v", "mjpeg", "-q:v", "4"];
-    match run(&tools.ffmpeg, &ffmpeg_args(input, &opts, &out), PROBE_CAP).await? {
+    match run(&tools.ffmpeg, &ffmpeg_args(input, demuxer, &opts, &out), PROBE_CAP).await? {
         Some(r) if r.status.success() => {
             let bytes = read_capped_file(&out, THUMBNAIL_CAP, "the thumbnail").await?;
             let size = imagesize::blob_size(&bytes).map_err(|e| format!("the thumbnail is not an image: {e}"))?;

@@ -270,7 +270,8 @@ async fn media_matches(
     };
     let Ok(bytes) = deliverer.hs.download(reader, url, deliverer.config.media.max_bytes as usize + 1).await else { return Ok(false) };
     let mime = c["info"]["mimetype"].as_str().unwrap_or("");
-    if record.mime_type.as_deref() == Some(mime) {
+    // Sent as it is (under the sender's MIME type, or as `application/octet-stream`).
+    if record.mime_type.as_deref() == Some(mime) || mime == "application/octet-stream" {
         let sha: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
         return Ok(file.sha256.as_deref() == Some(sha.as_str()));
     }
