@@ -9,6 +9,10 @@
 #   DEMO_DATABASE=postgres scripts/demo.sh      the store in a throwaway PostgreSQL server
 #                                               (demo-data/pg, on a free 127.0.0.1 port, stopped at exit)
 #   DEMO_DATABASE=postgres://user@host/db scripts/demo.sh   the store in that (empty) database
+#   DEMO_SOURCE=ios-backup scripts/demo.sh      the same account as an encrypted iPhone backup
+#                                               (packed by cloudkit-sim, password in a 0600 file)
+#   DEMO_SOURCE=chat-db scripts/demo.sh         the same account as a Mac's Messages folder
+#                                               (chat.db with Apple's DDL + Attachments/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -79,11 +83,32 @@ for _ in $(seq 1 600); do grep -q listening "$data/sim.url" 2>/dev/null && break
 sim_url="$(sed -n 's/^listening on //p' "$data/sim.url")"
 [ -n "$sim_url" ] || { echo "cloudkit-sim did not start; see $data/sim.log" >&2; exit 1; }
 
+# The source: CloudKit (the simulator) by default, or the same account written as a Mac's
+# Messages folder or packed into an encrypted iPhone backup by the simulator's own writers.
+source_args=(--cloudkit "$sim_url" --session "$data/session.json")
+case "${DEMO_SOURCE:-cloudkit}" in
+  cloudkit) ;;
+  chat-db)
+    log "writing the account as a Mac's Messages folder"
+    "$bin/cloudkit-sim" messages-folder --out "$data/Messages" "${sim_args[@]}" > /dev/null
+    source_args=(--source chat-db --source-path "$data/Messages/chat.db")
+    ;;
+  ios-backup)
+    log "writing the account as an encrypted iPhone backup"
+    "$bin/cloudkit-sim" messages-folder --out "$data/Messages" "${sim_args[@]}" > /dev/null
+    (umask 077 && printf 'demo backup password\n' > "$data/backup-password")
+    "$bin/cloudkit-sim" ios-backup --from-dir "$data/Messages" --out "$data/backup" --password-file "$data/backup-password" > /dev/null
+    rm -rf "$data/Messages"
+    source_args=(--source ios-backup --source-path "$data/backup" --backup-password-file "$data/backup-password")
+    ;;
+  *) echo "DEMO_SOURCE must be cloudkit, chat-db or ios-backup (got $DEMO_SOURCE)" >&2; exit 2 ;;
+esac
+
 hs_port="$(free_port)"; as_port="$(free_port)"
 hs_url="http://127.0.0.1:$hs_port"
 log "writing bridge config (homeserver $hs_url, appservice 127.0.0.1:$as_port)"
 "$bin/imessage-bridge" init --homeserver "$hs_url" --domain localhost --owner @admin:localhost \
-  --cloudkit "$sim_url" --session "$data/session.json" --database "$database" \
+  "${source_args[@]}" --database "$database" \
   --out "$data" --listen "127.0.0.1:$as_port" --force
 
 log "starting Synapse"
@@ -93,7 +118,7 @@ wait_for "$hs_url/_matrix/client/versions" Synapse
 password="demo-$(date +%s | tail -c 5)"
 "$root/.venv/bin/register_new_matrix_user" -c "$data/synapse/homeserver.yaml" -u admin -p "$password" -a "$hs_url" >/dev/null
 
-log "syncing from CloudKit and delivering into Matrix"
+log "syncing from ${DEMO_SOURCE:-CloudKit} and delivering into Matrix"
 "$bin/imessage-bridge" -c "$data/config.yaml" run --once
 log "sync status"
 "$bin/imessage-bridge" -c "$data/config.yaml" status
