@@ -309,6 +309,7 @@ impl RawRoom<'_> {
                             .upload(store, media, sender, transfer_guid)
                             .await?
                             .unwrap_or_else(|| json!({ "msgtype": "m.notice", "body": "📎 attachment is not available" })),
+                        PartContent::Notice { body } => json!({ "msgtype": "m.notice", "body": body }),
                     };
                     if let (0, Some(target)) = (i, &reply) {
                         content["m.relates_to"] = json!({ "m.in_reply_to": { "event_id": target } });
