@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Python packages the tests use as outside oracles into the project's venv (.venv,
 # or $IMB_VENV) if they are not there yet: iphone_backup_decrypt (PyPI, MIT) decrypts the
-# encrypted iPhone backups that cloudkit-sim packs (crates/ios-backup/tests/oracle.rs).
+# encrypted iPhone backups that cloudkit-sim packs (crates/ios-backup/tests/oracle.rs);
+# cryptography (PyPI, Apache-2.0/BSD, OpenSSL-backed) verifies the ECDSA signature of the
+# simulator's PCS service identity (crates/cloudkit-sim/tests/pcs_identity.rs).
 # Idempotent; prints the venv's python path on stdout.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -12,5 +14,9 @@ fi
 if ! "$venv/bin/python" -c 'import iphone_backup_decrypt' 2>/dev/null; then
   echo "installing iphone_backup_decrypt into $venv (first run only)…" >&2
   "$venv/bin/pip" install --quiet "iphone_backup_decrypt>=0.9,<1" >&2
+fi
+if ! "$venv/bin/python" -c 'import cryptography' 2>/dev/null; then
+  echo "installing cryptography into $venv (first run only)…" >&2
+  "$venv/bin/pip" install --quiet "cryptography>=42" >&2
 fi
 echo "$venv/bin/python"

@@ -127,6 +127,8 @@ impl ZoneKeys {
 
 /// The whole account's keys.
 pub struct KeyMaterial {
+    /// The account's MasterKey: it signs the service identity and never leaves the simulator.
+    pub master: SimEcKey,
     pub service: SimEcKey,
     pub zones: Vec<ZoneKeys>,
 }
@@ -135,6 +137,7 @@ impl KeyMaterial {
     /// `rolled` names the zones whose record keys were rolled once.
     pub fn new(seed: u64, zones: &[&'static str], rolled: &[&str]) -> Self {
         KeyMaterial {
+            master: SimEcKey::generate(&mut rng(seed, "master key")),
             service: SimEcKey::generate(&mut rng(seed, "service identity")),
             zones: zones.iter().map(|&z| ZoneKeys::new(seed, z, rolled.contains(&z))).collect(),
         }

@@ -138,6 +138,7 @@ impl Sim {
             format!("_{}", &hex(&digest(seed, "user"))[..32]),
             hex(&digest(seed, "token")),
             &keys.service,
+            &keys.master,
             OWN_HANDLES.iter().map(|s| s.to_string()).collect(),
             uuid_of(&digest(seed, "device")),
         );
@@ -195,6 +196,12 @@ impl Sim {
             MESSAGE_ZONE => fixtures.messages.get(p as usize).map(|m| encode::message(zone, owner, &Keying::Zone(key), &m.record, &m.blobs)),
             _ => None,
         }
+    }
+
+    /// The compact x of the MasterKey that signs the session's service identity (which the
+    /// session does not carry, as a real account's session does not).
+    pub fn master_key_x(&self) -> [u8; 32] {
+        self.keys.master.public_x()
     }
 
     /// The session file for a bridge talking to this simulator at `base_url` (which also plays

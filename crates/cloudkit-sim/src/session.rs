@@ -29,7 +29,7 @@ pub struct SimSession {
     pub dsid: String,
     pub cloudkit_user_id: String,
     pub tokens: SimTokens,
-    /// Base64 of the service identity's keychain DER.
+    /// Base64 of the service identity's keychain DER (its public part signed by the MasterKey).
     pub service_identity: String,
     pub handles: Vec<String>,
     pub device_id: String,
@@ -40,12 +40,13 @@ pub struct SimSession {
 }
 
 impl SimSession {
-    pub fn new(dsid: String, cloudkit_user_id: String, token: String, service: &SimEcKey, handles: Vec<String>, device_id: String) -> Self {
+    /// `master` signs the service identity, as the account's MasterKey does; it is not written.
+    pub fn new(dsid: String, cloudkit_user_id: String, token: String, service: &SimEcKey, master: &SimEcKey, handles: Vec<String>, device_id: String) -> Self {
         SimSession {
             dsid,
             cloudkit_user_id,
             tokens: SimTokens { cloudkit: token },
-            service_identity: B64.encode(service.keychain_der()),
+            service_identity: B64.encode(service.keychain_der(master)),
             handles,
             device_id,
             anisette: None,

@@ -426,13 +426,15 @@ fn keychain_der_carries_the_vectors_key() {
         );
         let (their_key, their_public) =
             parse_keychain(&hex_of(&service["pcs_private_key_der"])).expect("vector keychain DER");
-        let (our_key, our_public) = parse_keychain(&ours.keychain_der()).expect("our keychain DER");
+        let master = ec_key(&chain["master_key"]["private_scalar"]);
+        let (our_key, our_public) =
+            parse_keychain(&ours.keychain_der(&master)).expect("our keychain DER");
         assert_eq!(our_key, their_key, "x || d");
         let (service_no, unk1, x) = their_public.expect("vector has a public part");
         assert_eq!(
             our_public,
             Some((service_no, unk1, x)),
-            "minimal public part"
+            "service, unk1 and x of the public part"
         );
     }
 }

@@ -194,19 +194,54 @@ sequence!(Identities, s => [
     s.identities.as_ref().map(|v| explicit(TagNumber::N2, v)),
 ]);
 
-/// `PCSPublicKey`'s SEQUENCE (minimal: no attributes, no signature); written inside
-/// `[APPLICATION 1] EXPLICIT`.
-pub(crate) struct PublicKeyV1 {
+/// `PCSPublicKey`'s SEQUENCE `{ pcsservice, unk1, pub_key, [0] attributes OPTIONAL, [1] signature
+/// OPTIONAL }`; written inside `[APPLICATION 1] EXPLICIT`. Without `signature`, its DER is what
+/// the signature is over.
+pub(crate) struct PublicKey {
     pub service: u32,
     pub unk1: u32,
     pub pub_key: [u8; 32],
+    pub attributes: Option<Vec<Attribute>>,
+    pub signature: Option<Signature>,
 }
-sequence!(PublicKeyV1, s => [s.service, s.unk1, octets(&s.pub_key)?]);
+sequence!(PublicKey, s => [
+    s.service,
+    s.unk1,
+    octets(&s.pub_key)?,
+    s.attributes.as_ref().map(|v| explicit(TagNumber::N0, v)),
+    s.signature.as_ref().map(|v| explicit(TagNumber::N1, v)),
+]);
+
+/// DER of a whole `PCSPublicKey`.
+pub(crate) fn public_key_der(key: &PublicKey) -> der::Result<Vec<u8>> {
+    Application {
+        number: TagNumber::N1,
+        inner: key,
+    }
+    .to_der()
+}
+
+/// Service-key attribute 3: `SEQUENCE { INTEGER flags }`.
+pub(crate) struct ManateeFlags {
+    pub flags: u32,
+}
+sequence!(ManateeFlags, s => [s.flags]);
+
+/// Service-key attribute 1: `SEQUENCE { [0] EXPLICIT UTF8String '<os>;<build>', [1] EXPLICIT
+/// GeneralizedTime }`.
+pub(crate) struct BuildAndTime<'a> {
+    pub build: &'a str,
+    pub time: der::asn1::GeneralizedTime,
+}
+sequence!(BuildAndTime<'_>, s => [
+    explicit(TagNumber::N0, &Utf8StringRef::new(s.build)?),
+    explicit(TagNumber::N1, &s.time),
+]);
 
 /// `PCSPrivateKey` V1: `SEQUENCE { key OCTET STRING (x || d), public PCSPublicKey OPTIONAL }`.
 pub(crate) struct PrivateKeyV1 {
     pub key: Vec<u8>,
-    pub public: Option<PublicKeyV1>,
+    pub public: Option<PublicKey>,
 }
 sequence!(PrivateKeyV1, s => [
     octets(&s.key)?,

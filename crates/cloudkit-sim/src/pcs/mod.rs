@@ -11,15 +11,18 @@
 //! - [`ec`]: compact P-256 keys ([`SimEcKey`]) and the ECDH + AES-KW key wrap.
 //! - [`protection`]: building a `PCSShareProtection` ([`ProtectionSpec`], [`zone_protection`],
 //!   [`record_protection`]).
+//! - [`identity`]: the Messages3 service identity's keychain form, signed by a MasterKey.
 //! - `asn1`: the DER structures, encode side only.
 
 mod asn1;
 pub mod ec;
 pub mod field;
+pub mod identity;
 pub mod protection;
 
 pub use ec::SimEcKey;
 pub use field::{kdf, key_id, RecordKey};
+pub use identity::{service_keychain_der, service_public_identity_der};
 pub use protection::{
     protection_info_tag, record_protection, zone_protection, Previous, Protection, ProtectionSpec,
 };

@@ -437,6 +437,10 @@ impl<'a> Decode<'a> for PrivateKeyDer<'a> {
 #[derive(Debug)]
 pub(crate) struct PublicKeyDer<'a> {
     pub pub_key: &'a [u8],
+    /// The TLVs of the fields before `[1]` (pcsservice, unk1, pub_key, `[0]` if present), as
+    /// read: re-wrapped in their SEQUENCE and `[APPLICATION 1]`, they are the signed bytes.
+    pub unsigned_fields: Vec<&'a [u8]>,
+    pub signature: Option<Signature<'a>>,
 }
 
 impl<'a> PublicKeyDer<'a> {
@@ -446,19 +450,49 @@ impl<'a> PublicKeyDer<'a> {
         header.tag.assert_eq(APPLICATION_1)?;
         let public = r.read_nested(header.length, |outer| {
             outer.sequence(|r| {
-                let _service: i64 = r.decode()?;
-                let _unk1: u64 = r.decode()?;
-                let pub_key = octets(r)?;
-                if let Some(attrs) = explicit(r, TagNumber::N0)? {
+                let service = r.tlv_bytes()?;
+                let _service = i64::from_der(service)?;
+                let unk1 = r.tlv_bytes()?;
+                let _unk1 = u64::from_der(unk1)?;
+                let key = r.tlv_bytes()?;
+                let pub_key = OctetStringRef::from_der(key)?.as_bytes();
+                let mut unsigned_fields = vec![service, unk1, key];
+                let attributes_tag = Tag::ContextSpecific {
+                    constructed: true,
+                    number: TagNumber::N0,
+                };
+                if r.peek_tag().ok() == Some(attributes_tag) {
+                    let raw = r.tlv_bytes()?;
+                    let mut inner = SliceReader::new(raw)?;
+                    let attrs = required_explicit(&mut inner, TagNumber::N0)?;
+                    inner.finish(())?;
                     sequence_of::<Attribute>(attrs)?;
+                    unsigned_fields.push(raw);
                 }
-                explicit(r, TagNumber::N1)?
+                let signature = explicit(r, TagNumber::N1)?
                     .map(Signature::from_der)
                     .transpose()?;
-                Ok(PublicKeyDer { pub_key })
+                Ok(PublicKeyDer {
+                    pub_key,
+                    unsigned_fields,
+                    signature,
+                })
             })
         })?;
         r.finish(public)
+    }
+
+    /// DER of this `PCSPublicKey` without its `[1]` signature: what the signature is over.
+    pub fn signed_bytes(&self) -> der::Result<Vec<u8>> {
+        use der::Encode;
+        let body: Vec<u8> = self.unsigned_fields.concat();
+        let sequence = Header::new(Tag::Sequence, der::Length::try_from(body.len())?)?;
+        let mut sequence_der = sequence.to_der()?;
+        sequence_der.extend_from_slice(&body);
+        let outer = Header::new(APPLICATION_1, der::Length::try_from(sequence_der.len())?)?;
+        let mut out = outer.to_der()?;
+        out.extend_from_slice(&sequence_der);
+        Ok(out)
     }
 }
 

@@ -25,7 +25,7 @@ const HALF_P: [u8; 32] = [
     0x00, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 ];
 
-const SERVICE_IDENTITY: &str = "service identity";
+pub(crate) const SERVICE_IDENTITY: &str = "service identity";
 
 /// A P-256 public key with its x coordinate (the compact name PCS uses).
 #[derive(Clone, PartialEq, Eq)]
@@ -117,15 +117,6 @@ impl std::fmt::Debug for EcKey {
 }
 
 impl EcKey {
-    /// The keychain `v_Data` of a PCS identity: DER `PCSPrivateKey` V1 `{ key (x‖d), public
-    /// PCSPublicKey OPTIONAL }`. `x` (and the embedded public key, when present) must be `d·G`.
-    pub fn from_keychain_der(der: &[u8]) -> Result<EcKey> {
-        Self::parse_keychain_der(der).map_err(|failure| Error::Protection {
-            layer: SERVICE_IDENTITY,
-            failure,
-        })
-    }
-
     /// 64 bytes `x ‖ d`; `x` must be `d·G`.
     pub fn from_compact_private(bytes: &[u8]) -> Result<EcKey> {
         Self::parse_compact_private(bytes).map_err(|failure| Error::Protection {
@@ -134,6 +125,8 @@ impl EcKey {
         })
     }
 
+    /// The key of a keychain `v_Data` without the signature check (unit tests of the opener).
+    #[cfg(test)]
     pub(crate) fn parse_keychain_der(der: &[u8]) -> Result<EcKey, ProtectionFailure> {
         use der::Decode;
         let decoded = PrivateKeyDer::from_der(der)

@@ -17,6 +17,9 @@
 //! [`KeyRing::for_record_protection`] walk that chain; everything below the ring (key ids,
 //! field cipher, AAD) is the hot path and does not change with it.
 //!
+//! The service identity's own signature (by the account's MasterKey) is checked by
+//! [`identity`] when it is loaded.
+//!
 //! Why the split into files: the field cipher here is small and hot; the DER shapes
 //! ([`asn1`]), the curve conventions ([`ec`]) and the checks of a protection ([`protection`])
 //! are each a separate concern that the known-answer vectors in `shared/fixtures/` test layer
@@ -24,9 +27,11 @@
 
 mod asn1;
 pub mod ec;
+pub mod identity;
 pub mod protection;
 
 pub use ec::{EcKey, EcPublicKey};
+pub use identity::{check_keychain_identity, identity_keyid, IdentitySignature};
 pub use protection::{
     open_protection, open_protection_signed_by, OpenedProtection, ProtectionFailure,
     SignatureFailure,

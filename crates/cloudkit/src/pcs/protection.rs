@@ -75,6 +75,13 @@ pub enum ProtectionFailure {
     /// The encrypted identities (`meta`) do not decrypt or do not parse.
     #[error("meta: {0}")]
     Meta(String),
+    /// A keychain identity without a signed public part (`PCSPublicKey` with `[1]`): Apple's
+    /// items carry one and rustpush refuses (panics on) an identity that lacks it.
+    #[error("identity is unsigned: its PCSPublicKey has no [1] signature")]
+    IdentityUnsigned,
+    /// The identity's signature names a known signer (itself or a given key) and fails.
+    #[error("identity signature {reason}")]
+    IdentitySignature { reason: SignatureFailure },
 }
 
 /// Why one signature of a protection failed.
