@@ -98,7 +98,8 @@ mod tests {
     /// A stop during an hour's Retry-After (or an hour's backoff) ends the wait at once.
     #[tokio::test]
     async fn a_stop_ends_a_long_wait_at_once() {
-        let cases: [(&str, fn() -> cloudkit::Error); 2] = [
+        type Case = (&'static str, fn() -> cloudkit::Error);
+        let cases: [Case; 2] = [
             ("an hour's Retry-After", || cloudkit::Error::Throttled { retry_after: Some(Duration::from_secs(3600)) }),
             ("an hour's backoff", || cloudkit::Error::Frame("flaky".into())),
         ];
