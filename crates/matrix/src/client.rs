@@ -71,12 +71,25 @@ fn enc(s: &str) -> String {
 }
 
 const MAX_ATTEMPTS: u32 = 8;
+/// Tries of one upload within a delivery: few, because a file goes whole each time, and a
+/// delivery that fails for now is retried by its room's backoff anyway.
+const UPLOAD_ATTEMPTS: u32 = 3;
+/// The time limit of one API request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// The slowest upload rate an upload's time limit allows for (bytes per second).
+const UPLOAD_MIN_RATE: u64 = 1_000_000;
+
+/// The time limit of an upload of `len` bytes: an API request's, plus the time the bytes take at
+/// [`UPLOAD_MIN_RATE`] (a 2 GB video gets 35 minutes, not two).
+pub(crate) fn upload_timeout(len: u64) -> Duration {
+    REQUEST_TIMEOUT.saturating_add(Duration::from_secs(len.div_ceil(UPLOAD_MIN_RATE)))
+}
 
 impl HomeserverClient {
     pub fn new(base: &str, as_token: &str) -> Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
+            .timeout(REQUEST_TIMEOUT)
             .pool_max_idle_per_host(32)
             .build()
             .map_err(|e| MatrixError::Transport { url: base.to_string(), source: e })?;
@@ -378,14 +391,7 @@ impl HomeserverClient {
         loop {
             attempt += 1;
             let (body_of_request, len) = body.open().await?;
-            let req = self
-                .http
-                .post(&url)
-                .bearer_auth(&self.as_token)
-                .query(&[("user_id", user), ("filename", filename)])
-                .header(reqwest::header::CONTENT_TYPE, content_type)
-                .header(reqwest::header::CONTENT_LENGTH, len)
-                .body(body_of_request);
+            let req = self.upload_request(&url, user, content_type, filename, len).body(body_of_request);
             match self.execute::<Value>(req, &url, "upload").await {
                 Ok(v) => {
                     self.uploaded.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
@@ -394,10 +400,21 @@ impl HomeserverClient {
                         .map(str::to_string)
                         .ok_or_else(|| MatrixError::BadResponse { what: "upload".into(), detail: format!("no content_uri in {v}") })
                 }
-                Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => tokio::time::sleep(Duration::from_millis(100 * (1 << attempt.min(6)))).await,
+                Err(e) if e.is_transient() && attempt < UPLOAD_ATTEMPTS => tokio::time::sleep(Duration::from_millis(100 * (1 << attempt.min(6)))).await,
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// An upload's request without its body; its time limit grows with its size.
+    pub(crate) fn upload_request(&self, url: &str, user: &str, content_type: &str, filename: &str, len: u64) -> reqwest::RequestBuilder {
+        self.http
+            .post(url)
+            .timeout(upload_timeout(len))
+            .bearer_auth(&self.as_token)
+            .query(&[("user_id", user), ("filename", filename)])
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_LENGTH, len)
     }
 
     /// The media repository's largest upload (`m.upload.size`), None when it names none.

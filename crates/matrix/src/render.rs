@@ -131,6 +131,15 @@ pub fn associated_target(associated: &str) -> (i64, &str) {
     (0, associated.strip_prefix("bp:").unwrap_or(associated))
 }
 
+/// Schemes a link part may keep as an `href`. The URL is the sender's: `javascript:`, `data:`,
+/// `file:`, `intent:` and the like would run or open something in a Matrix client, so any other
+/// scheme (or none a browser would read the same way, e.g. with leading blanks) stays plain text.
+const LINK_SCHEMES: [&str; 4] = ["http", "https", "mailto", "tel"];
+
+fn linkable(url: &str) -> bool {
+    url.split_once(':').is_some_and(|(scheme, _)| LINK_SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(scheme)))
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
@@ -180,7 +189,7 @@ pub fn plan(m: &MessageRecord, mention: &dyn Fn(&str) -> String) -> Plan {
                 let number = part.unwrap_or(0);
                 let run = match (who, link) {
                     (Some(handle), _) => (text.clone(), format!("<a href=\"https://matrix.to/#/{}\">{}</a>", escape(&mention(handle)), escape(text)), true),
-                    (None, Some(url)) => (text.clone(), format!("<a href=\"{}\">{}</a>", escape(url), escape(text)), true),
+                    (None, Some(url)) if linkable(url) => (text.clone(), format!("<a href=\"{}\">{}</a>", escape(url), escape(text)), true),
                     _ => (text.clone(), escape(text), false),
                 };
                 match groups.last_mut() {

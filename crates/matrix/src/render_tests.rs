@@ -175,3 +175,20 @@ fn a_long_text_is_planned_as_marked_pieces() {
     assert!(parts.len() >= 3);
     assert!(parts.iter().enumerate().all(|(i, p)| p.part == 0 && p.chunk == Some((i + 1, parts.len()))));
 }
+
+#[test]
+fn links_keep_an_href_only_for_http_https_mailto_and_tel() {
+    let link = |url: &str| {
+        let mut m = msg("see x");
+        m.content.parts = vec![text(0, "see "), ContentPart::Text { part: Some(0), text: "x".into(), mention: None, link: Some(url.into()) }];
+        let PartContent::Text { html, .. } = &parts_of(plan(&m, &no_mention))[0].content else { panic!() };
+        html.clone()
+    };
+    for url in ["https://example.org/a?b=1&c=2", "http://example.org/", "mailto:a@example.org", "tel:+15550001", "HTTPS://EXAMPLE.ORG/"] {
+        let html = link(url).unwrap_or_else(|| panic!("{url}: no html"));
+        assert!(html.contains("<a href=\""), "{url}: {html}");
+    }
+    for url in ["javascript:alert(1)", "JavaScript:alert(1)", " javascript:alert(1)", "data:text/html,<b>x</b>", "file:///etc/passwd", "vbscript:x", "example.org"] {
+        assert_eq!(link(url), None, "{url} must stay plain text");
+    }
+}

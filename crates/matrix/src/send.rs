@@ -134,6 +134,8 @@ impl Deliverer {
                         let found = self.store.attachment_by_transfer_guid(&transfer_guid).await?;
                         match self.upload_attachment(sender, found.as_ref()).await {
                             Ok(Some(content)) => content["url"].as_str().unwrap_or("🖼️").to_string(),
+                            // Failed for now: the room backs off and tries again.
+                            Err(e) if e.is_transient() => return Err(e),
                             _ => "🖼️".to_string(),
                         }
                     }
@@ -278,6 +280,7 @@ impl Deliverer {
                 (name, Some(a.total_bytes), why)
             }
         };
+        let mut why = why;
         if why.is_empty() {
             match self.upload_attachment(sender, found.as_ref()).await {
                 Ok(Some(content)) => {
@@ -285,7 +288,18 @@ impl Deliverer {
                     return Ok(content);
                 }
                 Ok(None) => {}
-                Err(e) => tracing::warn!(transfer_guid, "attachment not uploaded: {e}"),
+                // Failed for now (transport, 5xx, 429): a notice would lose the file for good, so
+                // the message fails and its room backs off and tries again later.
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(transfer_guid, "attachment upload failed for now; the room retries later: {e}");
+                    return Err(e);
+                }
+                Err(e) => {
+                    tracing::warn!(transfer_guid, "attachment not uploaded: {e}");
+                    if let crate::MatrixError::Api { status, errcode, .. } = &e {
+                        why = format!("the homeserver refused it ({status} {errcode})");
+                    }
+                }
             }
         }
         report.attachment_notices += 1;
@@ -294,3 +308,7 @@ impl Deliverer {
         Ok(json!({ "msgtype": "m.notice", "body": format!("📎 {name}{size} is not available: {why}") }))
     }
 }
+
+#[cfg(test)]
+#[path = "send_tests.rs"]
+mod tests;

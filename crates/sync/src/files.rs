@@ -15,6 +15,11 @@
 //! Outcomes are counted, never fatal: over the size cap → `too_large`; the server refuses →
 //! `refused`; anything else → `failed`, retried in this pass (resuming) and again in later ones
 //! until [`FileOptions::max_attempts`].
+//!
+//! Part files hold decrypted attachments, so none is kept longer than it can help: a download
+//! that ends for good (refused, too large, a failure not worth retrying) deletes its part, and
+//! each pass starts by sweeping parts untouched for a day ([`STALE_PART`]), or every part when no
+//! file is left to fetch (nothing would resume them).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -63,6 +68,9 @@ impl FileOptions {
     }
 }
 
+/// A part file not written to for this long belongs to no running download.
+pub const STALE_PART: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// What one pass did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct FilesReport {
@@ -78,6 +86,7 @@ pub struct FilesReport {
 pub async fn fetch_files(client: &Client, store: &dyn Store, opts: &FileOptions) -> Result<FilesReport, SyncError> {
     let mut report = FilesReport::default();
     let first = store.files_to_fetch("", opts.max_attempts, 1).await?;
+    sweep_parts(&opts.dir.join("tmp"), if first.is_empty() { Duration::ZERO } else { STALE_PART }).await;
     if first.is_empty() {
         return Ok(report);
     }
@@ -152,16 +161,67 @@ type Fetched = cloudkit::Result<Option<cloudkit::client::RecordWithAssets>>;
 async fn fetch_one(client: &Client, ring: &KeyRing, opts: &FileOptions, a: &AttachmentRecord, mut first: Option<Fetched>) -> FileOutcome {
     let mut last = String::new();
     for attempt in 0..opts.tries.max(1) {
-        if attempt > 0 {
-            tokio::time::sleep(opts.backoff.saturating_mul(1 << attempt.min(8))).await;
+        if attempt > 0 && !opts.stop.sleep(opts.backoff.saturating_mul(1 << attempt.min(8))).await {
+            break;
         }
         match try_fetch(client, ring, opts, a, first.take()).await {
-            Ok(outcome) => return outcome,
-            Err(Attempt::Final(outcome)) => return outcome,
+            Ok(outcome) | Err(Attempt::Final(outcome)) => return ended(&part_path(opts, &a.record_name), outcome).await,
             Err(Attempt::Retry(e)) => last = e,
         }
     }
+    // Worth another pass: the part stays for it to resume (or for the sweep).
     FileOutcome::Failed { error: last }
+}
+
+/// Where the download of `record_name` collects its bytes.
+fn part_path(opts: &FileOptions, record_name: &str) -> PathBuf {
+    opts.dir.join("tmp").join(format!("{}.part", sanitize(record_name)))
+}
+
+/// A download's final outcome: unless stored (its part was moved), its part is deleted, since
+/// no later pass resumes it.
+async fn ended(part: &Path, outcome: FileOutcome) -> FileOutcome {
+    if !matches!(outcome, FileOutcome::Stored { .. }) {
+        match tokio::fs::remove_file(part).await {
+            Ok(()) => tracing::debug!(part = %part.display(), "removed the part file of a download that ended"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(part = %part.display(), "cannot remove a part file: {e}"),
+        }
+    }
+    outcome
+}
+
+/// Removes `*.part` files in `tmp` last written more than `older_than` ago; how many. A missing
+/// folder has none; a file that cannot be looked at or removed is logged and left.
+pub(crate) async fn sweep_parts(tmp: &Path, older_than: Duration) -> usize {
+    let mut entries = match tokio::fs::read_dir(tmp).await {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return 0,
+        Err(e) => {
+            tracing::warn!(dir = %tmp.display(), "cannot look for stale part files: {e}");
+            return 0;
+        }
+    };
+    let mut removed = 0;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "part") {
+            continue;
+        }
+        let age = entry.metadata().await.and_then(|m| m.modified()).map(|t| t.elapsed().unwrap_or_default());
+        match age {
+            Ok(age) if age >= older_than => match tokio::fs::remove_file(&path).await {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(part = %path.display(), "cannot remove a stale part file: {e}"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!(part = %path.display(), "cannot read a part file's age: {e}"),
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, dir = %tmp.display(), "removed part files of downloads that will not resume");
+    }
+    removed
 }
 
 enum Attempt {
@@ -201,7 +261,7 @@ async fn try_fetch(client: &Client, ring: &KeyRing, opts: &FileOptions, a: &Atta
         size,
     };
     let limits = DownloadLimits { max_file_bytes: opts.max_bytes, max_ford_bytes: 1 << 20 };
-    let part = opts.dir.join("tmp").join(format!("{}.part", sanitize(&a.record_name)));
+    let part = part_path(opts, &a.record_name);
     let have = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
     // Resume from the last whole chunk on disk: cut the partial file there, append the rest.
     let cut = chunk_boundary(&authorization, &keys.signature, have);
@@ -311,3 +371,7 @@ pub(crate) async fn prepare_dir(opts: &FileOptions) -> Result<(), SyncError> {
 fn io_error(path: &Path, e: std::io::Error) -> SyncError {
     SyncError::Files(format!("{}: {e}", path.display()))
 }
+
+#[cfg(test)]
+#[path = "files_tests.rs"]
+mod tests;

@@ -23,9 +23,11 @@ use std::time::Duration;
 pub mod files;
 pub mod local;
 mod priority;
+mod retry;
 mod stop;
 mod status;
 use priority::{background_priority, background_priority_for_store_threads};
+use retry::{with_retries, Stop};
 pub use files::{fetch_files, FileOptions, FilesReport};
 pub use local::{copy_local_files, sync_chat_db, FolderFiles, LocalFiles};
 pub use stop::StopSignal;
@@ -74,9 +76,6 @@ pub struct SyncOptions {
     /// Counts every failed CloudKit request, retried or not (the bridge's metrics read it).
     pub failed_requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
-
-/// The longest Retry-After the sync waits for.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 impl Default for SyncOptions {
     fn default() -> Self {
@@ -408,60 +407,6 @@ fn failed_record(zone: &str, change: &cloudkit::proto::RecordChange, e: &cloudki
     FailedRecord { zone: zone.to_string(), record_name, reason: e.to_string(), pending }
 }
 
-/// Why fetching stopped before a page arrived.
-struct Stop {
-    reason: StopReason,
-    error: cloudkit::Error,
-}
-
-fn backoff(opts: &SyncOptions, attempt: u32) -> Duration {
-    opts.backoff_base.saturating_mul(1u32 << attempt.min(16)).min(opts.backoff_max)
-}
-
-/// Calls `op` until it succeeds, the error is not retryable, or a budget is spent.
-async fn with_retries<T, F, Fut>(opts: &SyncOptions, what: &str, mut op: F) -> Result<T, Stop>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = cloudkit::Result<T>>,
-{
-    let (mut failures, mut throttles) = (0u32, 0u32);
-    loop {
-        let error = match op().await {
-            Ok(v) => return Ok(v),
-            Err(e) => e,
-        };
-        opts.failed_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let reason = match &error {
-            cloudkit::Error::ZoneNotFound { .. } => StopReason::ZoneNotFound,
-            cloudkit::Error::FullResetNeeded => StopReason::ResetNeeded,
-            cloudkit::Error::Throttled { .. } if throttles < opts.throttle_budget => {
-                throttles += 1;
-                // The server's Retry-After is honoured as asked (up to an hour: a longer one is
-                // a broken header, not a plan); our own backoff keeps to backoff_max.
-                let wait = match error.retry_after() {
-                    Some(asked) => asked.min(MAX_RETRY_AFTER),
-                    None => backoff(opts, throttles).min(opts.backoff_max),
-                };
-                if wait > opts.backoff_max {
-                    tracing::info!(what, secs = wait.as_secs(), "CloudKit asked to wait before the next request");
-                }
-                tracing::debug!(what, ?wait, "throttled");
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-            e if e.is_retryable() && failures + 1 < opts.error_budget => {
-                failures += 1;
-                tracing::debug!(what, failures, "retrying after error: {e}");
-                tokio::time::sleep(backoff(opts, failures)).await;
-                continue;
-            }
-            _ => StopReason::ErrorBudget,
-        };
-        tracing::warn!(what, reason = reason.as_str(), "giving up: {error}");
-        return Err(Stop { reason, error });
-    }
-}
-
 impl ZoneSync<'_> {
     async fn fetch_keys(&self) -> Result<KeyRing, Stop> {
         let opts = SyncOptions { error_budget: self.opts.key_retries + 1, ..self.opts.clone() };
@@ -469,6 +414,9 @@ impl ZoneSync<'_> {
     }
 
     async fn stop(&self, mut report: ZoneReport, stop: Stop) -> Result<ZoneReport, SyncError> {
+        if stop.reason == StopReason::Interrupted {
+            return self.interrupted(report).await;
+        }
         self.store.set_stop(self.zone, stop.reason, Some(&stop.error.to_string())).await?;
         report.stop_reason = stop.reason;
         report.error = Some(stop.error.to_string());
@@ -562,8 +510,8 @@ impl ZoneSync<'_> {
             if remaining.is_empty() {
                 break;
             }
-            if round > 0 {
-                tokio::time::sleep(self.opts.backoff_base).await;
+            if round > 0 && !self.opts.stop.sleep(self.opts.backoff_base).await {
+                return Ok(recovered_total);
             }
             match self.fetch_keys().await {
                 Ok(fresh) => ring.extend_from(&fresh),

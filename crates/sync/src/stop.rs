@@ -29,4 +29,15 @@ impl StopSignal {
         }
         std::future::pending::<()>().await
     }
+
+    /// Waits `duration`, or less if a stop is asked for first (or was already): true if the
+    /// whole wait passed, false if it was cut short. Every wait of a sync goes through here, so
+    /// no retry or backoff outlasts a stop.
+    pub async fn sleep(&self, duration: std::time::Duration) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.stopped() => false,
+            _ = tokio::time::sleep(duration) => true,
+        }
+    }
 }

@@ -9,8 +9,13 @@
 //!
 //! As root (CI), `initdb` refuses to run, so everything runs as the `postgres` OS user via
 //! `runuser`, in a directory chowned to it.
+//!
+//! The server runs with `ssl=on` and a certificate for `127.0.0.1` signed by a throwaway CA made
+//! with the `openssl` CLI (an independent implementation, so the TLS tests check sqlx/rustls
+//! against something they did not make). A second, unrelated CA is made too, for the negative
+//! case. Plain `postgres://` URIs still work: their default `sslmode=prefer` negotiates TLS.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -23,7 +28,18 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct PgServer {
     pub port: u16,
+    /// The throwaway CA that signed the server's certificate, and one that did not.
+    #[allow(dead_code)]
+    pub tls: TlsFiles,
     child: Option<Child>,
+}
+
+/// PEM files of the test server's PKI (read only by some test binaries).
+#[allow(dead_code)]
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub wrong_ca: PathBuf,
 }
 
 impl Drop for PgServer {
@@ -76,6 +92,7 @@ fn free_port() -> u16 {
 
 const WATCHDOG: &str = r#"
 "$1/postgres" -D "$2/data" -p "$3" -c listen_addresses=127.0.0.1 -c unix_socket_directories= \
+    -c ssl=on -c ssl_cert_file="$2/tls/server.crt" -c ssl_key_file="$2/tls/server.key" \
     -c fsync=off -c synchronous_commit=off -c full_page_writes=off >"$2/server.log" 2>&1 &
 pid=$!
 read _eof
@@ -103,6 +120,13 @@ async fn start() -> Result<PgServer, String> {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
+    let tls = match make_tls(&dir.join("tls")) {
+        Ok(tls) => tls,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
     let port = free_port();
     let child = command(Path::new("/bin/sh"))
         .args(["-c", WATCHDOG, "sh"])
@@ -112,7 +136,7 @@ async fn start() -> Result<PgServer, String> {
         .stdin(Stdio::piped())
         .spawn()
         .map_err(|e| format!("starting postgres: {e}"))?;
-    let server = PgServer { port, child: Some(child) };
+    let server = PgServer { port, tls, child: Some(child) };
     // Ready when it accepts a connection; bounded, polling (not a fixed sleep).
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
@@ -130,18 +154,71 @@ async fn start() -> Result<PgServer, String> {
     }
 }
 
+fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("openssl").current_dir(dir).args(args).output().map_err(|e| format!("running openssl: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("openssl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// A self-signed CA (P-256): `NAME.key`, `NAME.crt` in `dir`.
+fn make_ca(dir: &Path, name: &str) -> Result<(), String> {
+    let (key, crt, subj) = (format!("{name}.key"), format!("{name}.crt"), format!("/CN={name}"));
+    openssl(dir, &[
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+        "-keyout", &key, "-out", &crt, "-subj", &subj,
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    ])
+}
+
+/// The server's PKI in `dir`: a CA, a server certificate for IP 127.0.0.1 it signed, and an
+/// unrelated CA. As root, the directory is handed to `postgres`, which insists on owning a 0600 key.
+fn make_tls(dir: &Path) -> Result<TlsFiles, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    make_ca(dir, "ca")?;
+    make_ca(dir, "wrong-ca")?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| e.to_string())?;
+    openssl(dir, &[
+        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1",
+    ])?;
+    openssl(dir, &[
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-extfile", "server.ext", "-out", "server.crt",
+    ])?;
+    std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+    if is_root() {
+        let status = Command::new("chown").arg("-R").arg("postgres:").arg(dir).status().map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("chown -R postgres: {} failed", dir.display()));
+        }
+    }
+    Ok(TlsFiles { ca: dir.join("ca.crt"), wrong_ca: dir.join("wrong-ca.crt") })
+}
+
 impl PgServer {
     pub fn uri(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 }
 
+/// The shared test server, started on first use.
+pub async fn server() -> &'static PgServer {
+    match SERVER.get_or_try_init(start).await {
+        Ok(s) => s,
+        Err(e) => panic!("cannot run the PostgreSQL tests: {e}"),
+    }
+}
+
 /// A fresh, empty database on the shared test server; its URI.
 pub async fn fresh_database() -> String {
-    let server = match SERVER.get_or_try_init(start).await {
-        Ok(s) => s,
-        Err(e) => panic!("cannot run the PostgreSQL conformance tests: {e}"),
-    };
+    let server = server().await;
     let name = format!("t{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed));
     let mut admin = PgConnection::connect(&server.uri("postgres")).await.expect("connect to test server");
     admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
