@@ -28,6 +28,8 @@ use clap::Parser;
 use cloudkit::records::ZONES;
 
 mod files;
+mod rusage;
+use rusage::wait_rusage;
 use serde_json::json;
 
 #[derive(Parser)]
@@ -99,30 +101,6 @@ fn machine_busy_secs() -> f64 {
 
 fn self_cpu_secs() -> f64 {
     cpu_secs(std::process::id()).unwrap_or(0.0)
-}
-
-/// Waits for a child with `wait4`, returning its exit status and peak RSS in KiB. The `Child`
-/// must not be waited on afterwards (it has been reaped).
-fn wait_rusage(child: &Child) -> Result<(i32, u64, f64)> {
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: pid is our own unreaped child; the pointers are valid for the call.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid {
-            break;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err).context("wait4");
-        }
-    }
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -libc::WTERMSIG(status) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    // Linux reports ru_maxrss in KiB.
-    Ok((code, usage.ru_maxrss.max(0) as u64, tv(usage.ru_utime) + tv(usage.ru_stime)))
 }
 
 /// A running `cloudkit-sim serve`.

@@ -39,10 +39,11 @@ pub fn resolve_attachment_path(folder: &Path, path: &str) -> Option<PathBuf> {
 }
 
 impl ChatDb {
-    /// Attachments with `ROWID > after`, in ROWID order, at most `limit`.
-    pub async fn attachments_after(&self, after: i64, limit: i64) -> Result<(Vec<AttachmentRow>, Vec<Skipped>)> {
+    /// The SQL of [`ChatDb::attachments_after`] (binds `after`, then `limit`); None when the
+    /// database has no `attachment` table. Public so that a benchmark can run it bare.
+    pub fn attachment_page_sql(&self) -> Option<String> {
         if !self.schema.has_table("attachment") {
-            return Ok((Vec::new(), Vec::new()));
+            return None;
         }
         let s = &self.schema;
         let cols: Vec<String> = [
@@ -52,7 +53,14 @@ impl ChatDb {
         .iter()
         .map(|c| s.select("attachment", "a", c))
         .collect();
-        let sql = format!("SELECT a.ROWID AS rowid, a.guid AS guid, {} FROM attachment a WHERE a.ROWID > ? ORDER BY a.ROWID LIMIT ?", cols.join(", "));
+        Some(format!("SELECT a.ROWID AS rowid, a.guid AS guid, {} FROM attachment a WHERE a.ROWID > ? ORDER BY a.ROWID LIMIT ?", cols.join(", ")))
+    }
+
+    /// Attachments with `ROWID > after`, in ROWID order, at most `limit`.
+    pub async fn attachments_after(&self, after: i64, limit: i64) -> Result<(Vec<AttachmentRow>, Vec<Skipped>)> {
+        let Some(sql) = self.attachment_page_sql() else {
+            return Ok((Vec::new(), Vec::new()));
+        };
         let mut rows = Vec::new();
         let mut skipped = Vec::new();
         for row in sqlx::query(&sql).bind(after).bind(limit).fetch_all(self.pool()).await? {

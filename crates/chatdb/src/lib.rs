@@ -302,7 +302,8 @@ impl ChatDb {
         Ok(out)
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    /// The read-only connections to the database (a benchmark runs the reader's SQL on them bare).
+    pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 

@@ -11,10 +11,10 @@
 //!   (old databases without `attributedBody`) gets its parts from the join, in order, so every
 //!   attachment reaches its message.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use imessage::records::{apple_date_to_ns, apple_date_to_unix_ms, ContentPart, MessageRecord, FLAG_FROM_ME, FLAG_SYSTEM, LEGACY_STICKER_TAPBACK, STICKER_TAPBACK};
-use imessage::{decode_message_content, read_attributed_body, MessageBlobs};
+use imessage::{decode_message_content_and_text, MessageBlobs};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -63,7 +63,9 @@ pub struct MessagePage {
 }
 
 impl ChatDb {
-    fn message_select(&self) -> String {
+    /// The `SELECT … FROM message …` every message query starts with (columns this database
+    /// lacks read as NULL). Public so that a benchmark can run the reader's own SQL bare.
+    pub fn message_select(&self) -> String {
         let s = &self.schema;
         let cols: Vec<String> = MESSAGE_COLUMNS.iter().map(|c| s.select("message", "m", c)).collect();
         format!(
@@ -74,9 +76,14 @@ impl ChatDb {
         )
     }
 
+    /// The SQL of [`ChatDb::messages_after`]: binds `after`, then `limit`.
+    pub fn message_page_sql(&self) -> String {
+        format!("{} WHERE m.ROWID > ? ORDER BY m.ROWID LIMIT ?", self.message_select())
+    }
+
     /// Messages with `ROWID > after`, at most `limit` rows, in ROWID order.
     pub async fn messages_after(&self, chats: &Conversations, after: i64, limit: i64, own: &str) -> Result<MessagePage> {
-        let sql = format!("{} WHERE m.ROWID > ? ORDER BY m.ROWID LIMIT ?", self.message_select());
+        let sql = self.message_page_sql();
         let rows = sqlx::query(&sql).bind(after).bind(limit).fetch_all(self.pool()).await?;
         self.page(chats, rows, own).await
     }
@@ -102,6 +109,7 @@ impl ChatDb {
         page.last_rowid = last;
         let joined = self.attachments_of(first, last).await?;
         let mut seen = std::collections::HashSet::new();
+        let mut handles = Handles::default();
         for row in &rows {
             let rowid: i64 = row.try_get("rowid").unwrap_or(0);
             // A message in two chats (it happens after merges) is read once, in its first.
@@ -109,7 +117,7 @@ impl ChatDb {
                 page.rows -= 1;
                 continue;
             }
-            match self.message(row, chats, joined.get(&rowid).map(Vec::as_slice).unwrap_or(&[]), own) {
+            match self.message(row, chats, joined.get(&rowid).map(Vec::as_slice).unwrap_or(&[]), own, &mut handles) {
                 Ok(m) => page.records.push(m),
                 Err(reason) => page.skipped.push(Skipped { table: "message", rowid, reason }),
             }
@@ -133,7 +141,7 @@ impl ChatDb {
         Ok(out)
     }
 
-    fn message(&self, row: &SqliteRow, chats: &Conversations, attachments: &[String], own: &str) -> Result<MessageRecord, String> {
+    fn message(&self, row: &SqliteRow, chats: &Conversations, attachments: &[String], own: &str, handles: &mut Handles) -> Result<MessageRecord, String> {
         let guid: String = row.try_get("guid").map_err(|e| format!("no guid: {e}"))?;
         let chat_rowid: Option<i64> = opt(row, "chat_rowid");
         let chat = chat_rowid.and_then(|c| chats.of_rowid(c)).ok_or_else(|| format!("message {guid} is in no chat"))?;
@@ -145,7 +153,7 @@ impl ChatDb {
         let payload = blob("payload_data");
         let balloon: Option<String> = opt_text(row, "balloon_bundle_id");
         let effect: Option<String> = opt_text(row, "expressive_send_style_id");
-        let mut content = decode_message_content(&MessageBlobs {
+        let (mut content, body_text) = decode_message_content_and_text(&MessageBlobs {
             attributed_body: body.as_deref(),
             message_summary_info: summary.as_deref(),
             payload_data: payload.as_deref(),
@@ -155,7 +163,7 @@ impl ChatDb {
             date_delivered_ns: opt::<i64>(row, "date_delivered").map(apple_date_to_ns),
         });
         // macOS 13+ leaves `text` NULL: the text is the body's string, as in CloudKit's `text`.
-        let text = text_col.or_else(|| body.as_deref().and_then(|b| read_attributed_body(b).ok()).map(|r| r.body.text).filter(|t| !t.is_empty()));
+        let text = text_col.or(body_text.filter(|t| !t.is_empty()));
         if content.parts.iter().all(|p| !matches!(p, ContentPart::Attachment { .. })) && !attachments.is_empty() {
             content.parts = parts_from_join(text.as_deref().unwrap_or(""), attachments);
         }
@@ -178,12 +186,12 @@ impl ChatDb {
         } else if from_me {
             opt_text(row, "destination_caller_id")
                 .or_else(|| opt_text(row, "account"))
-                .map(|h| self.canonical(&h, None))
+                .map(|h| handles.canonical(self, h, None))
                 .filter(|h| h.starts_with("tel:") || h.starts_with("mailto:"))
                 .unwrap_or_else(|| own.to_string())
         } else {
             match opt_text(row, "sender_id") {
-                Some(id) => self.canonical(&id, opt_text(row, "sender_country").as_deref()),
+                Some(id) => handles.canonical(self, id, opt_text(row, "sender_country")),
                 // An incoming message with no handle: in a DM, the other person.
                 None if chat.style != STYLE_GROUP => chat.participants.first().cloned().unwrap_or_default(),
                 None => return Err(format!("incoming message {guid} in a group names no sender")),
@@ -208,6 +216,19 @@ impl ChatDb {
             service: opt_text(row, "service"),
             content,
         })
+    }
+}
+
+/// Handles canonicalized so far on a page: a page names a few people many times, and parsing a
+/// phone number is the costliest step of reading a row.
+#[derive(Default)]
+struct Handles {
+    seen: HashMap<(String, Option<String>), String>,
+}
+
+impl Handles {
+    fn canonical(&mut self, db: &ChatDb, raw: String, country: Option<String>) -> String {
+        self.seen.entry((raw, country)).or_insert_with_key(|(raw, country)| db.canonical(raw, country.as_deref())).clone()
     }
 }
 

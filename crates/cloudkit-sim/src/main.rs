@@ -65,6 +65,10 @@ enum Command {
         /// schema holds them, then `sms_chat` and `missing_file`).
         #[arg(long)]
         truth: Option<PathBuf>,
+        /// Write chat.db only: the attachment rows without their files (for benchmarks of the
+        /// reader; a million messages otherwise means ~3 GB of files).
+        #[arg(long)]
+        no_files: bool,
     },
     /// Pack a Messages folder (`sms.db` or `chat.db`, and `Attachments/`) into an iPhone backup
     /// folder, encrypted when a password file is given. Prints one JSON line (files, encrypted).
@@ -253,13 +257,13 @@ async fn main() -> anyhow::Result<()> {
             result?;
             out.flush()?;
         }
-        Command::MessagesFolder { out, account, schema, truth } => {
+        Command::MessagesFolder { out, account, schema, truth, no_files } => {
             anyhow::ensure!(account.later == 0 && account.apple_blobs.is_none(), "messages-folder writes the history only: --later and --apple-blobs are not supported");
             let sim = account.sim(Faults::default())?;
             let schema = cloudkit_sim::chatdb::Schema::parse(&schema).with_context(|| format!("unknown schema {schema}"))?;
             let layout = cloudkit_sim::chatdb::Layout::new(&sim.account, schema);
             let started = std::time::Instant::now();
-            let summary = cloudkit_sim::chatdb::write_folder(&layout, &out).await.with_context(|| format!("writing {}", out.display()))?;
+            let summary = cloudkit_sim::chatdb::write_folder_with(&layout, &out, !no_files).await.with_context(|| format!("writing {}", out.display()))?;
             tracing::info!(?summary, seconds = started.elapsed().as_secs_f64(), "messages folder written");
             if let Some(path) = truth {
                 let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;

@@ -31,7 +31,7 @@ pub use content::attributed_body::{
     decode_attributed_body, read_attributed_body, AttributedBody, BodyPart, BodyRead, Run,
 };
 pub use content::link_preview::{decode_link_preview, LinkPreview};
-pub use content::message::{decode_message_content, MessageBlobs};
+pub use content::message::{decode_message_content, decode_message_content_and_text, MessageBlobs};
 pub use content::summary_info::{
     decode_summary_info, EditVersion, PartEdits, PartRange, SummaryInfo,
 };

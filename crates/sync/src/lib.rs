@@ -29,7 +29,7 @@ mod status;
 use priority::{background_priority, background_priority_for_store_threads};
 use retry::{with_retries, Stop};
 pub use files::{fetch_files, FileOptions, FilesReport};
-pub use local::{copy_local_files, sync_chat_db, FolderFiles, LocalFiles};
+pub use local::{copy_local_files, sync_chat_db, FolderFiles, LocalFiles, LOCAL_PAGE_ROWS};
 pub use stop::StopSignal;
 pub use status::{status, FailedRecordInfo, Status, UndecodableBlob, ZoneStatus};
 

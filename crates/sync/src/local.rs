@@ -61,12 +61,13 @@ pub async fn sync_chat_db(db: &ChatDb, store: &dyn Store, own: &str, opts: &Sync
         pages += 1;
     }
     let mut stop_reason = StopReason::ApiDone;
+    let mut next = db.messages_after(&chats, at.message_rowid, LOCAL_PAGE_ROWS, own).await?;
     loop {
         if opts.stop.is_stopped() {
             stop_reason = StopReason::Interrupted;
             break;
         }
-        let page = db.messages_after(&chats, at.message_rowid, LOCAL_PAGE_ROWS, own).await?;
+        let page = std::mem::take(&mut next);
         if page.rows == 0 {
             // Nothing more: the watermark takes the newest change only now that all is read.
             at.changed_ns = newest_change.max(at.changed_ns);
@@ -76,7 +77,14 @@ pub async fn sync_chat_db(db: &ChatDb, store: &dyn Store, own: &str, opts: &Sync
         at.message_rowid = page.last_rowid;
         let n = page.records.len();
         read += n as u64;
-        commit(store, MESSAGE_ZONE, at, page.records.into_iter().map(RecordChange::Message).collect(), &page.skipped, false).await?;
+        // The next page is read while this one is committed: the database's SQLite and the
+        // store's run on threads of their own, so reading and writing overlap. Pages still go
+        // in one by one, in order, each with its own watermark.
+        let changes = page.records.into_iter().map(RecordChange::Message).collect();
+        let (committed, fetched) =
+            tokio::join!(commit(store, MESSAGE_ZONE, at, changes, &page.skipped, false), db.messages_after(&chats, at.message_rowid, LOCAL_PAGE_ROWS, own));
+        committed?;
+        next = fetched?;
         progress.page(MESSAGE_ZONE, n);
         pages += 1;
         if pages > opts.page_limit {

@@ -35,7 +35,7 @@ use serde::Serialize;
 
 pub use ddl::Schema;
 pub use rows::Layout;
-pub use write::{write_folder, FolderSummary};
+pub use write::{write_folder, write_folder_with, FolderSummary};
 
 use crate::account::{attachment_line, message_line, TruthLine};
 

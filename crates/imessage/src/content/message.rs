@@ -39,6 +39,14 @@ fn apple_ns_to_ms(ns: Option<i64>) -> Option<i64> {
 
 /// Decodes what the blobs carry beyond a message's plain text.
 pub fn decode_message_content(blobs: &MessageBlobs<'_>) -> MessageContent {
+    decode_message_content_and_text(blobs).0
+}
+
+/// [`decode_message_content`], with the text of the `attributedBody` as it read it (attachments
+/// as U+FFFC; None when there is no body or it could not be read). A source whose text column
+/// may be empty (a Mac's `chat.db` since macOS 13) takes its text from here rather than
+/// decoding the body a second time.
+pub fn decode_message_content_and_text(blobs: &MessageBlobs<'_>) -> (MessageContent, Option<String>) {
     let mut content = MessageContent {
         balloon_bundle_id: blobs.balloon_bundle_id.map(str::to_string),
         effect: blobs.effect.filter(|e| !e.is_empty()).map(str::to_string),
@@ -47,10 +55,12 @@ pub fn decode_message_content(blobs: &MessageBlobs<'_>) -> MessageContent {
         ..MessageContent::default()
     };
     let mut failures = Vec::new();
+    let mut body_text = None;
     if let Some(bytes) = blobs.attributed_body.filter(|b| !b.is_empty()) {
         match read_attributed_body(bytes) {
             Ok(read) => {
                 content.parts = read.body.parts().into_iter().map(part).collect();
+                body_text = Some(read.body.text);
                 if let Some(e) = read.fallback {
                     failures.push(content_failure("attributedBody", format!("text read by the fallback NSString scan, attributes lost: {e}")));
                 }
@@ -94,7 +104,7 @@ pub fn decode_message_content(blobs: &MessageBlobs<'_>) -> MessageContent {
         }
     }
     content.undecodable = failures;
-    content
+    (content, body_text)
 }
 
 fn content_failure(field: &str, reason: String) -> BlobFailure {
