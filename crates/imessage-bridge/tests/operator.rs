@@ -149,6 +149,8 @@ async fn interactive_init_on_a_terminal_then_an_upgrade_in_place() {
     t.answer(OWNER);
     t.expect("Database (sqlite:PATH or postgres://…) [sqlite:bridge.db]: ");
     t.answer("");
+    t.expect("Source (cloudkit, chat-db or ios-backup) [cloudkit]: ");
+    t.answer("");
     t.expect("CloudKit URL [https://gateway.icloud.com]: ");
     t.answer(&sim.url);
     t.expect("Session file [session.json]: ");
@@ -206,6 +208,8 @@ async fn interactive_init_on_a_terminal_then_an_upgrade_in_place() {
     t.answer("");
     t.expect("[sqlite:bridge.db]: ");
     t.answer("");
+    t.expect("[cloudkit]: ");
+    t.answer("");
     t.expect(&format!("[{}]: ", sim.url));
     t.answer("");
     t.expect(&format!("[{}]: ", session.display()));
@@ -228,7 +232,7 @@ async fn interactive_init_on_a_terminal_then_an_upgrade_in_place() {
 
     // A third run shows the choice as current; off a terminal nothing is asked and nothing changes.
     let (mut t, mut child) = init_on_pty(&bridge);
-    for _ in 0..6 {
+    for _ in 0..7 {
         t.expect("]: ");
         t.answer("");
     }
