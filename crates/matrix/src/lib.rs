@@ -17,6 +17,7 @@ pub mod thumbnail;
 pub mod ghost;
 pub mod inbound;
 mod late;
+pub mod live;
 pub mod media;
 pub mod metrics;
 mod refusal;
