@@ -167,20 +167,7 @@ async fn sync_loop(
 async fn deliver_live(b: &Bridge, passes: tokio::sync::watch::Receiver<u64>, stop: &sync::StopSignal, interval: Duration) {
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let delivering = b.deliver_live(passes.clone());
-        tokio::pin!(delivering);
-        let result = tokio::select! {
-            r = &mut delivering => r,
-            _ = stop.stopped() => {
-                // Each room finishes the message it is sending, then the delivery ends.
-                b.deliverer.request_stop();
-                tokio::select! {
-                    r = &mut delivering => r,
-                    _ = tokio::time::sleep(DELIVERY_GRACE) => Ok(()),
-                }
-            }
-        };
-        match result {
+        match until_stopped(b, stop, b.deliver_live(passes.clone()), ()).await {
             Err(e) if !stop.is_stopped() => {
                 tracing::warn!("delivery round failed, next round in {}s: {e:#}", backoff.as_secs());
                 tokio::select! {
@@ -194,24 +181,28 @@ async fn deliver_live(b: &Bridge, passes: tokio::sync::watch::Receiver<u64>, sto
     }
 }
 
+/// Awaits a delivery; on a stop, each room finishes the message it is sending, then the
+/// delivery ends (`cut_off` if that takes longer than the grace).
+async fn until_stopped<T>(b: &Bridge, stop: &sync::StopSignal, delivery: impl std::future::Future<Output = anyhow::Result<T>>, cut_off: T) -> anyhow::Result<T> {
+    tokio::pin!(delivery);
+    tokio::select! {
+        r = &mut delivery => r,
+        _ = stop.stopped() => {
+            b.deliverer.request_stop();
+            tokio::select! {
+                r = &mut delivery => r,
+                _ = tokio::time::sleep(DELIVERY_GRACE) => Ok(cut_off),
+            }
+        }
+    }
+}
+
 /// `run --once`'s delivery, stopped (after a grace for the event in flight) by `stop`. Each room
 /// that failed has its error already (see `matrix::live`); a round that failed as a whole gives
 /// its error to every room still waiting, so `status` shows what is stuck and why.
 async fn deliver_round(b: &Bridge, store: &dyn store::Store, stop: &sync::StopSignal) -> anyhow::Result<()> {
     let sent = tokio::sync::Notify::new();
-    let round = b.deliver(Some(&sent));
-    tokio::pin!(round);
-    let result = tokio::select! {
-        r = &mut round => r,
-        _ = stop.stopped() => {
-            // Each room finishes the message it is sending, then the round ends.
-            b.deliverer.request_stop();
-            tokio::select! {
-                r = &mut round => r,
-                _ = tokio::time::sleep(DELIVERY_GRACE) => Ok(Default::default()),
-            }
-        }
-    };
+    let result = until_stopped(b, stop, b.deliver(Some(&sent)), Default::default()).await;
     if let (Err(e), false) = (&result, stop.is_stopped()) {
         let error = format!("{e:#}");
         for room in store.room_deliveries().await? {

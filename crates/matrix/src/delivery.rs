@@ -5,6 +5,7 @@
 //! delivery ledger does not list is sent, oldest first, with `?ts=` set to the original time —
 //! one forward sequence, which is what lets clients paginate back to message one. Later syncs
 //! only append (the undelivered set is, by construction, newer than the room's last send).
+//! Which room sends when, in turns, is `live.rs`'s; a turn resumes where the last one stopped.
 //!
 //! Crash safety: before a send the ledger gets a row with the transaction id (`imb-<guid>`); after
 //! it, the event id. A row without an event id is the one send that may have been in flight; on
