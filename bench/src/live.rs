@@ -100,22 +100,41 @@ async fn main() -> Result<()> {
     let big_before = rooms(&bridge_bin, &config_path)?.into_iter().find(|r| r["chat_id"] == big.as_str()).context("no big room")?;
     let mut known: HashSet<String> = HashSet::new();
     for (_, room) in &small {
-        known.extend(bridged_events(&hs, room, &bot).await?);
+        known.extend(bridged_events(hs, room, &bot).await?);
     }
 
     let small_delivered = |rooms: &[Value]| rooms.iter().filter(|r| r["chat_id"] != big.as_str()).map(|r| int(r, "delivered")).sum::<i64>();
     let delivered_before = small_delivered(&rooms(&bridge_bin, &config_path)?);
 
-    // Release, then watch the small rooms as a client until they have caught up again (status
-    // is read every 2 s, a subprocess: what it delays is at most the client's next look).
+    // Release, then watch the small rooms as a client until they have caught up again. Status
+    // (a subprocess) is read on a thread of its own every 2 s, so it never delays a look.
     let released = Instant::now();
     reqwest::Client::new().post(format!("{sim_url}/_sim/release-later")).send().await?.error_for_status()?;
+    let (caught_up_tx, mut caught_up_rx) = tokio::sync::watch::channel(None::<Value>);
+    let watcher = {
+        let (bridge_bin, config_path, big) = (bridge_bin.clone(), config_path.clone(), big.clone());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            loop {
+                std::thread::sleep(Duration::from_secs(2));
+                let rooms = rooms(&bridge_bin, &config_path)?;
+                let small = || rooms.iter().filter(|r| r["chat_id"] != big.as_str());
+                let waiting: i64 = small().map(|r| int(r, "pending") + int(r, "in_flight")).sum();
+                let delivered: i64 = small().map(|r| int(r, "delivered")).sum();
+                if waiting == 0 && delivered > delivered_before {
+                    let _ = caught_up_tx.send(rooms.into_iter().find(|r| r["chat_id"] == big.as_str()));
+                    return Ok(());
+                }
+                if caught_up_tx.is_closed() {
+                    return Ok(());
+                }
+            }
+        })
+    };
     let mut seen: HashMap<String, Duration> = HashMap::new();
-    let mut last_status = Instant::now();
     let mut caught_up = None;
     let big_after = loop {
         for (_, room) in &small {
-            for id in bridged_events(&hs, room, &bot).await? {
+            for id in bridged_events(hs, room, &bot).await? {
                 if !known.contains(&id) {
                     seen.entry(id).or_insert_with(|| released.elapsed());
                 }
@@ -125,13 +144,8 @@ async fn main() -> Result<()> {
         if let Some(big) = caught_up {
             break big;
         }
-        if last_status.elapsed() >= Duration::from_secs(2) {
-            last_status = Instant::now();
-            let rooms = rooms(&bridge_bin, &config_path)?;
-            let waiting: i64 = rooms.iter().filter(|r| r["chat_id"] != big.as_str()).map(|r| int(r, "pending") + int(r, "in_flight")).sum();
-            if waiting == 0 && small_delivered(&rooms) > delivered_before {
-                caught_up = Some(rooms.into_iter().find(|r| r["chat_id"] == big.as_str()).context("no big room")?);
-            }
+        if watcher.is_finished() {
+            caught_up = Some(caught_up_rx.borrow_and_update().clone().context("status watcher ended without an answer")?);
         }
         if released.elapsed() > Duration::from_secs(600) {
             bail!("the small rooms did not catch up in 10 minutes ({} new events seen)", seen.len());

@@ -24,13 +24,18 @@
 //! A room that fails waits for its own backoff (the others go on); a stop lets each running
 //! turn finish the event in flight. Crash safety is the ledger's (`delivery.rs`), per event, and
 //! does not depend on which room sends when.
+//!
+//! The turns run as futures of the scheduler's own task, so the scheduler awaits nothing itself:
+//! the wake's reads and each turn's bookkeeping are futures polled beside the turns. (A turn
+//! left unpolled in the middle of a query would keep the store's one SQLite writer connection,
+//! and a scheduler waiting for that connection would wait forever.)
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use store::Chat;
+use store::{Chat, RoomDelivery};
 use tokio::sync::{watch, Mutex};
 use tokio::time::Instant;
 
@@ -88,7 +93,27 @@ struct Rooms {
     failed: usize,
 }
 
+/// What a wake read (see [`Deliverer::woken`]).
+struct Woken {
+    chats: Vec<Chat>,
+    waiting: Option<String>,
+    adopted: u64,
+    deliveries: Vec<RoomDelivery>,
+}
+
+/// What the scheduler knew of a room when its turn began.
+#[derive(Clone, Copy)]
+struct Known {
+    live: bool,
+    errored: bool,
+    waiting_messages: bool,
+}
+
 impl Rooms {
+    fn known(&self, chat_id: &str) -> Known {
+        Known { live: self.live.contains(chat_id), errored: self.errored.contains(chat_id), waiting_messages: self.waiting_messages.contains(chat_id) }
+    }
+
     fn enqueue(&mut self, chat_id: &str) {
         if self.running.contains_key(chat_id) {
             self.again.insert(chat_id.to_string());
@@ -121,18 +146,11 @@ impl Deliverer {
         let mut wake_at = Some(Instant::now());
         let mut wake_backoff = ROOM_BACKOFF;
         let mut first_error = None;
+        let mut waking: Option<std::pin::Pin<Box<dyn std::future::Future<Output = Result<Woken>> + Send + '_>>> = None;
         loop {
-            if wake_at.is_some_and(|t| t <= Instant::now()) && !self.stopping() {
+            if wake_at.is_some_and(|t| t <= Instant::now()) && waking.is_none() && !self.stopping() {
                 wake_at = None;
-                match self.wake(&mut rooms, &report).await {
-                    Ok(()) => wake_backoff = ROOM_BACKOFF,
-                    Err(e) if once => return Err(e),
-                    Err(e) => {
-                        tracing::warn!("delivery round failed, next round in {}s: {e}", wake_backoff.as_secs());
-                        wake_at = Some(Instant::now() + wake_backoff);
-                        wake_backoff = (wake_backoff * 2).min(ROOM_BACKOFF_MAX);
-                    }
-                }
+                waking = Some(Box::pin(self.woken()));
             }
             if !self.stopping() {
                 for class in [LIVE, HISTORY] {
@@ -140,11 +158,12 @@ impl Deliverer {
                         let Some(id) = rooms.queue[class].pop_front() else { break };
                         rooms.queued.remove(&id);
                         let Some(chat) = rooms.chats.get(&id).cloned() else { continue };
+                        let known = rooms.known(&id);
                         rooms.running.insert(id, class);
                         let (report, waiting) = (&report, &waiting[class]);
                         running.push(async move {
                             let turn = Turn { started: Instant::now(), waiting: Some(waiting) };
-                            let result = self.deliver_chat(&chat, progress, report, &turn).await;
+                            let result = self.turn(&chat, known, progress, report, turn).await;
                             (chat.chat_id, result)
                         });
                     }
@@ -154,7 +173,7 @@ impl Deliverer {
                 waiting[class].store(rooms.queue[class].len(), Ordering::Relaxed);
             }
             // Stopping: the queue stays (the next run starts there); only running turns end.
-            if rooms.running.is_empty() && (self.stopping() || rooms.queue.iter().all(VecDeque::is_empty)) {
+            if rooms.running.is_empty() && waking.is_none() && (self.stopping() || rooms.queue.iter().all(VecDeque::is_empty)) {
                 if rooms.tried > 0 || once {
                     let pass = std::mem::take(&mut *report.lock().await);
                     if rooms.failed > 0 && rooms.failed == rooms.tried && !once {
@@ -179,7 +198,23 @@ impl Deliverer {
             tokio::select! {
                 Some((id, result)) = running.next(), if !running.is_empty() => {
                     let class = rooms.running.remove(&id).unwrap_or(HISTORY);
-                    self.turn_ended(&mut rooms, &report, &id, class, result, once, &mut first_error).await?;
+                    self.turn_ended(&mut rooms, &mut *report.lock().await, &id, class, result, once, &mut first_error);
+                }
+                woken = async { waking.as_mut()?.await.into() }, if waking.is_some() => {
+                    waking = None;
+                    match woken {
+                        Some(Ok(woken)) => {
+                            wake_backoff = ROOM_BACKOFF;
+                            self.wake(&mut rooms, &mut *report.lock().await, woken);
+                        }
+                        Some(Err(e)) if once => return Err(e),
+                        Some(Err(e)) => {
+                            tracing::warn!("delivery round failed, next round in {}s: {e}", wake_backoff.as_secs());
+                            wake_at = Some(Instant::now() + wake_backoff);
+                            wake_backoff = (wake_backoff * 2).min(ROOM_BACKOFF_MAX);
+                        }
+                        None => {}
+                    }
                 }
                 changed = async { stored.as_mut()?.changed().await.ok() }, if stored.is_some() => match changed {
                     Some(()) => wake_at = Some(Instant::now()),
@@ -199,29 +234,39 @@ impl Deliverer {
         }
     }
 
-    /// A wake: every chat goes into the queue (unless the history is incomplete), with what is
-    /// known of it (live, messages waiting, an error shown).
-    async fn wake(&self, rooms: &mut Rooms, report: &Mutex<DeliveryReport>) -> Result<()> {
+    /// What a wake needs to know: every chat, why the history is not complete (then nothing
+    /// more), rooms adopted, and each room's delivery.
+    async fn woken(&self) -> Result<Woken> {
         let chats = self.store.chats().await?;
-        report.lock().await.rooms = chats.len() as u64;
         if let Some(why) = self.history_incomplete().await? {
-            tracing::warn!("not delivering yet: {why}; the next complete sync delivers");
-            report.lock().await.waiting = Some(why);
-            return Ok(());
+            return Ok(Woken { chats, waiting: Some(why), adopted: 0, deliveries: Vec::new() });
         }
-        let recorded = self.store.portals().await?.len();
-        if recorded < chats.len() {
+        let mut adopted = 0;
+        if self.store.portals().await?.len() < chats.len() {
             self.ensure_bot().await?;
-            let adopted = self.adopt_unrecorded_rooms(&chats).await?;
-            report.lock().await.adopted += adopted;
+            adopted = self.adopt_unrecorded_rooms(&chats).await?;
         }
         let deliveries = self.store.room_deliveries().await?;
-        rooms.live = deliveries.iter().filter(|d| d.live_since_ms.is_some()).map(|d| d.chat_id.clone()).collect();
-        rooms.waiting_messages = deliveries.iter().filter(|d| d.pending + d.in_flight > 0).map(|d| d.chat_id.clone()).collect();
-        rooms.errored = deliveries.iter().filter(|d| d.last_error.is_some()).map(|d| d.chat_id.clone()).collect();
+        Ok(Woken { chats, waiting: None, adopted, deliveries })
+    }
+
+    /// A wake: every chat goes into the queue (unless the history is incomplete), with what is
+    /// known of it (live, messages waiting, an error shown).
+    fn wake(&self, rooms: &mut Rooms, report: &mut DeliveryReport, woken: Woken) {
+        report.rooms = woken.chats.len() as u64;
+        if let Some(why) = woken.waiting {
+            tracing::warn!("not delivering yet: {why}; the next complete sync delivers");
+            report.waiting = Some(why);
+            return;
+        }
+        report.adopted += woken.adopted;
+        let d = &woken.deliveries;
+        rooms.live = d.iter().filter(|d| d.live_since_ms.is_some()).map(|d| d.chat_id.clone()).collect();
+        rooms.waiting_messages = d.iter().filter(|d| d.pending + d.in_flight > 0).map(|d| d.chat_id.clone()).collect();
+        rooms.errored = d.iter().filter(|d| d.last_error.is_some()).map(|d| d.chat_id.clone()).collect();
         let now = Instant::now();
         let mut backing_off = 0;
-        for chat in chats {
+        for chat in woken.chats {
             let id = chat.chat_id.clone();
             rooms.chats.insert(id.clone(), chat);
             let next = self.backoff.lock().unwrap_or_else(|e| e.into_inner()).get(&id).map(|(_, next)| *next);
@@ -231,34 +276,39 @@ impl Deliverer {
             }
             rooms.enqueue(&id);
         }
-        report.lock().await.backing_off = backing_off;
-        Ok(())
+        report.backing_off = backing_off;
+    }
+
+    /// A room's turn and then what the store keeps of it: done, the room is live and its error
+    /// is cleared; failed, the error is shown where messages wait.
+    async fn turn(&self, chat: &Chat, known: Known, progress: &dyn DeliveryProgress, report: &Mutex<DeliveryReport>, turn: Turn<'_>) -> Result<TurnEnd> {
+        let result = self.deliver_chat(chat, progress, report, &turn).await;
+        let id = chat.chat_id.as_str();
+        match &result {
+            Ok(TurnEnd::Done) => {
+                if known.errored {
+                    self.store.set_delivery_error(id, None).await?;
+                }
+                if !known.live {
+                    self.store.set_room_live(id).await?;
+                }
+            }
+            Err(e) if known.waiting_messages => self.store.set_delivery_error(id, Some(&e.to_string())).await?,
+            _ => {}
+        }
+        result
     }
 
     /// Books the end of a room's turn: done (live from now on, its error cleared), more (back
     /// in the queue), or failed (its own backoff, its error shown where messages wait).
-    #[allow(clippy::too_many_arguments)]
-    async fn turn_ended(
-        &self,
-        rooms: &mut Rooms,
-        report: &Mutex<DeliveryReport>,
-        id: &str,
-        class: usize,
-        result: Result<TurnEnd>,
-        once: bool,
-        first_error: &mut Option<crate::MatrixError>,
-    ) -> Result<()> {
+    fn turn_ended(&self, rooms: &mut Rooms, report: &mut DeliveryReport, id: &str, class: usize, result: Result<TurnEnd>, once: bool, first_error: &mut Option<crate::MatrixError>) {
         rooms.tried += 1;
         let again = rooms.again.remove(id);
         match result {
             Ok(TurnEnd::Done) => {
                 self.backoff.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
-                if rooms.errored.remove(id) {
-                    self.store.set_delivery_error(id, None).await?;
-                }
-                if rooms.live.insert(id.to_string()) {
-                    self.store.set_room_live(id).await?;
-                }
+                rooms.errored.remove(id);
+                rooms.live.insert(id.to_string());
                 if again {
                     rooms.enqueue(id);
                 }
@@ -284,13 +334,11 @@ impl Deliverer {
                 };
                 tracing::warn!(chat = %id, failures, "room delivery failed: {e}");
                 if rooms.waiting_messages.contains(id) {
-                    self.store.set_delivery_error(id, Some(&e.to_string())).await?;
                     rooms.errored.insert(id.to_string());
                 }
-                report.lock().await.failed_rooms.push(RoomFailure { chat_id: id.to_string(), error: e.to_string() });
+                report.failed_rooms.push(RoomFailure { chat_id: id.to_string(), error: e.to_string() });
                 first_error.get_or_insert(e);
             }
         }
-        Ok(())
     }
 }
