@@ -71,7 +71,7 @@ async fn main() -> Result<()> {
     let bot = matrix::ghost::bot_user_id("localhost");
     hs.register(matrix::ghost::BOT_LOCALPART).await?;
     // Media upload throughput on its own, before any room exists.
-    let uploads = media_upload::measure(&hs, &bot, d).await?;
+    let uploads = media_upload::measure(hs, &bot, d).await?;
     hs.register(OWNER.trim_start_matches('@').split(':').next().unwrap_or("owner")).await?;
 
     // Raw ingest before and after the bridge: the homeserver slows down as its database grows,
@@ -82,7 +82,7 @@ async fn main() -> Result<()> {
     let hs_token = reg["hs_token"].as_str().context("no hs_token")?.to_string();
     let receiver = || matrix::appservice::serve(matrix::appservice::AppserviceState::new(&hs_token, "localhost"), as_addr);
     let (_, listening) = receiver().await?;
-    let (raw_sent, raw_before) = raw_ingest(&hs, &bot, &plan, args.rooms as usize, "before", store.as_ref(), &media).await?;
+    let (raw_sent, raw_before) = raw_ingest(hs, &bot, &plan, args.rooms as usize, "before", store.as_ref(), &media).await?;
     listening.abort();
     let _ = listening.await;
     let started = Instant::now();
@@ -98,7 +98,7 @@ async fn main() -> Result<()> {
     }
     let delivered = to_deliver;
     let (_, listening) = receiver().await?;
-    let (_, raw_after) = raw_ingest(&hs, &bot, &plan, args.rooms as usize, "after", store.as_ref(), &media).await?;
+    let (_, raw_after) = raw_ingest(hs, &bot, &plan, args.rooms as usize, "after", store.as_ref(), &media).await?;
     listening.abort();
     let raw_secs = (raw_before + raw_after) / 2.0;
     let raw_rate = raw_sent as f64 / raw_secs;

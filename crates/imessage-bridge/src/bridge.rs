@@ -221,7 +221,7 @@ impl Bridge {
                 started = std::time::Instant::now();
             }
         };
-        let (report, ()) = tokio::join!(async { delivering.await }, logging);
+        let (report, ()) = tokio::join!(delivering, logging);
         let report = report?;
         if once {
             self.pass_ended(&report, begun.elapsed()).await;

@@ -301,6 +301,7 @@ impl Deliverer {
 
     /// Books the end of a room's turn: done (live from now on, its error cleared), more (back
     /// in the queue), or failed (its own backoff, its error shown where messages wait).
+    #[allow(clippy::too_many_arguments)]
     fn turn_ended(&self, rooms: &mut Rooms, report: &mut DeliveryReport, id: &str, class: usize, result: Result<TurnEnd>, once: bool, first_error: &mut Option<crate::MatrixError>) {
         rooms.tried += 1;
         let again = rooms.again.remove(id);
