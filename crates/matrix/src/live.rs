@@ -88,9 +88,8 @@ struct Rooms {
     errored: HashSet<String>,
     /// Rooms backing off after a failure, until when (`run` only).
     sleeping: HashMap<String, Instant>,
-    /// Turns that ended this pass, and how many of those failed.
-    tried: usize,
-    failed: usize,
+    /// Per room tried this pass, whether its latest turn failed.
+    failing: HashMap<String, bool>,
 }
 
 /// What a wake read (see [`Deliverer::woken`]).
@@ -174,14 +173,15 @@ impl Deliverer {
             }
             // Stopping: the queue stays (the next run starts there); only running turns end.
             if rooms.running.is_empty() && waking.is_none() && (self.stopping() || rooms.queue.iter().all(VecDeque::is_empty)) {
-                if rooms.tried > 0 || once {
+                if !rooms.failing.is_empty() || once {
                     let pass = std::mem::take(&mut *report.lock().await);
-                    if rooms.failed > 0 && rooms.failed == rooms.tried && !once {
+                    // Every room's latest turn failed (the homeserver is down, say).
+                    let all_failed = !rooms.failing.is_empty() && rooms.failing.values().all(|f| *f);
+                    if all_failed && !once {
                         let next = rooms.sleeping.values().min().map_or(0, |t| t.saturating_duration_since(Instant::now()).as_secs());
                         tracing::warn!("delivery round failed, next round in {next}s: every room tried failed");
                     }
-                    let all_failed = rooms.failed > 0 && rooms.failed == rooms.tried;
-                    (rooms.tried, rooms.failed) = (0, 0);
+                    rooms.failing.clear();
                     if once {
                         return match first_error {
                             Some(e) if all_failed => Err(e),
@@ -303,7 +303,7 @@ impl Deliverer {
     /// in the queue), or failed (its own backoff, its error shown where messages wait).
     #[allow(clippy::too_many_arguments)]
     fn turn_ended(&self, rooms: &mut Rooms, report: &mut DeliveryReport, id: &str, class: usize, result: Result<TurnEnd>, once: bool, first_error: &mut Option<crate::MatrixError>) {
-        rooms.tried += 1;
+        rooms.failing.insert(id.to_string(), result.is_err());
         let again = rooms.again.remove(id);
         match result {
             Ok(TurnEnd::Done) => {
@@ -322,7 +322,6 @@ impl Deliverer {
             }
             Ok(TurnEnd::More | TurnEnd::Waiting) => {}
             Err(e) => {
-                rooms.failed += 1;
                 let failures = {
                     let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
                     let failures = backoff.get(id).map_or(0, |(n, _)| *n) + 1;
