@@ -17,13 +17,14 @@
 //! run on 127.0.0.1; Synapse comes from `scripts/start-synapse.sh`, as in the tests and the demo.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
 
 #[path = "media_upload.rs"]
 mod media_upload;
+#[path = "stack.rs"]
+mod stack;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -32,7 +33,7 @@ use cloudkit::records::MessageRecord;
 use matrix::HomeserverClient;
 use serde_json::json;
 
-const OWNER: &str = "@owner:localhost";
+use stack::{run, OWNER};
 
 #[derive(Parser)]
 #[command(name = "deliver-bench", about = "Bridge delivery rate vs raw appservice ingest on one Synapse")]
@@ -49,90 +50,14 @@ struct Args {
     json: bool,
 }
 
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
-fn run(cmd: &mut Command, what: &str) -> Result<()> {
-    let out = cmd.output().with_context(|| format!("running {what}"))?;
-    if !out.status.success() {
-        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let bin_dir = match &args.bin_dir {
-        Some(d) => d.clone(),
-        None => std::env::current_exe()?.parent().context("executable has no directory")?.to_path_buf(),
-    };
-    let (sim_bin, bridge_bin) = (bin_dir.join("cloudkit-sim"), bin_dir.join("imessage-bridge"));
-    for b in [&sim_bin, &bridge_bin] {
-        if !b.exists() {
-            bail!("{} is missing: run bench/deliver.sh (it builds the release binaries)", b.display());
-        }
-    }
-    let dir = tempfile::tempdir()?;
-    let d = dir.path();
-
+    let (sim_bin, bridge_bin) = stack::binaries(args.bin_dir.as_deref(), "bench/deliver.sh")?;
     // Simulator: `rooms` chats, no big chat.
-    let mut sim = Killed(
-        Command::new(&sim_bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--big-chat", "0"])
-            .args(["--chats", &args.rooms.to_string(), "--messages", &args.messages.to_string()])
-            .arg("--write-session")
-            .arg(d.join("session.json"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    let mut line = String::new();
-    BufReader::new(sim.0.stdout.take().context("no simulator stdout")?).read_line(&mut line)?;
-    let sim_url = line.trim().strip_prefix("listening on ").context("simulator did not print its address")?.to_string();
-
-    let (hs_port, as_port) = (free_port()?, free_port()?);
-    let hs_url = format!("http://127.0.0.1:{hs_port}");
-    run(
-        Command::new(&bridge_bin)
-            .args(["init", "--homeserver", &hs_url, "--domain", "localhost", "--owner", OWNER])
-            .args(["--cloudkit", &sim_url, "--database", "sqlite:bridge.db", "--force"])
-            .arg("--session")
-            .arg(d.join("session.json"))
-            .arg("--out")
-            .arg(d)
-            .args(["--listen", &format!("127.0.0.1:{as_port}")]),
-        "imessage-bridge init",
-    )?;
-    let config = std::fs::read_to_string(d.join("config.yaml"))?.replace("concurrency: 4", &format!("concurrency: {}", args.rooms));
-    std::fs::write(d.join("config.yaml"), config)?;
-    let _synapse = Killed(
-        Command::new(repo_root().join("scripts/start-synapse.sh"))
-            .arg(d.join("synapse"))
-            .arg(hs_port.to_string())
-            .arg("localhost")
-            .arg(d.join("registration.yaml"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("synapse.log"))?)
-            .spawn()?,
-    );
-    let reg: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(d.join("registration.yaml"))?)?;
-    let hs = HomeserverClient::new(&hs_url, reg["as_token"].as_str().context("no as_token")?)?;
-    hs.wait_ready(Duration::from_secs(180)).await.context("Synapse did not start")?;
-
+    let sim_args = ["--big-chat", "0", "--chats", &args.rooms.to_string(), "--messages", &args.messages.to_string()].map(String::from);
+    let stack = stack::Stack::start(&sim_bin, &bridge_bin, &sim_args, |config| config.replace("concurrency: 4", &format!("concurrency: {}", args.rooms))).await?;
+    let (d, reg, hs, as_port) = (stack.dir.path(), &stack.registration, &stack.hs, stack.as_port);
     run(Command::new(&bridge_bin).arg("-c").arg(d.join("config.yaml")).arg("sync").env("RUST_LOG", "warn"), "sync")?;
     let store = store::open(&format!("sqlite:{}", d.join("bridge.db").display())).await?;
     // What the bridge will deliver, chat by chat.
@@ -146,7 +71,7 @@ async fn main() -> Result<()> {
     let bot = matrix::ghost::bot_user_id("localhost");
     hs.register(matrix::ghost::BOT_LOCALPART).await?;
     // Media upload throughput on its own, before any room exists.
-    let uploads = media_upload::measure(&hs, &bot, d).await?;
+    let uploads = media_upload::measure(hs, &bot, d).await?;
     hs.register(OWNER.trim_start_matches('@').split(':').next().unwrap_or("owner")).await?;
 
     // Raw ingest before and after the bridge: the homeserver slows down as its database grows,
@@ -157,7 +82,7 @@ async fn main() -> Result<()> {
     let hs_token = reg["hs_token"].as_str().context("no hs_token")?.to_string();
     let receiver = || matrix::appservice::serve(matrix::appservice::AppserviceState::new(&hs_token, "localhost"), as_addr);
     let (_, listening) = receiver().await?;
-    let (raw_sent, raw_before) = raw_ingest(&hs, &bot, &plan, args.rooms as usize, "before", store.as_ref(), &media).await?;
+    let (raw_sent, raw_before) = raw_ingest(hs, &bot, &plan, args.rooms as usize, "before", store.as_ref(), &media).await?;
     listening.abort();
     let _ = listening.await;
     let started = Instant::now();
@@ -173,7 +98,7 @@ async fn main() -> Result<()> {
     }
     let delivered = to_deliver;
     let (_, listening) = receiver().await?;
-    let (_, raw_after) = raw_ingest(&hs, &bot, &plan, args.rooms as usize, "after", store.as_ref(), &media).await?;
+    let (_, raw_after) = raw_ingest(hs, &bot, &plan, args.rooms as usize, "after", store.as_ref(), &media).await?;
     listening.abort();
     let raw_secs = (raw_before + raw_after) / 2.0;
     let raw_rate = raw_sent as f64 / raw_secs;

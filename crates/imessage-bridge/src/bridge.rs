@@ -192,19 +192,55 @@ impl Bridge {
     /// One delivery round. `sent` is notified after every event the homeserver accepted (`run`
     /// waits for one before it stops on a signal).
     pub async fn deliver(&self, sent: Option<&tokio::sync::Notify>) -> anyhow::Result<matrix::delivery::DeliveryReport> {
+        self.deliver_rooms(sent, None).await
+    }
+
+    /// `run`'s delivery beside its sync: room by room (see `matrix::live`), a wake each time
+    /// `stored` changes (a sync pass ended), until a stop. Each time the queue runs empty the
+    /// pass is logged (and counted for metrics).
+    pub async fn deliver_live(&self, stored: tokio::sync::watch::Receiver<u64>) -> anyhow::Result<()> {
+        self.deliver_rooms(None, Some(stored)).await.map(|_| ())
+    }
+
+    async fn deliver_rooms(
+        &self,
+        sent: Option<&tokio::sync::Notify>,
+        stored: Option<tokio::sync::watch::Receiver<u64>>,
+    ) -> anyhow::Result<matrix::delivery::DeliveryReport> {
         let bars: Box<dyn matrix::delivery::DeliveryProgress> = if std::io::stderr().is_terminal() {
             Box::new(crate::progress::RoomBars::new())
         } else {
             Box::new(crate::progress::LogProgress::start("delivery", crate::progress::log_interval()))
         };
         let progress = crate::progress::Notifying::new(bars.as_ref(), sent, self.metrics.as_deref());
-        let started = std::time::Instant::now();
-        let report = self.deliverer.deliver_all(&progress).await;
+        let (once, begun) = (stored.is_none(), std::time::Instant::now());
+        let (passes, mut ended) = tokio::sync::mpsc::unbounded_channel();
+        let delivering = async {
+            let on_pass = move |report: &matrix::delivery::DeliveryReport| {
+                let _ = passes.send(report.clone());
+            };
+            self.deliverer.deliver_rooms(&progress, stored, &on_pass).await
+        };
+        let logging = async {
+            let mut started = std::time::Instant::now();
+            while let Some(report) = ended.recv().await {
+                self.pass_ended(&report, started.elapsed()).await;
+                started = std::time::Instant::now();
+            }
+        };
+        let (report, ()) = tokio::join!(delivering, logging);
+        let report = report?;
+        if once {
+            self.pass_ended(&report, begun.elapsed()).await;
+        }
+        Ok(report)
+    }
+
+    /// Logs a delivery pass (and updates the metrics first: a log line says they are current).
+    async fn pass_ended(&self, report: &matrix::delivery::DeliveryReport, took: Duration) {
         if let Some(metrics) = &self.metrics {
             self.update_metrics(metrics).await;
         }
-        let report = report?;
-        let secs = started.elapsed().as_secs_f64();
         tracing::info!(
             rooms = report.rooms,
             created = report.rooms_created,
@@ -216,10 +252,9 @@ impl Bridge {
             late = report.late,
             failed_rooms = report.failed_rooms.len(),
             backing_off = report.backing_off,
-            rate = format!("{:.1}/s", report.sent as f64 / secs.max(1e-9)),
+            rate = format!("{:.1}/s", report.sent as f64 / took.as_secs_f64().max(1e-9)),
             "delivery finished"
         );
-        Ok(report)
     }
 
     /// After a round: media bytes uploaded since the last update, and what is still pending.

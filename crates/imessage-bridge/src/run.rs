@@ -1,8 +1,12 @@
 //! `sync` and `run`: the long-running side of the bridge.
 //!
-//! Why it is shaped like this: `run` is left alone for months under systemd or in a container.
-//! So one failed delivery round must not end it (it is logged, recorded per room for `status`,
-//! and the next round comes after a backoff), and SIGTERM/SIGINT stop it cleanly: the sync
+//! Why it is shaped like this: `run` is left alone for months under systemd or in a container,
+//! and a new message should reach its room within one sync interval whatever else it does. So
+//! the sync runs in a loop of its own (its interval, or a change of a watched chat.db) and each
+//! pass it ends wakes the delivery, which works room by room beside it (`matrix::live`): a big
+//! chat's history going in holds back no other room. `run --once` is a sync, then delivery
+//! until nothing is pending. One failed room or round must not end it (it is logged, recorded
+//! per room for `status`, and retried after a backoff), and SIGTERM/SIGINT stop it cleanly: the sync
 //! finishes the page it is committing and records `interrupted` (its token at that page), the
 //! delivery gets a moment to finish the event in flight. A second signal exits at once. Whatever
 //! a stop cuts off is what a crash would cut off, and both are resumed from the store's token
@@ -83,12 +87,28 @@ pub async fn run(config: &Config, store: Arc<dyn store::Store>, once: bool, stop
     let listener = Bridge::bind(config, store.clone(), metrics.clone()).await?;
     let give_up = once.then_some(Duration::from_secs(30));
     let mut connecting = tokio::spawn(Bridge::start_retrying(config.clone(), store.clone(), listener, metrics.clone(), give_up, stop.clone()));
-    let mut bridge: Option<Bridge> = None;
     let interval = Duration::from_secs(config.matrix.as_ref().map_or(60, |m| m.sync_interval_secs).max(1));
-    let mut backoff = FIRST_BACKOFF;
+    if once {
+        // A sync that stops early still delivers what it stored (if the history is whole).
+        if let Err(e) = sync(config, store.clone(), true, &stop, metrics.as_ref()).await {
+            tracing::warn!("{e:#}");
+        }
+        if stop.is_stopped() {
+            return Ok(());
+        }
+        // Waits for the homeserver until it gives up.
+        let bridge = tokio::select! {
+            joined = &mut connecting => joined??,
+            _ = stop.stopped() => None,
+        };
+        return match bridge {
+            Some(b) => deliver_round(&b, store.as_ref(), &stop).await,
+            None => Ok(()),
+        };
+    }
     // A Mac's chat.db is watched: a change syncs at once, the interval is the fallback.
     let watch = match (&config.source.kind, &config.source.path) {
-        (SourceKind::ChatDb, Some(path)) if !once => match crate::watch::DatabaseWatch::start(path) {
+        (SourceKind::ChatDb, Some(path)) => match crate::watch::DatabaseWatch::start(path) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!("cannot watch {} for changes ({e}); polling every {}s", path.display(), interval.as_secs());
@@ -97,96 +117,99 @@ pub async fn run(config: &Config, store: Arc<dyn store::Store>, once: bool, stop
         },
         _ => None,
     };
+    // Sync and delivery side by side: the sync keeps its interval whatever delivery does, and
+    // each pass it ends wakes the delivery, which works room by room (`matrix::live`).
+    let (stored, passes) = tokio::sync::watch::channel(0u64);
+    let syncing = tokio::spawn(sync_loop(config.clone(), store.clone(), stop.clone(), metrics, interval, watch, stored));
+    let bridge = tokio::select! {
+        joined = &mut connecting => joined??,
+        _ = stop.stopped() => None,
+    };
+    if let Some(b) = bridge {
+        deliver_live(&b, passes, &stop, interval).await;
+    }
+    // The sync finishes the page it is committing.
+    syncing.await?;
+    Ok(())
+}
+
+/// `run`'s sync: a pass, then a wake for the delivery, then the interval (or a change of the
+/// watched source), until a stop.
+async fn sync_loop(
+    config: Config,
+    store: Arc<dyn store::Store>,
+    stop: sync::StopSignal,
+    metrics: Option<Arc<matrix::metrics::Metrics>>,
+    interval: Duration,
+    watch: Option<crate::watch::DatabaseWatch>,
+    stored: tokio::sync::watch::Sender<u64>,
+) {
     loop {
-        // A sync that stops early still delivers what it stored; the next round resumes it.
-        if let Err(e) = sync(config, store.clone(), true, &stop, metrics.as_ref()).await {
+        // A pass that stops early still wakes the delivery, which first checks that the stored
+        // history is whole.
+        if let Err(e) = sync(&config, store.clone(), true, &stop, metrics.as_ref()).await {
             tracing::warn!("{e:#}");
         }
         if stop.is_stopped() {
-            return Ok(());
+            return;
         }
-        let b = match bridge.as_ref() {
-            Some(b) => b,
-            None => {
-                // Waits for the homeserver until the next sync is due (`--once`: until it gives up).
-                let connected = tokio::select! {
-                    r = &mut connecting => Some(r),
-                    _ = tokio::time::sleep(interval), if !once => None,
-                    _ = stop.stopped() => return Ok(()),
-                };
-                match connected {
-                    Some(joined) => match joined?? {
-                        Some(b) => bridge.insert(b),
-                        None => return Ok(()),
-                    },
-                    None => continue,
-                }
-            }
-        };
-        let delivered = deliver_round(b, store.as_ref(), &stop).await;
-        if stop.is_stopped() {
-            return Ok(());
-        }
-        let wait = match delivered {
-            Ok(()) => {
-                backoff = FIRST_BACKOFF;
-                interval
-            }
-            Err(e) if once => return Err(e),
-            Err(e) => {
-                let wait = backoff.min(interval);
-                tracing::warn!("delivery round failed, next round in {}s: {e:#}", wait.as_secs());
-                backoff = (backoff * 2).min(interval);
-                wait
-            }
-        };
-        if once {
-            return Ok(());
-        }
+        stored.send_modify(|passes| *passes += 1);
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(interval) => {}
             _ = crate::watch::changed(watch.as_ref()) => tracing::debug!("the source changed: syncing now"),
-            _ = stop.stopped() => return Ok(()),
+            _ = stop.stopped() => return,
         }
     }
 }
 
-/// One delivery round, stopped (after a grace for the event in flight) by `stop`. Afterwards
-/// every chat still waiting for messages gets the round's error, every other one loses its old
-/// one, so `status` shows what is stuck and why.
-async fn deliver_round(b: &Bridge, store: &dyn store::Store, stop: &sync::StopSignal) -> anyhow::Result<()> {
-    let sent = tokio::sync::Notify::new();
-    let round = b.deliver(Some(&sent));
-    tokio::pin!(round);
-    let result = tokio::select! {
-        r = &mut round => r,
+/// `run`'s delivery until a stop (after a grace for the event in flight in each room). A
+/// delivery that fails as a whole (the store, say) starts again after a backoff.
+async fn deliver_live(b: &Bridge, passes: tokio::sync::watch::Receiver<u64>, stop: &sync::StopSignal, interval: Duration) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        match until_stopped(b, stop, b.deliver_live(passes.clone()), ()).await {
+            Err(e) if !stop.is_stopped() => {
+                tracing::warn!("delivery round failed, next round in {}s: {e:#}", backoff.as_secs());
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.stopped() => return,
+                }
+                backoff = (backoff * 2).min(interval);
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Awaits a delivery; on a stop, each room finishes the message it is sending, then the
+/// delivery ends (`cut_off` if that takes longer than the grace).
+async fn until_stopped<T>(b: &Bridge, stop: &sync::StopSignal, delivery: impl std::future::Future<Output = anyhow::Result<T>>, cut_off: T) -> anyhow::Result<T> {
+    tokio::pin!(delivery);
+    tokio::select! {
+        r = &mut delivery => r,
         _ = stop.stopped() => {
-            // Each room finishes the message it is sending, then the round ends.
             b.deliverer.request_stop();
             tokio::select! {
-                r = &mut round => r,
-                _ = tokio::time::sleep(DELIVERY_GRACE) => Ok(Default::default()),
+                r = &mut delivery => r,
+                _ = tokio::time::sleep(DELIVERY_GRACE) => Ok(cut_off),
             }
         }
-    };
-    if stop.is_stopped() {
-        return result.map(|_| ());
     }
-    // Each waiting room that failed gets its own error (and its own backoff in the deliverer);
-    // a round that failed as a whole gives its error to every room still waiting.
-    let (round_error, failed): (Option<String>, std::collections::HashMap<String, String>) = match &result {
-        Err(e) => (Some(format!("{e:#}")), Default::default()),
-        Ok(report) => (None, report.failed_rooms.iter().map(|f| (f.chat_id.clone(), f.error.clone())).collect()),
-    };
-    for room in store.room_deliveries().await? {
-        let waiting = room.pending + room.in_flight > 0;
-        // Shown where messages wait; a room with nothing to send that failed a housekeeping
-        // request is in the log only.
-        let error = failed.get(&room.chat_id).or(round_error.as_ref()).filter(|_| waiting);
-        match error {
-            Some(e) => store.set_delivery_error(&room.chat_id, Some(e)).await?,
-            None if room.last_error.is_some() => store.set_delivery_error(&room.chat_id, None).await?,
-            None => {}
+}
+
+/// `run --once`'s delivery, stopped (after a grace for the event in flight) by `stop`. Each room
+/// that failed has its error already (see `matrix::live`); a round that failed as a whole gives
+/// its error to every room still waiting, so `status` shows what is stuck and why.
+async fn deliver_round(b: &Bridge, store: &dyn store::Store, stop: &sync::StopSignal) -> anyhow::Result<()> {
+    let sent = tokio::sync::Notify::new();
+    let result = until_stopped(b, stop, b.deliver(Some(&sent)), Default::default()).await;
+    if let (Err(e), false) = (&result, stop.is_stopped()) {
+        let error = format!("{e:#}");
+        for room in store.room_deliveries().await? {
+            // Shown where messages wait; a room with nothing to send is in the log only.
+            if room.pending + room.in_flight > 0 {
+                store.set_delivery_error(&room.chat_id, Some(&error)).await?;
+            }
         }
     }
     result.map(|_| ())

@@ -10,12 +10,26 @@ use std::io::Write;
 
 use serde::Serialize;
 
-/// One room's delivery line: the store's counts plus the chat's name.
+/// One room's delivery line: the store's counts plus the chat's name, whether it is taking in
+/// its history or is live (its history is in: new messages go in within a sync interval), and
+/// how long its oldest undelivered message has waited since it was sent.
 #[derive(Serialize)]
 struct Room<'a> {
     #[serde(flatten)]
     delivery: &'a store::RoomDelivery,
     name: Option<&'a str>,
+    state: &'static str,
+    oldest_pending_age_s: Option<i64>,
+}
+
+/// `3s`, `5m`, `2h`, `41d`: the coarsest unit that is at least one.
+fn age(secs: i64) -> String {
+    match secs.max(0) {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
 }
 
 pub async fn status(store: &dyn store::Store, json: bool) -> anyhow::Result<()> {
@@ -23,7 +37,16 @@ pub async fn status(store: &dyn store::Store, json: bool) -> anyhow::Result<()> 
     let deliveries = store.room_deliveries().await?;
     let chats = store.chats().await?;
     let name_of = |chat_id: &str| chats.iter().find(|c| c.chat_id == chat_id).and_then(|c| c.display_name.as_deref());
-    let rooms: Vec<Room> = deliveries.iter().map(|d| Room { delivery: d, name: name_of(&d.chat_id) }).collect();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let rooms: Vec<Room> = deliveries
+        .iter()
+        .map(|d| Room {
+            delivery: d,
+            name: name_of(&d.chat_id),
+            state: if d.live_since_ms.is_some() { "live" } else { "history" },
+            oldest_pending_age_s: d.oldest_pending_ms.map(|t| (now_ms - t).max(0) / 1000),
+        })
+        .collect();
     let mut out = std::io::stdout().lock();
     if json {
         let mut value = serde_json::to_value(&status)?;
@@ -94,12 +117,16 @@ fn zones_table(out: &mut impl Write, status: &sync::Status) -> anyhow::Result<()
 
 fn rooms_table(out: &mut impl Write, rooms: &[Room]) -> anyhow::Result<()> {
     writeln!(out)?;
-    writeln!(out, "{:<34} {:<24} {:>8} {:>9} {:>8} {:>9} {:>6}  name", "chat", "room", "stored", "delivered", "pending", "in_flight", "typed")?;
+    writeln!(
+        out,
+        "{:<34} {:<24} {:>8} {:>9} {:>8} {:>9} {:>6} {:<7} {:>6}  name",
+        "chat", "room", "stored", "delivered", "pending", "in_flight", "typed", "state", "oldest"
+    )?;
     for r in rooms {
         let d = r.delivery;
         writeln!(
             out,
-            "{:<34} {:<24} {:>8} {:>9} {:>8} {:>9} {:>6}  {}",
+            "{:<34} {:<24} {:>8} {:>9} {:>8} {:>9} {:>6} {:<7} {:>6}  {}",
             crate::bridge::truncate(&terminal_safe(&d.chat_id), 34),
             crate::bridge::truncate(&terminal_safe(d.room_id.as_deref().unwrap_or("-")), 24),
             d.stored,
@@ -107,6 +134,8 @@ fn rooms_table(out: &mut impl Write, rooms: &[Room]) -> anyhow::Result<()> {
             d.pending,
             d.in_flight,
             d.owner_messages,
+            r.state,
+            r.oldest_pending_age_s.map_or("-".to_string(), age),
             terminal_safe(r.name.unwrap_or("-"))
         )?;
         if let Some(e) = &d.last_error {
@@ -114,6 +143,7 @@ fn rooms_table(out: &mut impl Write, rooms: &[Room]) -> anyhow::Result<()> {
         }
     }
     let sum = |f: fn(&store::RoomDelivery) -> i64| rooms.iter().map(|r| f(r.delivery)).sum::<i64>();
+    writeln!(out, "state: history while a room takes in its history, live once it is in; oldest: how long ago its oldest undelivered message was sent")?;
     writeln!(
         out,
         "{} rooms: {} of {} messages delivered, {} pending, {} in flight, {} with an error",

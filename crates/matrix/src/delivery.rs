@@ -5,6 +5,7 @@
 //! delivery ledger does not list is sent, oldest first, with `?ts=` set to the original time —
 //! one forward sequence, which is what lets clients paginate back to message one. Later syncs
 //! only append (the undelivered set is, by construction, newer than the room's last send).
+//! Which room sends when, in turns, is `live.rs`'s; a turn resumes where the last one stopped.
 //!
 //! Crash safety: before a send the ledger gets a row with the transaction id (`imb-<guid>`); after
 //! it, the event id. A row without an event id is the one send that may have been in flight; on
@@ -16,13 +17,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use imessage::records::MessageRecord;
-use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::json;
 use store::{Chat, Portal, Store};
 use tokio::sync::Mutex;
 
 use crate::client::HomeserverClient;
+use crate::live::{Turn, TurnEnd};
 use crate::ghost::{bot_user_id, ghost_user_id};
 use crate::send::{LEDGER_KEY, NO_EVENT};
 use crate::{Result, GUID_KEY};
@@ -99,11 +100,11 @@ pub struct RoomFailure {
 }
 
 /// The first wait before a room that failed is tried again; doubles per failure up to the max.
-const ROOM_BACKOFF: std::time::Duration = std::time::Duration::from_secs(2);
-const ROOM_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(600);
+pub(crate) const ROOM_BACKOFF: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const ROOM_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl DeliveryReport {
-    fn add(&mut self, r: &DeliveryReport) {
+    pub(crate) fn add(&mut self, r: &DeliveryReport) {
         self.sent += r.sent;
         self.attachments += r.attachments;
         self.attachment_notices += r.attachment_notices;
@@ -129,9 +130,9 @@ pub struct Deliverer {
     /// The media repository's largest upload (asked once).
     pub(crate) upload_limit: tokio::sync::OnceCell<Option<u64>>,
     /// Set by [`Deliverer::request_stop`]: rooms stop after the message in flight.
-    stopping: std::sync::atomic::AtomicBool,
+    pub(crate) stop: tokio::sync::watch::Sender<bool>,
     /// Rooms whose last delivery failed: how many times in a row, and when to try again.
-    backoff: std::sync::Mutex<std::collections::HashMap<String, (u32, tokio::time::Instant)>>,
+    pub(crate) backoff: std::sync::Mutex<std::collections::HashMap<String, (u32, tokio::time::Instant)>>,
 }
 
 /// The id of the owner's override push rule that mutes a portal while its history goes in.
@@ -148,7 +149,7 @@ pub(crate) fn txn_id(guid: &str) -> String {
 
 impl Deliverer {
     pub fn new(hs: HomeserverClient, store: Arc<dyn Store>, config: DeliveryConfig) -> Self {
-        Deliverer { hs, store, config, known_users: Mutex::new(HashSet::new()), direct_lock: Mutex::new(()), room_version: tokio::sync::OnceCell::new(), upload_limit: tokio::sync::OnceCell::new(), stopping: Default::default(), backoff: Default::default() }
+        Deliverer { hs, store, config, known_users: Mutex::new(HashSet::new()), direct_lock: Mutex::new(()), room_version: tokio::sync::OnceCell::new(), upload_limit: tokio::sync::OnceCell::new(), stop: tokio::sync::watch::Sender::new(false), backoff: Default::default() }
     }
 
     pub fn bot(&self) -> String {
@@ -196,9 +197,10 @@ impl Deliverer {
         Ok(None)
     }
 
-    /// Delivers one chat: creates its portal if needed, renames it if its name changed, resolves
-    /// the in-flight send of a previous run, then sends every undelivered message in order.
-    async fn deliver_chat(&self, chat: &Chat, progress: &dyn DeliveryProgress, report: &Mutex<DeliveryReport>) -> Result<()> {
+    /// One turn of a chat: creates its portal if needed, renames it if its name changed, resolves
+    /// the in-flight send of a previous run, then sends the undelivered messages in order until
+    /// they are all sent ([`TurnEnd::Done`]) or the turn is over ([`TurnEnd::More`]).
+    pub(crate) async fn deliver_chat(&self, chat: &Chat, progress: &dyn DeliveryProgress, report: &Mutex<DeliveryReport>, turn: &Turn<'_>) -> Result<TurnEnd> {
         let (portal, created_with) = match self.store.portal(&chat.chat_id).await? {
             Some(p) => (p, None),
             None => {
@@ -228,7 +230,14 @@ impl Deliverer {
                 }
             }
         }
+        // What is sent comes from a whole sync pass: the stored history's state is the same
+        // before and after it is read (a pass under way, in `run`'s sync beside this, waits).
+        let Ok(before) = self.history_state().await? else { return Ok(TurnEnd::Waiting) };
         let pending: Vec<MessageRecord> = self.store.undelivered(&chat.chat_id).await?;
+        let messages = if pending.is_empty() { Vec::new() } else { self.store.messages_in_chat(&chat.chat_id).await? };
+        if self.history_state().await?.ok().as_ref() != Some(&before) {
+            return Ok(TurnEnd::Waiting);
+        }
         // The portal's history is still going in while the owner's history mute is there (a
         // run that stopped half-way left it): it stays until the last history event is sent.
         let history = self.config.double_puppet && self.hs.has_override_rule(&self.config.owner, &history_rule_id(&room)).await?;
@@ -241,7 +250,12 @@ impl Deliverer {
         let mut room_report = DeliveryReport::default();
         if !pending.is_empty() {
             progress.room_started(&chat.chat_id, chat.display_name.as_deref().unwrap_or(&chat.chat_id), pending.len());
-            self.send_pending(&room, &chat.chat_id, &pending, &mut members, &mut room_report, progress).await?;
+            let all_sent = self.send_pending(&room, &chat.chat_id, &pending, &messages, &mut members, &mut room_report, progress, turn).await?;
+            if !all_sent {
+                // The rest in a later turn (or run); what follows is for the live edge.
+                report.lock().await.add(&room_report);
+                return Ok(TurnEnd::More);
+            }
         }
         // Then what changed in messages the room has (unsends, later edits, deletions), and who
         // is in the chat now: both at the live edge.
@@ -259,21 +273,24 @@ impl Deliverer {
         if !pending.is_empty() {
             progress.room_finished(&chat.chat_id);
         }
-        Ok(())
+        Ok(TurnEnd::Done)
     }
 
-    /// Sends a chat's undelivered messages in order, each by its sender (joined first).
+    /// Sends a chat's undelivered messages in order, each by its sender (joined first), until
+    /// a stop or the end of the turn; true when all were sent. `chat` is every message of it.
+    #[allow(clippy::too_many_arguments)]
     async fn send_pending(
         &self,
         room: &str,
         chat_id: &str,
         pending: &[MessageRecord],
+        chat: &[MessageRecord],
         members: &mut HashSet<String>,
         room_report: &mut DeliveryReport,
         progress: &dyn DeliveryProgress,
-    ) -> Result<()> {
+        turn: &Turn<'_>,
+    ) -> Result<bool> {
         // The chat's tapback state as the room has it: every message delivered so far.
-        let chat = self.store.messages_in_chat(chat_id).await?;
         let waiting: HashSet<&str> = pending.iter().map(|m| m.guid.as_str()).collect();
         let mut reactions = crate::render::Reactions::default();
         for m in chat.iter().filter(|m| !m.is_system() && !waiting.contains(m.guid.as_str())) {
@@ -286,11 +303,11 @@ impl Deliverer {
         let mut ghosts: HashSet<String> = HashSet::new();
         let mut late_shown: HashSet<String> = HashSet::new();
         for m in pending {
-            if self.stopping() {
-                return Ok(());
+            if self.stopping() || turn.over() {
+                return Ok(false);
             }
             let late = newest_in_room.is_some_and(|t| m.ts_ms < t);
-            if late && crate::late::superseded(m, &chat) {
+            if late && crate::late::superseded(m, chat) {
                 self.mark_done(&m.guid, &m.chat_id, NO_EVENT).await?;
                 continue;
             }
@@ -305,7 +322,7 @@ impl Deliverer {
             progress.sent(chat_id);
         }
         // Tapbacks that found no target because it was one of those late messages go in now.
-        for m in crate::late::tapbacks_on(&chat, &late_shown) {
+        for m in crate::late::tapbacks_on(chat, &late_shown) {
             if waiting.contains(m.guid.as_str()) || self.store.delivered_event(&m.guid).await?.as_deref() != Some(NO_EVENT) {
                 continue;
             }
@@ -313,7 +330,7 @@ impl Deliverer {
             room_report.late += 1;
             self.send_as_sender(room, m, members, &mut ghosts, &mut reactions, true, room_report).await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Sends one message by its sender, who is registered and joined first.
@@ -355,77 +372,40 @@ impl Deliverer {
     /// zone's records in no time order, so what a pass cut short left out can be older than what
     /// it stored; and a room's timeline is append-only, so order must be right the first time.
     pub async fn history_incomplete(&self) -> Result<Option<String>> {
-        for zone in imessage::records::ZONES {
-            match self.store.zone_state(zone).await?.and_then(|z| z.stop_reason) {
-                Some(store::StopReason::ApiDone) => {}
-                Some(other) => return Ok(Some(format!("the last sync of {zone} stopped early ({})", other.as_str()))),
-                None => return Ok(Some(format!("{zone} has not been synced to its end yet"))),
-            }
-        }
-        let waiting = self.store.failed_records(imessage::records::MESSAGE_ZONE).await?.iter().filter(|f| f.pending).count();
-        Ok((waiting > 0).then(|| format!("{waiting} message record(s) wait for a key refresh")))
+        Ok(self.history_state().await?.err())
     }
 
-    /// Delivers every chat, `concurrency` rooms at a time; within a room strictly in order.
-    /// Nothing is delivered while the history is incomplete (see [`Self::history_incomplete`]).
-    pub async fn deliver_all(&self, progress: &dyn DeliveryProgress) -> Result<DeliveryReport> {
-        let chats = self.store.chats().await?;
-        if let Some(why) = self.history_incomplete().await? {
-            tracing::warn!("not delivering yet: {why}; the next complete sync delivers");
-            return Ok(DeliveryReport { rooms: chats.len() as u64, waiting: Some(why), ..Default::default() });
-        }
-        let report = Mutex::new(DeliveryReport { rooms: chats.len() as u64, ..Default::default() });
-        let recorded = self.store.portals().await?.len();
-        if recorded < chats.len() {
-            self.ensure_bot().await?;
-            report.lock().await.adopted = self.adopt_unrecorded_rooms(&chats).await?;
-        }
-        // A room that fails waits for its own backoff; the others go on. Only a round in which
-        // every room tried failed (the homeserver is down, say) is an error.
-        let now = tokio::time::Instant::now();
-        let due: Vec<&Chat> = {
-            let backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
-            chats.iter().filter(|c| backoff.get(&c.chat_id).is_none_or(|(_, next)| *next <= now)).collect()
-        };
-        report.lock().await.backing_off = (chats.len() - due.len()) as u64;
-        let shared = &report;
-        let results: Vec<(&Chat, Result<()>)> = stream::iter(due)
-            .map(|chat| async move { (chat, self.deliver_chat(chat, progress, shared).await) })
-            .buffer_unordered(self.config.concurrency.max(1))
-            .collect()
-            .await;
-        let mut report = report.into_inner();
-        let tried = results.len();
-        let mut first_error = None;
-        for (chat, result) in results {
-            let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
-            match result {
-                Ok(()) => {
-                    backoff.remove(&chat.chat_id);
-                }
-                Err(e) => {
-                    let failures = backoff.get(&chat.chat_id).map_or(0, |(n, _)| *n) + 1;
-                    let wait = ROOM_BACKOFF.saturating_mul(1 << (failures - 1).min(16)).min(ROOM_BACKOFF_MAX);
-                    backoff.insert(chat.chat_id.clone(), (failures, tokio::time::Instant::now() + wait));
-                    tracing::warn!(chat = %chat.chat_id, failures, retry_in_s = wait.as_secs(), "room delivery failed: {e}");
-                    report.failed_rooms.push(RoomFailure { chat_id: chat.chat_id.clone(), error: e.to_string() });
-                    first_error.get_or_insert(e);
-                }
+    /// The stored history's state when it is complete (each zone's token and pages: any page a
+    /// sync commits changes it), else why it is not (see [`Self::history_incomplete`]).
+    async fn history_state(&self) -> Result<std::result::Result<Vec<(Option<Vec<u8>>, i64)>, String>> {
+        let mut state = Vec::new();
+        for zone in imessage::records::ZONES {
+            let z = self.store.zone_state(zone).await?;
+            match z.as_ref().and_then(|z| z.stop_reason) {
+                Some(store::StopReason::ApiDone) => {}
+                Some(other) => return Ok(Err(format!("the last sync of {zone} stopped early ({})", other.as_str()))),
+                None => return Ok(Err(format!("{zone} has not been synced to its end yet"))),
             }
+            state.extend(z.map(|z| (z.token, z.pages)));
         }
-        match first_error {
-            Some(e) if report.failed_rooms.len() == tried => Err(e),
-            _ => Ok(report),
-        }
+        let waiting = self.store.failed_records(imessage::records::MESSAGE_ZONE).await?.iter().filter(|f| f.pending).count();
+        Ok(if waiting > 0 { Err(format!("{waiting} message record(s) wait for a key refresh")) } else { Ok(state) })
+    }
+
+    /// Delivers every chat once (see [`Self::deliver_rooms`]): each room until nothing of it
+    /// is pending, `concurrency` rooms at a time, within a room strictly in order. Nothing is
+    /// delivered while the history is incomplete (see [`Self::history_incomplete`]).
+    pub async fn deliver_all(&self, progress: &dyn DeliveryProgress) -> Result<DeliveryReport> {
+        self.deliver_rooms(progress, None, &|_| {}).await
     }
 
     /// Asks a delivery under way to stop after the message each room is sending (what is not
     /// sent stays undelivered for the next run).
     pub fn request_stop(&self) {
-        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stop.send_replace(true);
     }
 
-    fn stopping(&self) -> bool {
-        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    pub(crate) fn stopping(&self) -> bool {
+        *self.stop.borrow()
     }
 }

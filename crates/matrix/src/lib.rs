@@ -18,6 +18,7 @@ pub mod ghost;
 pub mod inbound;
 pub mod listener;
 mod late;
+pub mod live;
 pub mod media;
 pub mod metrics;
 mod refusal;

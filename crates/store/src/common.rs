@@ -549,6 +549,11 @@ macro_rules! impl_store {
                 rows.iter().map(crate::rooms::room_delivery).collect()
             }
 
+            async fn set_room_live(&self, chat_id: &str) -> Result<()> {
+                sqlx::query(crate::rooms::SET_ROOM_LIVE).bind(chat_id).bind(crate::rooms::now_ms()).execute(&self.$write).await?;
+                Ok(())
+            }
+
             async fn set_delivery_error(&self, chat_id: &str, error: Option<&str>) -> Result<()> {
                 let q = match error {
                     Some(e) => sqlx::query(crate::rooms::SET_DELIVERY_ERROR).bind(chat_id).bind(e).bind(crate::rooms::now_ms()),

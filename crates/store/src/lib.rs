@@ -312,6 +312,8 @@ pub trait Store: Send + Sync {
     /// Delivery per chat (every chat with a chat record), ordered by chat_id: its room, its
     /// messages, how many are delivered, in flight and pending, and the last delivery error.
     async fn room_deliveries(&self) -> Result<Vec<RoomDelivery>>;
+    /// Records that the chat's room has taken in its whole history (the first time stays).
+    async fn set_room_live(&self, chat_id: &str) -> Result<()>;
     /// Records the error of a delivery round for a chat (None clears it).
     async fn set_delivery_error(&self, chat_id: &str, error: Option<&str>) -> Result<()>;
     /// Counts one message the owner typed in the chat's portal (it cannot reach iMessage) and

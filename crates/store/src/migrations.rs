@@ -270,6 +270,12 @@ CREATE INDEX revisions_chat ON revisions (chat_id);
     // Events the homeserver refused for good (a 4xx other than 429: too large, say), by ledger
     // key: each went in as a notice naming what was refused, and `status` counts them per chat.
     sql: "CREATE TABLE refused_events (key TEXT PRIMARY KEY NOT NULL, chat_id TEXT NOT NULL, what TEXT NOT NULL, error TEXT NOT NULL, at_ms INTEGER NOT NULL) STRICT;\nCREATE INDEX refused_events_chat ON refused_events (chat_id);",
+}, Migration {
+    version: 12,
+    name: "live_rooms",
+    // Chats whose room has taken in its whole history (and since when): `status` shows them as
+    // live, and delivery gives them slots of their own (see `matrix::live`).
+    sql: "CREATE TABLE live_rooms (chat_id TEXT PRIMARY KEY NOT NULL, since_ms INTEGER NOT NULL) STRICT;",
 }];
 
 pub(crate) const POSTGRES: &[Migration] = &[Migration {
@@ -433,6 +439,11 @@ CREATE INDEX revisions_chat ON revisions (chat_id);
     // As on SQLite.
     sql: r#"CREATE TABLE refused_events (key TEXT COLLATE "C" PRIMARY KEY, chat_id TEXT COLLATE "C" NOT NULL, what TEXT NOT NULL, error TEXT NOT NULL, at_ms BIGINT NOT NULL);
 CREATE INDEX refused_events_chat ON refused_events (chat_id);"#,
+}, Migration {
+    version: 12,
+    name: "live_rooms",
+    // As on SQLite.
+    sql: r#"CREATE TABLE live_rooms (chat_id TEXT COLLATE "C" PRIMARY KEY, since_ms BIGINT NOT NULL);"#,
 }];
 
 /// Serializes concurrent openers of one PostgreSQL database (`pg_advisory_xact_lock` key).

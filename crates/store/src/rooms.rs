@@ -10,6 +10,9 @@
 //! cannot send them to iMessage, answers with a notice at most once a day per room, and `status`
 //! shows the count beside the room's delivery so nothing the owner wrote goes unmentioned.
 //!
+//! A room is live (`live_rooms`) once a delivery left it with nothing pending: its history is
+//! in, and what comes later is the live edge.
+//!
 //! Events the homeserver refused for good (`refused`) are counted the same way: each went into
 //! the room as a notice naming what was refused, and the room went on.
 
@@ -42,6 +45,12 @@ pub struct RoomDelivery {
     /// Events the homeserver refused for good, each delivered as a notice naming what was
     /// refused (see [`Store::record_refusal`](crate::Store::record_refusal)).
     pub refused: i64,
+    /// When the room had taken in its whole history (ms since the Unix epoch); None while it is
+    /// still taking it in (or was never delivered to).
+    pub live_since_ms: Option<i64>,
+    /// The time of the chat's oldest message not yet delivered (in flight included), None when
+    /// nothing waits: `status` shows its age.
+    pub oldest_pending_ms: Option<i64>,
 }
 
 /// A chat's refused owner messages, as [`Store::count_owner_message`](crate::Store::count_owner_message)
@@ -61,14 +70,20 @@ pub(crate) const ROOM_DELIVERIES: &str = "SELECT c.chat_id, p.room_id, e.error, 
         WHERE m.chat_id = c.chat_id AND (m.flags & 147456) = 0 AND d.event_id IS NOT NULL) AS delivered, \
      (SELECT COUNT(*) FROM messages m JOIN deliveries d ON d.guid = m.guid \
         WHERE m.chat_id = c.chat_id AND (m.flags & 147456) = 0 AND d.event_id IS NULL) AS in_flight, \
-     (SELECT COUNT(*) FROM refused_events r WHERE r.chat_id = c.chat_id) AS refused \
+     (SELECT COUNT(*) FROM refused_events r WHERE r.chat_id = c.chat_id) AS refused, \
+     (SELECT MIN(m.ts_ms) FROM messages m WHERE m.chat_id = c.chat_id AND (m.flags & 147456) = 0 \
+        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.guid = m.guid AND d.event_id IS NOT NULL)) AS oldest_pending_ms, \
+     l.since_ms AS live_since_ms \
    FROM (SELECT DISTINCT chat_id FROM chat_records) c \
    LEFT JOIN portals p ON p.chat_id = c.chat_id \
    LEFT JOIN delivery_errors e ON e.chat_id = c.chat_id \
    LEFT JOIN owner_messages o ON o.chat_id = c.chat_id \
+   LEFT JOIN live_rooms l ON l.chat_id = c.chat_id \
    ORDER BY c.chat_id";
 pub(crate) const SET_DELIVERY_ERROR: &str = "INSERT INTO delivery_errors (chat_id, error, at_ms) VALUES ($1, $2, $3) \
      ON CONFLICT (chat_id) DO UPDATE SET error = excluded.error, at_ms = excluded.at_ms";
+/// A room becomes live once; the first time stays.
+pub(crate) const SET_ROOM_LIVE: &str = "INSERT INTO live_rooms (chat_id, since_ms) VALUES ($1, $2) ON CONFLICT (chat_id) DO NOTHING";
 pub(crate) const CLEAR_DELIVERY_ERROR: &str = "DELETE FROM delivery_errors WHERE chat_id = $1";
 pub(crate) const COUNT_OWNER_MESSAGE: &str = "INSERT INTO owner_messages (chat_id, refused) VALUES ($1, 1) \
      ON CONFLICT (chat_id) DO UPDATE SET refused = owner_messages.refused + 1 RETURNING refused, last_notice_ms";
@@ -96,6 +111,8 @@ pub(crate) fn room_delivery(row: &impl RowExt) -> Result<RoomDelivery> {
         last_error_ms: row.opt_int("at_ms")?,
         owner_messages: row.int("owner_messages")?,
         refused: row.int("refused")?,
+        live_since_ms: row.opt_int("live_since_ms")?,
+        oldest_pending_ms: row.opt_int("oldest_pending_ms")?,
     })
 }
 

@@ -72,8 +72,19 @@ pub(crate) async fn room_deliveries_count_by_message(db: TestDb) {
         last_error_ms: None,
         owner_messages: 0,
         refused: 0,
+        live_since_ms: None,
+        oldest_pending_ms: None,
     };
-    assert_eq!(rooms, vec![row("a", Some("!a:x"), 3, 1, 1, 1), row("b", None, 1, 0, 0, 1)]);
+    // a2 is in flight, so it is the oldest not delivered.
+    let a = store::RoomDelivery { oldest_pending_ms: Some(200), ..row("a", Some("!a:x"), 3, 1, 1, 1) };
+    assert_eq!(rooms, vec![a, store::RoomDelivery { oldest_pending_ms: Some(50), ..row("b", None, 1, 0, 0, 1) }]);
+
+    // A room becomes live once; a second call keeps the first time.
+    s.set_room_live("a").await.unwrap();
+    let since = s.room_deliveries().await.unwrap()[0].live_since_ms.expect("live");
+    s.set_room_live("a").await.unwrap();
+    let rooms = s.room_deliveries().await.unwrap();
+    assert_eq!((rooms[0].live_since_ms, rooms[1].live_since_ms), (Some(since), None));
 
     s.set_delivery_error("b", Some("homeserver answered 500")).await.unwrap();
     s.set_delivery_error("b", Some("homeserver answered 502")).await.unwrap();
