@@ -23,6 +23,14 @@ else
     have_binaries || { echo "install-postgres: postgresql installed but no initdb under /usr/lib/postgresql/*/bin" >&2; exit 1; }
 fi
 
+# The TLS tests make a throwaway CA and server certificate with the openssl command.
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "install-postgres: installing openssl (the TLS tests' throwaway CA)"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssl
+fi
+
 # The Debian package creates this user; make sure it exists even if the package was installed
 # in an unusual way, since root cannot run initdb itself.
 if ! id -u postgres >/dev/null 2>&1; then
