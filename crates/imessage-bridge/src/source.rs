@@ -81,6 +81,13 @@ pub async fn sync_local(
     options: &sync::SyncOptions,
     progress: &dyn sync::Progress,
 ) -> anyhow::Result<sync::SyncReport> {
+    // A backup does not change under the bridge: once a pass of this process read it whole,
+    // later passes skip it (no decryption of sms.db every interval) until a newer one is there.
+    let backup = (config.source.kind == SourceKind::IosBackup).then(|| backup_fingerprint(config.source.path.as_deref())).flatten();
+    if backup.is_some() && *READ_BACKUP.lock().unwrap_or_else(|e| e.into_inner()) == backup {
+        tracing::debug!("the backup has not changed since it was read");
+        return Ok(sync::SyncReport { zones: Vec::new(), full_resync: false, version_saved: false });
+    }
     let local = open_local(config).await?;
     let own = with_preferred(local.db.own_handles().await?, config.source.own_handle.as_deref());
     let own = own.first().cloned().unwrap_or_default();
@@ -96,7 +103,21 @@ pub async fn sync_local(
             Err(e) => tracing::warn!("attachment files not copied this time: {e}"),
         }
     }
+    if report.all_done() && !options.stop.is_stopped() {
+        *READ_BACKUP.lock().unwrap_or_else(|e| e.into_inner()) = backup;
+    }
     Ok(report)
+}
+
+/// The backup (its folder, and its `Manifest.db`'s size and time) that this process last read
+/// whole.
+static READ_BACKUP: std::sync::Mutex<Option<(std::path::PathBuf, u64, std::time::SystemTime)>> = std::sync::Mutex::new(None);
+
+/// What tells one backup from a newer one in the same folder: `Manifest.db`'s size and time.
+fn backup_fingerprint(dir: Option<&Path>) -> Option<(std::path::PathBuf, u64, std::time::SystemTime)> {
+    let dir = dir?;
+    let meta = std::fs::metadata(dir.join("Manifest.db")).ok()?;
+    Some((dir.to_path_buf(), meta.len(), meta.modified().ok()?))
 }
 
 #[cfg(test)]
