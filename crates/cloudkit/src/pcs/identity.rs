@@ -38,14 +38,17 @@ impl EcKey {
     /// The keychain `v_Data` of a PCS identity: DER `PCSPrivateKey` V1 `{ key (x‖d), public
     /// PCSPublicKey }`. `x` (and the embedded public key) must be `d·G`, and the public part
     /// must be signed ([`super::identity`]). No signer is known here, so an identity signed by
-    /// another key (the MasterKey, as Apple's are) loads with a warning naming the signer; use
+    /// another key (the MasterKey, as Apple's are) loads with a debug line naming the signer; use
     /// [`EcKey::from_keychain_der_checked`] to verify against known signers.
     pub fn from_keychain_der(der: &[u8]) -> Result<EcKey> {
         let (key, signature) = Self::from_keychain_der_checked(der, &[])?;
         if let IdentitySignature::Unverified { signer } = &signature {
-            tracing::warn!(
-                identity = %hex(&key.public_x()),
-                signer = %signer,
+            // The normal case for a session (it carries no MasterKey), so not a warning; only
+            // short prefixes are logged: the identity's bytes stay out of logs, public or not.
+            let short = |s: &str| s.chars().take(8).collect::<String>();
+            tracing::debug!(
+                identity = %short(&hex(&key.public_x())),
+                signer = %short(signer),
                 "service identity signature unverified: its signer (the account's MasterKey) is not known here"
             );
         }
