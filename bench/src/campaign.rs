@@ -256,7 +256,7 @@ pub async fn run_seed(plan: &Plan) -> Result<Report> {
             .spawn()
             .context("starting scripts/start-synapse.sh")?,
     );
-    let reg: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(d.join("registration.yaml"))?)?;
+    let reg: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(d.join("registration.yaml"))?)?;
     let hs = HomeserverClient::new(&hs_url, reg["as_token"].as_str().context("registration has no as_token")?)?;
     hs.wait_ready(Duration::from_secs(180)).await.with_context(|| format!("Synapse did not start (see {})", d.join("synapse.log").display()))?;
     say(format!("simulator {sim_url}, Synapse {hs_url}, {} messages, {} later", sim.account.total, plan.account.later));

@@ -57,7 +57,7 @@ pub struct Stack {
     pub dir: tempfile::TempDir,
     pub sim_url: String,
     pub as_port: u16,
-    pub registration: serde_yaml::Value,
+    pub registration: serde_norway::Value,
     pub hs: HomeserverClient,
     _sim: Killed,
     _synapse: Killed,
@@ -107,7 +107,7 @@ impl Stack {
                 .stderr(std::fs::File::create(d.join("synapse.log"))?)
                 .spawn()?,
         );
-        let registration: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(d.join("registration.yaml"))?)?;
+        let registration: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(d.join("registration.yaml"))?)?;
         let hs = HomeserverClient::new(&hs_url, registration["as_token"].as_str().context("no as_token")?)?;
         hs.wait_ready(Duration::from_secs(180)).await.context("Synapse did not start")?;
         Ok(Stack { dir, sim_url, as_port, registration, hs, _sim: sim, _synapse: synapse })

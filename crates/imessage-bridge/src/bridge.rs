@@ -74,7 +74,7 @@ impl Listener {
 /// Reads the registration a config names.
 pub fn read_registration(path: &Path) -> anyhow::Result<Registration> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_yaml::from_str(&text).with_context(|| format!("{} is not a registration", path.display()))
+    serde_norway::from_str(&text).with_context(|| format!("{} is not a registration", path.display()))
 }
 
 /// The config's Matrix section and registration, and a client for the homeserver.

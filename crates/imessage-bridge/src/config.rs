@@ -267,11 +267,11 @@ impl Config {
     }
 
     /// Parses config text as written (paths not resolved), with the unknown keys.
-    pub fn parse(text: &str) -> Result<(Self, Vec<String>), serde_yaml::Error> {
+    pub fn parse(text: &str) -> Result<(Self, Vec<String>), serde_norway::Error> {
         let mut unknown = Vec::new();
         // serde_ignored writes `?` for passing through an Option (`matrix.?.foo`): not a key.
         let name = |key: serde_ignored::Path| key.to_string().split('.').filter(|k| *k != "?").collect::<Vec<_>>().join(".");
-        let config = serde_ignored::deserialize(serde_yaml::Deserializer::from_str(text), |key| unknown.push(name(key)))?;
+        let config = serde_ignored::deserialize(serde_norway::Deserializer::from_str(text), |key| unknown.push(name(key)))?;
         Ok((config, unknown))
     }
 
@@ -371,7 +371,7 @@ mod tests {
         let old = matrix("  metrics: true\n").check().unwrap_err().to_string();
         assert!(old.contains("metrics_listen:"), "{old}");
         assert!(matrix("  metrics_listen: 127.0.0.1:1\n").check().is_err(), "the appservice's own port");
-        assert!(!serde_yaml::to_string(&matrix("  metrics: false\n")).unwrap().contains("metrics:"), "the old key is not written back");
+        assert!(!serde_norway::to_string(&matrix("  metrics: false\n")).unwrap().contains("metrics:"), "the old key is not written back");
     }
 
     #[test]

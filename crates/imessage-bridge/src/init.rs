@@ -245,8 +245,8 @@ pub async fn init(cli_config: &Path, args: InitArgs) -> anyhow::Result<()> {
     let kept_tokens = existing.tokens.is_some();
     let (as_token, hs_token) = existing.tokens.unwrap_or_else(|| (registration::random_token(), registration::random_token()));
     let reg = registration::build(APPSERVICE_ID, &format!("http://{}", m.listen), &m.domain, Some(&m.owner), as_token, hs_token);
-    cloudkit::session::write_private(&reg_path, serde_yaml::to_string(&reg)?.as_bytes()).with_context(|| format!("writing {}", reg_path.display()))?;
-    cloudkit::session::write_private(&config_path, serde_yaml::to_string(&config)?.as_bytes())
+    cloudkit::session::write_private(&reg_path, serde_norway::to_string(&reg)?.as_bytes()).with_context(|| format!("writing {}", reg_path.display()))?;
+    cloudkit::session::write_private(&config_path, serde_norway::to_string(&config)?.as_bytes())
         .with_context(|| format!("writing {}", config_path.display()))?;
     let verb = if old.is_some() { "upgraded" } else { "wrote" };
     let tokens = if kept_tokens { " (appservice tokens kept)" } else { "" };

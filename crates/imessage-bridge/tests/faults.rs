@@ -116,7 +116,7 @@ async fn synapse_stopped_and_started_mid_history_backs_off_resumes_and_duplicate
     let stderr = terminate(&mut run, "after the outage").await;
     assert!(stderr.contains("delivery round failed, next round in"), "{stderr}");
 
-    let reg: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&registration).unwrap()).unwrap();
+    let reg: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(&registration).unwrap()).unwrap();
     let hs = matrix::HomeserverClient::new(&synapse.url, reg["as_token"].as_str().unwrap()).unwrap();
     let expected = rooms::expected(rooms::truth_lines(&sim.sim), OWNER, DOMAIN);
     let portals = rooms::portals(bridge.store().await.as_ref()).await.unwrap();

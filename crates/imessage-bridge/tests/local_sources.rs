@@ -119,11 +119,11 @@ async fn an_encrypted_iphone_backup_becomes_rooms_that_match_it() {
 
     let env = Env::start_local(sim, &["--source", "ios-backup", "--source-path", backup.to_str().unwrap(), "--backup-password-file", password.to_str().unwrap()]).await;
     // A wrong password is one clear error, found before anything is read into the store.
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&env.bridge.config).unwrap()).unwrap();
+    let mut config: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(&env.bridge.config).unwrap()).unwrap();
     config["source"]["backup_password_file"] = wrong.to_str().unwrap().into();
     config["source"]["key_cache"] = source.path().join("other-cache").to_str().unwrap().into();
     let wrong_config = env.bridge.dir.path().join("wrong.yaml");
-    std::fs::write(&wrong_config, serde_yaml::to_string(&config).unwrap()).unwrap();
+    std::fs::write(&wrong_config, serde_norway::to_string(&config).unwrap()).unwrap();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_imessage-bridge")).arg("-c").arg(&wrong_config).arg("sync").output().await.unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

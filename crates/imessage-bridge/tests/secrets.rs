@@ -107,7 +107,7 @@ async fn a_full_trace_level_run_into_synapse_logs_no_token_and_no_key() {
     let (hs_port, listen_port) = (free_port(), free_port());
     bridge.init_matrix(&sim, DOMAIN, "@owner:localhost", hs_port, listen_port).await;
     let registration = bridge.dir.path().join("registration.yaml");
-    let reg: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&registration).unwrap()).unwrap();
+    let reg: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(&registration).unwrap()).unwrap();
     let mut secrets = cloudkit_secrets(&bridge, &sim).await;
     for token in ["as_token", "hs_token"] {
         secrets.add(token, reg[token].as_str().unwrap().as_bytes());

@@ -67,7 +67,7 @@ mod tests {
     #[test]
     fn registration_shape_and_namespaces() {
         let reg = build("imessage", "http://127.0.0.1:29333", "example.org", Some("@alice:example.org"), "a".into(), "h".into());
-        let yaml = serde_yaml::to_string(&reg).unwrap();
+        let yaml = serde_norway::to_string(&reg).unwrap();
         assert!(yaml.contains("rate_limited: false"), "{yaml}");
         assert!(yaml.contains("sender_localpart: imessagebot"), "{yaml}");
         assert!(owns_user(&reg, "@imessage_=2b1555:example.org"));
@@ -75,7 +75,7 @@ mod tests {
         assert!(owns_user(&reg, "@alice:example.org"));
         assert!(!owns_user(&reg, "@bob:example.org"));
         assert!(!owns_user(&reg, "@imessage_x:other.org"));
-        let back: Registration = serde_yaml::from_str(&yaml).unwrap();
+        let back: Registration = serde_norway::from_str(&yaml).unwrap();
         assert_eq!(back.id, "imessage");
     }
 }

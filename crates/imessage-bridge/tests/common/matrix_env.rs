@@ -84,7 +84,7 @@ impl Env {
 
     /// A token of the registration the bridge's `init` wrote.
     pub fn registration_token(&self, which: &str) -> String {
-        let reg: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(self.bridge.dir.path().join("registration.yaml")).unwrap()).unwrap();
+        let reg: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(self.bridge.dir.path().join("registration.yaml")).unwrap()).unwrap();
         reg[which].as_str().unwrap().to_string()
     }
 

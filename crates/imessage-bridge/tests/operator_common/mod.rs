@@ -12,8 +12,8 @@ use crate::common::*;
 pub const DOMAIN: &str = "localhost";
 pub const OWNER: &str = "@owner:localhost";
 
-pub fn yaml(path: &std::path::Path) -> serde_yaml::Value {
-    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+pub fn yaml(path: &std::path::Path) -> serde_norway::Value {
+    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// A bridge directory with config and registration for a real Synapse (started), the owner
