@@ -26,6 +26,87 @@ pub struct Config {
     /// Matrix side; absent for a sync-only setup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matrix: Option<MatrixConfig>,
+    /// Where people's names and photos come from (default: the address book that comes with a
+    /// local source).
+    #[serde(default, skip_serializing_if = "ContactsConfig::is_default")]
+    pub contacts: ContactsConfig,
+}
+
+/// Contact sources, any combination, merged. Contact data is used only for the names and photos
+/// of the people who appear in chats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactsConfig {
+    /// `auto` (the address book beside a Mac's `chat.db` or inside an iPhone backup), `off`, or
+    /// the path of an `.abcddb` / `.sqlitedb` file or a folder holding one.
+    #[serde(default)]
+    pub address_book: AddressBookSetting,
+    /// vCard files (`.vcf`, 3.0 or 4.0), as phones, Google Contacts and Outlook export them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vcf: Vec<PathBuf>,
+    /// A CardDAV address book server (iCloud with an app-specific password, Nextcloud, Fastmail…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carddav: Option<CardDavConfig>,
+    /// Seconds between re-reads of the contact sources in `run`.
+    #[serde(default = "default_contacts_refresh", skip_serializing_if = "is_default_contacts_refresh")]
+    pub refresh_secs: u64,
+}
+
+impl Default for ContactsConfig {
+    fn default() -> Self {
+        ContactsConfig { address_book: AddressBookSetting::Auto, vcf: Vec::new(), carddav: None, refresh_secs: default_contacts_refresh() }
+    }
+}
+
+impl ContactsConfig {
+    fn is_default(&self) -> bool {
+        *self == ContactsConfig::default()
+    }
+}
+
+fn default_contacts_refresh() -> u64 {
+    3600
+}
+fn is_default_contacts_refresh(secs: &u64) -> bool {
+    *secs == default_contacts_refresh()
+}
+
+/// `contacts.address_book`: `auto`, `off` or a path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum AddressBookSetting {
+    #[default]
+    Auto,
+    Off,
+    Path(PathBuf),
+}
+
+impl From<String> for AddressBookSetting {
+    fn from(value: String) -> Self {
+        match value.as_str() {
+            "auto" => AddressBookSetting::Auto,
+            "off" => AddressBookSetting::Off,
+            _ => AddressBookSetting::Path(PathBuf::from(value)),
+        }
+    }
+}
+
+impl From<AddressBookSetting> for String {
+    fn from(value: AddressBookSetting) -> Self {
+        match value {
+            AddressBookSetting::Auto => "auto".into(),
+            AddressBookSetting::Off => "off".into(),
+            AddressBookSetting::Path(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// A CardDAV account; the password is in a file of its own (0600), never in the config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CardDavConfig {
+    /// The server (`https://contacts.icloud.com`, or an address book's own URL).
+    pub url: String,
+    pub username: String,
+    pub password_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -291,6 +372,16 @@ impl Config {
                 *path = base.join(&*path);
             }
         }
+        let contact_paths = self.contacts.vcf.iter_mut().chain(self.contacts.carddav.as_mut().map(|c| &mut c.password_file));
+        let address_book = match &mut self.contacts.address_book {
+            AddressBookSetting::Path(path) => Some(path),
+            _ => None,
+        };
+        for path in contact_paths.chain(address_book) {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
         let dir = self.attachments.dir.take().unwrap_or_else(|| PathBuf::from("attachments"));
         self.attachments.dir = Some(if dir.is_relative() { base.join(dir) } else { dir });
         if let Some(m) = self.matrix.as_mut() {
@@ -315,6 +406,7 @@ impl Config {
             sync: Default::default(),
             attachments: Default::default(),
             matrix: None,
+            contacts: ContactsConfig::default(),
         }
     }
 
@@ -372,6 +464,28 @@ mod tests {
         assert!(old.contains("metrics_listen:"), "{old}");
         assert!(matrix("  metrics_listen: 127.0.0.1:1\n").check().is_err(), "the appservice's own port");
         assert!(!serde_norway::to_string(&matrix("  metrics: false\n")).unwrap().contains("metrics:"), "the old key is not written back");
+    }
+
+    #[test]
+    fn contacts_section_reads_every_source_and_resolves_its_paths() {
+        let (config, unknown) = Config::parse(MINIMAL).unwrap();
+        assert!(unknown.is_empty());
+        assert_eq!(config.contacts.address_book, AddressBookSetting::Auto);
+        assert!(!serde_norway::to_string(&config).unwrap().contains("contacts"), "the default is not written out");
+        let text = format!(
+            "{MINIMAL}contacts:\n  address_book: ab/AddressBook\n  vcf: [people.vcf, /abs/more.vcf]\n  carddav:\n    url: https://dav.example\n    \
+             username: me\n    password_file: dav.pw\n  refresh_secs: 60\n"
+        );
+        let (mut config, unknown) = Config::parse(&text).unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        config.resolve_paths(Path::new("/etc/b"));
+        assert_eq!(config.contacts.address_book, AddressBookSetting::Path("/etc/b/ab/AddressBook".into()));
+        assert_eq!(config.contacts.vcf, vec![PathBuf::from("/etc/b/people.vcf"), PathBuf::from("/abs/more.vcf")]);
+        assert_eq!(config.contacts.carddav.as_ref().unwrap().password_file, PathBuf::from("/etc/b/dav.pw"));
+        assert_eq!(config.contacts.refresh_secs, 60);
+        let (off, _) = Config::parse(&format!("{MINIMAL}contacts:\n  address_book: off\n")).unwrap();
+        assert_eq!(off.contacts.address_book, AddressBookSetting::Off);
+        assert!(serde_norway::to_string(&off).unwrap().contains("address_book: off"));
     }
 
     #[test]

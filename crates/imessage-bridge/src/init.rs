@@ -26,7 +26,7 @@ use anyhow::{bail, Context};
 use matrix::registration;
 
 use crate::bridge::{read_registration, APPSERVICE_ID};
-use crate::config::{CloudKitConfig, Config, MatrixConfig, SourceConfig, SourceKind};
+use crate::config::{AddressBookSetting, CardDavConfig, CloudKitConfig, Config, ContactsConfig, MatrixConfig, SourceConfig, SourceKind};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:29333";
 const DEFAULT_DATABASE: &str = "sqlite:bridge.db";
@@ -61,6 +61,22 @@ pub struct InitArgs {
     /// Region (ISO 3166 code, e.g. US, GB) of phone numbers written without a country code.
     #[arg(long)]
     default_region: Option<String>,
+    /// Contacts: the address book to read names and photos from: auto (the one that comes with
+    /// a local source), off, or an .abcddb/.sqlitedb file or a folder holding one.
+    #[arg(long, value_name = "auto|off|PATH")]
+    contacts_address_book: Option<String>,
+    /// Contacts: a vCard file (.vcf) to read names and photos from; may be given more than once.
+    #[arg(long, value_name = "PATH")]
+    contacts_vcf: Vec<PathBuf>,
+    /// Contacts: a CardDAV server (e.g. https://contacts.icloud.com with an app-specific password).
+    #[arg(long, value_name = "URL")]
+    contacts_carddav: Option<String>,
+    /// Contacts: the CardDAV user name.
+    #[arg(long, value_name = "NAME", requires = "contacts_carddav")]
+    contacts_carddav_user: Option<String>,
+    /// Contacts: a file (mode 0600) holding the CardDAV password.
+    #[arg(long, value_name = "FILE", requires = "contacts_carddav")]
+    contacts_carddav_password_file: Option<PathBuf>,
     /// CloudKit gateway URL (the simulator's for the demo; default https://gateway.icloud.com).
     #[arg(long)]
     cloudkit: Option<String>,
@@ -226,6 +242,7 @@ pub async fn init(cli_config: &Path, args: InitArgs) -> anyhow::Result<()> {
     let mut config = existing.config.clone().unwrap_or_else(Config::placeholder);
     config.source = source;
     config.cloudkit = cloudkit;
+    ask_contacts(&mut p, &args, &mut config.contacts)?;
     config.database.uri = database;
     let m = config.matrix.get_or_insert_with(|| MatrixConfig {
         homeserver: String::new(),
@@ -392,6 +409,58 @@ async fn ask_cloudkit(p: &mut Prompter, args: &InitArgs, old: Option<&Config>, d
 
 /// The questions of a local source: where it is (checked by opening it), its password file
 /// (for a backup), the default region, which handle is you.
+/// The contact sources: flags win; on a terminal each is asked with the current value offered.
+fn ask_contacts(p: &mut Prompter, args: &InitArgs, contacts: &mut ContactsConfig) -> anyhow::Result<()> {
+    let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    if let Some(book) = &args.contacts_address_book {
+        contacts.address_book = match AddressBookSetting::from(book.clone()) {
+            AddressBookSetting::Path(path) => AddressBookSetting::Path(absolute(&path)),
+            other => other,
+        };
+    } else if p.interactive {
+        let current = String::from(contacts.address_book.clone());
+        contacts.address_book = AddressBookSetting::from(p.line("Contacts: address book (auto, off, or an .abcddb/.sqlitedb file or folder)", Some(&current))?);
+    }
+    if !args.contacts_vcf.is_empty() {
+        contacts.vcf = args.contacts_vcf.iter().map(|f| absolute(f)).collect();
+    } else if p.interactive {
+        let current = contacts.vcf.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
+        let answer = p.line("Contacts: vCard files, comma-separated (- for none)", Some(if current.is_empty() { "-" } else { &current }))?;
+        contacts.vcf = answer.split(',').map(str::trim).filter(|f| !f.is_empty() && *f != "-").map(|f| absolute(Path::new(f))).collect();
+    }
+    let url = match (&args.contacts_carddav, p.interactive) {
+        (Some(url), _) => Some(url.clone()),
+        (None, true) => {
+            let current = contacts.carddav.as_ref().map_or("-".to_string(), |c| c.url.clone());
+            Some(p.line("Contacts: CardDAV server URL (- for none)", Some(&current))?).filter(|u| u != "-")
+        }
+        (None, false) => return Ok(()),
+    };
+    let Some(url) = url else {
+        contacts.carddav = None;
+        return Ok(());
+    };
+    let url = check_url(url).context("--contacts-carddav")?;
+    let old = contacts.carddav.take();
+    let username = match (&args.contacts_carddav_user, &old) {
+        (Some(user), _) => user.clone(),
+        (None, old) if p.interactive => p.line("CardDAV user name", old.as_ref().map(|c| c.username.as_str()))?,
+        (None, Some(old)) => old.username.clone(),
+        (None, None) => bail!("--contacts-carddav needs --contacts-carddav-user"),
+    };
+    let password_file = match (&args.contacts_carddav_password_file, &old) {
+        (Some(file), _) => absolute(file),
+        (None, old) if p.interactive => {
+            let current = old.as_ref().map(|c| c.password_file.display().to_string());
+            absolute(Path::new(&p.line("File holding the CardDAV password (mode 0600)", current.as_deref())?))
+        }
+        (None, Some(old)) => old.password_file.clone(),
+        (None, None) => bail!("--contacts-carddav needs --contacts-carddav-password-file"),
+    };
+    contacts.carddav = Some(CardDavConfig { url, username, password_file });
+    Ok(())
+}
+
 async fn ask_local(p: &mut Prompter, args: &InitArgs, kind: SourceKind, source: &mut SourceConfig, dir: &Path, interactive: bool) -> anyhow::Result<()> {
     let what = if kind == SourceKind::ChatDb { "Messages database (chat.db)" } else { "iPhone backup folder" };
     let old_path = source.path.as_ref().map(|p| p.display().to_string());

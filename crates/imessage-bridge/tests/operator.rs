@@ -7,6 +7,7 @@ mod common;
 mod operator_common;
 
 use std::io::{Read, Write};
+use std::path::Path;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -160,6 +161,12 @@ async fn interactive_init_on_a_terminal_then_an_upgrade_in_place() {
     t.expect(&format!("2) {}", handles[1]));
     t.expect("Handle number [1]: ");
     t.answer("2");
+    t.expect("Contacts: address book (auto, off, or an .abcddb/.sqlitedb file or folder) [auto]: ");
+    t.answer("");
+    t.expect("Contacts: vCard files, comma-separated (- for none) [-]: ");
+    t.answer("people.vcf");
+    t.expect("Contacts: CardDAV server URL (- for none) [-]: ");
+    t.answer("");
     t.expect("wrote");
     assert!(wait_exit(&mut child, "init").success(), "init failed:\n{}", t.seen);
 
@@ -177,6 +184,9 @@ async fn interactive_init_on_a_terminal_then_an_upgrade_in_place() {
     assert_eq!(config["cloudkit"]["url"].as_str(), Some(sim.url.as_str()));
     assert_eq!(config["cloudkit"]["session"].as_str(), session.to_str());
     assert_eq!(config["cloudkit"]["preferred_handle"].as_str(), Some(handles[1].as_str()), "handle 2 was picked");
+    let vcf = config["contacts"]["vcf"][0].as_str().expect("the vCard file answered is in the config");
+    assert!(Path::new(vcf).is_absolute() && vcf.ends_with("people.vcf"), "{vcf}");
+    assert!(config["contacts"].get("address_book").is_none_or(|b| b == "auto"), "{:?}", config["contacts"]);
     let reg = yaml(&reg_path);
     let (as_token, hs_token) = (reg["as_token"].as_str().unwrap().to_string(), reg["hs_token"].as_str().unwrap().to_string());
     assert!(as_token.len() >= 32 && hs_token.len() >= 32 && as_token != hs_token);
@@ -217,6 +227,10 @@ async fn interactive_init_on_a_terminal_then_an_upgrade_in_place() {
     t.expect("Which of the account's handles is you?");
     t.expect("Handle number [1]: ");
     t.answer("2");
+    for _ in 0..3 {
+        t.expect("]: ");
+        t.answer("");
+    }
     t.expect("(appservice tokens kept)");
     assert!(wait_exit(&mut child, "init (upgrade)").success(), "init failed:\n{}", t.seen);
     let config = yaml(&bridge.config);
@@ -239,6 +253,12 @@ async fn interactive_init_on_a_terminal_then_an_upgrade_in_place() {
     t.expect(&format!("2) {}  (current)", handles[1]));
     t.expect("Handle number [2]: ");
     t.answer("");
+    t.expect("[auto]: ");
+    t.answer("");
+    for _ in 0..2 {
+        t.expect("[-]: ");
+        t.answer("");
+    }
     assert!(wait_exit(&mut child, "init (third)").success(), "init failed:\n{}", t.seen);
     let before = std::fs::read_to_string(&bridge.config).unwrap();
     let out = bridge.run(&["init"]).await;
