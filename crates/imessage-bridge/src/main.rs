@@ -1,4 +1,5 @@
-//! `imessage-bridge`: syncs Messages in iCloud into a local database (and, later, Matrix).
+//! `imessage-bridge`: brings iMessage history (Messages in iCloud, a Mac's `chat.db`, an iPhone
+//! backup) into a local database and delivers it into Matrix rooms, then keeps them current.
 //! The binary is thin: argument parsing, config, logging and progress bars around the library
 //! crates.
 

@@ -2,7 +2,7 @@
 //! client, portal rooms, history delivery with a persisted ledger, and `verify`, which pages
 //! rooms exactly like a Matrix client to prove history is reachable.
 //!
-//! The central rule (see DESIGN.md): a room's whole history goes in as ONE chronological forward
+//! The central rule (ARCHITECTURE.md, "Design notes"): a room's whole history goes in as ONE chronological forward
 //! sequence, right after the room is created and before anything live. Standard homeservers have
 //! no batch send, and `?ts=` only sets the timestamp — it does not move an event in the DAG — so
 //! the order of sends is the order clients see.
