@@ -149,7 +149,13 @@ async fn run_cli() -> anyhow::Result<()> {
     );
     match cli.command {
         Command::Sync { records_only } => run::sync(&config, store, !records_only, &run::stop_on_signals(), None).await,
-        Command::Status { json } => status::status(store.as_ref(), json).await,
+        Command::Status { json } => {
+            let counts_from = match config.source.kind {
+                config::SourceKind::Cloudkit => status::CountSource::Server,
+                config::SourceKind::ChatDb | config::SourceKind::IosBackup => status::CountSource::LocalDatabase,
+            };
+            status::status(store.as_ref(), json, counts_from).await
+        }
         Command::Deliver => {
             let report = bridge::Bridge::start(&config, store).await?.deliver(None).await?;
             if !report.failed_rooms.is_empty() {

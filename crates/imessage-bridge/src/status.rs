@@ -32,7 +32,16 @@ fn age(secs: i64) -> String {
     }
 }
 
-pub async fn status(store: &dyn store::Store, json: bool) -> anyhow::Result<()> {
+/// Where a zone's expected count comes from, for the table's header and its legend.
+#[derive(Clone, Copy)]
+pub enum CountSource {
+    /// CloudKit's MessagesSummary.
+    Server,
+    /// The rows a local database (chat.db, a backup's sms.db) holds.
+    LocalDatabase,
+}
+
+pub async fn status(store: &dyn store::Store, json: bool, counts_from: CountSource) -> anyhow::Result<()> {
     let status = sync::status(store).await?;
     let deliveries = store.room_deliveries().await?;
     let chats = store.chats().await?;
@@ -57,16 +66,20 @@ pub async fn status(store: &dyn store::Store, json: bool) -> anyhow::Result<()> 
         writeln!(out)?;
         return Ok(());
     }
-    zones_table(&mut out, &status)?;
+    zones_table(&mut out, &status, counts_from)?;
     rooms_table(&mut out, &rooms)?;
     Ok(())
 }
 
-fn zones_table(out: &mut impl Write, status: &sync::Status) -> anyhow::Result<()> {
+fn zones_table(out: &mut impl Write, status: &sync::Status, counts_from: CountSource) -> anyhow::Result<()> {
+    let (column, legend) = match counts_from {
+        CountSource::Server => ("server", "server: the first element of the zone's MessagesSummary list (complete = stored equals it)"),
+        CountSource::LocalDatabase => ("source", "source: the rows the local database holds for the zone (complete = stored equals it)"),
+    };
     writeln!(
         out,
         "{:<22} {:>8} {:>8} {:>8} {:>13} {:>8} {:>6}  stop_reason",
-        "zone", "server", "stored", "skipped", "undecryptable", "complete", "pages"
+        "zone", column, "stored", "skipped", "undecryptable", "complete", "pages"
     )?;
     for z in &status.zones {
         let server = z.server_count.map_or("-".to_string(), |c| c.to_string());
@@ -110,7 +123,7 @@ fn zones_table(out: &mut impl Write, status: &sync::Status) -> anyhow::Result<()
         f.too_large,
         f.refused
     )?;
-    writeln!(out, "server: the first element of the zone's MessagesSummary list (complete = stored equals it); skipped: records of types the bridge does not read")?;
+    writeln!(out, "{legend}; skipped: records of types the bridge does not read")?;
     writeln!(out, "sync version: {}", status.sync_version.map_or("none".into(), |v| v.to_string()))?;
     Ok(())
 }

@@ -65,6 +65,10 @@ async fn a_mac_messages_folder_becomes_rooms_that_match_it() {
     let status = env.bridge.status_json().await;
     let files = &status["files"];
     assert_eq!(files["failed"], 1, "status: {status}");
+    let table = env.bridge.run(&["status"]).await;
+    let table = String::from_utf8_lossy(&table.stdout);
+    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header.get(1), Some(&"source"), "a local source's counts are the database's rows, not a server's:\n{table}");
     let store = env.bridge.store().await;
     let (_, file) = store.attachment_by_transfer_guid(&missing_guid).await.unwrap().expect("the attachment record is stored");
     let error = file.and_then(|f| f.last_error).unwrap_or_default();
