@@ -12,6 +12,6 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if ! "$venv/bin/python" -c 'import radicale, vobject' 2>/dev/null; then
   echo "installing Radicale into $venv (first run only)…" >&2
-  "$venv/bin/pip" install --quiet "radicale>=3.1,<4" >&2
+  "$venv/bin/pip" install --quiet "radicale>=3.9,<4" >&2
 fi
 echo "$venv/bin/python"

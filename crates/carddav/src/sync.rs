@@ -20,12 +20,14 @@ use crate::AddressBook;
 
 /// What the bridge stores between syncs, per address book URL.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SyncState {
     pub books: BTreeMap<String, BookState>,
 }
 
 /// One address book's sync token and the ETag of every card held, by href (the URL path).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct BookState {
     pub sync_token: Option<String>,
     pub etags: BTreeMap<String, String>,

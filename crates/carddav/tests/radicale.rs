@@ -157,3 +157,32 @@ async fn a_wrong_password_is_a_clear_error_without_the_password() {
         assert!(!err.to_string().contains(PASSWORD), "{err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_card_is_reported_with_its_href_and_retried() {
+    let server = Radicale::start();
+    make_collections(&server).await;
+    let (small_href, small_etag) = put(&server, "small", card("small", "Small Card", false)).await;
+    // A card over the client's 10 MiB cap per card (a huge photo), which Radicale accepts.
+    let photo = "A".repeat(11 << 20);
+    let big = format!("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:big\r\nFN:Big Card\r\nN:Card;Big;;;\r\nPHOTO;ENCODING=b;TYPE=JPEG:{photo}\r\nEND:VCARD\r\n");
+    let (big_href, _) = put(&server, "big", big).await;
+
+    let dav = CardDav::connect(creds(&server, PASSWORD)).await.unwrap();
+    let book = dav.address_books()[0].url.clone();
+    let mut state = SyncState::default();
+    for round in 0..2 {
+        let delta = dav.sync(&mut state).await.unwrap();
+        let want: BTreeMap<String, String> = if round == 0 { [(small_href.clone(), small_etag.clone())].into() } else { BTreeMap::new() };
+        assert_eq!(upserts(&delta), want, "round {round}");
+        assert_eq!(delta.unreadable.len(), 1, "round {round}: {:?}", delta.unreadable);
+        assert_eq!(delta.unreadable[0].href, big_href);
+        assert!(delta.unreadable[0].reason.contains("larger than"), "{}", delta.unreadable[0].reason);
+        assert_eq!(state.books[&book].etags.keys().collect::<Vec<_>>(), vec![&small_href], "the unreadable card is not held");
+    }
+    // Once the card is readable, the next sync brings it.
+    let (_, big_etag) = put(&server, "big", card("big", "Big Card", false)).await;
+    let delta = dav.sync(&mut state).await.unwrap();
+    assert_eq!(upserts(&delta), [(big_href.clone(), big_etag)].into());
+    assert!(delta.unreadable.is_empty() && state.books[&book].sync_token.is_some());
+}

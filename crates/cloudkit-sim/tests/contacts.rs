@@ -1,12 +1,10 @@
 //! `cloudkit-sim contacts`: the contact files it writes, read back by independent readers
 //! (`contacts_oracle.py`: vobject, which Radicale brings, for the vCards; Python's sqlite3 for
 //! the Mac and iPhone databases; Pillow, which Synapse brings, decodes each photo), say what its
-//! truth says; and `ios-backup` packs the iPhone address book into HomeDomain.
+//! truth says. (That `ios-backup` packs the iPhone address book: tests/ios_backup_cli.rs.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-use sha1::{Digest, Sha1};
 
 fn venv_python() -> PathBuf {
     let venv = std::env::var_os("IMB_VENV").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
@@ -64,30 +62,4 @@ fn contact_files_say_what_the_truth_says() {
     let vcf = std::fs::read_to_string(out.join("contacts.vcf")).unwrap();
     assert!(vcf.contains("UID:sim-contact-shared") && base.iter().any(|e| e["expected_display_name"] == "Aaron Shared"));
     assert!(vcf.contains("PHOTO;ENCODING=b;TYPE=JPEG:") && vcf.contains("PHOTO:data:image/png;base64,") && vcf.contains("\r\n "));
-}
-
-fn blob_path(out: &Path, domain: &str, rel: &str) -> PathBuf {
-    let id: String = Sha1::digest(format!("{domain}-{rel}")).iter().map(|b| format!("{b:02x}")).collect();
-    out.join(&id[..2]).join(id)
-}
-
-#[test]
-fn ios_backup_packs_the_address_book() {
-    let dir = tempfile::tempdir().unwrap();
-    let folder = dir.path().join("phone");
-    std::fs::create_dir_all(&folder).unwrap();
-    std::fs::write(folder.join("sms.db"), b"SQLite format 3\0 not really").unwrap();
-    let mut args = vec!["contacts", "--layout", "ios"];
-    args.extend(ACCOUNT);
-    sim(&args, &folder);
-    assert!(!folder.join("contacts.vcf").exists() && !folder.join("AddressBook").exists(), "--layout ios writes the iPhone files only");
-    let backup = dir.path().join("backup");
-    let output = Command::new(env!("CARGO_BIN_EXE_cloudkit-sim")).args(["ios-backup", "--from-dir"]).arg(&folder).arg("--out").arg(&backup).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(line["files"], 3);
-    for name in ["AddressBook.sqlitedb", "AddressBookImages.sqlitedb"] {
-        let packed = std::fs::read(blob_path(&backup, "HomeDomain", &format!("Library/AddressBook/{name}"))).unwrap();
-        assert_eq!(packed, std::fs::read(folder.join(name)).unwrap(), "{name}");
-    }
 }

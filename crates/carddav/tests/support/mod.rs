@@ -1,6 +1,7 @@
 //! A real Radicale (PyPI) for the CardDAV tests: started on 127.0.0.1 with a throwaway config
 //! folder (htpasswd auth, plain passwords: Radicale reads them without extra packages) and
-//! storage in the same temporary folder, killed when dropped.
+//! storage in the same temporary folder, killed when dropped. Its `max_resource_size` is raised
+//! from 10 MB so that a card over the client's 10 MiB cap can be stored.
 //!
 //! Radicale cannot take a listener and refuses port 0, so a free port is picked by binding port
 //! 0 and letting it go; if Radicale then exits (someone else took the port), another is tried.
@@ -40,7 +41,7 @@ impl Radicale {
             std::fs::write(
                 &config,
                 format!(
-                    "[server]\nhosts = 127.0.0.1:{port}\n[auth]\ntype = htpasswd\nhtpasswd_filename = {users}\nhtpasswd_encryption = plain\n[storage]\nfilesystem_folder = {coll}\n[logging]\nlevel = warning\n",
+                    "[server]\nhosts = 127.0.0.1:{port}\nmax_resource_size = 50000000\n[auth]\ntype = htpasswd\nhtpasswd_filename = {users}\nhtpasswd_encryption = plain\n[storage]\nfilesystem_folder = {coll}\n[logging]\nlevel = warning\n",
                     users = dir.path().join("users").display(),
                     coll = dir.path().join("collections").display()
                 ),

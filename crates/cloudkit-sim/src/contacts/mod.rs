@@ -135,7 +135,7 @@ fn entry_for(handle: &str, j: usize) -> (Option<Entry>, Option<Entry>) {
         (Some(Entry { label: PHONE_LABELS[j % 3], written: human_number(number, j), handle: handle.to_string() }), None)
     } else {
         let email = handle.strip_prefix("mailto:").unwrap_or(handle);
-        (None, Some(Entry { label: if j % 2 == 0 { "_$!<Home>!$_" } else { "_$!<Work>!$_" }, written: mixed_case(email), handle: handle.to_string() }))
+        (None, Some(Entry { label: if j.is_multiple_of(2) { "_$!<Home>!$_" } else { "_$!<Work>!$_" }, written: mixed_case(email), handle: handle.to_string() }))
     }
 }
 
@@ -169,8 +169,8 @@ pub fn plan(account: &Account) -> Book {
             5 => family = None,
             _ => {}
         }
-        let v4 = j % 2 == 0;
-        let photo = (j % 3 == 0).then(|| image::photo(j as u32, v4));
+        let v4 = j.is_multiple_of(2);
+        let photo = j.is_multiple_of(3).then(|| image::photo(j as u32, v4));
         cards.push(Card { uid: format!("sim-contact-{j:03}"), given, family, nickname, organization, phones: phone.into_iter().collect(), emails: email.into_iter().collect(), photo, v4, owner: false });
         j += 1;
     }

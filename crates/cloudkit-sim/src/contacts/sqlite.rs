@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{Connection, SqliteConnection};
 
-use super::Card;
+use super::{Card, Entry};
 
 /// The Mac source folder's UUID (fixed: the same account gives the same folder).
 pub const MAC_SOURCE: &str = "5C6F2B1E-0D3A-4B7E-9A51-3F0E8C2D7A10";
@@ -55,6 +55,25 @@ pub fn mac_unique_id(n: usize) -> String {
     format!("{:08X}-1A2B-4C3D-8E4F-{:012X}:ABPerson", 0x5100_0000 + n, 0xC0FFEE + n)
 }
 
+/// The rows of `ZABCDPHONENUMBER` (or, with `email`, `ZABCDEMAILADDRESS`) of card `owner`;
+/// `pk` is the table's last `Z_PK`.
+async fn insert_values(conn: &mut SqliteConnection, email: bool, owner: i64, entries: &[Entry], pk: &mut i64) -> io::Result<()> {
+    let statement = if email {
+        "INSERT INTO ZABCDEMAILADDRESS (Z_PK, Z_ENT, Z_OPT, ZOWNER, ZORDERINGINDEX, ZISPRIMARY, ZADDRESS, ZLABEL, ZADDRESSNORMALIZED) VALUES (?, 10, 1, ?, ?, ?, ?, ?, ?)"
+    } else {
+        "INSERT INTO ZABCDPHONENUMBER (Z_PK, Z_ENT, Z_OPT, ZOWNER, ZORDERINGINDEX, ZISPRIMARY, ZFULLNUMBER, ZLABEL) VALUES (?, 29, 1, ?, ?, ?, ?, ?)"
+    };
+    for (k, entry) in entries.iter().enumerate() {
+        *pk += 1;
+        let mut query = sqlx::query(statement).bind(*pk).bind(owner).bind(k as i64).bind(i64::from(k == 0)).bind(&entry.written).bind(entry.label);
+        if email {
+            query = query.bind(entry.written.to_lowercase());
+        }
+        query.execute(&mut *conn).await.map_err(sql)?;
+    }
+    Ok(())
+}
+
 /// Writes the Mac folder `dir/AddressBook` (`dir` must not hold one); returns the database path.
 pub async fn write_mac(dir: &Path, cards: &[Card]) -> io::Result<PathBuf> {
     let source = dir.join("AddressBook/Sources").join(MAC_SOURCE);
@@ -83,33 +102,8 @@ pub async fn write_mac(dir: &Path, cards: &[Card]) -> io::Result<PathBuf> {
             let id = unique.trim_end_matches(":ABPerson");
             std::fs::write(source.join("Images").join(id), &photo.bytes)?;
         }
-        for (k, phone) in card.phones.iter().enumerate() {
-            phone_pk += 1;
-            sqlx::query("INSERT INTO ZABCDPHONENUMBER (Z_PK, Z_ENT, Z_OPT, ZOWNER, ZORDERINGINDEX, ZISPRIMARY, ZFULLNUMBER, ZLABEL) VALUES (?, 29, 1, ?, ?, ?, ?, ?)")
-                .bind(phone_pk)
-                .bind(pk)
-                .bind(k as i64)
-                .bind(i64::from(k == 0))
-                .bind(&phone.written)
-                .bind(phone.label)
-                .execute(&mut conn)
-                .await
-                .map_err(sql)?;
-        }
-        for (k, email) in card.emails.iter().enumerate() {
-            email_pk += 1;
-            sqlx::query("INSERT INTO ZABCDEMAILADDRESS (Z_PK, Z_ENT, Z_OPT, ZOWNER, ZORDERINGINDEX, ZISPRIMARY, ZADDRESS, ZADDRESSNORMALIZED, ZLABEL) VALUES (?, 10, 1, ?, ?, ?, ?, ?, ?)")
-                .bind(email_pk)
-                .bind(pk)
-                .bind(k as i64)
-                .bind(i64::from(k == 0))
-                .bind(&email.written)
-                .bind(email.written.to_lowercase())
-                .bind(email.label)
-                .execute(&mut conn)
-                .await
-                .map_err(sql)?;
-        }
+        insert_values(&mut conn, false, pk, &card.phones, &mut phone_pk).await?;
+        insert_values(&mut conn, true, pk, &card.emails, &mut email_pk).await?;
     }
     for (ent, name, max) in [(22, "ABCDContact", cards.len() as i64), (29, "ABCDPhoneNumber", phone_pk), (10, "ABCDEmailAddress", email_pk)] {
         sqlx::query("INSERT INTO Z_PRIMARYKEY (Z_ENT, Z_NAME, Z_SUPER, Z_MAX) VALUES (?, ?, 0, ?)").bind(ent).bind(name).bind(max).execute(&mut conn).await.map_err(sql)?;
