@@ -106,7 +106,7 @@ impl Http {
             let response = request.send().await.map_err(|e| Error::Transport { url: redacted(&url), detail: e.without_url().to_string() })?;
             let status = response.status();
             if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
-                url = self.redirect_target(&url, &response)?;
+                url = self.redirect_target(&url, response.headers().get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok()))?;
                 tracing::debug!(to = %url, "CardDAV redirect");
                 continue;
             }
@@ -120,10 +120,11 @@ impl Http {
         Err(Error::Redirect { url: redacted(&url), detail: format!("more than {MAX_REDIRECTS} redirects") })
     }
 
-    fn redirect_target(&self, from: &Url, response: &reqwest::Response) -> Result<Url> {
+    /// Where a redirect from `from` to `location` (its `Location` header, if text) goes; only
+    /// the first URL's origin is allowed.
+    fn redirect_target(&self, from: &Url, location: Option<&str>) -> Result<Url> {
         let bad = |detail: String| Error::Redirect { url: redacted(from), detail };
-        let location = response.headers().get(reqwest::header::LOCATION).ok_or_else(|| bad(format!("HTTP {} without a Location", response.status())))?;
-        let location = location.to_str().map_err(|_| bad("a Location that is not text".into()))?;
+        let location = location.ok_or_else(|| bad("a redirect without a usable Location".into()))?;
         let target = from.join(location).map_err(|e| bad(format!("Location {location:?}: {e}")))?;
         if target.origin() != self.origin {
             return Err(Error::RefusedUrl { url: redacted(&target), why: format!("a redirect from {} to another host; the password is only sent to {}", redacted(from), self.origin.ascii_serialization()) });
@@ -184,6 +185,21 @@ mod tests {
             let err = check_url(&Url::parse(bad).unwrap()).expect_err(bad).to_string();
             assert!(!err.contains("hunter2"), "{err}");
         }
+    }
+
+    #[test]
+    fn redirects_stay_on_the_first_origin() {
+        let base = Url::parse("https://dav.example/").unwrap();
+        let http = Http::new(&base, "u".into(), "pw-never-shown".into()).unwrap();
+        let from = Url::parse("https://dav.example/.well-known/carddav").unwrap();
+        assert_eq!(http.redirect_target(&from, Some("/dav/")).unwrap().as_str(), "https://dav.example/dav/");
+        assert_eq!(http.redirect_target(&from, Some("https://dav.example:443/p/")).unwrap().as_str(), "https://dav.example/p/");
+        for away in ["https://evil.example/", "http://dav.example/", "https://dav.example:8443/", "//other.example/x"] {
+            let err = http.redirect_target(&from, Some(away)).expect_err(away);
+            assert!(matches!(err, Error::RefusedUrl { .. }), "{away}: {err:?}");
+            assert!(!format!("{err} {err:?} {http:?}").contains("pw-never-shown"));
+        }
+        assert!(matches!(http.redirect_target(&from, None), Err(Error::Redirect { .. })));
     }
 
     #[test]
