@@ -16,6 +16,7 @@ pub mod account;
 pub mod assets;
 pub mod attachments;
 pub mod chatdb;
+pub mod contacts;
 pub mod backup;
 pub mod content;
 pub mod dress;

@@ -1,6 +1,6 @@
 //! `cloudkit-sim` command line: `serve` the simulated account, print its `truth`, write it as a
-//! Mac's Messages folder (`messages-folder`), or pack a Messages folder into an iPhone backup
-//! (`ios-backup`).
+//! Mac's Messages folder (`messages-folder`), write its people as contact files (`contacts`), or
+//! pack a Messages folder into an iPhone backup (`ios-backup`).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -70,8 +70,27 @@ enum Command {
         #[arg(long)]
         no_files: bool,
     },
+    /// Write the account's people as contact files (see `cloudkit_sim::contacts`): `contacts.vcf`
+    /// and `contacts-renamed.vcf` (vcf), `AddressBook/Sources/<UUID>/AddressBook-v22.abcddb`
+    /// with `Images/` (mac), `AddressBook.sqlitedb` and `AddressBookImages.sqlitedb` (ios).
+    Contacts {
+        /// The folder to write into (created if missing; the files must not exist yet).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        account: AccountArgs,
+        /// Which files to write.
+        #[arg(long, default_value = "all", value_parser = ["mac", "ios", "vcf", "all"])]
+        layout: String,
+        /// Also write the truth here as JSON: `{"base": [...], "renamed": [...]}`, one
+        /// `{handle, expected_display_name, photo_sha256}` per handle of the account.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+    },
     /// Pack a Messages folder (`sms.db` or `chat.db`, and `Attachments/`) into an iPhone backup
-    /// folder, encrypted when a password file is given. Prints one JSON line (files, encrypted).
+    /// folder, encrypted when a password file is given. `AddressBook.sqlitedb` and
+    /// `AddressBookImages.sqlitedb` in the folder go in as HomeDomain `Library/AddressBook/…`.
+    /// Prints one JSON line (files, encrypted).
     IosBackup {
         /// Folder with `sms.db` (or a Mac's `chat.db`) and an `Attachments/` tree.
         #[arg(long)]
@@ -279,10 +298,38 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("{}", out.join("chat.db").display());
         }
+        Command::Contacts { out, account, layout, truth } => {
+            use cloudkit_sim::contacts;
+            anyhow::ensure!(account.later == 0 && account.apple_blobs.is_none(), "contacts covers the history's people only: --later and --apple-blobs are not supported");
+            let sim = account.sim(Faults::default())?;
+            let base = contacts::plan(&sim.account);
+            let renamed = contacts::renamed(&base);
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let all = layout == "all";
+            if all || layout == "vcf" {
+                for (name, book) in [("contacts.vcf", &base), ("contacts-renamed.vcf", &renamed)] {
+                    let path = out.join(name);
+                    anyhow::ensure!(!path.exists(), "{} already exists", path.display());
+                    std::fs::write(&path, contacts::vcf::file(&book.cards)).with_context(|| format!("writing {}", path.display()))?;
+                }
+            }
+            if all || layout == "mac" {
+                contacts::sqlite::write_mac(&out, &base.cards).await.with_context(|| format!("writing the Mac address book into {}", out.display()))?;
+            }
+            if all || layout == "ios" {
+                contacts::sqlite::write_ios(&out, &base.cards).await.with_context(|| format!("writing the iPhone address book into {}", out.display()))?;
+            }
+            if let Some(path) = truth {
+                let json = serde_json::json!({ "base": contacts::truth(&base), "renamed": contacts::truth(&renamed) });
+                std::fs::write(&path, serde_json::to_vec_pretty(&json)?).with_context(|| format!("writing {}", path.display()))?;
+            }
+            tracing::info!(cards = base.cards.len(), handles = base.handles.len(), out = %out.display(), "contacts written");
+        }
         Command::IosBackup { from_dir, out, password_file, real_iterations, address_book, seed } => {
             use cloudkit_sim::backup::{self, BackupEntry, Content, Encryption, Iterations, PackOptions};
             let mut entries = backup::entries_from_messages_dir(&from_dir).with_context(|| format!("reading {}", from_dir.display()))?;
             if let Some(path) = address_book {
+                entries.retain(|e| e.relative_path != "Library/AddressBook/AddressBook.sqlitedb");
                 entries.push(BackupEntry { domain: "HomeDomain".into(), relative_path: "Library/AddressBook/AddressBook.sqlitedb".into(), content: Content::File(path) });
             }
             let encryption = match password_file {

@@ -1,5 +1,5 @@
-//! `cloudkit-sim ios-backup`: a Messages folder becomes a backup folder with the layout iOS
-//! uses. (That the bytes decrypt is checked by `iphone_backup_decrypt` in
+//! `cloudkit-sim ios-backup`: a Messages folder (with the iPhone address book `cloudkit-sim
+//! contacts` writes, when there) becomes a backup folder with the layout iOS uses. (That the bytes decrypt is checked by `iphone_backup_decrypt` in
 //! crates/ios-backup/tests/oracle.rs.)
 
 use std::process::Command;
@@ -47,4 +47,24 @@ fn a_messages_folder_becomes_a_plain_or_encrypted_backup() {
     assert_eq!(db.len(), 32, "27 bytes padded to two blocks");
     assert_eq!(img.len(), 1008);
     assert_ne!(&img[..16], &[7u8; 16]);
+}
+
+#[test]
+fn an_iphone_address_book_in_the_folder_is_packed_into_home_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("phone");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("sms.db"), b"SQLite format 3\0 not really").unwrap();
+    let contacts = Command::new(env!("CARGO_BIN_EXE_cloudkit-sim")).args(["contacts", "--layout", "ios", "--chats", "6", "--messages", "50", "--big-chat", "0", "--out"]).arg(&folder).output().unwrap();
+    assert!(contacts.status.success(), "{}", String::from_utf8_lossy(&contacts.stderr));
+    assert!(!folder.join("contacts.vcf").exists() && !folder.join("AddressBook").exists(), "--layout ios writes the iPhone files only");
+    let backup = dir.path().join("backup");
+    let output = Command::new(env!("CARGO_BIN_EXE_cloudkit-sim")).args(["ios-backup", "--from-dir"]).arg(&folder).arg("--out").arg(&backup).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(line["files"], 3);
+    for name in ["AddressBook.sqlitedb", "AddressBookImages.sqlitedb"] {
+        let packed = std::fs::read(blob_path(&backup, "HomeDomain", &format!("Library/AddressBook/{name}"))).unwrap();
+        assert_eq!(packed, std::fs::read(folder.join(name)).unwrap(), "{name}");
+    }
 }

@@ -238,6 +238,13 @@ pub fn entries_from_messages_dir(dir: &Path) -> io::Result<Vec<BackupEntry>> {
             entries.push(BackupEntry { domain: "HomeDomain".into(), relative_path: format!("Library/SMS/sms.db{suffix}"), content: Content::File(path) });
         }
     }
+    // An iPhone's contacts, when the folder has them (`cloudkit-sim contacts --layout ios`).
+    for name in ["AddressBook.sqlitedb", "AddressBookImages.sqlitedb"] {
+        let path = dir.join(name);
+        if path.is_file() {
+            entries.push(BackupEntry { domain: "HomeDomain".into(), relative_path: format!("Library/AddressBook/{name}"), content: Content::File(path) });
+        }
+    }
     let attachments = dir.join("Attachments");
     if attachments.is_dir() {
         let mut files = Vec::new();
