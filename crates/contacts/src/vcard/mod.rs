@@ -33,10 +33,14 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 /// some Windows exporters write) and parses it with the source `vcf:<path>`.
 pub fn read_file(path: &Path) -> Result<VcardParse> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let too_large = || Error::TooLarge { path: path.display().to_string(), cap: MAX_VCF_BYTES };
+    if file.metadata().map_err(|e| Error::io(path, e))?.len() > MAX_VCF_BYTES {
+        return Err(too_large());
+    }
     let mut bytes = Vec::new();
     file.take(MAX_VCF_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
     if bytes.len() as u64 > MAX_VCF_BYTES {
-        return Err(Error::TooLarge { path: path.display().to_string(), cap: MAX_VCF_BYTES });
+        return Err(too_large());
     }
     let source = format!("vcf:{}", path.display());
     let (text, lossy) = decode_text(&bytes);
@@ -55,7 +59,7 @@ fn decode_text(bytes: &[u8]) -> (String, bool) {
             [a, b] => u16::from_le_bytes([a, b]),
             _ => 0xFFFD,
         });
-        let mut lossy = body.len() % 2 != 0;
+        let mut lossy = !body.len().is_multiple_of(2);
         let text = char::decode_utf16(units)
             .map(|r| {
                 r.unwrap_or_else(|_| {
