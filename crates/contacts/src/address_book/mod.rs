@@ -2,7 +2,7 @@
 //! `ZABCD…` tables; [`read_mac`]) and an iPhone's `AddressBook.sqlitedb` with
 //! `AddressBookImages.sqlitedb` (`ABPerson`, `ABMultiValue`; [`read_ios`]).
 //!
-//! Like the `chatdb` crate, the files are opened `SQLITE_OPEN_READONLY` with no pragma that
+//! Like the `chatdb` crate (and with its [`chatdb::read_only_options`]), the files are opened `SQLITE_OPEN_READONLY` with no pragma that
 //! writes (Contacts may be running beside us), and every query is built from the columns
 //! `PRAGMA table_info` says exist, because the layouts drift between OS versions. A row that
 //! cannot be used is a [`Problem`](crate::Problem), not an error; an error is a file that is not
@@ -14,7 +14,7 @@ mod mac;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{Row, SqlitePool};
 
 use crate::{CardSet, Error, Result};
@@ -83,13 +83,7 @@ impl Db {
         if !path.is_file() {
             return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")));
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .read_only(true)
-            .create_if_missing(false)
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .foreign_keys(false);
-        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(db_error)?;
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(chatdb::read_only_options(path)).await.map_err(db_error)?;
         let rows = sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table'").fetch_all(&pool).await.map_err(db_error)?;
         let tables = rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok()).collect();
         Ok(Db { pool, path: path.to_path_buf(), tables })
