@@ -132,7 +132,7 @@ async fn a_mac_folder_reads_all_files_and_merges_by_unique_id() {
 async fn an_old_layout_without_image_or_ordering_columns_reads() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("copy.db");
-    let mut db = create(
+    let db = create(
         &path,
         &[
             "CREATE TABLE ZABCDRECORD (Z_PK INTEGER PRIMARY KEY, ZFIRSTNAME VARCHAR, ZLASTNAME VARCHAR)",
@@ -187,7 +187,8 @@ async fn an_iphone_address_book_with_its_images() {
     images.close().await.expect("close");
 
     let set = address_book::open(dir.path()).await.expect("open folder");
-    let got: Vec<(&str, Option<String>, &[String], &[String])> = set.cards.iter().map(|c| (c.uid.as_str(), c.display_name(), &c.phones[..], &c.emails[..])).collect();
+    type Row<'a> = (&'a str, Option<String>, &'a [String], &'a [String]);
+    let got: Vec<Row> = set.cards.iter().map(|c| (c.uid.as_str(), c.display_name(), &c.phones[..], &c.emails[..])).collect();
     assert_eq!(
         got,
         [
