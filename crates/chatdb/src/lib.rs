@@ -105,6 +105,19 @@ pub struct Counts {
     pub attachments: i64,
 }
 
+/// How a database that another program owns (Messages, Contacts) is opened: read-only, no pragma
+/// that writes, waiting for the owner's lock rather than failing. Shared with the `contacts`
+/// crate's address book readers.
+pub fn read_only_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .create_if_missing(false)
+        // The owner writes while we read: wait for its lock rather than fail.
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .foreign_keys(false)
+}
+
 /// An open Messages database.
 pub struct ChatDb {
     pool: SqlitePool,
@@ -123,13 +136,7 @@ impl ChatDb {
         if !path.is_file() {
             return Err(open_error(sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"))));
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .read_only(true)
-            .create_if_missing(false)
-            // Messages writes while we read: wait for its lock rather than fail.
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .foreign_keys(false);
+        let options = read_only_options(path);
         let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options).await.map_err(open_error)?;
         let schema = Schema::probe(&pool).await.map_err(|e| match e {
             ChatDbError::Database(source) => open_error(source),

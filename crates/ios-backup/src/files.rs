@@ -14,6 +14,16 @@ use crate::{Backup, BackupError};
 /// `Files.flags` of a regular file (2 is a folder, 4 a symbolic link).
 const FLAG_FILE: i64 = 1;
 
+/// The iPhone's contacts databases as extracted by [`Backup::address_book`] (for the
+/// `contacts` crate's `address_book::read_ios`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressBookFiles {
+    /// `AddressBook.sqlitedb`.
+    pub address_book: Option<PathBuf>,
+    /// `AddressBookImages.sqlitedb`.
+    pub images: Option<PathBuf>,
+}
+
 /// One regular file of the backup, as `Manifest.db` lists it.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -210,20 +220,38 @@ impl Backup {
     /// Extracts HomeDomain `Library/SMS/sms.db` (with its `-wal` and `-shm` when the backup has
     /// them) into the temporary folder and returns the path of `sms.db` there.
     pub async fn sms_db(&self) -> Result<PathBuf, BackupError> {
-        let dir = self.temp_dir().join("SMS");
-        std::fs::create_dir_all(&dir).map_err(|e| BackupError::io(&dir, e))?;
-        let db = self.find("HomeDomain", "Library/SMS/sms.db").await?.ok_or_else(|| BackupError::NotABackup {
+        self.home_db("SMS", "sms.db").await?.ok_or_else(|| BackupError::NotABackup {
             path: self.dir.clone(),
             reason: "no HomeDomain Library/SMS/sms.db in Manifest.db".into(),
-        })?;
-        let dest = dir.join("sms.db");
+        })
+    }
+
+    /// Extracts the iPhone's contacts, HomeDomain `Library/AddressBook/AddressBook.sqlitedb` and
+    /// `AddressBookImages.sqlitedb` (each with its `-wal` and `-shm`), into the temporary folder.
+    /// A backup without them (contacts kept only in iCloud) gives None for each.
+    pub async fn address_book(&self) -> Result<AddressBookFiles, BackupError> {
+        Ok(AddressBookFiles {
+            address_book: self.home_db("AddressBook", "AddressBook.sqlitedb").await?,
+            images: self.home_db("AddressBook", "AddressBookImages.sqlitedb").await?,
+        })
+    }
+
+    /// Extracts HomeDomain `Library/<folder>/<name>` with its `-wal` and `-shm` into
+    /// `<temp>/<folder>/`; None if the backup lacks it.
+    async fn home_db(&self, folder: &str, name: &str) -> Result<Option<PathBuf>, BackupError> {
+        let Some(db) = self.find("HomeDomain", &format!("Library/{folder}/{name}")).await? else {
+            return Ok(None);
+        };
+        let dir = self.temp_dir().join(folder);
+        std::fs::create_dir_all(&dir).map_err(|e| BackupError::io(&dir, e))?;
+        let dest = dir.join(name);
         self.extract(&db, &dest).await?;
         for suffix in ["-wal", "-shm"] {
-            if let Some(f) = self.find("HomeDomain", &format!("Library/SMS/sms.db{suffix}")).await? {
-                self.extract(&f, &dir.join(format!("sms.db{suffix}"))).await?;
+            if let Some(f) = self.find("HomeDomain", &format!("Library/{folder}/{name}{suffix}")).await? {
+                self.extract(&f, &dir.join(format!("{name}{suffix}"))).await?;
             }
         }
-        Ok(dest)
+        Ok(Some(dest))
     }
 
     /// The backup's file for an attachment path as `sms.db` names it (see

@@ -31,7 +31,7 @@ use std::time::Instant;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 pub use error::BackupError;
-pub use files::{attachment_location, BackupFile, FileReader};
+pub use files::{attachment_location, AddressBookFiles, BackupFile, FileReader};
 pub use password::Password;
 pub use plists::BackupInfo;
 

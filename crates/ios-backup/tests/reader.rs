@@ -42,6 +42,12 @@ async fn sms_db_with_its_wal_and_attachments_by_their_sms_db_paths() {
     assert!(std::fs::read(&sms).unwrap() == common::content(&entries[0]));
     assert!(std::fs::read(sms.with_file_name("sms.db-wal")).unwrap() == common::content(&entries[1]));
     assert!(!sms.with_file_name("sms.db-shm").exists());
+    let contacts = backup.address_book().await.unwrap();
+    for (path, entry) in [(&contacts.address_book, &entries[2]), (&contacts.images, &entries[3])] {
+        let path = path.as_ref().unwrap_or_else(|| panic!("{} extracted", entry.relative_path));
+        assert!(path.starts_with(backup.temp_dir()) && path.ends_with(&entry.relative_path["Library/".len()..]), "{}", path.display());
+        assert!(std::fs::read(path).unwrap() == common::content(entry), "{}", entry.relative_path);
+    }
 
     let att = entries.iter().find(|e| e.relative_path.ends_with("IMG_0004.jpeg")).unwrap();
     for prefix in ["~/", "/var/mobile/", "/private/var/mobile/"] {
@@ -172,4 +178,14 @@ fn a_password_never_shows_and_its_file_must_be_private() {
     assert!(matches!(Password::from_file(&path), Err(BackupError::InsecurePasswordFile { mode: 0o644, .. })));
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(Password::from_file(&path).is_ok());
+}
+
+#[tokio::test]
+async fn a_backup_without_contacts_has_no_address_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries: Vec<_> = common::entries().into_iter().filter(|e| !e.relative_path.starts_with("Library/AddressBook/")).collect();
+    cloudkit_sim::backup::pack(dir.path(), &entries, &cloudkit_sim::backup::PackOptions::default()).await.unwrap();
+    let backup = Backup::open(dir.path(), None, None).await.unwrap();
+    assert_eq!(backup.address_book().await.unwrap(), ios_backup::AddressBookFiles { address_book: None, images: None });
+    assert!(backup.sms_db().await.is_ok());
 }
