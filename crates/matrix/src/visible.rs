@@ -20,7 +20,7 @@ pub fn must_show(m: &MessageRecord) -> bool {
     if m.is_system() || c.unsent {
         return false;
     }
-    let tapback = m.associated_type.is_some_and(|k| (2000..4000).contains(&k)) && m.associated_guid.is_some();
+    let tapback = m.association().is_some_and(|a| a.kind.in_tapback_range());
     if tapback {
         return false;
     }
