@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue};
 
-use crate::client::{read_capped, BodyRead};
+use crate::body::{read_capped, BodyRead};
 use crate::error::{Error, Result};
 use crate::limits::MAX_SMALL_BODY;
 

@@ -18,7 +18,8 @@ use prost::Message;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
 use crate::error::{Error, Result};
-use crate::framing::{decode_delimited_bytes_at_most, encode_body, extend_capped, plain_body_capped};
+use crate::body::{read_capped, BodyRead};
+use crate::framing::{decode_delimited_bytes_at_most, encode_body, plain_body_capped};
 use crate::limits::{Limits, MAX_SMALL_BODY};
 use crate::pcs::{hex, EcKey, KeyRing};
 use crate::proto::{self, client_error, op_type, result_code, server_error, RequestOperation, ResponseOperation};
@@ -105,28 +106,6 @@ const CLIENT_INFO: &str = "<iMac13,1> <Mac OS X;10.15.7;19H384> <com.apple.cloud
 fn op_id() -> String {
     let bytes = uuid::Uuid::new_v4();
     bytes.as_bytes()[..8].iter().map(|b| format!("{b:02X}")).collect()
-}
-
-/// Why a capped body read stopped.
-pub(crate) enum BodyRead {
-    Transport(reqwest::Error),
-    /// The body (or its stated `Content-Length`) is over the cap; nothing past it was read.
-    TooLarge,
-}
-
-/// Reads a response body of at most `cap` bytes, holding no buffer larger than that.
-pub(crate) async fn read_capped(mut response: reqwest::Response, cap: usize) -> std::result::Result<Vec<u8>, BodyRead> {
-    let stated = response.content_length().unwrap_or(0);
-    if stated > cap as u64 {
-        return Err(BodyRead::TooLarge);
-    }
-    let mut body = Vec::with_capacity(stated as usize);
-    while let Some(chunk) = response.chunk().await.map_err(BodyRead::Transport)? {
-        if !extend_capped(&mut body, &chunk, cap) {
-            return Err(BodyRead::TooLarge);
-        }
-    }
-    Ok(body)
 }
 
 impl Client {
