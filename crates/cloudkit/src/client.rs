@@ -20,7 +20,7 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use crate::error::{Error, Result};
 use crate::body::{read_capped, BodyRead};
 use crate::framing::{decode_delimited_bytes_at_most, encode_body, plain_body_capped};
-use crate::limits::{Limits, MAX_SMALL_BODY};
+use crate::limits::{Limits, CONNECT_TIMEOUT, CONTENT_STALL_TIMEOUT, MAX_SMALL_BODY, REQUEST_TIMEOUT};
 use crate::pcs::{hex, EcKey, KeyRing};
 use crate::proto::{self, client_error, op_type, result_code, server_error, RequestOperation, ResponseOperation};
 use crate::anisette::Anisette;
@@ -157,8 +157,8 @@ impl Client {
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
             .pool_max_idle_per_host(8)
             .build()
             .map_err(transport)?;
@@ -169,8 +169,8 @@ impl Client {
         let content_http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(CONTENT_STALL_TIMEOUT)
             .pool_max_idle_per_host(8)
             .build()
             .map_err(transport)?;

@@ -13,6 +13,7 @@ pub mod delivery;
 mod fit;
 mod portal;
 mod revise;
+mod seen;
 pub mod thumbnail;
 mod tools;
 mod turn;
