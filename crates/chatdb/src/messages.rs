@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use imessage::records::{apple_date_to_ns, apple_date_to_unix_ms, ContentPart, MessageRecord, FLAG_FROM_ME, FLAG_SYSTEM, LEGACY_STICKER_TAPBACK, STICKER_TAPBACK};
+use imessage::records::{apple_date_to_ns, apple_date_to_unix_ms, AssociatedType, AssociationTarget, ContentPart, MessageRecord, FLAG_FROM_ME, FLAG_SYSTEM};
 use imessage::{decode_message_content_and_text, MessageBlobs};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
@@ -171,7 +171,7 @@ impl ChatDb {
             content.unsent = true;
         }
         content.reply_to = opt_text(row, "thread_originator_guid").map(|g| match opt_text(row, "thread_originator_part").as_deref().and_then(part_number) {
-            Some(part) if part > 0 => format!("p:{part}/{g}"),
+            Some(part) if part > 0 => AssociationTarget::part_of(&g, part).to_string(),
             _ => g,
         });
         content.associated_emoji = opt_text(row, "associated_message_emoji");
@@ -201,7 +201,7 @@ impl ChatDb {
             .filter(|t| *t != 0)
             .and_then(|t| u32::try_from(t).ok())
             // One number for a placed sticker, whatever generation wrote it.
-            .map(|t| if t == LEGACY_STICKER_TAPBACK { STICKER_TAPBACK } else { t });
+            .map(|t| AssociatedType::parse(t).normalized().code());
         Ok(MessageRecord {
             record_name: opt_text(row, "ck_record_id").unwrap_or_else(|| guid.clone()),
             guid,

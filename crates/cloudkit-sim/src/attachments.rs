@@ -8,7 +8,6 @@
 
 use cloudkit::records::{AttachmentDetails, AttachmentRecord};
 use rand::Rng;
-use sha2::{Digest, Sha256};
 
 use crate::account::{hex_id, rng, Account, STREAM_NAMES};
 use crate::media::{self, MediaKind};
@@ -28,10 +27,7 @@ pub struct FileSpec {
     pub min_len: usize,
 }
 
-/// Lowercase hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::truth::sha256_hex;
 
 impl Account {
     /// The transfer GUID of the attachment of the message with `guid` (as its body names it).

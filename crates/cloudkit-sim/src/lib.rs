@@ -33,9 +33,11 @@ pub mod reactions;
 pub mod revisions;
 pub mod server;
 pub mod session;
+pub mod truth;
 pub mod wire;
 
-pub use account::{Account, AccountSpec, TruthLine};
+pub use account::{Account, AccountSpec};
+pub use truth::TruthLine;
 pub use http::{router, spawn};
 pub use server::{Faults, Sim, Stats};
 pub use session::SimSession;

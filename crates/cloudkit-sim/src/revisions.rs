@@ -39,23 +39,16 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use cloudkit::records::{ChatRecord, ContentPart, MessageRecord, TextVersion, STYLE_GROUP};
 use rand::seq::SliceRandom;
 use rand::Rng;
-use serde::Serialize;
 
-use crate::account::{rng, Account, Generated, Kind, TruthLine};
+use crate::account::{rng, Account, Generated, Kind};
+use crate::truth::TruthLine;
 use crate::content::ContentError;
 use crate::encode::ContentBlobs;
 
 /// The picks' stream.
 const STREAM_REVISE: u64 = 16;
 
-/// What happened to a revised message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RevisionKind {
-    Deleted,
-    Unsent,
-    Edited,
-}
+pub use crate::truth::RevisionKind;
 
 /// One history message changed after the release.
 #[derive(Debug, Clone)]
@@ -189,7 +182,7 @@ impl Revisions {
         match line {
             TruthLine::Message { ref guid, .. } => match self.by_guid.get(guid).and_then(|&i| self.messages.get(i)) {
                 Some(rev) if rev.kind == RevisionKind::Deleted => None,
-                Some(rev) => Some(crate::account::message_line(rev.record.clone(), None, Some(rev.kind))),
+                Some(rev) => Some(crate::truth::message_line(rev.record.clone(), None, Some(rev.kind))),
                 None => Some(line),
             },
             TruthLine::Chat { chat, name, participants, group } => {

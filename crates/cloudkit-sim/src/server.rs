@@ -35,7 +35,8 @@ use crate::revisions::{RevisionKind, Revisions};
 use crate::keys::{digest, KeyChoice, KeyMaterial, LATE_KEYS, LOST_KEYS, OWN_PROTECTION_EVERY};
 use crate::session::SimSession;
 use crate::wire::{self, failure, success};
-use crate::account::{Account, AccountSpec, Kind, TruthLine, Visible, OWN_HANDLES};
+use crate::account::{Account, AccountSpec, Kind, Visible, OWN_HANDLES};
+use crate::truth::TruthLine;
 
 /// Fault injection and paging knobs.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue};
 
-use crate::client::{read_capped, BodyRead};
+use crate::body::{read_capped, BodyRead};
 use crate::error::{Error, Result};
-use crate::limits::MAX_SMALL_BODY;
+use crate::limits::{ANISETTE_TIMEOUT, CONNECT_TIMEOUT, MAX_SMALL_BODY};
 
 /// How long anisette headers are reused (omnisette caches them for 60 s).
 const ANISETTE_TTL: Duration = Duration::from_secs(60);
@@ -31,8 +31,8 @@ pub(crate) fn http_client() -> reqwest::Result<reqwest::Client> {
                 attempt.follow()
             }
         }))
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(ANISETTE_TIMEOUT)
         .build()
 }
 

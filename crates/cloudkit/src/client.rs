@@ -18,8 +18,9 @@ use prost::Message;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
 use crate::error::{Error, Result};
-use crate::framing::{decode_delimited_bytes_at_most, encode_body, extend_capped, plain_body_capped};
-use crate::limits::{Limits, MAX_SMALL_BODY};
+use crate::body::{read_capped, BodyRead};
+use crate::framing::{decode_delimited_bytes_at_most, encode_body, plain_body_capped};
+use crate::limits::{Limits, CONNECT_TIMEOUT, CONTENT_STALL_TIMEOUT, MAX_SMALL_BODY, REQUEST_TIMEOUT};
 use crate::pcs::{hex, EcKey, KeyRing};
 use crate::proto::{self, client_error, op_type, result_code, server_error, RequestOperation, ResponseOperation};
 use crate::anisette::Anisette;
@@ -107,28 +108,6 @@ fn op_id() -> String {
     bytes.as_bytes()[..8].iter().map(|b| format!("{b:02X}")).collect()
 }
 
-/// Why a capped body read stopped.
-pub(crate) enum BodyRead {
-    Transport(reqwest::Error),
-    /// The body (or its stated `Content-Length`) is over the cap; nothing past it was read.
-    TooLarge,
-}
-
-/// Reads a response body of at most `cap` bytes, holding no buffer larger than that.
-pub(crate) async fn read_capped(mut response: reqwest::Response, cap: usize) -> std::result::Result<Vec<u8>, BodyRead> {
-    let stated = response.content_length().unwrap_or(0);
-    if stated > cap as u64 {
-        return Err(BodyRead::TooLarge);
-    }
-    let mut body = Vec::with_capacity(stated as usize);
-    while let Some(chunk) = response.chunk().await.map_err(BodyRead::Transport)? {
-        if !extend_capped(&mut body, &chunk, cap) {
-            return Err(BodyRead::TooLarge);
-        }
-    }
-    Ok(body)
-}
-
 impl Client {
     /// `base_url` is the CloudKit gateway, e.g. `https://gateway.icloud.com` or the simulator's.
     pub fn new(base_url: &str, session: Session) -> Result<Self> {
@@ -178,8 +157,8 @@ impl Client {
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
             .pool_max_idle_per_host(8)
             .build()
             .map_err(transport)?;
@@ -190,8 +169,8 @@ impl Client {
         let content_http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(CONTENT_STALL_TIMEOUT)
             .pool_max_idle_per_host(8)
             .build()
             .map_err(transport)?;

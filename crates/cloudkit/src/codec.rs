@@ -288,8 +288,9 @@ fn decode_message(r: &FieldReader<'_>) -> Result<MessageRecord> {
     if let Some(gz) = r.bytes("msgProto2")?.filter(|b| !b.is_empty()) {
         let raw = r.gunzip("msgProto2", &gz)?;
         let extra = proto::MessageProto2::decode(raw.as_slice()).map_err(|e| r.bad("msgProto2", e))?;
-        content.reply_to = extra.reply.map(|g| match g.split_once('/') {
-            Some((part, guid)) if part.starts_with("p:") => guid.to_string(),
+        // A reply to one part names the message it answers.
+        content.reply_to = extra.reply.map(|g| match AssociationTarget::parse(&g) {
+            AssociationTarget { form: TargetForm::Part, guid, .. } => guid.to_string(),
             _ => g,
         });
     }

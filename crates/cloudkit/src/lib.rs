@@ -8,6 +8,7 @@
 //! implementation of the protocol.
 
 mod anisette;
+mod body;
 pub mod client;
 pub mod codec;
 pub mod content;

@@ -8,6 +8,8 @@
 //! raise. The defaults are far above what Apple sends (a page of 200 records is a few hundred
 //! kilobytes, a `msgProto` a few kilobytes) and far below what would hurt the machine.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 /// Caps on what the [`crate::Client`] reads and what record decoding inflates. `Deserialize`
@@ -29,6 +31,16 @@ pub struct Limits {
     /// inflate to.
     pub max_field_bytes: usize,
 }
+
+/// The time limit of opening a connection (gateway, content hosts, anisette server).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The time limit of one gateway request, reply included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest a content host may send nothing during a download (a stall, not a total time,
+/// ends a download: a large file may take minutes).
+pub const CONTENT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// The time limit of one request to the anisette server.
+pub const ANISETTE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The largest error body or anisette answer read (not configurable: only its first few hundred
 /// bytes are ever shown).

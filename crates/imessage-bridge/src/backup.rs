@@ -16,13 +16,19 @@ use imessage::records::AttachmentRecord;
 use ios_backup::{Backup, Password};
 
 use crate::config::Config;
-use crate::source::LocalSource;
 
 /// The environment variable that may hold the backup password.
 pub const PASSWORD_ENV: &str = "IMESSAGE_BRIDGE_BACKUP_PASSWORD";
 
+/// An opened backup: its `sms.db`, its attachment files, and what `doctor` says of it.
+pub struct OpenedBackup {
+    pub db: chatdb::ChatDb,
+    pub files: Box<dyn sync::LocalFiles>,
+    pub about: String,
+}
+
 /// Opens the backup at `dir` and the `sms.db` inside it.
-pub async fn open(dir: &Path, region: Option<&str>, config: &Config) -> anyhow::Result<LocalSource> {
+pub async fn open(dir: &Path, region: Option<&str>, config: &Config) -> anyhow::Result<OpenedBackup> {
     let password = match &config.source.backup_password_file {
         Some(file) => Some(Password::from_file(file).with_context(|| format!("reading the backup password from {}", file.display()))?),
         None => Password::from_env(PASSWORD_ENV),
@@ -42,7 +48,7 @@ pub async fn open(dir: &Path, region: Option<&str>, config: &Config) -> anyhow::
     let about = format!("backup of {} (iOS {}), {keys}", info.device_name.as_deref().unwrap_or("an iPhone"), info.product_version.as_deref().unwrap_or("?"));
     let sms = backup.sms_db().await.with_context(|| format!("taking Messages' database out of {}", dir.display()))?;
     let db = chatdb::ChatDb::open(&sms, region).await.with_context(|| format!("reading the sms.db of {}", dir.display()))?;
-    Ok(LocalSource { db, files: Box::new(BackupFiles { backup: Arc::new(backup) }), origin: dir.display().to_string(), about: Some(about) })
+    Ok(OpenedBackup { db, files: Box::new(BackupFiles { backup: Arc::new(backup) }), about })
 }
 
 /// Attachment files inside a backup (MediaDomain `Library/SMS/Attachments/…`).

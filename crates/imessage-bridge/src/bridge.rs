@@ -22,6 +22,12 @@ use crate::config::{Config, MatrixConfig};
 pub const APPSERVICE_ID: &str = "imessage";
 /// The longest pause between two tries of a homeserver that is down when `run` starts.
 const MAX_HOMESERVER_PAUSE: Duration = Duration::from_secs(60);
+/// The first such pause; it doubles up to [`MAX_HOMESERVER_PAUSE`].
+const FIRST_HOMESERVER_PAUSE: Duration = Duration::from_secs(1);
+/// How long one such try waits for the homeserver to answer.
+const HOMESERVER_TRY: Duration = Duration::from_secs(5);
+/// How long a one-off command (`verify`, `deliver`…) waits for the homeserver to answer.
+const HOMESERVER_READY: Duration = Duration::from_secs(30);
 
 /// Everything a Matrix command needs: the registration, the homeserver client and the
 /// deliverer. Connecting does not bind the appservice port.
@@ -89,7 +95,7 @@ impl Bridge {
     /// Reads the registration and the session and waits (bounded) for the homeserver.
     pub async fn connect(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<Self> {
         let (m, registration, hs) = homeserver(config)?;
-        hs.wait_ready(Duration::from_secs(30)).await.with_context(|| format!("homeserver {} is not answering", m.homeserver))?;
+        hs.wait_ready(HOMESERVER_READY).await.with_context(|| format!("homeserver {} is not answering", m.homeserver))?;
         Self::with_homeserver(config, store, m, registration, hs).await
     }
 
@@ -155,10 +161,10 @@ impl Bridge {
     ) -> anyhow::Result<Option<Self>> {
         let (m, registration, hs) = homeserver(&config)?;
         let started = std::time::Instant::now();
-        let mut pause = Duration::from_secs(1);
+        let mut pause = FIRST_HOMESERVER_PAUSE;
         loop {
             let attempt = async {
-                hs.wait_ready(Duration::from_secs(5)).await.with_context(|| format!("homeserver {} is not answering", m.homeserver))?;
+                hs.wait_ready(HOMESERVER_TRY).await.with_context(|| format!("homeserver {} is not answering", m.homeserver))?;
                 let bridge = Self::with_homeserver(&config, store.clone(), m.clone(), registration.clone(), hs.clone()).await?;
                 bridge.ping().await?;
                 anyhow::Ok(bridge)

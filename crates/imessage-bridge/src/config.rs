@@ -157,11 +157,17 @@ impl MatrixConfig {
     }
 }
 
+/// Rooms delivered at once per class (`matrix.concurrency`), unless the config says otherwise.
+pub const DEFAULT_DELIVERY_CONCURRENCY: usize = 4;
+/// Seconds between two sync passes of `run` (`matrix.sync_interval_secs`), unless the config
+/// says otherwise.
+pub const DEFAULT_SYNC_INTERVAL_SECS: u64 = 60;
+
 fn default_concurrency() -> usize {
-    4
+    DEFAULT_DELIVERY_CONCURRENCY
 }
 fn default_interval() -> u64 {
-    60
+    DEFAULT_SYNC_INTERVAL_SECS
 }
 
 /// Sync tuning; every field has a default that suits Apple's servers.
@@ -220,7 +226,7 @@ pub struct AttachmentsConfig {
 
 impl Default for AttachmentsConfig {
     fn default() -> Self {
-        AttachmentsConfig { dir: None, max_bytes: 100 << 20, concurrency: 4, convert_heif: true, convert_voice: true }
+        AttachmentsConfig { dir: None, max_bytes: sync::files::DEFAULT_MAX_BYTES, concurrency: sync::files::DEFAULT_CONCURRENCY, convert_heif: true, convert_voice: true }
     }
 }
 

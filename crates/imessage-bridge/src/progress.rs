@@ -189,14 +189,17 @@ impl sync::Progress for CountingSync {
     }
 }
 
+/// How often [`LogProgress`] logs unless `IMESSAGE_BRIDGE_PROGRESS_SECS` says otherwise.
+const DEFAULT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// How often [`LogProgress`] logs: `IMESSAGE_BRIDGE_PROGRESS_SECS` (seconds, fractions allowed),
-/// default 10 s.
+/// default [`DEFAULT_LOG_INTERVAL`].
 pub fn log_interval() -> Duration {
     std::env::var("IMESSAGE_BRIDGE_PROGRESS_SECS")
         .ok()
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
+        .map_or(DEFAULT_LOG_INTERVAL, Duration::from_secs_f64)
 }
 
 /// One zone's or room's counts, for [`LogProgress`].

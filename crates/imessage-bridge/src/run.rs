@@ -24,6 +24,8 @@ use crate::config::{Config, SourceKind};
 /// upload can take a while) before it is dropped (the ledger recovers a send cut off there on
 /// the next start).
 const DELIVERY_GRACE: Duration = Duration::from_secs(60);
+/// How long `run --once` tries to reach a homeserver that is down before it gives up.
+const ONCE_HOMESERVER_GIVE_UP: Duration = Duration::from_secs(30);
 /// The first wait after a failed delivery round; doubles per failed round up to the sync interval.
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -85,9 +87,9 @@ pub async fn run(config: &Config, store: Arc<dyn store::Store>, once: bool, stop
     // The homeserver may be down or not set up yet: it is tried in the background (the port is
     // bound at once) while the sync goes ahead.
     let listener = Bridge::bind(config, store.clone(), metrics.clone()).await?;
-    let give_up = once.then_some(Duration::from_secs(30));
+    let give_up = once.then_some(ONCE_HOMESERVER_GIVE_UP);
     let mut connecting = tokio::spawn(Bridge::start_retrying(config.clone(), store.clone(), listener, metrics.clone(), give_up, stop.clone()));
-    let interval = Duration::from_secs(config.matrix.as_ref().map_or(60, |m| m.sync_interval_secs).max(1));
+    let interval = Duration::from_secs(config.matrix.as_ref().map_or(crate::config::DEFAULT_SYNC_INTERVAL_SECS, |m| m.sync_interval_secs).max(1));
     if once {
         // A sync that stops early still delivers what it stored (if the history is whole).
         if let Err(e) = sync(config, store.clone(), true, &stop, metrics.as_ref()).await {

@@ -32,7 +32,10 @@ pub async fn open_local(config: &Config) -> anyhow::Result<LocalSource> {
             let files = Box::new(sync::FolderFiles { folder: db.folder().to_path_buf() });
             Ok(LocalSource { db, files, origin: path.display().to_string(), about: None })
         }
-        SourceKind::IosBackup => crate::backup::open(path, region, config).await,
+        SourceKind::IosBackup => {
+            let backup = crate::backup::open(path, region, config).await?;
+            Ok(LocalSource { db: backup.db, files: backup.files, origin: path.display().to_string(), about: Some(backup.about) })
+        }
         SourceKind::Cloudkit => anyhow::bail!("source.kind is cloudkit, not a local source"),
     }
 }

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod association;
 pub mod content;
 mod error;
 pub mod handle;

@@ -30,11 +30,11 @@ pub const SUMMARY_RECORD_TYPE: &str = "MessagesSummary";
 pub const STYLE_GROUP: i64 = 43;
 pub const STYLE_DIRECT: i64 = 45;
 
-/// `associated_message_type` of a sticker placed on a message in databases older than iOS 14
-/// (`chat.db`/`sms.db`); newer ones, and CloudKit, write [`STICKER_TAPBACK`].
-pub const LEGACY_STICKER_TAPBACK: u32 = 1000;
-/// `associated_message_type` of a sticker placed on a message.
-pub const STICKER_TAPBACK: u32 = 2007;
+/// Tapbacks and the other associations, read once (see [`Association`]).
+pub use crate::association::{
+    AssociatedType, Association, AssociationKind, AssociationTarget, TapbackKind, TargetForm, LEGACY_STICKER_TAPBACK,
+    STICKER_TAPBACK,
+};
 
 /// `MessageEncryptedV3.flags` bits.
 pub const FLAG_FROM_ME: u64 = 1 << 2;
@@ -113,9 +113,10 @@ pub struct MessageRecord {
     pub ts_ms: i64,
     pub text: Option<String>,
     pub subject: Option<String>,
-    /// msgProto field 15 (2000..=2005 tapbacks, 3000..=3005 their removal).
+    /// msgProto field 15, Apple's number: read it with [`MessageRecord::association`].
     pub associated_type: Option<u32>,
-    /// msgProto field 16.
+    /// msgProto field 16 (`p:N/GUID`, `bp:GUID` or a GUID): read it with
+    /// [`MessageRecord::association`].
     pub associated_guid: Option<String>,
     /// `svc`
     pub service: Option<String>,
@@ -227,6 +228,16 @@ pub struct BlobFailure {
 }
 
 impl MessageRecord {
+    /// The tapback (or other association) this message is, and what it is on: both fields read.
+    pub fn association(&self) -> Option<Association<'_>> {
+        Some(Association::parse(self.associated_type?, self.associated_guid.as_deref()?))
+    }
+
+    /// What this message's association is on, whatever its kind.
+    pub fn association_target(&self) -> Option<AssociationTarget<'_>> {
+        self.associated_guid.as_deref().map(AssociationTarget::parse)
+    }
+
     pub fn from_me(&self) -> bool {
         self.flags & FLAG_FROM_ME != 0
     }

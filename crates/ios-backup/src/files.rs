@@ -162,24 +162,6 @@ impl Source {
     }
 }
 
-/// Decrypts the encrypted `Manifest.db` with the `ManifestKey` into `out`.
-pub(crate) async fn decrypt_manifest(keys: Arc<ClassKeys>, manifest_key: &[u8], db: PathBuf, out: PathBuf) -> Result<(), BackupError> {
-    let (class, wrapped) = split_class_prefixed(manifest_key).ok_or_else(|| BackupError::Keybag("ManifestKey shorter than 4 bytes".into()))?;
-    let key = keys.unwrap(class, wrapped).map_err(|e| BackupError::Keybag(format!("ManifestKey: {e}")))?;
-    tokio::task::spawn_blocking(move || {
-        let input = File::open(&db).map_err(|e| BackupError::io(&db, e))?;
-        let mut plain = Decryptor::new(input, &key, None);
-        let mut output = File::create(&out).map_err(|e| BackupError::io(&out, e))?;
-        io::copy(&mut plain, &mut output).map_err(|e| match damage_of(&e) {
-            Some(d) => BackupError::Manifest(format!("cannot be decrypted: {d}")),
-            None => BackupError::io(&db, e),
-        })?;
-        Ok(())
-    })
-    .await
-    .map_err(|e| BackupError::Manifest(format!("decryption did not finish: {e}")))?
-}
-
 impl Backup {
     fn source(&self) -> Source {
         Source { dir: self.dir.clone(), keys: self.keys.clone() }

@@ -20,6 +20,7 @@ mod error;
 mod files;
 mod key_cache;
 mod keybag;
+mod manifest;
 mod password;
 mod plists;
 mod stream;
@@ -97,7 +98,7 @@ impl Backup {
             Some(keys) => {
                 let out = temp.path().join("Manifest.db");
                 let wrapped = manifest.manifest_key.as_deref().ok_or_else(|| BackupError::Keybag("no ManifestKey".into()))?;
-                files::decrypt_manifest(keys.clone(), wrapped, manifest_db, out.clone()).await?;
+                manifest::decrypt_manifest(keys.clone(), wrapped, manifest_db, out.clone()).await?;
                 out
             }
         };

@@ -76,6 +76,14 @@ const MAX_ATTEMPTS: u32 = 8;
 const UPLOAD_ATTEMPTS: u32 = 3;
 /// The time limit of one API request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// The time limit of opening a connection to the homeserver.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The wait before retrying a request the homeserver rate-limited (429).
+const RATE_LIMITED_WAIT: Duration = Duration::from_millis(500);
+/// The wait before the first retry of a failed request; it doubles with each attempt (to 64×).
+const RETRY_BASE: Duration = Duration::from_millis(100);
+/// How often [`HomeserverClient::wait_ready`] asks.
+const READY_POLL: Duration = Duration::from_millis(100);
 /// The slowest upload rate an upload's time limit allows for (bytes per second).
 const UPLOAD_MIN_RATE: u64 = 1_000_000;
 
@@ -88,7 +96,7 @@ pub(crate) fn upload_timeout(len: u64) -> Duration {
 impl HomeserverClient {
     pub fn new(base: &str, as_token: &str) -> Result<Self> {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .pool_max_idle_per_host(32)
             .build()
@@ -134,8 +142,8 @@ impl HomeserverClient {
             match self.execute(this_try, &url, what).await {
                 Err(e) if e.is_transient() && attempt < attempts => {
                     let wait = match &e {
-                        MatrixError::Api { status: 429, .. } => Duration::from_millis(500),
-                        _ => Duration::from_millis(100 * (1 << attempt.min(6))),
+                        MatrixError::Api { status: 429, .. } => RATE_LIMITED_WAIT,
+                        _ => RETRY_BASE * (1 << attempt.min(6)),
                     };
                     tracing::debug!(what, attempt, ?wait, "retrying: {e}");
                     tokio::time::sleep(wait).await;
@@ -169,7 +177,7 @@ impl HomeserverClient {
             match self.request::<Value>(1, Method::GET, "/_matrix/client/versions", None, &[], None, "versions").await {
                 Ok(_) => return Ok(()),
                 Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(_) => tokio::time::sleep(READY_POLL).await,
             }
         }
     }
@@ -400,7 +408,7 @@ impl HomeserverClient {
                         .map(str::to_string)
                         .ok_or_else(|| MatrixError::BadResponse { what: "upload".into(), detail: format!("no content_uri in {v}") })
                 }
-                Err(e) if e.is_transient() && attempt < UPLOAD_ATTEMPTS => tokio::time::sleep(Duration::from_millis(100 * (1 << attempt.min(6)))).await,
+                Err(e) if e.is_transient() && attempt < UPLOAD_ATTEMPTS => tokio::time::sleep(RETRY_BASE * (1 << attempt.min(6))).await,
                 Err(e) => return Err(e),
             }
         }

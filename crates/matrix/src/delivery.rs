@@ -23,9 +23,9 @@ use store::{Chat, Portal, Store};
 use tokio::sync::Mutex;
 
 use crate::client::HomeserverClient;
-use crate::live::{Turn, TurnEnd};
+use crate::turn::{Turn, TurnEnd};
 use crate::ghost::{bot_user_id, ghost_user_id};
-use crate::send::{LEDGER_KEY, NO_EVENT};
+use crate::keys::{LEDGER_KEY, NO_EVENT};
 use crate::{Result, GUID_KEY};
 
 /// Events per page, and pages at most, of the search for an in-flight send (a million events:
@@ -135,17 +135,8 @@ pub struct Deliverer {
     pub(crate) backoff: std::sync::Mutex<std::collections::HashMap<String, (u32, tokio::time::Instant)>>,
 }
 
-/// The id of the owner's override push rule that mutes a portal while its history goes in.
-/// Its presence also says the history is not finished (a run stopped half-way).
-pub fn history_rule_id(room: &str) -> String {
-    format!("fi.imessage_bridge.history.{room}")
-}
-
-/// The transaction id of a message's send: stable per guid, so a retried request is one event
-/// while the homeserver remembers the id.
-pub(crate) fn txn_id(guid: &str) -> String {
-    format!("imb-{guid}")
-}
+pub use crate::keys::history_rule_id;
+pub(crate) use crate::keys::txn_id;
 
 impl Deliverer {
     pub fn new(hs: HomeserverClient, store: Arc<dyn Store>, config: DeliveryConfig) -> Self {

@@ -11,12 +11,12 @@
 //! 2. a text still too large is cut at paragraph ends, else line ends, else sentence ends, else
 //!    spaces, else any character, into pieces of at most [`CHUNK_BYTES`] of JSON each, sent as
 //!    plain text (the formatting is dropped with the split: the words are all kept). Each piece
-//!    starts with `(i/n) ` and carries its place in [`crate::send::CHUNK_KEY`], so `verify` can
+//!    starts with `(i/n) ` and carries its place in [`crate::keys::CHUNK_KEY`], so `verify` can
 //!    check that every piece is there.
 //!
 //! Sizes are counted as JSON encodes them (`"` and control characters take more than a byte).
 
-use crate::render::{text_content, PartContent, PartEvent};
+use crate::part::{text_content, PartContent, PartEvent};
 
 /// The largest text event content the plan lets through, in bytes of JSON: well under the 65,536
 /// of a whole event, leaving room for the envelope, the bridge's keys and a reply relation.

@@ -19,13 +19,13 @@ use store::Store;
 use tokio::sync::mpsc;
 
 use crate::client::HomeserverClient;
-use crate::send::LEDGER_KEY;
+use crate::keys::LEDGER_KEY;
 use crate::GUID_KEY;
 
 /// The shortest time between two notices in one room.
 pub const NOTICE_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
-/// Content key of the notice (so a reader of the room can tell it from a delivered message).
-pub const NOTICE_KEY: &str = "fi.imessage_bridge.notice";
+/// Content key of the notice (defined in `keys.rs`).
+pub use crate::keys::NOTICE_KEY;
 /// What the notice says.
 pub const NOTICE_TEXT: &str = "This bridge cannot send messages to iMessage (it has no Apple push transport): \
     what you write here stays in Matrix and is not delivered to the chat. (This notice appears at most once a day per room.)";

@@ -9,27 +9,25 @@
 
 use std::collections::HashSet;
 
-use imessage::records::MessageRecord;
-
-use crate::render::associated_target;
+use imessage::records::{AssociatedType, MessageRecord};
 
 /// Who, on which part of which message (the slot iMessage keeps one tapback in).
 fn slot(m: &MessageRecord) -> Option<(&str, &str, i64)> {
-    let (part, target) = associated_target(m.associated_guid.as_deref()?);
-    Some((m.sender.as_str(), target, part))
+    let target = m.association_target()?;
+    Some((m.sender.as_str(), target.guid, target.part))
 }
 
 /// Whether tapback `late` is superseded by a newer tapback of the same sender on the same part
 /// in `chat` (a new one of any kind, or the removal of this kind).
 pub fn superseded(late: &MessageRecord, chat: &[MessageRecord]) -> bool {
-    let (Some(kind), Some(at)) = (late.associated_type, slot(late)) else { return false };
-    if kind >= 3000 {
+    let (Some(kind), Some(at)) = (late.associated_type.map(AssociatedType::parse), slot(late)) else { return false };
+    if !kind.adds() {
         return false;
     }
     chat.iter().any(|m| {
         (m.ts_ms, m.guid.as_str()) > (late.ts_ms, late.guid.as_str())
             && slot(m) == Some(at)
-            && m.associated_type.is_some_and(|k| k < 3000 || k == kind + 1000)
+            && m.associated_type.map(AssociatedType::parse).is_some_and(|k| k.adds() || k.removes(kind))
     })
 }
 

@@ -13,14 +13,19 @@ pub mod delivery;
 mod fit;
 mod portal;
 mod revise;
+mod seen;
 pub mod thumbnail;
+mod tools;
+mod turn;
 pub mod ghost;
 pub mod inbound;
+mod keys;
 pub mod listener;
 mod late;
 pub mod live;
 pub mod media;
 pub mod metrics;
+mod part;
 mod refusal;
 pub mod registration;
 pub mod render;
@@ -30,9 +35,7 @@ pub mod verify;
 mod visible;
 
 pub use client::HomeserverClient;
-
-/// Key in event content carrying the CloudKit message guid, so a room can be checked for it.
-pub const GUID_KEY: &str = "fi.imessage_bridge.guid";
+pub use keys::GUID_KEY;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

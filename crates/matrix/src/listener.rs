@@ -27,6 +27,10 @@ pub struct ListenLimits {
     pub max_connections: usize,
 }
 
+/// The pause after a failed accept (out of file descriptors, a connection reset before it was
+/// accepted), so descriptors can free up.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
 impl Default for ListenLimits {
     fn default() -> Self {
         ListenLimits { header_timeout: Duration::from_secs(10), body_timeout: Duration::from_secs(30), max_connections: 256 }
@@ -54,7 +58,7 @@ async fn accept(listener: tokio::net::TcpListener, router: Router, limits: Liste
                 // Out of file descriptors, or a connection reset before it was accepted: the
                 // listener itself is fine, and a pause lets descriptors free up.
                 tracing::warn!(addr = ?listener.local_addr().ok(), "cannot accept a connection: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(ACCEPT_PAUSE).await;
                 continue;
             }
         };

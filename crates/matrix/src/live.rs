@@ -32,7 +32,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use store::{Chat, RoomDelivery};
@@ -42,32 +41,8 @@ use tokio::time::Instant;
 use crate::delivery::{Deliverer, DeliveryProgress, DeliveryReport, RoomFailure, ROOM_BACKOFF, ROOM_BACKOFF_MAX};
 use crate::Result;
 
-/// How long a room's turn may go on while another room of its class waits for a slot.
-pub const TURN: Duration = Duration::from_secs(5);
-
-/// How a room's turn ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TurnEnd {
-    /// Nothing of the room was left to send.
-    Done,
-    /// The turn (or a stop) ended it with messages left.
-    More,
-    /// The stored history is not complete (a sync pass is under way): nothing was sent; the
-    /// wake after the pass brings the room back.
-    Waiting,
-}
-
-/// A running turn: over once it has lasted [`TURN`] while a room of its class waits.
-pub(crate) struct Turn<'a> {
-    started: Instant,
-    waiting: Option<&'a AtomicUsize>,
-}
-
-impl Turn<'_> {
-    pub(crate) fn over(&self) -> bool {
-        self.waiting.is_some_and(|w| w.load(Ordering::Relaxed) > 0) && self.started.elapsed() >= TURN
-    }
-}
+pub use crate::turn::TURN;
+use crate::turn::{Turn, TurnEnd};
 
 const LIVE: usize = 0;
 const HISTORY: usize = 1;
@@ -161,7 +136,7 @@ impl Deliverer {
                         rooms.running.insert(id, class);
                         let (report, waiting) = (&report, &waiting[class]);
                         running.push(async move {
-                            let turn = Turn { started: Instant::now(), waiting: Some(waiting) };
+                            let turn = Turn::new(Some(waiting));
                             let result = self.turn(&chat, known, progress, report, turn).await;
                             (chat.chat_id, result)
                         });

@@ -3,6 +3,8 @@
 
 use super::*;
 use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
 use imessage::records::AttachmentDetails;
 
 const JPEG: &[u8] = include_bytes!("../../cloudkit-sim/media/base.jpeg");

@@ -11,7 +11,7 @@
 
 use serde_json::{json, Value};
 
-use crate::send::{CHUNK_KEY, LATE_KEY, LEDGER_KEY, PART_KEY, REFUSED_KEY};
+use crate::keys::{CHUNK_KEY, LATE_KEY, LEDGER_KEY, PART_KEY, REFUSED_KEY};
 use crate::{MatrixError, GUID_KEY};
 
 /// How much of a refused text the notice quotes, in characters.

@@ -6,34 +6,10 @@
 //! ledger row per event, and `verify` expects what the same plan says — so what a room should
 //! hold is defined once.
 
-use imessage::records::{ContentPart, LinkPreviewRecord, MessageRecord};
+use imessage::records::{AssociationTarget, ContentPart, MessageRecord, TapbackKind};
 use serde_json::{json, Value};
 
-/// Tapback kinds (`associatedMessageType`): 2000–2005 classic, 2006 emoji, 2007 sticker; the
-/// removal of kind K is K + 1000.
-pub const EMOJI_TAPBACK: u32 = 2006;
-pub use imessage::records::STICKER_TAPBACK;
-
-/// One part of a message as an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartEvent {
-    /// The message part number (`__kIMMessagePartAttributeName`).
-    pub part: i64,
-    pub content: PartContent,
-    /// Piece `.0` of `.1` (from 1) of a text too long for one event (see `fit.rs`).
-    pub chunk: Option<(usize, usize)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PartContent {
-    /// A text part: plain body, HTML when it has formatting (subject, mentions), and the link
-    /// preview of the message when this part carries its link.
-    Text { body: String, html: Option<String>, link_preview: Option<LinkPreviewRecord> },
-    /// An attachment, by transfer GUID.
-    Attachment { transfer_guid: String },
-    /// A notice in the message's place, saying why it cannot be shown as it is.
-    Notice { body: String },
-}
+pub use crate::part::{text_content, PartContent, PartEvent};
 
 /// A later version of an edited part.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +35,8 @@ pub enum Plan {
     Message { parts: Vec<PartEvent>, edits: Vec<Edit>, reply_to: Option<String> },
     /// A tapback on part `part` of message `target`.
     React { target: String, part: i64, key: ReactionKey },
-    /// The removal of the sender's tapback of `kind` on part `part` of `target`.
+    /// The removal of the sender's tapback of `kind` (Apple's number of the tapback removed) on
+    /// part `part` of `target`.
     Unreact { target: String, part: i64, kind: u32 },
 }
 
@@ -108,27 +85,23 @@ impl Reactions {
 }
 
 /// The reaction key of a classic tapback.
-pub fn tapback_key(kind: u32) -> Option<&'static str> {
+pub fn tapback_key(kind: TapbackKind) -> Option<&'static str> {
     Some(match kind {
-        2000 => "❤️",
-        2001 => "👍",
-        2002 => "👎",
-        2003 => "😂",
-        2004 => "‼️",
-        2005 => "❓",
-        _ => return None,
+        TapbackKind::Love => "❤️",
+        TapbackKind::Like => "👍",
+        TapbackKind::Dislike => "👎",
+        TapbackKind::Laugh => "😂",
+        TapbackKind::Emphasize => "‼️",
+        TapbackKind::Question => "❓",
+        TapbackKind::Emoji | TapbackKind::Sticker => return None,
     })
 }
 
-/// The part and message GUID of an `associatedMessageGuid` (`p:N/GUID`, `bp:GUID`, or a bare
-/// GUID, which names part 0).
+/// The part and message GUID of an `associatedMessageGuid` (read by
+/// [`AssociationTarget::parse`]: `p:N/GUID`, `bp:GUID`, or a bare GUID, which names part 0).
 pub fn associated_target(associated: &str) -> (i64, &str) {
-    if let Some(rest) = associated.strip_prefix("p:") {
-        if let Some((n, guid)) = rest.split_once('/') {
-            return (n.parse().unwrap_or(0), guid);
-        }
-    }
-    (0, associated.strip_prefix("bp:").unwrap_or(associated))
+    let target = AssociationTarget::parse(associated);
+    (target.part, target.guid)
 }
 
 /// Schemes a link part may keep as an `href`. The URL is the sender's: `javascript:`, `data:`,
@@ -152,17 +125,19 @@ type Group = Result<Vec<Run>, String>;
 /// Plans message `m`. `mention` turns a handle into the Matrix user a mention pill points at.
 pub fn plan(m: &MessageRecord, mention: &dyn Fn(&str) -> String) -> Plan {
     let c = &m.content;
-    if let (Some(kind), Some(associated)) = (m.associated_type, m.associated_guid.as_deref()) {
-        let (part, target) = associated_target(associated);
-        let target = target.to_string();
-        match kind {
-            2000..=2005 => return Plan::React { target, part, key: ReactionKey::Emoji(tapback_key(kind).unwrap_or("❤️").into()) },
-            EMOJI_TAPBACK => {
+    if let Some(association) = m.association() {
+        let (part, target) = (association.target.part, association.target.guid.to_string());
+        match (association.kind.tapback(), association.kind.removal) {
+            (Some(kind), true) => return Plan::Unreact { target, part, kind: kind.code() },
+            (Some(kind), false) if kind.is_classic() => {
+                return Plan::React { target, part, key: ReactionKey::Emoji(tapback_key(kind).unwrap_or("❤️").into()) }
+            }
+            (Some(TapbackKind::Emoji), false) => {
                 if let Some(emoji) = &c.associated_emoji {
                     return Plan::React { target, part, key: ReactionKey::Emoji(emoji.clone()) };
                 }
             }
-            STICKER_TAPBACK => {
+            (Some(TapbackKind::Sticker), false) => {
                 let sticker = c.parts.iter().find_map(|p| match p {
                     ContentPart::Attachment { guid: Some(g), .. } => Some(g.clone()),
                     _ => None,
@@ -171,7 +146,8 @@ pub fn plan(m: &MessageRecord, mention: &dyn Fn(&str) -> String) -> Plan {
                     return Plan::React { target, part, key: ReactionKey::Sticker { transfer_guid } };
                 }
             }
-            3000..=3007 => return Plan::Unreact { target, part, kind: kind - 1000 },
+            // Anything else (an app's balloon update, a poll, a number not known yet) shows as
+            // the message it is.
             _ => {}
         }
     }
@@ -293,34 +269,12 @@ fn unreadable_notice(m: &MessageRecord) -> String {
     format!("⚠️ This message cannot be shown: {why}.")
 }
 
-/// The `m.room.message` content of a text part.
-pub fn text_content(body: &str, html: Option<&str>, link_preview: Option<&LinkPreviewRecord>) -> Value {
-    let mut v = json!({ "msgtype": "m.text", "body": body });
-    if let Some(html) = html {
-        v["format"] = json!("org.matrix.custom.html");
-        v["formatted_body"] = json!(html);
-    }
-    if let Some(p) = link_preview {
-        let url = p.url.clone().or_else(|| p.original_url.clone());
-        let mut preview = json!({ "matched_url": p.original_url.clone().or_else(|| url.clone()) });
-        for (key, value) in [("og:url", &url), ("og:title", &p.title), ("og:description", &p.summary)] {
-            if let Some(value) = value {
-                preview[key] = json!(value);
-            }
-        }
-        // Beeper's field and MSC4095's, which clients read to show the preview card.
-        v["com.beeper.linkpreviews"] = json!([preview.clone()]);
-        v["m.url_previews"] = json!([preview]);
-    }
-    v
-}
-
 /// The content of an edit of `original` (an `m.replace` with the new text).
 /// Marks the content of an event of a message that arrives after newer ones are in the room
-/// (a record whose key appeared only later): [`crate::send::LATE_KEY`] carries its original
+/// (a record whose key appeared only later): [`crate::keys::LATE_KEY`] carries its original
 /// time, and a text body starts with it, so a reader sees why it sits where it does.
 pub fn mark_late(content: &mut Value, ts_ms: i64) {
-    content[crate::send::LATE_KEY] = json!(ts_ms);
+    content[crate::keys::LATE_KEY] = json!(ts_ms);
     let Some(when) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ms) * 1_000_000).ok() else { return };
     let when = format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", when.year(), u8::from(when.month()), when.day(), when.hour(), when.minute());
     if !matches!(content["msgtype"].as_str(), Some("m.text" | "m.notice" | "m.emote")) {

@@ -13,9 +13,11 @@ use std::collections::HashSet;
 
 use imessage::records::MessageRecord;
 
-use crate::delivery::{txn_id, Deliverer, DeliveryReport};
+use crate::delivery::{Deliverer, DeliveryReport};
+use crate::keys::txn_id;
 use crate::render::{self, Plan};
-use crate::send::{Outgoing, NO_EVENT, PART_KEY};
+use crate::keys::{NO_EVENT, PART_KEY};
+use crate::send::Outgoing;
 use crate::Result;
 
 /// Suffix of the ledger row of a redaction the bridge made of the event keyed before it.

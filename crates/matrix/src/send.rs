@@ -15,25 +15,13 @@ use imessage::records::{AttachmentRecord, MessageRecord};
 use serde_json::{json, Value};
 use store::FileState;
 
-use crate::delivery::{txn_id, Deliverer, DeliveryReport};
+use crate::delivery::{Deliverer, DeliveryReport};
+use crate::keys::txn_id;
 use crate::render::{self, Effect, PartContent, Plan, ReactionKey};
 use crate::{media, Result, GUID_KEY};
 
-/// Key in event content carrying the event's ledger key.
-pub const LEDGER_KEY: &str = "fi.imessage_bridge.key";
-/// Key in event content carrying the message part an event shows.
-pub const PART_KEY: &str = "fi.imessage_bridge.part";
-/// Key in event content carrying the original time (ms) of a message delivered late, after
-/// newer ones (see [`render::mark_late`]).
-pub const LATE_KEY: &str = "fi.imessage_bridge.original_ts";
-/// Key in event content carrying `[i, n]`: the event is piece `i` of `n` (from 1) of a text
-/// too long for one event (see `fit.rs`).
-pub const CHUNK_KEY: &str = "fi.imessage_bridge.chunk";
-/// Key in event content of a notice standing in for an event the homeserver refused for good:
-/// what the homeserver answered.
-pub const REFUSED_KEY: &str = "fi.imessage_bridge.refused";
-/// The ledger's event id for a message that put nothing into the room.
-pub const NO_EVENT: &str = "-";
+/// The content keys, where the bridge's users have always found them (defined in `keys.rs`).
+pub use crate::keys::{CHUNK_KEY, LATE_KEY, LEDGER_KEY, NO_EVENT, PART_KEY, REFUSED_KEY};
 
 /// The ledger key of part `part` of `guid` when it is not the message's last event.
 pub fn part_key(guid: &str, part: i64) -> String {

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use crate::media::{ffmpeg_args, read_capped_file, run, warn_once, Tools, PROBE_CAP};
+use crate::tools::{ffmpeg_args, read_capped_file, run, warn_once, Tools, PROBE_CAP};
 
 /// The largest thumbnail, as Element makes them.
 pub const MAX_WIDTH: u64 = 800;

@@ -12,7 +12,21 @@ use std::collections::HashSet;
 
 use imessage::records::{ContentPart, MessageRecord};
 
+#[cfg(test)]
 use crate::verify::SeenEvent;
+
+/// What this check reads of a timeline event. `verify`'s events are read through it (`seen.rs`),
+/// so that this check, which `verify` runs, does not import `verify` back.
+pub trait ShownEvent {
+    /// `type`.
+    fn event_type(&self) -> &str;
+    /// `content.m.relates_to.rel_type`.
+    fn rel_type(&self) -> Option<&str>;
+    /// `content.body`.
+    fn body(&self) -> Option<&str>;
+    /// The GUID the event carries (`crate::keys::GUID_KEY`).
+    fn guid(&self) -> Option<&str>;
+}
 
 /// Whether a record must show in its room (see the module docs).
 pub fn must_show(m: &MessageRecord) -> bool {
@@ -20,7 +34,7 @@ pub fn must_show(m: &MessageRecord) -> bool {
     if m.is_system() || c.unsent {
         return false;
     }
-    let tapback = m.associated_type.is_some_and(|k| (2000..4000).contains(&k)) && m.associated_guid.is_some();
+    let tapback = m.association().is_some_and(|a| a.kind.in_tapback_range());
     if tapback {
         return false;
     }
@@ -40,18 +54,18 @@ pub fn must_show(m: &MessageRecord) -> bool {
 }
 
 /// The GUIDs of the messages `events` show (see the module docs).
-pub fn shown_guids(events: &[SeenEvent]) -> HashSet<&str> {
+pub fn shown_guids<E: ShownEvent>(events: &[E]) -> HashSet<&str> {
     events
         .iter()
-        .filter(|e| matches!(e.event_type.as_str(), "m.room.message" | "m.sticker"))
-        .filter(|e| e.rel_type.as_deref() != Some("m.replace"))
-        .filter(|e| e.raw["content"]["body"].as_str().is_some_and(|b| !b.trim().is_empty()))
-        .filter_map(|e| e.guid.as_deref())
+        .filter(|e| matches!(e.event_type(), "m.room.message" | "m.sticker"))
+        .filter(|e| e.rel_type() != Some("m.replace"))
+        .filter(|e| e.body().is_some_and(|b| !b.trim().is_empty()))
+        .filter_map(|e| e.guid())
         .collect()
 }
 
 /// How many of `messages` must show but have no event in `events`.
-pub fn invisible(messages: &[MessageRecord], events: &[SeenEvent]) -> u64 {
+pub fn invisible<E: ShownEvent>(messages: &[MessageRecord], events: &[E]) -> u64 {
     let shown = shown_guids(events);
     messages.iter().filter(|m| must_show(m) && !shown.contains(m.guid.as_str())).count() as u64
 }

@@ -57,9 +57,17 @@ pub struct FileOptions {
     pub stop: crate::StopSignal,
 }
 
+/// Files larger than this are not fetched, unless the config says otherwise (the bridge's
+/// `attachments.max_bytes` default is this).
+pub const DEFAULT_MAX_BYTES: u64 = 100 << 20;
+/// Downloads at once, unless the config says otherwise (`attachments.concurrency`).
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// The wait before the second try of a download within a pass.
+const DOWNLOAD_BACKOFF: Duration = Duration::from_millis(200);
+
 impl FileOptions {
     pub fn new(dir: PathBuf) -> Self {
-        FileOptions { dir, max_bytes: 100 << 20, concurrency: 4, batch: 32, max_attempts: 5, tries: 4, backoff: Duration::from_millis(200), stop: crate::StopSignal::default() }
+        FileOptions { dir, max_bytes: DEFAULT_MAX_BYTES, concurrency: DEFAULT_CONCURRENCY, batch: 32, max_attempts: 5, tries: 4, backoff: DOWNLOAD_BACKOFF, stop: crate::StopSignal::default() }
     }
 
     /// Where the file with this SHA-256 lives.

@@ -18,10 +18,10 @@
 //! page — the critical path — goes first.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 pub mod files;
 pub mod local;
+mod options;
 mod priority;
 mod retry;
 mod stop;
@@ -30,6 +30,7 @@ use priority::{background_priority, background_priority_for_store_threads};
 use retry::{with_retries, Stop};
 pub use files::{fetch_files, FileOptions, FilesReport};
 pub use local::{copy_local_files, sync_chat_db, FolderFiles, LocalFiles, LOCAL_PAGE_ROWS};
+pub use options::SyncOptions;
 pub use stop::StopSignal;
 pub use status::{status, FailedRecordInfo, Status, UndecodableBlob, ZoneStatus};
 
@@ -54,43 +55,6 @@ pub enum SyncError {
     /// A Messages database on disk could not be read.
     #[error(transparent)]
     ChatDb(#[from] chatdb::ChatDbError),
-}
-
-#[derive(Debug, Clone)]
-pub struct SyncOptions {
-    /// Consecutive failures of one request before the zone stops with `error_budget`.
-    pub error_budget: u32,
-    /// Consecutive 429/throttle answers tolerated before stopping (they are waited out).
-    pub throttle_budget: u32,
-    pub backoff_base: Duration,
-    pub backoff_max: Duration,
-    /// Retries of the key warm-up after the first attempt.
-    pub key_retries: u32,
-    /// Safety bound on pages per zone and run.
-    pub page_limit: u64,
-    /// Records per `record/retrieve` request when re-fetching failed records.
-    pub refetch_batch: usize,
-    /// A stop asked for from outside (SIGINT/SIGTERM): each zone finishes the page it is
-    /// committing and stops with `interrupted`, its token at that page.
-    pub stop: StopSignal,
-    /// Counts every failed CloudKit request, retried or not (the bridge's metrics read it).
-    pub failed_requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Default for SyncOptions {
-    fn default() -> Self {
-        SyncOptions {
-            error_budget: 3,
-            throttle_budget: 20,
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(30),
-            key_retries: 6,
-            page_limit: 1_000_000,
-            refetch_batch: 100,
-            stop: StopSignal::default(),
-            failed_requests: Default::default(),
-        }
-    }
 }
 
 /// Progress callbacks (the CLI draws bars with them; tests and quiet runs ignore them).

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use store::StopReason;
 
-use crate::SyncOptions;
+use crate::options::SyncOptions;
 
 /// The longest Retry-After the sync waits for; a longer one waits this long and asks again.
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);

@@ -37,7 +37,7 @@ pub use ddl::Schema;
 pub use rows::Layout;
 pub use write::{write_folder, write_folder_with, FolderSummary};
 
-use crate::account::{attachment_line, message_line, TruthLine};
+use crate::truth::{attachment_line, message_line, TruthLine};
 
 /// Why a folder could not be written.
 #[derive(Debug)]

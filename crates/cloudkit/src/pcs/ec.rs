@@ -16,7 +16,7 @@ use p256::{FieldBytes, NonZeroScalar, PublicKey, SecretKey};
 
 use super::asn1::PrivateKeyDer;
 use super::hex;
-use super::protection::ProtectionFailure;
+use super::failure::ProtectionFailure;
 use crate::error::{Error, Result};
 
 /// (p − 1) / 2 for P-256, big-endian: a compact key's y is at most this.

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::asn1::PrivateKeyDer;
 use super::ec::{EcKey, EcPublicKey, SERVICE_IDENTITY};
 use super::hex;
-use super::protection::{ProtectionFailure, SignatureFailure};
+use super::failure::{ProtectionFailure, SignatureFailure};
 use crate::error::{Error, Result};
 
 /// Length of a PCS keychain keyid (`atyp`, `PCSSignature.keyid` of an identity).
