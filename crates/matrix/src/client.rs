@@ -66,11 +66,11 @@ struct JoinedMembersResponse {
     joined: std::collections::HashMap<String, Value>,
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     urlencoding::encode(s).into_owned()
 }
 
-const MAX_ATTEMPTS: u32 = 8;
+pub(crate) const MAX_ATTEMPTS: u32 = 8;
 /// Tries of one upload within a delivery: few, because a file goes whole each time, and a
 /// delivery that fails for now is retried by its room's backoff anyway.
 const UPLOAD_ATTEMPTS: u32 = 3;
@@ -105,7 +105,7 @@ impl HomeserverClient {
 
     /// Sends a request up to `attempts` times, retrying transient failures (transport, 5xx, 429).
     #[allow(clippy::too_many_arguments)]
-    async fn request<T: DeserializeOwned>(
+    pub(crate) async fn request<T: DeserializeOwned>(
         &self,
         attempts: u32,
         method: Method,
@@ -196,22 +196,6 @@ impl HomeserverClient {
         match self.request::<Value>(MAX_ATTEMPTS, Method::POST, "/_matrix/client/v3/register", None, &[], Some(&body), "register").await {
             Ok(_) => Ok(()),
             Err(e) if e.errcode() == Some("M_USER_IN_USE") => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    pub async fn set_displayname(&self, user: &str, name: &str) -> Result<()> {
-        let path = format!("/_matrix/client/v3/profile/{}/displayname", enc(user));
-        self.request::<Value>(MAX_ATTEMPTS, Method::PUT, &path, Some(user), &[], Some(&json!({ "displayname": name })), "set displayname").await?;
-        Ok(())
-    }
-
-    /// Removes the room alias `alias` (the appservice owns its alias namespace); none is fine.
-    pub async fn delete_alias(&self, as_user: &str, alias: &str) -> Result<()> {
-        let path = format!("/_matrix/client/v3/directory/room/{}", enc(alias));
-        match self.request::<Value>(MAX_ATTEMPTS, Method::DELETE, &path, Some(as_user), &[], None, "delete alias").await {
-            Ok(_) => Ok(()),
-            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(()),
             Err(e) => Err(e),
         }
     }
