@@ -268,11 +268,7 @@ impl HomeserverClient {
     /// A state event's content, None if the room has no such state.
     pub async fn state(&self, room: &str, user: &str, event_type: &str, state_key: &str) -> Result<Option<Value>> {
         let path = format!("/_matrix/client/v3/rooms/{}/state/{}/{}", enc(room), enc(event_type), enc(state_key));
-        match self.request::<Value>(MAX_ATTEMPTS, Method::GET, &path, Some(user), &[], None, "get state").await {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
-            Err(e) => Err(e),
-        }
+        crate::client_profile::found(self.request::<Value>(MAX_ATTEMPTS, Method::GET, &path, Some(user), &[], None, "get state").await)
     }
 
     /// One page of `GET /rooms/{room}/messages` as `user`.

@@ -25,11 +25,7 @@ impl HomeserverClient {
     /// `user`'s global profile (`displayname`, `avatar_url`), None when the user has none.
     pub async fn profile(&self, as_user: &str, user: &str) -> Result<Option<Value>> {
         let path = format!("/_matrix/client/v3/profile/{}", enc(user));
-        match self.request::<Value>(MAX_ATTEMPTS, Method::GET, &path, Some(as_user), &[], None, "get profile").await {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
-            Err(e) => Err(e),
-        }
+        found(self.request::<Value>(MAX_ATTEMPTS, Method::GET, &path, Some(as_user), &[], None, "get profile").await)
     }
 
     /// Points the alias `alias` at `room` without publishing it in the room (no
@@ -48,20 +44,22 @@ impl HomeserverClient {
     /// The room `alias` names, None when it names none.
     pub async fn resolve_alias(&self, as_user: &str, alias: &str) -> Result<Option<String>> {
         let path = format!("/_matrix/client/v3/directory/room/{}", enc(alias));
-        match self.request::<Value>(MAX_ATTEMPTS, Method::GET, &path, Some(as_user), &[], None, "resolve alias").await {
-            Ok(v) => Ok(v["room_id"].as_str().map(str::to_string)),
-            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
-            Err(e) => Err(e),
-        }
+        let v = found(self.request::<Value>(MAX_ATTEMPTS, Method::GET, &path, Some(as_user), &[], None, "resolve alias").await)?;
+        Ok(v.and_then(|v| v["room_id"].as_str().map(str::to_string)))
     }
 
     /// Removes the room alias `alias` (the appservice owns its alias namespace); none is fine.
     pub async fn delete_alias(&self, as_user: &str, alias: &str) -> Result<()> {
         let path = format!("/_matrix/client/v3/directory/room/{}", enc(alias));
-        match self.request::<Value>(MAX_ATTEMPTS, Method::DELETE, &path, Some(as_user), &[], None, "delete alias").await {
-            Ok(_) => Ok(()),
-            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(()),
-            Err(e) => Err(e),
-        }
+        found(self.request::<Value>(MAX_ATTEMPTS, Method::DELETE, &path, Some(as_user), &[], None, "delete alias").await).map(drop)
+    }
+}
+
+/// An answer, None when the homeserver says there is nothing (`M_NOT_FOUND`).
+pub(crate) fn found<T>(answer: Result<T>) -> Result<Option<T>> {
+    match answer {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+        Err(e) => Err(e),
     }
 }

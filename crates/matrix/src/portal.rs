@@ -6,6 +6,13 @@
 //! `createRoom`, `m.direct` for the owner), and the bot is a functional member so clients name
 //! the room after the people in it. `createRoom` is sent once: a request that fails without an
 //! answer may still have made the room, which the `m.bridge` state search then adopts.
+//!
+//! Each portal has an alias derived from its chat id, claimed with `PUT /directory/room` once
+//! the room exists: the first room to hold it is the chat's, so a second room made by a run that
+//! died mid-createRoom is given up. It is never the room's `m.room.canonical_alias` (clients
+//! would name the room after it instead of its members); rooms of older versions that carry one
+//! have it emptied at start. Ghosts get their names and photos before they are invited (see
+//! `profiles.rs`), and a DM's contact is invited once, by `createRoom`.
 
 use std::collections::HashSet;
 
