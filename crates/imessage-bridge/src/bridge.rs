@@ -324,6 +324,10 @@ pub async fn verify(bridge: &Bridge, json: bool) -> anyhow::Result<bool> {
         sum(|c| c.invisible),
         sum(|c| c.chunks_missing)
     )?;
+    writeln!(out, "ghost names not their contact's (or handle's) {}, rooms a client names by an alias or an id {}", sum(|c| c.names_wrong), sum(|c| c.alias_named))?;
+    for c in v.chats.iter().filter(|c| c.alias_named > 0) {
+        writeln!(out, "  {} is shown as {}", terminal_safe(&c.chat_id), terminal_safe(c.shown_name.as_deref().unwrap_or("-")))?;
+    }
     writeln!(out, "{} rooms, {reachable}/{expected} messages reachable by back-pagination: {}", v.chats.len(), if v.ok { "OK" } else { "NOT OK" })?;
     Ok(v.ok)
 }

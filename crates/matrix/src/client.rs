@@ -66,11 +66,11 @@ struct JoinedMembersResponse {
     joined: std::collections::HashMap<String, Value>,
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     urlencoding::encode(s).into_owned()
 }
 
-const MAX_ATTEMPTS: u32 = 8;
+pub(crate) const MAX_ATTEMPTS: u32 = 8;
 /// Tries of one upload within a delivery: few, because a file goes whole each time, and a
 /// delivery that fails for now is retried by its room's backoff anyway.
 const UPLOAD_ATTEMPTS: u32 = 3;
@@ -113,7 +113,7 @@ impl HomeserverClient {
 
     /// Sends a request up to `attempts` times, retrying transient failures (transport, 5xx, 429).
     #[allow(clippy::too_many_arguments)]
-    async fn request<T: DeserializeOwned>(
+    pub(crate) async fn request<T: DeserializeOwned>(
         &self,
         attempts: u32,
         method: Method,
@@ -208,22 +208,6 @@ impl HomeserverClient {
         }
     }
 
-    pub async fn set_displayname(&self, user: &str, name: &str) -> Result<()> {
-        let path = format!("/_matrix/client/v3/profile/{}/displayname", enc(user));
-        self.request::<Value>(MAX_ATTEMPTS, Method::PUT, &path, Some(user), &[], Some(&json!({ "displayname": name })), "set displayname").await?;
-        Ok(())
-    }
-
-    /// Removes the room alias `alias` (the appservice owns its alias namespace); none is fine.
-    pub async fn delete_alias(&self, as_user: &str, alias: &str) -> Result<()> {
-        let path = format!("/_matrix/client/v3/directory/room/{}", enc(alias));
-        match self.request::<Value>(MAX_ATTEMPTS, Method::DELETE, &path, Some(as_user), &[], None, "delete alias").await {
-            Ok(_) => Ok(()),
-            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
     pub async fn create_room(&self, as_user: &str, body: &Value) -> Result<OwnedRoomId> {
         // One attempt: a retry after a lost answer would make a second room (see delivery).
         let r: RoomIdResponse = self.request(1, Method::POST, "/_matrix/client/v3/createRoom", Some(as_user), &[], Some(body), "createRoom").await?;
@@ -292,11 +276,7 @@ impl HomeserverClient {
     /// A state event's content, None if the room has no such state.
     pub async fn state(&self, room: &str, user: &str, event_type: &str, state_key: &str) -> Result<Option<Value>> {
         let path = format!("/_matrix/client/v3/rooms/{}/state/{}/{}", enc(room), enc(event_type), enc(state_key));
-        match self.request::<Value>(MAX_ATTEMPTS, Method::GET, &path, Some(user), &[], None, "get state").await {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
-            Err(e) => Err(e),
-        }
+        crate::client_profile::found(self.request::<Value>(MAX_ATTEMPTS, Method::GET, &path, Some(user), &[], None, "get state").await)
     }
 
     /// One page of `GET /rooms/{room}/messages` as `user`.

@@ -133,6 +133,10 @@ pub struct Deliverer {
     pub(crate) stop: tokio::sync::watch::Sender<bool>,
     /// Rooms whose last delivery failed: how many times in a row, and when to try again.
     pub(crate) backoff: std::sync::Mutex<std::collections::HashMap<String, (u32, tokio::time::Instant)>>,
+    /// Where ghosts' names and photos come from (None: the formatted handle; see `profiles.rs`).
+    pub(crate) profiles: std::sync::RwLock<Option<Arc<dyn crate::profiles::ProfileSource>>>,
+    /// Older portals' canonical aliases emptied (once per run; see `clear_canonical_aliases`).
+    pub(crate) aliases_cleared: tokio::sync::OnceCell<u64>,
 }
 
 pub use crate::keys::history_rule_id;
@@ -140,7 +144,13 @@ pub(crate) use crate::keys::txn_id;
 
 impl Deliverer {
     pub fn new(hs: HomeserverClient, store: Arc<dyn Store>, config: DeliveryConfig) -> Self {
-        Deliverer { hs, store, config, known_users: Mutex::new(HashSet::new()), direct_lock: Mutex::new(()), room_version: tokio::sync::OnceCell::new(), upload_limit: tokio::sync::OnceCell::new(), stop: tokio::sync::watch::Sender::new(false), backoff: Default::default() }
+        Deliverer { hs, store, config, known_users: Mutex::new(HashSet::new()), direct_lock: Mutex::new(()), room_version: tokio::sync::OnceCell::new(), upload_limit: tokio::sync::OnceCell::new(), stop: tokio::sync::watch::Sender::new(false), backoff: Default::default(), profiles: Default::default(), aliases_cleared: Default::default() }
+    }
+
+    /// The deliverer with ghost profiles from `source` (see `profiles.rs`).
+    pub fn with_profiles(self, source: Option<Arc<dyn crate::profiles::ProfileSource>>) -> Self {
+        self.set_profiles(source);
+        self
     }
 
     pub fn bot(&self) -> String {

@@ -9,6 +9,7 @@
 
 pub mod appservice;
 pub mod client;
+mod client_profile;
 pub mod delivery;
 mod fit;
 mod portal;
@@ -26,12 +27,14 @@ pub mod live;
 pub mod media;
 pub mod metrics;
 mod part;
+pub mod profiles;
 mod refusal;
 pub mod registration;
 pub mod render;
 pub mod send;
 mod sniff;
 pub mod verify;
+pub mod verify_names;
 mod visible;
 
 pub use client::HomeserverClient;

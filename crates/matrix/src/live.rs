@@ -216,6 +216,7 @@ impl Deliverer {
         if let Some(why) = self.history_incomplete().await? {
             return Ok(Woken { chats, waiting: Some(why), adopted: 0, deliveries: Vec::new() });
         }
+        self.aliases_cleared.get_or_try_init(|| self.clear_canonical_aliases()).await?;
         let mut adopted = 0;
         if self.store.portals().await?.len() < chats.len() {
             self.ensure_bot().await?;

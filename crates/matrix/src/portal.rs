@@ -6,6 +6,13 @@
 //! `createRoom`, `m.direct` for the owner), and the bot is a functional member so clients name
 //! the room after the people in it. `createRoom` is sent once: a request that fails without an
 //! answer may still have made the room, which the `m.bridge` state search then adopts.
+//!
+//! Each portal has an alias derived from its chat id, claimed with `PUT /directory/room` once
+//! the room exists: the first room to hold it is the chat's, so a second room made by a run that
+//! died mid-createRoom is given up. It is never the room's `m.room.canonical_alias` (clients
+//! would name the room after it instead of its members); rooms of older versions that carry one
+//! have it emptied at start. Ghosts get their names and photos before they are invited (see
+//! `profiles.rs`), and a DM's contact is invited once, by `createRoom`.
 
 use std::collections::HashSet;
 
@@ -14,7 +21,7 @@ use serde_json::{json, Value};
 use store::{Chat, Portal};
 
 use crate::delivery::{history_rule_id, txn_id, Deliverer};
-use crate::ghost::{display_name, ghost_localpart, ghost_user_id};
+use crate::ghost::{ghost_localpart, ghost_user_id};
 use crate::Result;
 
 /// The bridge bot's display name.
@@ -22,14 +29,15 @@ const BOT_DISPLAY_NAME: &str = "iMessage bridge";
 
 impl Deliverer {
 
-    /// Registers a ghost and sets its display name, once per run.
+    /// Registers a ghost and gives it its profile (name and photo, see `profiles.rs`), once per
+    /// run, before it is invited anywhere: its first membership already shows the name.
     pub(crate) async fn ensure_ghost(&self, handle: &str) -> Result<String> {
         let user = ghost_user_id(handle, &self.config.domain);
         if self.known_users.lock().await.contains(&user) {
             return Ok(user);
         }
         self.hs.register(&ghost_localpart(handle)).await?;
-        self.hs.set_displayname(&user, &display_name(handle)).await?;
+        self.apply_profile(handle, &user, true, &mut crate::profiles::ProfileReport::default()).await?;
         self.known_users.lock().await.insert(user.clone());
         Ok(user)
     }
@@ -88,33 +96,29 @@ impl Deliverer {
         if let Some(name) = &chat.display_name {
             body["name"] = json!(name);
         }
-        let alias_localpart = crate::ghost::portal_alias_localpart(&chat.chat_id);
-        body["room_alias_name"] = json!(alias_localpart);
         // Sent once: a request that fails without an answer may still have made the room, which
-        // the m.bridge search then adopts instead of making a second one; and the alias makes
-        // the homeserver refuse a second room for the chat (M_ROOM_IN_USE), which is adopted too.
+        // the m.bridge search then adopts instead of making a second one.
         let room = match self.hs.create_room(&bot, &body).await {
             Ok(room) => room.to_string(),
-            Err(e) if e.is_transient() || e.errcode() == Some("M_ROOM_IN_USE") => {
+            Err(e) if e.is_transient() => {
                 tracing::warn!(chat = %chat.chat_id, "createRoom failed ({e}); looking for a room it may have made");
-                self.adopt_unrecorded_rooms(std::slice::from_ref(chat)).await?;
-                if let Some(p) = self.store.portal(&chat.chat_id).await? {
-                    let members = self.hs.joined_members(&p.room_id, &bot).await?;
-                    return Ok((p, members));
-                }
-                if e.errcode() != Some("M_ROOM_IN_USE") {
-                    return Err(e);
-                }
-                // The alias names a room the bot is not in (it left it, or was removed): that
-                // room is no portal any more, so the alias is freed for the new one.
-                let alias = format!("#{alias_localpart}:{}", self.config.domain);
-                tracing::warn!(chat = %chat.chat_id, alias, "the portal alias names a room the bridge is not in; moving it to a new room");
-                self.hs.delete_alias(&bot, &alias).await?;
-                self.hs.create_room(&bot, &body).await?.to_string()
+                return self.adopted_portal(chat).await?.ok_or(e);
             }
             Err(e) => return Err(e),
         };
         store::crash_point("after-create-room");
+        // The portal alias, claimed after the room exists and never published in it (clients
+        // would name the room after it): the first room to claim it is the chat's, so a second
+        // room (a createRoom of a run that stopped while it was being served) is given up.
+        if !self.claim_alias(&chat.chat_id, &room).await? {
+            tracing::warn!(chat = %chat.chat_id, room, "another room of this chat holds its alias; leaving the new one");
+            if let Some(contact) = &contact {
+                self.hs.leave(&room, contact).await?;
+            }
+            self.hs.leave(&room, &bot).await?;
+            let fail = || crate::MatrixError::BadResponse { what: "portal alias".into(), detail: format!("names a room that is not {}'s", chat.chat_id) };
+            return self.adopted_portal(chat).await?.ok_or_else(fail);
+        }
         let portal = Portal { chat_id: chat.chat_id.clone(), room_id: room.clone(), name: chat.display_name.clone() };
         self.store.save_portal(&portal).await?;
         tracing::info!(chat = %chat.chat_id, room = %room, name = ?chat.display_name, "portal created");
@@ -125,6 +129,11 @@ impl Deliverer {
             self.hs.mute_room_override(&self.config.owner, &history_rule_id(&room), &room).await?;
         }
         let mut members = HashSet::from([bot.clone()]);
+        // The DM's contact was invited by createRoom (with is_direct): joined, not invited again.
+        if let Some(contact) = &contact {
+            self.hs.join(&room, contact).await?;
+            members.insert(contact.clone());
+        }
         self.seat_members(&portal, chat, &mut members).await?;
         if let (Some(contact), true) = (&contact, self.config.double_puppet) {
             self.mark_direct(contact, &room).await?;
@@ -271,11 +280,72 @@ impl Deliverer {
             }
             let portal = Portal { chat_id: chat_id.to_string(), room_id: room.clone(), name };
             self.store.save_portal(&portal).await?;
+            // A run that stopped right after createRoom left the room without its alias.
+            if !self.claim_alias(chat_id, &room).await? {
+                tracing::warn!(chat = chat_id, room = %room, "the portal alias names another room of this chat");
+            }
             tracing::info!(chat = chat_id, room = %room, "adopted a room created before an interruption");
             let mut members = self.hs.joined_members(&room, &bot).await?;
             self.seat_members(&portal, chat, &mut members).await?;
             adopted += 1;
         }
         Ok(adopted)
+    }
+}
+
+impl Deliverer {
+    /// The chat's room found among the rooms the bot is in (see [`Self::adopt_unrecorded_rooms`])
+    /// with who is joined, None if there is none.
+    async fn adopted_portal(&self, chat: &Chat) -> Result<Option<(Portal, HashSet<String>)>> {
+        self.adopt_unrecorded_rooms(std::slice::from_ref(chat)).await?;
+        let Some(p) = self.store.portal(&chat.chat_id).await? else { return Ok(None) };
+        let members = self.hs.joined_members(&p.room_id, &self.bot()).await?;
+        Ok(Some((p, members)))
+    }
+
+    /// Points the chat's portal alias at `room` (with `PUT /directory/room`, so no
+    /// `m.room.canonical_alias` is sent). False when it names another room the bot is in: that
+    /// one is the chat's. A room the bot is not in (it left it, or was removed) is no portal any
+    /// more, so the alias moves to `room`.
+    pub(crate) async fn claim_alias(&self, chat_id: &str, room: &str) -> Result<bool> {
+        let bot = self.bot();
+        let alias = format!("#{}:{}", crate::ghost::portal_alias_localpart(chat_id), self.config.domain);
+        if self.hs.set_alias(&bot, &alias, room).await? {
+            return Ok(true);
+        }
+        match self.hs.resolve_alias(&bot, &alias).await? {
+            Some(held) if held == room => return Ok(true),
+            Some(held) if self.hs.joined_rooms(&bot).await?.contains(&held) => return Ok(false),
+            _ => {}
+        }
+        tracing::warn!(chat = chat_id, alias, "the portal alias names a room the bridge is not in; moving it to the new room");
+        self.hs.delete_alias(&bot, &alias).await?;
+        self.hs.set_alias(&bot, &alias, room).await
+    }
+
+    /// Rooms bridged by older versions carry their alias as `m.room.canonical_alias`, and
+    /// clients name them after it: it is emptied (`{}`), once per room; later starts find it
+    /// empty and send nothing. Returns how many rooms were changed. A room that cannot be read
+    /// is logged and left for the next start.
+    pub(crate) async fn clear_canonical_aliases(&self) -> Result<u64> {
+        let bot = self.bot();
+        let mut cleared = 0;
+        for portal in self.store.portals().await? {
+            let room = portal.room_id.as_str();
+            let content = match self.hs.state(room, &bot, "m.room.canonical_alias", "").await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(room, "cannot read the room's canonical alias: {e}");
+                    continue;
+                }
+            };
+            let published = content.is_some_and(|c| c["alias"].as_str().is_some_and(|a| !a.is_empty()) || c["alt_aliases"].as_array().is_some_and(|a| !a.is_empty()));
+            if published {
+                self.hs.put_state(room, &bot, "m.room.canonical_alias", "", &json!({})).await?;
+                tracing::info!(room, chat = %portal.chat_id, "the room's alias is no longer its canonical alias (clients named the room after it)");
+                cleared += 1;
+            }
+        }
+        Ok(cleared)
     }
 }

@@ -69,6 +69,13 @@ pub struct ChatVerification {
     /// The owner's unread notifications in the room (history leaves none; live messages that
     /// arrived since the owner last read do count), None when the bridge cannot act as the owner.
     pub unread_notifications: Option<u64>,
+    /// Ghost members whose display name in the room is not their profile's (the contact's
+    /// name, else the formatted handle; see `verify_names.rs`).
+    pub names_wrong: u64,
+    /// 1 when the name a client computes for the room is an alias, a user id or "Empty Room".
+    pub alias_named: u64,
+    /// The room's name as a client computes it (for the owner).
+    pub shown_name: Option<String>,
     /// Why the room could not be read, if it could not (the other rooms are still verified).
     pub error: Option<String>,
 }
@@ -91,6 +98,8 @@ impl ChatVerification {
             && self.media_bad == 0
             && self.invisible == 0
             && self.chunks_missing == 0
+            && self.names_wrong == 0
+            && self.alias_named == 0
     }
 }
 
@@ -326,6 +335,9 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             invisible: messages.iter().filter(|m| crate::visible::must_show(m)).count() as u64,
             chunks_missing: 0,
             unread_notifications: None,
+            names_wrong: 0,
+            alias_named: 0,
+            shown_name: None,
             error: None,
         };
         let Some(portal) = store.portal(&chat.chat_id).await? else {
@@ -438,67 +450,25 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
             .and_then(|c| c["name"].as_str().map(str::to_string))
             .filter(|n| !n.is_empty());
         v.name_ok = room_name == chat.display_name;
+        let handles = chat.participants.iter().chain(messages.iter().map(|m| &m.sender)).chain(&deliverer.config.own_handles);
+        let state = hs.room_state(&portal.room_id, &bot).await?;
+        (v.names_wrong, v.alias_named, v.shown_name) = names_in_room(deliverer, &state, handles);
         chats.push(v);
     }
     Ok(Verification { ok: chats.iter().all(ChatVerification::ok), chats })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use imessage::records::MessageRecord;
-    use serde_json::json;
-
-    fn msg(guid: &str, tapback: Option<(u32, &str)>, reply_to: Option<&str>) -> MessageRecord {
-        let mut content = imessage::records::MessageContent::default();
-        content.reply_to = reply_to.map(str::to_string);
-        MessageRecord {
-            record_name: format!("r-{guid}"),
-            guid: guid.into(),
-            chat_id: "c".into(),
-            sender: "tel:+15550001111".into(),
-            flags: 0,
-            ts_ms: 1,
-            text: Some("hi".into()),
-            subject: None,
-            associated_type: tapback.map(|(k, _)| k),
-            associated_guid: tapback.map(|(_, t)| t.to_string()),
-            service: None,
-            content,
-        }
-    }
-
-    fn event(id: &str, guid: &str, kind: &str, relates_to: serde_json::Value) -> SeenEvent {
-        SeenEvent {
-            event_id: Some(id.into()),
-            event_type: kind.into(),
-            sender: "@x:test".into(),
-            ts: 1,
-            guid: Some(guid.into()),
-            key: None,
-            part: None,
-            rel_type: None,
-            is_state: false,
-            raw: json!({ "content": { "m.relates_to": relates_to } }),
-        }
-    }
-
-    #[test]
-    fn reactions_and_replies_are_checked_against_their_records() {
-        let records = [msg("T", None, None), msg("O", None, None), msg("R", Some((2000, "p:0/T")), None), msg("Q", None, Some("T"))];
-        let planned: Vec<(&str, crate::render::Plan)> =
-            records.iter().map(|m| (m.guid.as_str(), crate::render::plan(m, &|h| crate::ghost::ghost_user_id(h, "test")))).collect();
-        let plans: HashMap<&str, &crate::render::Plan> = planned.iter().map(|(g, p)| (*g, p)).collect();
-        let part_of: HashMap<&str, (String, i64)> = HashMap::from([("$t", ("T".to_string(), 0)), ("$o", ("O".to_string(), 0))]);
-        let check = |reaction: serde_json::Value, reply: serde_json::Value| {
-            let events = [event("$r", "R", "m.reaction", reaction), event("$q", "Q", "m.room.message", reply)];
-            relations_wrong(&events, &plans, &part_of)
-        };
-        let reply_to = |id: &str| json!({ "m.in_reply_to": { "event_id": id } });
-        let react = |id: &str, key: &str| json!({ "rel_type": "m.annotation", "event_id": id, "key": key });
-        assert_eq!(check(react("$t", "❤️"), reply_to("$t")), (0, 0));
-        assert_eq!(check(react("$t", "👍"), reply_to("$t")), (1, 0), "wrong key");
-        assert_eq!(check(react("$o", "❤️"), reply_to("$o")), (1, 1), "wrong targets");
-        assert_eq!(check(react("$gone", "❤️"), reply_to("$gone")), (0, 0), "a target redacted since is no one's");
-    }
+/// A room's `names_wrong`, `alias_named` and shown name, from its state (see `verify_names.rs`).
+fn names_in_room<'a>(deliverer: &Deliverer, state: &[serde_json::Value], handles: impl Iterator<Item = &'a String>) -> (u64, u64, Option<String>) {
+    let (domain, source) = (&deliverer.config.domain, deliverer.profiles());
+    let expected: HashMap<String, String> =
+        handles.map(|h| (crate::ghost::ghost_user_id(h, domain), crate::profiles::expected_name(source.as_deref(), h))).collect();
+    let (prefix, suffix) = (format!("@{}", crate::ghost::GHOST_PREFIX), format!(":{domain}"));
+    let is_ghost = |u: &str| u.starts_with(&prefix) && u.ends_with(&suffix);
+    let shown = crate::verify_names::room_display_name(state, &deliverer.config.owner);
+    (crate::verify_names::names_wrong(state, &expected, &is_ghost), u64::from(shown.alias_named()), Some(shown.name))
 }
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;

@@ -549,6 +549,25 @@ macro_rules! impl_store {
                 rows.iter().map(crate::rooms::room_delivery).collect()
             }
 
+            async fn ghost_profile(&self, handle: &str) -> Result<Option<crate::GhostProfileRow>> {
+                let row = sqlx::query(&crate::profiles::ghost_profile_sql()).bind(handle).fetch_optional(&self.$read).await?;
+                row.as_ref().map(crate::profiles::ghost_profile).transpose()
+            }
+            async fn ghost_profiles(&self) -> Result<Vec<crate::GhostProfileRow>> {
+                sqlx::query(&crate::profiles::ghost_profiles_sql()).fetch_all(&self.$read).await?.iter().map(crate::profiles::ghost_profile).collect()
+            }
+            async fn save_ghost_profile(&self, p: &crate::GhostProfileRow) -> Result<()> {
+                let q = sqlx::query(crate::profiles::SAVE_GHOST_PROFILE).bind(&p.handle).bind(&p.display_name);
+                q.bind(&p.avatar_sha256).bind(&p.avatar_mxc).bind(p.updated_ms).execute(&self.$write).await?;
+                Ok(())
+            }
+            async fn avatar_upload(&self, sha256: &str) -> Result<Option<String>> {
+                Ok(sqlx::query_scalar(crate::profiles::AVATAR_UPLOAD).bind(sha256).fetch_optional(&self.$read).await?)
+            }
+            async fn save_avatar_upload(&self, sha256: &str, mxc: &str) -> Result<()> {
+                sqlx::query(crate::profiles::SAVE_AVATAR_UPLOAD).bind(sha256).bind(mxc).bind(crate::rooms::now_ms()).execute(&self.$write).await?;
+                Ok(())
+            }
             async fn set_room_live(&self, chat_id: &str) -> Result<()> {
                 sqlx::query(crate::rooms::SET_ROOM_LIVE).bind(chat_id).bind(crate::rooms::now_ms()).execute(&self.$write).await?;
                 Ok(())

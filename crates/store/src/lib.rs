@@ -17,6 +17,7 @@ mod crash;
 mod files;
 mod migrations;
 mod postgres;
+mod profiles;
 mod revisions;
 mod rooms;
 mod sqlite;
@@ -25,6 +26,7 @@ mod zones;
 pub use crash::{crash_point, CRASH_AT_ENV};
 pub use files::{AttachmentFile, FileOutcome, FileState, FileSummary};
 pub use postgres::PostgresStore;
+pub use profiles::GhostProfileRow;
 pub use rooms::{OwnerMessages, RoomDelivery};
 pub use sqlite::SqliteStore;
 
@@ -337,4 +339,15 @@ pub trait Store: Send + Sync {
     /// Every event message `guid` put into a room: its ledger keys (`guid`, `guid/…`) with
     /// their event ids, ordered by key.
     async fn delivered_keys(&self, guid: &str) -> Result<Vec<(String, String)>>;
+
+    /// The profile last applied to `handle`'s ghost (see `profiles.rs`).
+    async fn ghost_profile(&self, handle: &str) -> Result<Option<GhostProfileRow>>;
+    /// Every ghost profile applied, ordered by handle.
+    async fn ghost_profiles(&self) -> Result<Vec<GhostProfileRow>>;
+    /// Records the profile applied to a ghost (replacing the one before).
+    async fn save_ghost_profile(&self, profile: &GhostProfileRow) -> Result<()>;
+    /// The `mxc://` URI of the avatar image with this SHA-256 (hex), if it was uploaded.
+    async fn avatar_upload(&self, sha256: &str) -> Result<Option<String>>;
+    /// Records an avatar upload; the first one recorded for an image stays.
+    async fn save_avatar_upload(&self, sha256: &str, mxc: &str) -> Result<()>;
 }

@@ -276,6 +276,11 @@ CREATE INDEX revisions_chat ON revisions (chat_id);
     // Chats whose room has taken in its whole history (and since when): `status` shows them as
     // live, and delivery gives them slots of their own (see `matrix::live`).
     sql: "CREATE TABLE live_rooms (chat_id TEXT PRIMARY KEY NOT NULL, since_ms INTEGER NOT NULL) STRICT;",
+}, Migration {
+    version: 13,
+    name: "ghost_profiles",
+    // The profile last applied to each ghost and the avatars uploaded (see `profiles.rs`).
+    sql: crate::profiles::SQLITE_MIGRATION,
 }];
 
 pub(crate) const POSTGRES: &[Migration] = &[Migration {
@@ -444,7 +449,7 @@ CREATE INDEX refused_events_chat ON refused_events (chat_id);"#,
     name: "live_rooms",
     // As on SQLite.
     sql: r#"CREATE TABLE live_rooms (chat_id TEXT COLLATE "C" PRIMARY KEY, since_ms BIGINT NOT NULL);"#,
-}];
+}, Migration { version: 13, name: "ghost_profiles", sql: crate::profiles::POSTGRES_MIGRATION }];
 
 /// Serializes concurrent openers of one PostgreSQL database (`pg_advisory_xact_lock` key).
 const PG_MIGRATION_LOCK: i64 = 0x6d73_6762_7269_6467; // "msgbridg"

@@ -130,6 +130,7 @@ conformance!(
     room_deliveries_count_by_message,
     owner_messages_count_and_remember_the_notice,
     refused_events_are_counted_once_per_key,
+    ghost_profiles_and_avatar_uploads,
     schema_state_reads_without_migrating,
     skipped_total_accumulates_and_resets,
     server_summary_round_trip,

@@ -181,3 +181,37 @@ pub(crate) async fn refused_events_are_counted_once_per_key(db: TestDb) {
     let refused: Vec<(&str, i64)> = rooms.iter().map(|r| (r.chat_id.as_str(), r.refused)).collect();
     assert_eq!(refused, vec![("a", 2), ("b", 0)]);
 }
+
+/// Ghost profiles: the last one applied per handle replaces the one before (a name change, an
+/// avatar removed), and an avatar image's first upload is remembered by its SHA-256.
+pub(crate) async fn ghost_profiles_and_avatar_uploads(db: TestDb) {
+    let s = db.open().await;
+    assert_eq!(s.ghost_profile("tel:+15551234567").await.unwrap(), None);
+    assert!(s.ghost_profiles().await.unwrap().is_empty());
+    let sam = store::GhostProfileRow {
+        handle: "tel:+15551234567".into(),
+        display_name: "Sam Rivera".into(),
+        avatar_sha256: Some("ab".repeat(32)),
+        avatar_mxc: Some("mxc://x/sam".into()),
+        updated_ms: 10,
+    };
+    let ada = store::GhostProfileRow { handle: "mailto:ada@example.org".into(), display_name: "Ada".into(), avatar_sha256: None, avatar_mxc: None, updated_ms: 11 };
+    s.save_ghost_profile(&sam).await.unwrap();
+    s.save_ghost_profile(&ada).await.unwrap();
+    assert_eq!(s.ghost_profile(&sam.handle).await.unwrap().as_ref(), Some(&sam));
+    // Renamed and without a photo now: both replaced, nothing of the old row left.
+    let renamed = store::GhostProfileRow { display_name: "Sam R.".into(), avatar_sha256: None, avatar_mxc: None, updated_ms: 20, ..sam.clone() };
+    s.save_ghost_profile(&renamed).await.unwrap();
+    assert_eq!(s.ghost_profiles().await.unwrap(), vec![ada, renamed], "ordered by handle");
+
+    assert_eq!(s.avatar_upload(&"ab".repeat(32)).await.unwrap(), None);
+    s.save_avatar_upload(&"ab".repeat(32), "mxc://x/first").await.unwrap();
+    s.save_avatar_upload(&"ab".repeat(32), "mxc://x/second").await.unwrap();
+    s.save_avatar_upload(&"cd".repeat(32), "mxc://x/other").await.unwrap();
+    assert_eq!(s.avatar_upload(&"ab".repeat(32)).await.unwrap().as_deref(), Some("mxc://x/first"), "the first upload stays");
+    assert_eq!(s.avatar_upload(&"cd".repeat(32)).await.unwrap().as_deref(), Some("mxc://x/other"));
+    // Kept across a reopen.
+    drop(s);
+    let s = db.open().await;
+    assert_eq!(s.ghost_profile("tel:+15551234567").await.unwrap().map(|p| p.display_name).as_deref(), Some("Sam R."));
+}
