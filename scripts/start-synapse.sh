@@ -2,16 +2,27 @@
 # Starts a throwaway Synapse for the demo and the integration tests (one way for both).
 #   start-synapse.sh DIR PORT SERVER_NAME REGISTRATION.yaml
 # Writes DIR/homeserver.yaml (SQLite, loopback only, no federation key servers, rate limits off
-# for the appservice's users, pushers may call 127.0.0.1), generates keys, then runs Synapse in the foreground (exec), so the
+# for the appservice's users, pushers may call 127.0.0.1) and its keys, then runs Synapse in the foreground (exec), so the
 # caller owns the process. Readiness: poll http://127.0.0.1:PORT/_matrix/client/versions.
 set -euo pipefail
 dir="$1"; port="$2"; server_name="$3"; registration="$4"
-python="$("$(dirname "$0")/install-synapse.sh")"
+# Every test starts a Synapse, so the start spawns no Python but Synapse itself (each extra
+# interpreter that imports synapse costs about 1.5 s of CPU): the venv is taken as it is when it
+# has Synapse's package, and the secret and the signing key are made here (the key in Synapse's
+# own format: "ed25519 <version> <unpadded base64 of the 32-byte seed>").
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="${IMB_VENV:-$root/.venv}"
+if [ -x "$venv/bin/python" ] && compgen -G "$venv/lib/python3*/site-packages/synapse/__init__.py" >/dev/null; then
+  python="$venv/bin/python"
+else
+  python="$("$(dirname "$0")/install-synapse.sh")"
+fi
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
 registration="$(cd "$(dirname "$registration")" && pwd)/$(basename "$registration")"
 secret_file="$dir/registration_shared_secret"
-[ -f "$secret_file" ] || "$python" -c 'import secrets; print(secrets.token_hex(24))' > "$secret_file"
+(umask 077; [ -f "$secret_file" ] || od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "$secret_file")
+(umask 077; [ -f "$dir/signing.key" ] || printf 'ed25519 a_test %s\n' "$(head -c 32 /dev/urandom | base64 | tr -d '=\n')" > "$dir/signing.key")
 cat > "$dir/homeserver.yaml" <<YAML
 server_name: "$server_name"
 pid_file: "$dir/homeserver.pid"
@@ -46,5 +57,4 @@ rc_login: {address: {per_second: 1000, burst_count: 1000}, account: {per_second:
 ip_range_whitelist: ["127.0.0.1"]
 YAML
 cd "$dir"
-"$python" -m synapse.app.homeserver -c "$dir/homeserver.yaml" --generate-keys >/dev/null 2>&1
 exec "$python" -m synapse.app.homeserver -c "$dir/homeserver.yaml"

@@ -6,15 +6,13 @@
 //! if any message is missing, duplicated, out of order or shown with the wrong sender.
 //! `scripts/crash-campaign.sh` builds the release binaries and runs this.
 
-mod campaign;
-mod rooms;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cloudkit_sim::{AccountSpec, Faults};
+use testkit::campaign;
 
 #[derive(Parser)]
 #[command(name = "crash-campaign", about = "SIGKILL the bridge at random moments, then compare every room with the truth")]

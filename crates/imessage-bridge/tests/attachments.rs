@@ -146,9 +146,7 @@ async fn files_over_the_size_cap_are_counted_and_not_fetched() {
     let over = truth.values().filter(|t| t.total_bytes > cap).count();
     assert!(over > 0 && over < truth.len());
     let bridge = BridgeDir::new(&sim);
-    let mut config = std::fs::read_to_string(&bridge.config).unwrap();
-    config.push_str(&format!("attachments:\n  max_bytes: {cap}\n"));
-    std::fs::write(&bridge.config, config).unwrap();
+    bridge.set(&["attachments", "max_bytes"], cap);
     bridge.sync_ok().await;
     let status = bridge.status_json().await;
     assert_eq!(status["files"]["too_large"], over, "{}", status["files"]);

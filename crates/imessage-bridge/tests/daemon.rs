@@ -12,13 +12,6 @@ use cloudkit_sim::Faults;
 use common::*;
 use operator_common::*;
 
-/// Replaces `from` in the config (which must have it) with `to`.
-fn edit_config(bridge: &BridgeDir, from: &str, to: &str) {
-    let config = std::fs::read_to_string(&bridge.config).unwrap();
-    assert!(config.contains(from), "no {from:?} in:\n{config}");
-    std::fs::write(&bridge.config, config.replace(from, to)).unwrap();
-}
-
 /// One value of the text exposition (`name` with its suffix, no labels), None if absent.
 fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
@@ -34,12 +27,12 @@ async fn scrape(port: u16) -> String {
 async fn owner_messages_get_one_notice_and_metrics_match_what_was_synced_and_delivered() {
     // Small pages with failures among them, so pages and page errors both count.
     let faults = Faults { page_size: 20, page_errors: 0.2, ..Faults::default() };
-    let s = Setup::start(start_sim(spec(25, 3, 120, 0), faults).await).await;
+    let s = Env::start(start_sim(spec(25, 3, 120, 0), faults).await).await;
     let b = &s.bridge;
     // init writes the key (off), so an operator sees it.
     let metrics_port = common::synapse::free_port();
-    edit_config(b, "metrics_listen: null", &format!("metrics_listen: 127.0.0.1:{metrics_port}"));
-    edit_config(b, "error_budget: 3", "error_budget: 12");
+    b.change(&["matrix", "metrics_listen"], serde_norway::Value::Null, format!("127.0.0.1:{metrics_port}"));
+    b.change(&["sync", "error_budget"], 3, 12);
 
     let mut run = spawn_run(b, "run.log");
     let every = Duration::from_millis(500);
@@ -123,9 +116,9 @@ async fn sync_off_a_terminal_logs_progress_at_a_steady_interval() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_started_before_the_homeserver_syncs_then_delivers() {
     // The owner is registered on a first start of Synapse, which is then stopped.
-    let s = Setup::start(start_sim(spec(27, 3, 80, 0), Faults::default()).await).await;
+    let s = Env::start(start_sim(spec(27, 3, 80, 0), Faults::default()).await).await;
     let (port, dir) = (s.synapse.port, s.bridge.dir.path().to_path_buf());
-    stop_synapse(s.synapse).await;
+    s.synapse.stop().await;
     let b = &s.bridge;
     let mut run = spawn_run(b, "run.log");
     let every = Duration::from_millis(500);

@@ -21,7 +21,7 @@ use cloudkit_sim::Faults;
 use common::proxy::{Damage, Proxy};
 use common::synapse::Synapse;
 use common::*;
-use operator_common::{delivery_totals, spawn_run, stop_synapse, terminate, wait_for, Setup, DOMAIN, OWNER};
+use operator_common::{delivery_totals, spawn_run, terminate, wait_for, Env, DOMAIN, OWNER};
 
 const MESSAGE_ZONE: &str = "messageManateeZone";
 
@@ -77,8 +77,7 @@ async fn a_429_is_waited_out_for_as_long_as_its_retry_after_says() {
     let bridge = BridgeDir::new(&sim);
     bridge.point_at_url(&sim, &proxy.url);
     // Backoff is capped well above the headers' waits (the tests' default cap is 20 ms).
-    let config = std::fs::read_to_string(&bridge.config).unwrap().replace("backoff_max_ms: 20", "backoff_max_ms: 10000");
-    std::fs::write(&bridge.config, config).unwrap();
+    bridge.change(&["sync", "backoff_max_ms"], 20, 10_000);
     bridge.sync_ok().await;
     assert_eq!(bridge.stored_guids().await, truth_guids(&sim.sim));
     let waits = proxy.throttle_waits();
@@ -93,7 +92,7 @@ async fn a_429_is_waited_out_for_as_long_as_its_retry_after_says() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synapse_stopped_and_started_mid_history_backs_off_resumes_and_duplicates_nothing() {
-    let Setup { sim, bridge, synapse, .. } = Setup::start(start_sim(spec(53, 4, 900, 0), Faults::default()).await).await;
+    let Env { sim, bridge, synapse, .. } = Env::start(start_sim(spec(53, 4, 900, 0), Faults::default()).await).await;
     let registration = bridge.dir.path().join("registration.yaml");
     let hs_port = synapse.port;
     const DELIVERED: &str = "SELECT COUNT(*) FROM deliveries WHERE event_id IS NOT NULL";
@@ -101,7 +100,7 @@ async fn synapse_stopped_and_started_mid_history_backs_off_resumes_and_duplicate
 
     let mut run = spawn_run(&bridge, "run.log");
     wait_for("the history to be under way", 300, fast, || bridge.sqlite_int(DELIVERED), |n| n.unwrap_or(0) >= 100).await;
-    stop_synapse(synapse).await;
+    synapse.stop().await;
     let at_stop = bridge.sqlite_int(DELIVERED).await.unwrap();
     // The round fails and `run` backs off (it says so) instead of ending or spinning.
     let log = || async { std::fs::read_to_string(&run.1).unwrap_or_default() };
@@ -118,7 +117,7 @@ async fn synapse_stopped_and_started_mid_history_backs_off_resumes_and_duplicate
 
     let reg: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(&registration).unwrap()).unwrap();
     let hs = matrix::HomeserverClient::new(&synapse.url, reg["as_token"].as_str().unwrap()).unwrap();
-    let expected = rooms::expected(rooms::truth_lines(&sim.sim), OWNER, DOMAIN);
+    let expected = rooms::expected(truth_lines(&sim.sim), OWNER, DOMAIN);
     let portals = rooms::portals(bridge.store().await.as_ref()).await.unwrap();
     let checks = rooms::check_rooms(&hs, &expected, &portals, OWNER, DOMAIN).await.unwrap();
     let t = rooms::totals(&checks);

@@ -33,10 +33,9 @@ async fn small_rooms_get_their_new_messages_while_a_big_history_goes_in() {
     // A 3,000-message group chat (Synapse takes minutes for it here) and four small chats.
     let mut account = spec(41, 5, 60, 3000);
     account.later = 40;
-    let s = Setup::start(start_sim(account, Faults::default()).await).await;
+    let s = Env::start(start_sim(account, Faults::default()).await).await;
     let b = &s.bridge;
-    let config = std::fs::read_to_string(&b.config).unwrap();
-    std::fs::write(&b.config, config.replace("sync_interval_secs: 60", "sync_interval_secs: 1")).unwrap();
+    b.change(&["matrix", "sync_interval_secs"], 60, 1);
     let history = truth_messages(&s.sim.sim);
     let big = history.iter().max_by_key(|(_, guids)| guids.len()).map(|(chat, _)| chat.clone()).unwrap();
     assert!(history[&big].len() >= 2500, "the big chat: {}", history[&big].len());

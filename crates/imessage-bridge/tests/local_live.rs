@@ -51,9 +51,7 @@ async fn messages_written_on_a_mac_reach_their_room_by_themselves() {
     let db = folder.join("chat.db");
     let env = Env::start_local(sim, &["--source", "chat-db", "--source-path", db.to_str().unwrap()]).await;
     // Only the watch may wake the bridge.
-    let mut config: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(&env.bridge.config).unwrap()).unwrap();
-    config["matrix"]["sync_interval_secs"] = 3600.into();
-    std::fs::write(&env.bridge.config, serde_norway::to_string(&config).unwrap()).unwrap();
+    env.bridge.change(&["matrix", "sync_interval_secs"], 60, 3600);
 
     let mut run = env.bridge.command(&["run"]).spawn().unwrap();
     let store = env.bridge.store().await;

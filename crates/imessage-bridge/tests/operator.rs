@@ -296,7 +296,7 @@ fn assert_failed_with(doctor: (bool, String), name: &str, says: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_on_a_healthy_setup_and_on_each_broken_piece() {
-    let s = Setup::start(start_sim(spec(22, 3, 100, 0), Faults::default()).await).await;
+    let s = Env::start(start_sim(spec(22, 3, 100, 0), Faults::default()).await).await;
     let out = s.bridge.run(&["status"]).await; // creates and migrates the store
     assert!(out.status.success());
     let (ok, out) = s.doctor().await;
@@ -311,7 +311,7 @@ async fn doctor_on_a_healthy_setup_and_on_each_broken_piece() {
 
     // An unknown key is named (and `status` warns about it but still works).
     let config = std::fs::read_to_string(&s.bridge.config).unwrap();
-    std::fs::write(&s.bridge.config, config.replace("matrix:\n", "matrix:\n  sync_interval_sec: 5\n")).unwrap();
+    s.bridge.set(&["matrix", "sync_interval_sec"], 5);
     assert_failed_with(s.doctor().await, "config", "unknown key `matrix.sync_interval_sec`");
     let status = s.bridge.command(&["status"]).env("RUST_LOG", "warn").output().await.unwrap();
     assert!(status.status.success());
@@ -321,7 +321,9 @@ async fn doctor_on_a_healthy_setup_and_on_each_broken_piece() {
     // A registration whose as_token the homeserver does not know.
     let reg_path = s.bridge.dir.path().join("registration.yaml");
     let reg = std::fs::read_to_string(&reg_path).unwrap();
-    std::fs::write(&reg_path, reg.replace(&s.reg("as_token"), "not-the-token-synapse-has")).unwrap();
+    let mut wrong = yaml(&reg_path);
+    wrong["as_token"] = "not-the-token-synapse-has".into();
+    std::fs::write(&reg_path, serde_norway::to_string(&wrong).unwrap()).unwrap();
     assert_failed_with(s.doctor().await, "registration", "refuses the registration's as_token");
     std::fs::write(&reg_path, &reg).unwrap();
 
@@ -346,7 +348,7 @@ async fn doctor_on_a_healthy_setup_and_on_each_broken_piece() {
     assert_eq!(s.bridge.sqlite_int("SELECT MAX(version) FROM schema_migrations").await, Some(latest - 1), "doctor does not migrate");
 
     // The homeserver down.
-    stop_synapse(s.synapse).await;
+    s.synapse.stop().await;
     let out = s.bridge.run(&["doctor"]).await;
     let text = String::from_utf8(out.stdout).unwrap();
     assert_failed_with((out.status.success(), text.clone()), "homeserver", "does not answer");
@@ -357,7 +359,7 @@ async fn doctor_on_a_healthy_setup_and_on_each_broken_piece() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_sync_and_mid_delivery_then_status_and_verify_beside_run() {
     // Small pages, so the sync takes long enough to be stopped in the middle.
-    let s = Setup::start(start_sim(spec(23, 8, 1500, 0), Faults { page_size: 5, ..Faults::default() }).await).await;
+    let s = Env::start(start_sim(spec(23, 8, 1500, 0), Faults { page_size: 5, ..Faults::default() }).await).await;
     let b = &s.bridge;
     const PAGES: &str = "SELECT pages FROM zones WHERE zone = 'messageManateeZone'";
     const DELIVERED: &str = "SELECT COUNT(*) FROM deliveries WHERE event_id IS NOT NULL";
@@ -416,9 +418,8 @@ async fn sigterm_mid_sync_and_mid_delivery_then_status_and_verify_beside_run() {
 async fn run_keeps_going_while_the_homeserver_is_down() {
     let mut account = spec(24, 3, 60, 0);
     account.later = 20;
-    let mut s = Setup::start(start_sim(account, Faults::default()).await).await;
-    let config = std::fs::read_to_string(&s.bridge.config).unwrap();
-    std::fs::write(&s.bridge.config, config.replace("sync_interval_secs: 60", "sync_interval_secs: 2")).unwrap();
+    let mut s = Env::start(start_sim(account, Faults::default()).await).await;
+    s.bridge.change(&["matrix", "sync_interval_secs"], 60, 2);
     let every = Duration::from_secs(1);
     let mut run = spawn_run(&s.bridge, "run.log");
     let delivered = |st: &serde_json::Value| matches!(delivery_totals(st), (_, stored, 0) if stored > 0);
@@ -427,7 +428,7 @@ async fn run_keeps_going_while_the_homeserver_is_down() {
     assert!(history > 0);
 
     let port = s.synapse.port;
-    stop_synapse(s.synapse).await;
+    s.synapse.stop().await;
     s.sim.sim.release_later();
     let has_error = |st: &serde_json::Value| st["rooms"].as_array().unwrap().iter().any(|r| r["last_error"].is_string());
     let failed = wait_for("a failed round in status", 180, every, || s.bridge.status_json(), |st| has_error(st)).await;

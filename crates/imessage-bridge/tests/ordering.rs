@@ -43,9 +43,7 @@ async fn messages_whose_key_came_later_go_in_at_the_live_edge_marked_with_their_
     // appear on the fourth refresh after their records were served, they appear in pass two.
     let sim = start_sim(spec(53, 4, 400, 0), Faults { pcs_late: 0.05, late_refreshes: 4, ..Faults::default() }).await;
     let env = Env::start(sim).await;
-    let config = std::fs::read_to_string(&env.bridge.config).unwrap();
-    assert!(config.contains("key_retries: 6"), "{config}");
-    std::fs::write(&env.bridge.config, config.replace("key_retries: 6", "key_retries: 0")).unwrap();
+    env.bridge.change(&["sync", "key_retries"], 6, 0);
 
     let first = env.run_once_and_verify().await;
     let undecryptable = zone(&env.bridge.status_json().await, imessage::records::MESSAGE_ZONE)["undecryptable"].as_u64().unwrap();

@@ -9,7 +9,7 @@ mod common;
 
 use base64::Engine as _;
 use cloudkit_sim::Faults;
-use common::synapse::{free_port, Synapse};
+use common::matrix_env::Env;
 use common::*;
 
 /// Forms a secret may be printed in: as it is, hex (both cases), base64 (standard and URL-safe).
@@ -101,18 +101,12 @@ async fn a_full_trace_level_sync_logs_no_token_and_no_key() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_trace_level_run_into_synapse_logs_no_token_and_no_key() {
-    const DOMAIN: &str = "localhost";
-    let sim = start_sim(spec(32, 3, 40, 0), Faults::default()).await;
-    let bridge = BridgeDir::new(&sim);
-    let (hs_port, listen_port) = (free_port(), free_port());
-    bridge.init_matrix(&sim, DOMAIN, "@owner:localhost", hs_port, listen_port).await;
-    let registration = bridge.dir.path().join("registration.yaml");
-    let reg: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(&registration).unwrap()).unwrap();
-    let mut secrets = cloudkit_secrets(&bridge, &sim).await;
+    let env = Env::start(start_sim(spec(32, 3, 40, 0), Faults::default()).await).await;
+    let bridge = &env.bridge;
+    let mut secrets = cloudkit_secrets(bridge, &env.sim).await;
     for token in ["as_token", "hs_token"] {
-        secrets.add(token, reg[token].as_str().unwrap().as_bytes());
+        secrets.add(token, env.reg(token).as_bytes());
     }
-    let _synapse = Synapse::start(bridge.dir.path(), hs_port, DOMAIN, &registration).await;
     let out = run_vv(&bridge, &["run", "--once"]).await;
     let log = output(&out);
     assert!(log.contains("TRACE"), "expected a trace-level log");

@@ -166,10 +166,7 @@ async fn an_event_refused_for_good_becomes_a_notice_and_the_chat_goes_on() {
 
     let env = Env::start(sim).await;
     let refuser = Refuser::start(&env.synapse.url, &format!("imb-{guid}")).await;
-    let config = std::fs::read_to_string(&env.bridge.config).unwrap();
-    let pointed = config.replace(&format!("homeserver: {}", env.synapse.url), &format!("homeserver: {}", refuser.url));
-    assert_ne!(pointed, config, "the config names the homeserver");
-    std::fs::write(&env.bridge.config, pointed).unwrap();
+    env.bridge.change(&["matrix", "homeserver"], env.synapse.url.as_str(), refuser.url.as_str());
 
     let verify = env.run_once_and_verify().await;
     assert!(*refuser.refused.lock().unwrap() >= 1, "the proxy refused the message's event");

@@ -1,57 +1,16 @@
-//! What the tests of a running bridge share (`operator.rs`, `daemon.rs`): a bridge directory set
-//! up for a real Synapse, `run` in the background with its log in a file, a clean stop by
-//! SIGTERM, and bounded waits.
+//! What the tests of a running bridge share (`operator.rs`, `daemon.rs`, `live.rs`, `faults.rs`):
+//! `run` in the background with its log in a file, a clean stop by SIGTERM, and bounded waits.
+//! (The bridge with a real Synapse is the test kit's [`Env`].)
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::time::{Duration, Instant};
 
-use crate::common::synapse::{free_port, Synapse};
+pub use crate::common::matrix_env::{Env, DOMAIN, OWNER};
 use crate::common::*;
 
-pub const DOMAIN: &str = "localhost";
-pub const OWNER: &str = "@owner:localhost";
-
 pub fn yaml(path: &std::path::Path) -> serde_norway::Value {
-    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// A bridge directory with config and registration for a real Synapse (started), the owner
-/// registered, and the store created.
-pub struct Setup {
-    pub sim: SimHandle,
-    pub bridge: BridgeDir,
-    pub synapse: Synapse,
-    pub listen_port: u16,
-}
-
-impl Setup {
-    pub async fn start(sim: SimHandle) -> Setup {
-        let bridge = BridgeDir::new(&sim);
-        let (hs_port, listen_port) = (free_port(), free_port());
-        bridge.init_matrix(&sim, DOMAIN, OWNER, hs_port, listen_port).await;
-        let synapse = Synapse::start(bridge.dir.path(), hs_port, DOMAIN, &bridge.dir.path().join("registration.yaml")).await;
-        let setup = Setup { sim, bridge, synapse, listen_port };
-        matrix::HomeserverClient::new(&setup.synapse.url, &setup.reg("as_token")).unwrap().register("owner").await.unwrap();
-        setup
-    }
-
-    pub fn reg(&self, key: &str) -> String {
-        yaml(&self.bridge.dir.path().join("registration.yaml"))[key].as_str().unwrap().to_string()
-    }
-
-    /// Runs `doctor`: (exit ok, stdout).
-    pub async fn doctor(&self) -> (bool, String) {
-        let out = self.bridge.run(&["doctor"]).await;
-        (out.status.success(), String::from_utf8(out.stdout).unwrap())
-    }
-}
-
-/// Kills Synapse and waits (bounded) until its port no longer answers.
-pub async fn stop_synapse(synapse: Synapse) {
-    let url = format!("{}/_matrix/client/versions", synapse.url);
-    drop(synapse);
-    let _ = wait_for("synapse to stop", 30, Duration::from_millis(50), || reqwest::get(&url), |r| r.is_err()).await;
+    read_yaml(path)
 }
 
 /// The state of `run` as `status --json` shows it: (delivered, stored, pending + in flight).

@@ -1,15 +1,15 @@
 //! One seed of the crash campaign: a simulated account with faults and later messages, a real
 //! Synapse, and the bridge's `run --once` SIGKILLed again and again at moments drawn from a
 //! seeded RNG, spread over the phases of its work, restarted each time; then every room
-//! compared with the truth by client back-pagination ([`super::rooms`]).
+//! compared with the truth by client back-pagination ([`crate::rooms`]).
 //!
 //! Why it is shaped like this: a kill is only informative if it lands somewhere different each
 //! time — mid-page, between downloads, between a send and its ledger row, mid-upload — so each
 //! life has a target phase, read off the bridge's own log lines as it goes (`sync finished`,
 //! `attachment files …`, `attachment prepared`), and a random delay into it. The later messages
 //! are released halfway, so the second half kills a bridge that syncs and delivers at the live
-//! edge too. Shared (`#[path]`) with the test suite's small version (`tests/crash.rs`) and the
-//! PostgreSQL end-to-end test, so all count the same way.
+//! edge too. `bench`'s `crash-campaign` runs many seeds; the test suite's small version
+//! (`tests/crash.rs`) and the PostgreSQL end-to-end test run one, so all count the same way.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,14 +17,12 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
 use cloudkit_sim::{AccountSpec, Faults, Sim};
 use matrix::HomeserverClient;
 
-use super::rooms::{self, RoomCheck, Totals};
-
-pub const DOMAIN: &str = "localhost";
-pub const OWNER: &str = "@owner:localhost";
+use crate::rooms::{self, RoomCheck, Totals};
+use crate::synapse::free_port;
+use crate::{Context, Error, Result, DOMAIN, OWNER};
 
 /// Where the bridge is when it is killed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -95,7 +93,7 @@ impl Rng {
         Rng(seed ^ 0x6b69_6c6c_6d65_0001)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -105,7 +103,7 @@ impl Rng {
 
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -215,14 +213,14 @@ pub async fn run_seed(plan: &Plan) -> Result<Report> {
         }
     };
     let sim = Arc::new(Sim::new(plan.account.clone(), plan.faults.clone()));
-    let (addr, sim_task) = cloudkit_sim::spawn(sim.clone(), "127.0.0.1:0".parse()?).await?;
+    let (addr, sim_task) = cloudkit_sim::spawn(sim.clone(), std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await.context("serving the simulator")?;
     let _sim_task = AbortOnDrop(sim_task);
     let sim_url = format!("http://{addr}");
-    let dir = tempfile::Builder::new().prefix("crash-campaign-").tempdir()?;
+    let dir = tempfile::Builder::new().prefix("crash-campaign-").tempdir().context("a temporary directory")?;
     let d = dir.path();
-    sim.session_at(&sim_url).save(&d.join("session.json"))?;
+    sim.session_at(&sim_url).save(&d.join("session.json")).context("writing the session")?;
 
-    let (hs_port, as_port) = (free_port()?, free_port()?);
+    let (hs_port, as_port) = (free_port(), free_port());
     let hs_url = format!("http://127.0.0.1:{hs_port}");
     let database = plan.database.clone().unwrap_or_else(|| "sqlite:bridge.db".into());
     let bridge = |args: &[&str]| {
@@ -238,12 +236,15 @@ pub async fn run_seed(plan: &Plan) -> Result<Report> {
         .arg(d)
         .args(["--listen", &format!("127.0.0.1:{as_port}")])
         .output()
-        .await?;
+        .await
+        .context("running init")?;
     if !out.status.success() {
-        bail!("init failed: {}", String::from_utf8_lossy(&out.stderr));
+        return Err(Error::Failed(format!("init failed: {}", String::from_utf8_lossy(&out.stderr))));
     }
-    let config = std::fs::read_to_string(d.join("config.yaml"))?.replace("backoff_ms: 100", "backoff_ms: 5");
-    std::fs::write(d.join("config.yaml"), config)?;
+    let config_path = d.join("config.yaml");
+    let mut config: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(&config_path).context("reading the config")?).context("the config")?;
+    *crate::bridge::yaml_slot(&mut config, &["sync", "backoff_ms"]) = 5.into();
+    std::fs::write(&config_path, serde_norway::to_string(&config).context("the config")?).context("writing the config")?;
     let _synapse = Killed(
         tokio::process::Command::new(plan.repo_root.join("scripts/start-synapse.sh"))
             .arg(d.join("synapse"))
@@ -251,13 +252,14 @@ pub async fn run_seed(plan: &Plan) -> Result<Report> {
             .arg(DOMAIN)
             .arg(d.join("registration.yaml"))
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("synapse.log"))?)
+            .stderr(std::fs::File::create(d.join("synapse.log")).context("creating synapse.log")?)
             .kill_on_drop(true)
             .spawn()
             .context("starting scripts/start-synapse.sh")?,
     );
-    let reg: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(d.join("registration.yaml"))?)?;
-    let hs = HomeserverClient::new(&hs_url, reg["as_token"].as_str().context("registration has no as_token")?)?;
+    let reg: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(d.join("registration.yaml")).context("reading the registration")?).context("the registration")?;
+    let hs = HomeserverClient::new(&hs_url, reg["as_token"].as_str().context("registration has no as_token")?).context("a homeserver client")?;
     hs.wait_ready(Duration::from_secs(180)).await.with_context(|| format!("Synapse did not start (see {})", d.join("synapse.log").display()))?;
     say(format!("simulator {sim_url}, Synapse {hs_url}, {} messages, {} later", sim.account.total, plan.account.later));
 
@@ -280,13 +282,13 @@ pub async fn run_seed(plan: &Plan) -> Result<Report> {
         }
         life += 1;
         let log = d.join(format!("life-{life}.log"));
-        let child = bridge(&["run", "--once"]).env("RUST_LOG", "info,matrix::media=debug").stderr(std::fs::File::create(&log)?).stdout(Stdio::null()).spawn()?;
+        let child = bridge(&["run", "--once"]).env("RUST_LOG", "info,matrix::media=debug").stderr(std::fs::File::create(&log).context("creating a life's log")?).stdout(Stdio::null()).spawn().context("starting the bridge")?;
         let mut child = Killed(child);
         let mut watch = LogWatch::new(log);
         let target = targets[k];
         let mut kill_at: Option<Instant> = None;
         let killed_in = loop {
-            if let Some(status) = child.0.try_wait()? {
+            if let Some(status) = child.0.try_wait().context("waiting for the bridge")? {
                 say(format!("life {life} ended on its own ({status}) before its {} kill", target.name()));
                 finished_lives += 1;
                 break None;
@@ -295,8 +297,8 @@ pub async fn run_seed(plan: &Plan) -> Result<Report> {
             let now = Instant::now();
             match kill_at {
                 Some(t) if now >= t => {
-                    child.0.start_kill()?;
-                    child.0.wait().await?;
+                    child.0.start_kill().context("killing the bridge")?;
+                    child.0.wait().await.context("waiting for the killed bridge")?;
                     break Some(phase);
                 }
                 // In the target phase (or past it: then at once, wherever it is now).
@@ -334,15 +336,16 @@ pub async fn run_seed(plan: &Plan) -> Result<Report> {
         run_until_done(&bridge).await.context("delivering the history")?;
         sim.release_later();
     }
-    run_until_done(&bridge).await?;
+    run_until_done(&bridge).await.context("delivering everything")?;
 
     let store = store::open(&match &plan.database {
         Some(uri) => uri.clone(),
         None => format!("sqlite:{}", d.join("bridge.db").display()),
     })
-    .await?;
+    .await
+    .context("opening the store")?;
     let portals = rooms::portals(store.as_ref()).await?;
-    let expected = rooms::expected(rooms::truth_lines(&sim), OWNER, DOMAIN);
+    let expected = rooms::expected(crate::sim::truth_lines(&sim), OWNER, DOMAIN);
     let checks = rooms::check_rooms(&hs, &expected, &portals, OWNER, DOMAIN).await?;
     let totals = rooms::totals(&checks);
     say(format!("compared: {totals:?}"));
@@ -353,15 +356,15 @@ pub async fn run_seed(plan: &Plan) -> Result<Report> {
 async fn run_until_done(bridge: &impl Fn(&[&str]) -> tokio::process::Command) -> Result<()> {
     let mut last = String::new();
     for _ in 0..8 {
-        let out = bridge(&["run", "--once"]).env("RUST_LOG", "warn").output().await?;
-        let status = bridge(&["status", "--json"]).output().await?;
+        let out = bridge(&["run", "--once"]).env("RUST_LOG", "warn").output().await.context("running the bridge")?;
+        let status = bridge(&["status", "--json"]).output().await.context("running status")?;
         let status: serde_json::Value = serde_json::from_slice(&status.stdout).context("status --json is not JSON")?;
         if out.status.success() && all_done(&status) {
             return Ok(());
         }
         last = String::from_utf8_lossy(&out.stderr).into_owned();
     }
-    bail!("the bridge did not finish syncing and delivering in 8 runs; the last said: {last}")
+    Err(Error::Failed(format!("the bridge did not finish syncing and delivering in 8 runs; the last said: {last}")))
 }
 
 /// Every zone's pass finished and no room has messages waiting.
@@ -379,9 +382,6 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
 
 /// The repository root, from a crate directory inside it (`bench`, `crates/x`).
 pub fn repo_root_from(manifest_dir: &Path) -> PathBuf {

@@ -3,17 +3,20 @@
 //! for in it — never the bridge's own store or ledger (the store only says which room is a chat's
 //! portal).
 //!
-//! Why it lives here: `crash-campaign` and the test suite (`crates/imessage-bridge/tests`, which
-//! includes this file as `common::rooms`) must count missing, duplicated and out-of-order
-//! messages the same way, so the campaign's figures and the tests' assertions mean the same.
+//! Why there is one: the end-to-end tests ([`crate::Env::assert_rooms_match_truth`]), the crash
+//! campaign ([`crate::campaign`]) and the benchmarks must count missing, duplicated and
+//! out-of-order messages the same way, so a campaign's figures and a test's assertion mean the
+//! same. The reading of Apple's tapback numbers and targets is kept in [`tapback`] alone, so it
+//! can follow the domain crate's typed association when there is one.
 
 use std::collections::{BTreeMap, HashSet};
 
-use anyhow::{Context, Result};
 use cloudkit_sim::TruthLine;
 use imessage::records::ContentPart;
 use matrix::ghost::{bot_user_id, ghost_user_id};
 use matrix::HomeserverClient;
+
+use crate::{Context, Result};
 
 /// One message a room must show: its Matrix sender, its time and how many events carry its
 /// guid (one per part, attachments included; one for a tapback's reaction).
@@ -36,6 +39,29 @@ pub struct Expected {
 /// A tapback's slot: (chat, sender, target guid, part). At most one reaction stands in each.
 type Slot = (String, String, String, String);
 
+/// A tapback as the truth gives it: what it does and what it aims at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tapback<'a> {
+    /// The kind it adds (2000–2007, …) or, for a removal, the kind it removes.
+    pub kind: u32,
+    pub removal: bool,
+    /// The target message's guid and part (`p:N/GUID`, `bp:GUID` or a bare guid: part 0).
+    pub target: &'a str,
+    pub part: &'a str,
+}
+
+/// Apple's association numbers, read in this one place: 2000–2999 add a reaction, 3000 and up
+/// remove the one 1000 below; the target is `p:N/GUID` (part N), `bp:GUID` or a bare guid.
+pub fn tapback<'a>(associated_type: Option<u32>, associated_guid: Option<&'a str>) -> Option<Tapback<'a>> {
+    let (kind, target) = (associated_type?, associated_guid?);
+    let (part, target) = match target.strip_prefix("p:").and_then(|t| t.split_once('/')) {
+        Some((part, guid)) => (part, guid),
+        None => ("0", target.strip_prefix("bp:").unwrap_or(target)),
+    };
+    let removal = kind >= 3000;
+    Some(Tapback { kind: if removal { kind - 1000 } else { kind }, removal, target, part })
+}
+
 /// The truth worked out into rooms: every message shown (unsent messages are not; a message whose
 /// parts are all unsent shows nothing), every tapback whose reaction still stands (removals and
 /// replacements redact; a tapback on something not shown has nothing to react to). `owner` sends
@@ -53,15 +79,14 @@ pub fn expected(truth: impl IntoIterator<Item = TruthLine>, owner: &str, domain:
             continue;
         };
         let user = if from_me { owner.to_string() } else { ghost_user_id(&sender, domain) };
-        if let (Some(kind), Some(target)) = (associated_type, associated_guid.as_deref()) {
-            let (part, target) = target.strip_prefix("p:").and_then(|t| t.split_once('/')).unwrap_or(("0", target));
-            let slot = (chat, sender, target.to_string(), part.to_string());
-            if kind >= 3000 {
-                if standing.get(&slot).is_some_and(|(k, _, _)| *k == kind - 1000) {
+        if let Some(t) = tapback(associated_type, associated_guid.as_deref()) {
+            let slot = (chat, sender, t.target.to_string(), t.part.to_string());
+            if t.removal {
+                if standing.get(&slot).is_some_and(|(k, _, _)| *k == t.kind) {
                     standing.remove(&slot);
                 }
-            } else if shown.contains(target) {
-                standing.insert(slot, (kind, guid, Shown { sender: user, ts_ms, events: 1 }));
+            } else if shown.contains(t.target) {
+                standing.insert(slot, (t.kind, guid, Shown { sender: user, ts_ms, events: 1 }));
             }
             continue;
         }
@@ -91,7 +116,8 @@ pub fn expected(truth: impl IntoIterator<Item = TruthLine>, owner: &str, domain:
 }
 
 /// Counts of messages (guids) that are wrong, except `out_of_order`, which counts events older
-/// than the event before them.
+/// than the event before them (a message delivered late, marked with its original time, is
+/// exempt: it is meant to come after newer ones).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Messages the truth says the rooms show.
@@ -101,7 +127,8 @@ pub struct Counts {
     /// Messages with more events than they must have.
     pub duplicated: usize,
     pub out_of_order: usize,
-    /// Messages shown by someone other than their sender, or at another time.
+    /// Messages shown by someone other than their sender, or at another time (a late message's
+    /// mark included).
     pub wrong_sender: usize,
     /// Guids shown that the truth does not show there.
     pub unexpected: usize,
@@ -138,11 +165,19 @@ pub struct RoomCheck {
     /// The chat has a portal whose pagination reached the room's creation.
     pub reached_start: bool,
     pub name_ok: bool,
+    /// The first thing found wrong, in words (for a failing test's message).
+    pub first_problem: Option<String>,
 }
 
 impl RoomCheck {
     pub fn ok(&self) -> bool {
         self.counts.wrong() == 0 && self.reached_start && self.name_ok
+    }
+
+    fn problem(&mut self, what: impl FnOnce() -> String) {
+        if self.first_problem.is_none() {
+            self.first_problem = Some(what());
+        }
     }
 }
 
@@ -172,45 +207,67 @@ pub fn totals(checks: &[RoomCheck]) -> Totals {
     t
 }
 
+/// Panics with every room that is not right (a test's assertion on [`check_rooms`]' result).
+pub fn assert_all_ok(checks: &[RoomCheck]) {
+    let bad: Vec<&RoomCheck> = checks.iter().filter(|c| !c.ok()).collect();
+    assert!(bad.is_empty(), "{} of {} rooms do not match the truth: {bad:#?}", bad.len(), checks.len());
+}
+
 /// Pages every chat's portal (`portals`: chat → room; a chat without one has all missing) backwards as
-/// `owner` and compares it with `expected`.
-pub async fn check_rooms(
-    hs: &HomeserverClient,
-    expected: &Expected,
-    portals: &BTreeMap<String, String>,
-    owner: &str,
-    domain: &str,
-) -> Result<Vec<RoomCheck>> {
+/// `owner` and compares it with `expected`. A chat the truth has messages in but no chat line
+/// for is checked too (and cannot be right).
+pub async fn check_rooms(hs: &HomeserverClient, expected: &Expected, portals: &BTreeMap<String, String>, owner: &str, domain: &str) -> Result<Vec<RoomCheck>> {
     let bot = bot_user_id(domain);
     let none = BTreeMap::new();
+    let nameless = expected.rooms.keys().filter(|c| !expected.chats.contains_key(*c)).map(|c| (c, &None));
     let mut checks = Vec::new();
-    for (chat, name) in &expected.chats {
+    for (chat, name) in expected.chats.iter().chain(nameless) {
         let want = expected.rooms.get(chat).unwrap_or(&none);
         let mut check = RoomCheck { chat: chat.clone(), ..RoomCheck::default() };
-        let c = &mut check.counts;
-        c.messages = want.len();
+        check.counts.messages = want.len();
+        if !expected.chats.contains_key(chat) {
+            check.problem(|| "the truth has messages in a chat it does not list".into());
+        }
         let Some(room) = portals.get(chat) else {
-            c.missing = want.len();
+            check.counts.missing = want.len();
+            check.problem(|| "no portal".into());
             checks.push(check);
             continue;
         };
         let (events, reached_start) = matrix::verify::paginate(hs, room, owner).await.with_context(|| format!("paginating {room} ({chat})"))?;
         check.reached_start = reached_start;
+        if !reached_start {
+            check.problem(|| "pagination did not reach the room's creation".into());
+        }
         let mut seen: BTreeMap<&str, Shown> = BTreeMap::new();
         let mut last_ts = i64::MIN;
         for e in &events {
             if e.sender == bot && !e.is_state {
-                c.bot_events += 1;
+                check.counts.bot_events += 1;
+                check.problem(|| format!("the bridge bot posted {}", e.raw));
             }
             let Some(g) = e.guid.as_deref() else { continue };
-            if e.ts < last_ts {
-                c.out_of_order += 1;
+            // A message delivered late (after newer ones) says so and shows its own time.
+            match e.raw["content"][matrix::send::LATE_KEY].as_i64() {
+                Some(original) if original != e.ts => {
+                    check.counts.wrong_sender += 1;
+                    check.problem(|| format!("{g} is marked late at {original} but sent at {}", e.ts));
+                }
+                Some(_) => {}
+                None => {
+                    if e.ts < last_ts {
+                        check.counts.out_of_order += 1;
+                        check.problem(|| format!("{g} at {} comes after {last_ts}", e.ts));
+                    }
+                    last_ts = e.ts;
+                }
             }
-            last_ts = e.ts;
             seen.entry(g).or_insert(Shown { sender: e.sender.clone(), ts_ms: e.ts, events: 0 }).events += 1;
         }
         for (g, w) in want {
-            match seen.get(g.as_str()) {
+            let s = seen.get(g.as_str());
+            let c = &mut check.counts;
+            match s {
                 None => c.missing += 1,
                 Some(s) => {
                     c.missing += usize::from(s.events < w.events);
@@ -218,10 +275,20 @@ pub async fn check_rooms(
                     c.wrong_sender += usize::from(s.sender != w.sender || s.ts_ms != w.ts_ms);
                 }
             }
+            if s != Some(w) {
+                check.problem(|| format!("message {g}: shown {s:?}, must be {w:?}"));
+            }
         }
-        c.unexpected = seen.keys().filter(|g| !want.contains_key(**g)).count();
+        let unexpected: Vec<&&str> = seen.keys().filter(|g| !want.contains_key(**g)).collect();
+        check.counts.unexpected = unexpected.len();
+        if let Some(g) = unexpected.first() {
+            check.problem(|| format!("{g} is shown but the truth does not show it here"));
+        }
         let shown_name = hs.state(room, owner, "m.room.name", "").await.with_context(|| format!("name of {room}"))?.and_then(|c| c["name"].as_str().map(str::to_string));
         check.name_ok = &shown_name == name;
+        if !check.name_ok {
+            check.problem(|| format!("room name {shown_name:?}, must be {name:?}"));
+        }
         checks.push(check);
     }
     Ok(checks)
@@ -229,12 +296,32 @@ pub async fn check_rooms(
 
 /// Every chat's portal room as the store names it.
 pub async fn portals(store: &dyn store::Store) -> Result<BTreeMap<String, String>> {
-    Ok(store.portals().await?.into_iter().map(|p| (p.chat_id, p.room_id)).collect())
+    Ok(store.portals().await.context("listing portals")?.into_iter().map(|p| (p.chat_id, p.room_id)).collect())
 }
 
-/// The simulator's truth as it is now (after a release, with the later messages).
-pub fn truth_lines(sim: &cloudkit_sim::Sim) -> Vec<TruthLine> {
-    let mut lines = Vec::new();
-    sim.truth(|l| lines.push(l));
-    lines
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tapback_targets_and_removals_are_read_once() {
+        let t = tapback(Some(2001), Some("p:1/GUID")).unwrap();
+        assert_eq!((t.kind, t.removal, t.target, t.part), (2001, false, "GUID", "1"));
+        let t = tapback(Some(3001), Some("bp:GUID")).unwrap();
+        assert_eq!((t.kind, t.removal, t.target, t.part), (2001, true, "GUID", "0"));
+        let t = tapback(Some(2000), Some("GUID")).unwrap();
+        assert_eq!((t.target, t.part), ("GUID", "0"));
+        assert_eq!(tapback(None, Some("p:0/GUID")), None);
+        assert_eq!(tapback(Some(2000), None), None);
+    }
+
+    #[test]
+    fn a_room_is_ok_only_when_nothing_is_counted_wrong() {
+        let mut c = RoomCheck { reached_start: true, name_ok: true, ..RoomCheck::default() };
+        assert!(c.ok());
+        c.counts.unexpected = 1;
+        assert!(!c.ok());
+        let t = totals(&[c.clone(), RoomCheck { name_ok: false, ..c }]);
+        assert_eq!((t.rooms, t.bad_rooms, t.unexpected, t.wrong()), (2, 1, 2, 2));
+    }
 }
