@@ -54,6 +54,9 @@ pub enum SyncError {
     /// A Messages database on disk could not be read.
     #[error(transparent)]
     ChatDb(#[from] chatdb::ChatDbError),
+    /// A decoding thread failed (a bug: decoding itself turns bad rows into skipped ones).
+    #[error("decoding a page failed: {0}")]
+    Decode(String),
 }
 
 #[derive(Debug, Clone)]
