@@ -32,18 +32,19 @@ const DECODE_PIECES: usize = 2;
 /// Reads everything new in `db` into the store. `own` is the owner's handle for sent messages
 /// whose row names none.
 pub async fn sync_chat_db(db: &ChatDb, store: &dyn Store, own: &str, opts: &SyncOptions, progress: &dyn Progress) -> Result<SyncReport, SyncError> {
-    let counts = db.counts().await?;
     // Each zone's token is the watermark as that zone last committed it.
     let mut mark = watermark(store, MESSAGE_ZONE).await?;
     mark.attachment_rowid = watermark(store, ATTACHMENT_ZONE).await?.attachment_rowid;
-    // Taken before reading, so an edit made while we read is read again next time.
-    let newest_change = db.newest_change_ns().await?;
+    // The newest change is taken before any message is read, so an edit made while we read is
+    // read again next time. These three each scan the database once: side by side, on the
+    // reader's two connections.
+    let (counts, newest_change, chats) = tokio::join!(db.counts(), db.newest_change_ns(), db.chats());
+    let (counts, newest_change, chats) = (counts?, newest_change?, Arc::new(chats?));
     let mut zones = Vec::new();
 
     // Chats: every row each time (a handful; names and members change in place).
     store.set_server_summary(CHAT_ZONE, &[counts.chats]).await?;
     progress.zone_started(CHAT_ZONE, Some(counts.chats));
-    let chats = Arc::new(db.chats().await?);
     let changes: Vec<RecordChange> = chats.records.iter().cloned().map(RecordChange::Chat).collect();
     commit(store, CHAT_ZONE, mark, changes, &chats.skipped, true).await?;
     progress.page(CHAT_ZONE, chats.records.len());
