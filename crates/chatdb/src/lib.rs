@@ -21,6 +21,7 @@
 //!   its reason.
 
 mod attachments;
+mod decode;
 mod messages;
 pub mod schema;
 
@@ -34,7 +35,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
 pub use attachments::{resolve_attachment_path, AttachmentRow};
-pub use messages::MessagePage;
+pub use decode::MessageDecoder;
+pub use messages::{MessagePage, MessageRows};
 pub use schema::Schema;
 
 /// Errors of the chat.db reader.
@@ -118,6 +120,11 @@ pub fn read_only_options(path: &Path) -> SqliteConnectOptions {
         .foreign_keys(false)
 }
 
+/// A handle in canonical form: read in its own `country` when the row has one, else in `region`.
+pub(crate) fn canonical_in(raw: &str, country: Option<&str>, region: Option<&str>) -> String {
+    canonical_handle(raw, country.filter(|c| !c.is_empty()).or(region))
+}
+
 /// An open Messages database.
 pub struct ChatDb {
     pool: SqlitePool,
@@ -156,7 +163,7 @@ impl ChatDb {
     }
 
     pub(crate) fn canonical(&self, raw: &str, country: Option<&str>) -> String {
-        canonical_handle(raw, country.filter(|c| !c.is_empty()).or(self.region.as_deref()))
+        canonical_in(raw, country, self.region.as_deref())
     }
 
     pub async fn counts(&self) -> Result<Counts> {

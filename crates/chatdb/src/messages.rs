@@ -1,27 +1,20 @@
-//! `message` rows as the domain's [`MessageRecord`]s, a page at a time.
-//!
-//! Columns map as CloudKit's `msgProto` fields do (the blobs are the same), with what differs:
-//! - `text` is NULL on macOS 13 and later when the message has an `attributedBody`: the text is
-//!   then the body's string (attachments as U+FFFC), as CloudKit's `text` field has it;
-//! - `is_from_me` with the sender from `destination_caller_id`/`account` (the owner's handle);
-//! - `item_type` other than 0 (renames, participant changes, group actions) is a system record;
-//!   a group's name is the `chat` row's and membership its `chat_handle_join`;
-//! - `date_retracted` marks an unsent message even without its summary info;
-//! - a message whose body names no attachments but that has some in `message_attachment_join`
-//!   (old databases without `attributedBody`) gets its parts from the join, in order, so every
-//!   attachment reaches its message.
+//! `message` rows, a page at a time: the queries, and the rows they return before decoding
+//! ([`MessageRows`]), so that a caller can decode a page ([`crate::MessageDecoder`], in
+//! `decode.rs`) on another thread while it reads the next one. [`ChatDb::messages_after`] and
+//! [`ChatDb::changed_since`] do both in one call.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use imessage::records::{apple_date_to_ns, apple_date_to_unix_ms, AssociatedType, AssociationTarget, ContentPart, MessageRecord, FLAG_FROM_ME, FLAG_SYSTEM};
-use imessage::{decode_message_content_and_text, MessageBlobs};
+use imessage::records::MessageRecord;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use crate::{ChatDb, Conversations, Result, Skipped, STYLE_GROUP};
+use crate::decode::{MessageDecoder, ROWID};
+use crate::{ChatDb, Conversations, Result, Skipped};
 
-/// The columns read from `message`, each NULL where the database lacks it.
-const MESSAGE_COLUMNS: [&str; 27] = [
+/// The columns read from `message`, each NULL where the database lacks it (in this order:
+/// `decode.rs` reads them by position).
+pub(crate) const MESSAGE_COLUMNS: [&str; 27] = [
     "text",
     "subject",
     "attributedBody",
@@ -62,7 +55,74 @@ pub struct MessagePage {
     pub rows: usize,
 }
 
+impl MessagePage {
+    /// Adds a later piece of the same page (see [`MessageRows::split`]).
+    pub fn append(&mut self, piece: MessagePage) {
+        self.records.extend(piece.records);
+        self.skipped.extend(piece.skipped);
+        self.last_rowid = self.last_rowid.max(piece.last_rowid);
+        self.rows += piece.rows;
+    }
+}
+
+/// A page of `message` rows as read, with the transfer GUIDs of their attachments, not yet
+/// decoded. Holds its values (no borrow of the database), so it can go to another thread.
+#[derive(Default)]
+pub struct MessageRows {
+    pub(crate) rows: Vec<SqliteRow>,
+    pub(crate) attachments: BTreeMap<i64, Vec<String>>,
+}
+
+impl MessageRows {
+    /// Rows read (a message in two chats counts twice).
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The highest ROWID read (0 for no rows).
+    pub fn last_rowid(&self) -> i64 {
+        self.rows.iter().filter_map(|r| r.try_get::<i64, _>(ROWID).ok()).max().unwrap_or(0)
+    }
+
+    /// Cuts the page into at most `pieces` runs of rows, in order, never between two rows of
+    /// the same message, each with its messages' attachments: decoded apart and appended in
+    /// order, they give the page [`MessageDecoder::decode`] gives for the whole.
+    pub fn split(self, pieces: usize) -> Vec<MessageRows> {
+        let MessageRows { mut rows, mut attachments } = self;
+        let size = rows.len().div_ceil(pieces.max(1)).max(1);
+        let mut out = Vec::new();
+        while rows.len() > size {
+            let mut cut = size;
+            let rowid = |i: usize| rows.get(i).and_then(|r| r.try_get::<i64, _>(ROWID).ok());
+            while cut < rows.len() && rowid(cut) == rowid(cut - 1) {
+                cut += 1;
+            }
+            if cut == rows.len() {
+                break;
+            }
+            let first_after = rowid(cut).unwrap_or(i64::MAX);
+            let rest = rows.split_off(cut);
+            let rest_attachments = attachments.split_off(&first_after);
+            out.push(MessageRows { rows, attachments });
+            rows = rest;
+            attachments = rest_attachments;
+        }
+        out.push(MessageRows { rows, attachments });
+        out
+    }
+}
+
 impl ChatDb {
+    /// What decodes this database's rows: the owner's handle `own` for sent messages whose row
+    /// names none, and the database's default region for phone numbers.
+    pub fn message_decoder(&self, own: &str) -> MessageDecoder {
+        MessageDecoder { region: self.region.clone(), own: own.to_string() }
+    }
+
     /// The `SELECT … FROM message …` every message query starts with (columns this database
     /// lacks read as NULL). Public so that a benchmark can run the reader's own SQL bare.
     pub fn message_select(&self) -> String {
@@ -83,9 +143,15 @@ impl ChatDb {
 
     /// Messages with `ROWID > after`, at most `limit` rows, in ROWID order.
     pub async fn messages_after(&self, chats: &Conversations, after: i64, limit: i64, own: &str) -> Result<MessagePage> {
+        let rows = self.message_rows_after(after, limit).await?;
+        Ok(self.message_decoder(own).decode(chats, rows))
+    }
+
+    /// The rows of [`ChatDb::messages_after`], not yet decoded.
+    pub async fn message_rows_after(&self, after: i64, limit: i64) -> Result<MessageRows> {
         let sql = self.message_page_sql();
         let rows = sqlx::query(&sql).bind(after).bind(limit).fetch_all(self.pool()).await?;
-        self.page(chats, rows, own).await
+        self.with_attachments(rows).await
     }
 
     /// Messages read before (`ROWID <= upto`) that were edited or unsent after `changed_ns`.
@@ -99,30 +165,17 @@ impl ChatDb {
         let cond: Vec<String> = cols.iter().map(|c| format!("(m.{c} > ?1 OR (m.{c} > ?2 AND m.{c} < 1000000000000))")).collect();
         let sql = format!("{} WHERE m.ROWID <= ?3 AND ({}) ORDER BY m.ROWID", self.message_select(), cond.join(" OR "));
         let rows = sqlx::query(&sql).bind(changed_ns).bind(secs).bind(upto).fetch_all(self.pool()).await?;
-        self.page(chats, rows, own).await
+        let rows = self.with_attachments(rows).await?;
+        Ok(self.message_decoder(own).decode(chats, rows))
     }
 
-    async fn page(&self, chats: &Conversations, rows: Vec<SqliteRow>, own: &str) -> Result<MessagePage> {
-        let mut page = MessagePage { rows: rows.len(), ..Default::default() };
-        let Some(first) = rows.first().and_then(|r| r.try_get::<i64, _>("rowid").ok()) else { return Ok(page) };
-        let last = rows.last().and_then(|r| r.try_get::<i64, _>("rowid").ok()).unwrap_or(first);
-        page.last_rowid = last;
-        let joined = self.attachments_of(first, last).await?;
-        let mut seen = std::collections::HashSet::new();
-        let mut handles = Handles::default();
-        for row in &rows {
-            let rowid: i64 = row.try_get("rowid").unwrap_or(0);
-            // A message in two chats (it happens after merges) is read once, in its first.
-            if !seen.insert(rowid) {
-                page.rows -= 1;
-                continue;
-            }
-            match self.message(row, chats, joined.get(&rowid).map(Vec::as_slice).unwrap_or(&[]), own, &mut handles) {
-                Ok(m) => page.records.push(m),
-                Err(reason) => page.skipped.push(Skipped { table: "message", rowid, reason }),
-            }
-        }
-        Ok(page)
+    async fn with_attachments(&self, rows: Vec<SqliteRow>) -> Result<MessageRows> {
+        let rowids = rows.iter().filter_map(|r| r.try_get::<i64, _>(ROWID).ok());
+        let attachments = match (rowids.clone().min(), rowids.max()) {
+            (Some(first), Some(last)) => self.attachments_of(first, last).await?,
+            _ => BTreeMap::new(),
+        };
+        Ok(MessageRows { rows, attachments })
     }
 
     /// Transfer GUIDs of each message's attachments (ROWIDs `first..=last`), in join order.
@@ -139,162 +192,5 @@ impl ChatDb {
             }
         }
         Ok(out)
-    }
-
-    fn message(&self, row: &SqliteRow, chats: &Conversations, attachments: &[String], own: &str, handles: &mut Handles) -> Result<MessageRecord, String> {
-        let guid: String = row.try_get("guid").map_err(|e| format!("no guid: {e}"))?;
-        let chat_rowid: Option<i64> = opt(row, "chat_rowid");
-        let chat = chat_rowid.and_then(|c| chats.of_rowid(c)).ok_or_else(|| format!("message {guid} is in no chat"))?;
-        let date: i64 = opt(row, "date").ok_or_else(|| format!("message {guid} has no date"))?;
-        let blob = |name: &str| -> Option<Vec<u8>> { row.try_get::<Option<Vec<u8>>, _>(name).ok().flatten() };
-        let text_col: Option<String> = opt_text(row, "text");
-        let body = blob("attributedBody");
-        let summary = blob("message_summary_info");
-        let payload = blob("payload_data");
-        let balloon: Option<String> = opt_text(row, "balloon_bundle_id");
-        let effect: Option<String> = opt_text(row, "expressive_send_style_id");
-        let (mut content, body_text) = decode_message_content_and_text(&MessageBlobs {
-            attributed_body: body.as_deref(),
-            message_summary_info: summary.as_deref(),
-            payload_data: payload.as_deref(),
-            balloon_bundle_id: balloon.as_deref(),
-            effect: effect.as_deref(),
-            date_read_ns: opt::<i64>(row, "date_read").map(apple_date_to_ns),
-            date_delivered_ns: opt::<i64>(row, "date_delivered").map(apple_date_to_ns),
-        });
-        // macOS 13+ leaves `text` NULL: the text is the body's string, as in CloudKit's `text`.
-        let text = text_col.or(body_text.filter(|t| !t.is_empty()));
-        if content.parts.iter().all(|p| !matches!(p, ContentPart::Attachment { .. })) && !attachments.is_empty() {
-            content.parts = parts_from_join(text.as_deref().unwrap_or(""), attachments);
-        }
-        if opt::<i64>(row, "date_retracted").unwrap_or(0) > 0 && content.edits.is_empty() {
-            content.unsent = true;
-        }
-        content.reply_to = opt_text(row, "thread_originator_guid").map(|g| match opt_text(row, "thread_originator_part").as_deref().and_then(part_number) {
-            Some(part) if part > 0 => AssociationTarget::part_of(&g, part).to_string(),
-            _ => g,
-        });
-        content.associated_emoji = opt_text(row, "associated_message_emoji");
-
-        let from_me = opt::<i64>(row, "is_from_me").unwrap_or(0) != 0;
-        let item_type = opt::<i64>(row, "item_type").unwrap_or(0);
-        let system = item_type != 0 || opt::<i64>(row, "is_system_message").unwrap_or(0) != 0 || opt::<i64>(row, "is_service_message").unwrap_or(0) != 0;
-        let mut flags = if from_me { FLAG_FROM_ME } else { 0 };
-        let sender = if system {
-            flags |= FLAG_SYSTEM;
-            String::new()
-        } else if from_me {
-            opt_text(row, "destination_caller_id")
-                .or_else(|| opt_text(row, "account"))
-                .map(|h| handles.canonical(self, h, None))
-                .filter(|h| h.starts_with("tel:") || h.starts_with("mailto:"))
-                .unwrap_or_else(|| own.to_string())
-        } else {
-            match opt_text(row, "sender_id") {
-                Some(id) => handles.canonical(self, id, opt_text(row, "sender_country")),
-                // An incoming message with no handle: in a DM, the other person.
-                None if chat.style != STYLE_GROUP => chat.participants.first().cloned().unwrap_or_default(),
-                None => return Err(format!("incoming message {guid} in a group names no sender")),
-            }
-        };
-        let associated_type = opt::<i64>(row, "associated_message_type")
-            .filter(|t| *t != 0)
-            .and_then(|t| u32::try_from(t).ok())
-            // One number for a placed sticker, whatever generation wrote it.
-            .map(|t| AssociatedType::parse(t).normalized().code());
-        Ok(MessageRecord {
-            record_name: opt_text(row, "ck_record_id").unwrap_or_else(|| guid.clone()),
-            guid,
-            chat_id: chat.chat_id.clone(),
-            sender,
-            flags,
-            ts_ms: apple_date_to_unix_ms(date),
-            text,
-            subject: opt_text(row, "subject"),
-            associated_type,
-            associated_guid: associated_type.and(opt_text(row, "associated_message_guid")),
-            service: opt_text(row, "service"),
-            content,
-        })
-    }
-}
-
-/// Handles canonicalized so far on a page: a page names a few people many times, and parsing a
-/// phone number is the costliest step of reading a row.
-#[derive(Default)]
-struct Handles {
-    seen: HashMap<(String, Option<String>), String>,
-}
-
-impl Handles {
-    fn canonical(&mut self, db: &ChatDb, raw: String, country: Option<String>) -> String {
-        self.seen.entry((raw, country)).or_insert_with_key(|(raw, country)| db.canonical(raw, country.as_deref())).clone()
-    }
-}
-
-fn opt<T>(row: &SqliteRow, name: &str) -> Option<T>
-where
-    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    row.try_get::<Option<T>, _>(name).ok().flatten()
-}
-
-/// A text column, None when NULL, empty, or not text at all (Messages has stored numbers in
-/// text columns).
-fn opt_text(row: &SqliteRow, name: &str) -> Option<String> {
-    opt::<String>(row, name).filter(|s| !s.is_empty())
-}
-
-/// `thread_originator_part` is `N:start:len` (part N of the original).
-fn part_number(part: &str) -> Option<i64> {
-    part.split(':').next()?.trim().parse().ok()
-}
-
-/// Parts for a message whose body does not name its attachments: each U+FFFC of the text takes
-/// the next joined attachment; attachments left over come after the text.
-fn parts_from_join(text: &str, attachments: &[String]) -> Vec<ContentPart> {
-    let mut parts = Vec::new();
-    let mut next = attachments.iter();
-    let mut number = 0;
-    for (i, piece) in text.split('\u{FFFC}').enumerate() {
-        if i > 0 {
-            if let Some(guid) = next.next() {
-                parts.push(ContentPart::Attachment { part: Some(number), guid: Some(guid.clone()) });
-                number += 1;
-            }
-        }
-        if !piece.trim().is_empty() {
-            parts.push(ContentPart::Text { part: Some(number), text: piece.to_string(), mention: None, link: None });
-            number += 1;
-        }
-    }
-    for guid in next {
-        parts.push(ContentPart::Attachment { part: Some(number), guid: Some(guid.clone()) });
-        number += 1;
-    }
-    parts
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn joined_attachments_take_their_places() {
-        let parts = parts_from_join("\u{FFFC}look\u{FFFC}", &["a".into(), "b".into(), "c".into()]);
-        let kinds: Vec<String> = parts
-            .iter()
-            .map(|p| match p {
-                ContentPart::Attachment { guid, .. } => guid.clone().unwrap_or_default(),
-                ContentPart::Text { text, .. } => format!("'{text}'"),
-            })
-            .collect();
-        assert_eq!(kinds, ["a", "'look'", "b", "c"]);
-    }
-
-    #[test]
-    fn originator_parts() {
-        assert_eq!(part_number("1:0:12"), Some(1));
-        assert_eq!(part_number("x"), None);
     }
 }

@@ -276,3 +276,41 @@ async fn what_is_not_a_messages_database_is_one_clear_error() {
     let missing = ChatDb::open(&dir.path().join("nope.db"), None).await.err().expect("refused");
     assert!(missing.to_string().contains("nope.db"), "{missing}");
 }
+
+/// A page cut into pieces (to be decoded on several threads) decodes, piece by piece and
+/// appended in order, to what the whole page decodes to, and a message in two chats is still
+/// read once, never split between two pieces.
+#[tokio::test]
+async fn a_page_cut_into_pieces_decodes_as_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    build_macos(&path).await;
+    // G-MULTI (ROWID 3) is in the DM as well as in the group: two rows for one message.
+    let mut c = writer(&path).await;
+    sqlx::query("INSERT INTO chat_message_join (chat_id, message_id) VALUES (1, 3)").execute(&mut c).await.unwrap();
+    c.close().await.unwrap();
+    let db = ChatDb::open(&path, None).await.unwrap();
+    let own = db.own_handles().await.unwrap();
+    let chats = db.chats().await.unwrap();
+    let decoder = db.message_decoder(&own[0]);
+    let total: usize = db.message_rows_after(0, 100).await.unwrap().len();
+    assert_eq!(total, 10, "nine messages, one of them twice");
+    let whole = decoder.decode(&chats, db.message_rows_after(0, 100).await.unwrap());
+    assert_eq!((whole.records.len(), whole.rows, whole.last_rowid), (9, 9, 9));
+    assert!(whole.skipped.is_empty(), "{:?}", whole.skipped);
+    for n in 1..=12 {
+        let pieces = db.message_rows_after(0, 100).await.unwrap().split(n);
+        assert!(pieces.len() <= n && !pieces.is_empty(), "{n}: {} pieces", pieces.len());
+        assert_eq!(pieces.iter().map(|p| p.len()).sum::<usize>(), total, "{n}: every row in one piece");
+        let mut page = chatdb::MessagePage::default();
+        for piece in pieces {
+            page.append(decoder.decode(&chats, piece));
+        }
+        assert_eq!(page.records, whole.records, "{n} pieces");
+        assert_eq!((page.rows, page.last_rowid), (whole.rows, whole.last_rowid), "{n} pieces");
+        // G-MULTI keeps its three attachments whichever piece it is in.
+        let multi = page.records.iter().find(|m| m.guid == "G-MULTI").unwrap();
+        assert_eq!(multi.content.parts.iter().filter(|p| matches!(p, ContentPart::Attachment { .. })).count(), 3, "{n} pieces");
+    }
+    db.close().await;
+}

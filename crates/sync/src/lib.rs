@@ -55,6 +55,9 @@ pub enum SyncError {
     /// A Messages database on disk could not be read.
     #[error(transparent)]
     ChatDb(#[from] chatdb::ChatDbError),
+    /// A decoding thread failed (a bug: decoding itself turns bad rows into skipped ones).
+    #[error("decoding a page failed: {0}")]
+    Decode(String),
 }
 
 /// Progress callbacks (the CLI draws bars with them; tests and quiet runs ignore them).

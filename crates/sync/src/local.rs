@@ -15,8 +15,9 @@
 //! their reason.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use chatdb::{ChatDb, Skipped, Watermark};
+use chatdb::{ChatDb, Conversations, MessageDecoder, MessagePage, MessageRows, Skipped, Watermark};
 use imessage::records::{AttachmentRecord, RecordChange, ATTACHMENT_ZONE, CHAT_ZONE, MESSAGE_ZONE};
 use store::{FailedRecord, FileOutcome, PageCommit, PageStats, StopReason, Store};
 
@@ -25,22 +26,25 @@ use crate::{Progress, SyncError, SyncOptions, SyncReport, ZoneReport};
 
 /// Messages read and committed at a time.
 pub const LOCAL_PAGE_ROWS: i64 = 2000;
+/// Pieces a page of rows is cut into to be decoded side by side (blocking threads).
+const DECODE_PIECES: usize = 2;
 
 /// Reads everything new in `db` into the store. `own` is the owner's handle for sent messages
 /// whose row names none.
 pub async fn sync_chat_db(db: &ChatDb, store: &dyn Store, own: &str, opts: &SyncOptions, progress: &dyn Progress) -> Result<SyncReport, SyncError> {
-    let counts = db.counts().await?;
     // Each zone's token is the watermark as that zone last committed it.
     let mut mark = watermark(store, MESSAGE_ZONE).await?;
     mark.attachment_rowid = watermark(store, ATTACHMENT_ZONE).await?.attachment_rowid;
-    // Taken before reading, so an edit made while we read is read again next time.
-    let newest_change = db.newest_change_ns().await?;
+    // The newest change is taken before any message is read, so an edit made while we read is
+    // read again next time. These three each scan the database once: side by side, on the
+    // reader's two connections.
+    let (counts, newest_change, chats) = tokio::join!(db.counts(), db.newest_change_ns(), db.chats());
+    let (counts, newest_change, chats) = (counts?, newest_change?, Arc::new(chats?));
     let mut zones = Vec::new();
 
     // Chats: every row each time (a handful; names and members change in place).
     store.set_server_summary(CHAT_ZONE, &[counts.chats]).await?;
     progress.zone_started(CHAT_ZONE, Some(counts.chats));
-    let chats = db.chats().await?;
     let changes: Vec<RecordChange> = chats.records.iter().cloned().map(RecordChange::Chat).collect();
     commit(store, CHAT_ZONE, mark, changes, &chats.skipped, true).await?;
     progress.page(CHAT_ZONE, chats.records.len());
@@ -60,38 +64,9 @@ pub async fn sync_chat_db(db: &ChatDb, store: &dyn Store, own: &str, opts: &Sync
         progress.page(MESSAGE_ZONE, n);
         pages += 1;
     }
-    let mut stop_reason = StopReason::ApiDone;
-    let mut next = db.messages_after(&chats, at.message_rowid, LOCAL_PAGE_ROWS, own).await?;
-    loop {
-        if opts.stop.is_stopped() {
-            stop_reason = StopReason::Interrupted;
-            break;
-        }
-        let page = std::mem::take(&mut next);
-        if page.rows == 0 {
-            // Nothing more: the watermark takes the newest change only now that all is read.
-            at.changed_ns = newest_change.max(at.changed_ns);
-            commit(store, MESSAGE_ZONE, at, Vec::new(), &[], true).await?;
-            break;
-        }
-        at.message_rowid = page.last_rowid;
-        let n = page.records.len();
-        read += n as u64;
-        // The next page is read while this one is committed: the database's SQLite and the
-        // store's run on threads of their own, so reading and writing overlap. Pages still go
-        // in one by one, in order, each with its own watermark.
-        let changes = page.records.into_iter().map(RecordChange::Message).collect();
-        let (committed, fetched) =
-            tokio::join!(commit(store, MESSAGE_ZONE, at, changes, &page.skipped, false), db.messages_after(&chats, at.message_rowid, LOCAL_PAGE_ROWS, own));
-        committed?;
-        next = fetched?;
-        progress.page(MESSAGE_ZONE, n);
-        pages += 1;
-        if pages > opts.page_limit {
-            stop_reason = StopReason::PageLimit;
-            break;
-        }
-    }
+    let (stop_reason, new_pages, new_read) = new_messages(db, store, &chats, &mut at, newest_change, own, opts, progress).await?;
+    pages += new_pages;
+    read += new_read;
     store.set_stop(MESSAGE_ZONE, stop_reason, None).await?;
     progress.zone_finished(MESSAGE_ZONE, stop_reason);
     zones.push(ZoneReport { zone: MESSAGE_ZONE.into(), pages, changes: read, stop_reason, error: None, recovered: 0 });
@@ -118,6 +93,90 @@ pub async fn sync_chat_db(db: &ChatDb, store: &dyn Store, own: &str, opts: &Sync
     }
     zones.push(finish(store, progress, ATTACHMENT_ZONE, pages, read).await?);
     Ok(SyncReport { zones, full_resync: false, version_saved: false })
+}
+
+/// Every message row after `at.message_rowid`, a page at a time, in three stages that overlap:
+/// while page N is committed (with its watermark), page N+1 is decoded on blocking threads and
+/// page N+2 read. The database's SQLite, the store's SQLite and the decoders each run on threads
+/// of their own, so the import goes at the pace of its slowest stage rather than of their sum.
+/// Pages still go in one by one, in order, each with its own watermark; a stop or the page limit
+/// drops the pages read or decoded ahead (the next pass reads them again). Returns why it
+/// stopped, pages committed and messages read.
+#[allow(clippy::too_many_arguments)]
+async fn new_messages(
+    db: &ChatDb,
+    store: &dyn Store,
+    chats: &Arc<Conversations>,
+    at: &mut Watermark,
+    newest_change: i64,
+    own: &str,
+    opts: &SyncOptions,
+    progress: &dyn Progress,
+) -> Result<(StopReason, u64, u64), SyncError> {
+    let decoder = db.message_decoder(own);
+    let (mut pages, mut read) = (0u64, 0u64);
+    let mut rows = db.message_rows_after(at.message_rowid, LOCAL_PAGE_ROWS).await?;
+    let mut decoded: Option<MessagePage> = None;
+    loop {
+        if opts.stop.is_stopped() {
+            return Ok((StopReason::Interrupted, pages, read));
+        }
+        if rows.is_empty() && decoded.is_none() {
+            // Nothing more: the watermark takes the newest change only now that all is read.
+            at.changed_ns = newest_change.max(at.changed_ns);
+            commit(store, MESSAGE_ZONE, *at, Vec::new(), &[], true).await?;
+            return Ok((StopReason::ApiDone, pages, read));
+        }
+        let after = if rows.is_empty() { None } else { Some(rows.last_rowid()) };
+        let fetch = async {
+            match after {
+                Some(after) => db.message_rows_after(after, LOCAL_PAGE_ROWS).await,
+                None => Ok(MessageRows::default()),
+            }
+        };
+        let decode = decode_page(&decoder, chats, std::mem::take(&mut rows));
+        let committing = decoded.take().map(|page| {
+            at.message_rowid = page.last_rowid;
+            (*at, page)
+        });
+        let commit = async {
+            let Some((mark, page)) = committing else { return Ok(None) };
+            let n = page.records.len();
+            commit(store, MESSAGE_ZONE, mark, page.records.into_iter().map(RecordChange::Message).collect(), &page.skipped, false).await.map(|()| Some(n))
+        };
+        let (fetched, page, committed) = tokio::join!(fetch, decode, commit);
+        if let Some(n) = committed? {
+            read += n as u64;
+            progress.page(MESSAGE_ZONE, n);
+            pages += 1;
+            if pages > opts.page_limit {
+                return Ok((StopReason::PageLimit, pages, read));
+            }
+        }
+        rows = fetched?;
+        decoded = page?;
+    }
+}
+
+/// Decodes a page of rows, cut into [`DECODE_PIECES`] decoded side by side on blocking threads
+/// (decoding is pure CPU work). None for no rows.
+async fn decode_page(decoder: &MessageDecoder, chats: &Arc<Conversations>, rows: MessageRows) -> Result<Option<MessagePage>, SyncError> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let tasks: Vec<_> = rows
+        .split(DECODE_PIECES)
+        .into_iter()
+        .map(|piece| {
+            let (decoder, chats) = (decoder.clone(), Arc::clone(chats));
+            tokio::task::spawn_blocking(move || decoder.decode(&chats, piece))
+        })
+        .collect();
+    let mut page = MessagePage::default();
+    for task in tasks {
+        page.append(task.await.map_err(|e| SyncError::Decode(e.to_string()))?);
+    }
+    Ok(Some(page))
 }
 
 async fn watermark(store: &dyn Store, zone: &str) -> Result<Watermark, SyncError> {
