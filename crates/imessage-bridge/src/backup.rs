@@ -29,6 +29,15 @@ pub struct OpenedBackup {
 
 /// Opens the backup at `dir` and the `sms.db` inside it.
 pub async fn open(dir: &Path, region: Option<&str>, config: &Config) -> anyhow::Result<OpenedBackup> {
+    let (backup, about) = open_backup(dir, config).await?;
+    let sms = backup.sms_db().await.with_context(|| format!("taking Messages' database out of {}", dir.display()))?;
+    let db = chatdb::ChatDb::open(&sms, region).await.with_context(|| format!("reading the sms.db of {}", dir.display()))?;
+    Ok(OpenedBackup { db, files: Box::new(BackupFiles { backup: Arc::new(backup) }), about })
+}
+
+/// Opens the backup at `dir` with the config's password and key cache; the second value says
+/// what it is (device, iOS, how the key was had) for `doctor`.
+pub async fn open_backup(dir: &Path, config: &Config) -> anyhow::Result<(Backup, String)> {
     let password = match &config.source.backup_password_file {
         Some(file) => Some(Password::from_file(file).with_context(|| format!("reading the backup password from {}", file.display()))?),
         None => Password::from_env(PASSWORD_ENV),
@@ -46,9 +55,7 @@ pub async fn open(dir: &Path, region: Option<&str>, config: &Config) -> anyhow::
         _ => "not encrypted".to_string(),
     };
     let about = format!("backup of {} (iOS {}), {keys}", info.device_name.as_deref().unwrap_or("an iPhone"), info.product_version.as_deref().unwrap_or("?"));
-    let sms = backup.sms_db().await.with_context(|| format!("taking Messages' database out of {}", dir.display()))?;
-    let db = chatdb::ChatDb::open(&sms, region).await.with_context(|| format!("reading the sms.db of {}", dir.display()))?;
-    Ok(OpenedBackup { db, files: Box::new(BackupFiles { backup: Arc::new(backup) }), about })
+    Ok((backup, about))
 }
 
 /// Attachment files inside a backup (MediaDomain `Library/SMS/Attachments/…`).

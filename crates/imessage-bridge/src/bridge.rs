@@ -40,6 +40,9 @@ pub struct Bridge {
     /// Media bytes the homeserver client had uploaded at the last metrics update.
     uploaded_seen: AtomicU64,
     _listener: Option<Listener>,
+    /// The contact sources, when the config names any (read again by `run` every
+    /// `contacts.refresh_secs`).
+    pub contacts: Option<Arc<crate::contacts::Contacts>>,
 }
 
 /// The appservice API on `matrix.listen` (with `/metrics` when on) and the task that acts on
@@ -107,6 +110,14 @@ impl Bridge {
         hs: HomeserverClient,
     ) -> anyhow::Result<Self> {
         let own_handles = crate::source::own_handles(config).await?;
+        let contacts = crate::contacts::Contacts::new(config, own_handles.clone());
+        let (contacts, profiles) = if contacts.configured() {
+            let loaded = contacts.load().await;
+            let profiles: Arc<dyn matrix::profiles::ProfileSource> = Arc::new(crate::contacts::BookProfiles(loaded.book));
+            (Some(Arc::new(contacts)), Some(profiles))
+        } else {
+            (None, None)
+        };
         let double_puppet = registration::owns_user(&registration, &m.owner);
         let deliverer = Deliverer::new(
             hs,
@@ -125,8 +136,9 @@ impl Bridge {
                     max_bytes: config.attachments.max_bytes,
                 },
             },
-        );
-        Ok(Bridge { deliverer, registration, matrix: m, metrics: None, uploaded_seen: AtomicU64::new(0), _listener: None })
+        )
+        .with_profiles(profiles);
+        Ok(Bridge { deliverer, registration, matrix: m, metrics: None, uploaded_seen: AtomicU64::new(0), _listener: None, contacts })
     }
 
     /// Connects, serves the appservice API on `matrix.listen` and checks with the homeserver's
@@ -183,6 +195,16 @@ impl Bridge {
             }
             pause = (pause * 2).min(MAX_HOMESERVER_PAUSE);
         }
+    }
+
+    /// Reads the contact sources again and brings the ghosts' names and photos up to date.
+    pub async fn refresh_contacts(&self) -> anyhow::Result<()> {
+        let Some(contacts) = &self.contacts else { return Ok(()) };
+        let loaded = contacts.load().await;
+        self.deliverer.set_profiles(Some(Arc::new(crate::contacts::BookProfiles(loaded.book))));
+        let report = self.deliverer.refresh_profiles().await?;
+        tracing::info!(renamed = report.renamed, avatars_set = report.avatars_set, avatars_removed = report.avatars_removed, "contacts applied");
+        Ok(())
     }
 
     /// The homeserver's ping reaches the appservice API (bound before).

@@ -118,6 +118,7 @@ pub async fn doctor(config_path: &Path) -> bool {
     } else {
         check_local_source(&mut r, &config).await;
     }
+    check_contacts(&mut r, &config).await;
     let Some(m) = config.matrix.as_ref() else {
         r.fail("homeserver", "the config has no `matrix:` section", "run `imessage-bridge init`");
         return false;
@@ -201,6 +202,24 @@ async fn check_local_source(r: &mut Report, config: &Config) {
         }
         (Err(e), _) | (_, Err(e)) => r.fail("source", format!("{}: {e}", local.origin), "the file may be damaged; copy it again"),
     }
+}
+
+/// Each contact source: read, how many cards, and (CardDAV) that the login works.
+async fn check_contacts(r: &mut Report, config: &Config) {
+    let own = crate::source::own_handles(config).await.unwrap_or_default();
+    let contacts = crate::contacts::Contacts::new(config, own);
+    if !contacts.configured() {
+        return r.skip("contacts", "no contact source (contacts.vcf, contacts.carddav or an address book): ghosts are named by their handles");
+    }
+    let loaded = contacts.load().await;
+    for source in &loaded.reports {
+        match &source.error {
+            None => r.ok("contacts", format!("{}: {} card(s), {} not usable", source.source, source.cards, source.problems)),
+            Some(e) => r.fail("contacts", format!("{}: {e}", source.source), "check the contacts section (a path, or the CardDAV url, username and password_file)"),
+        }
+    }
+    let stats = loaded.book.stats();
+    r.ok("contacts", format!("{} card(s) in use for {} handle(s); {} handle(s) on two cards, {} number(s) not understood", stats.cards, stats.handles, stats.conflicts, stats.unparsed_numbers));
 }
 
 async fn check_session(r: &mut Report, config: &Config) -> Option<cloudkit::Session> {

@@ -4,6 +4,7 @@
 //! crates.
 
 mod backup;
+mod contacts;
 mod bridge;
 mod config;
 mod doctor;

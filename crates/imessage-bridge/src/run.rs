@@ -104,7 +104,10 @@ pub async fn run(config: &Config, store: Arc<dyn store::Store>, once: bool, stop
             _ = stop.stopped() => None,
         };
         return match bridge {
-            Some(b) => deliver_round(&b, store.as_ref(), &stop).await,
+            Some(b) => {
+                apply_contacts(&b).await;
+                deliver_round(&b, store.as_ref(), &stop).await
+            }
             None => Ok(()),
         };
     }
@@ -128,7 +131,8 @@ pub async fn run(config: &Config, store: Arc<dyn store::Store>, once: bool, stop
         _ = stop.stopped() => None,
     };
     if let Some(b) = bridge {
-        deliver_live(&b, passes, &stop, interval).await;
+        let refresh = Duration::from_secs(config.contacts.refresh_secs.max(1));
+        tokio::join!(deliver_live(&b, passes, &stop, interval), refresh_contacts(&b, &stop, refresh));
     }
     // The sync finishes the page it is committing.
     syncing.await?;
@@ -160,6 +164,34 @@ async fn sync_loop(
             _ = tokio::time::sleep(interval) => {}
             _ = crate::watch::changed(watch.as_ref()) => tracing::debug!("the source changed: syncing now"),
             _ = stop.stopped() => return,
+        }
+    }
+}
+
+/// `run`'s contacts: read again every `refresh` (they were read when the bridge started), so a
+/// renamed, new or removed contact reaches its ghost; until a stop.
+async fn refresh_contacts(b: &Bridge, stop: &sync::StopSignal, refresh: Duration) {
+    if b.contacts.is_none() {
+        return;
+    }
+    apply_contacts(b).await;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(refresh) => {}
+            _ = stop.stopped() => return,
+        }
+        if let Err(e) = b.refresh_contacts().await {
+            tracing::warn!("contacts not applied: {e:#}");
+        }
+    }
+}
+
+/// Brings the ghosts the bridge named before this start up to date with the contacts read at
+/// start (a contact renamed or removed while the bridge was stopped).
+async fn apply_contacts(b: &Bridge) {
+    if b.contacts.is_some() {
+        if let Err(e) = b.deliverer.refresh_profiles().await {
+            tracing::warn!("contacts not applied: {e:#}");
         }
     }
 }

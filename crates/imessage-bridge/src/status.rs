@@ -56,18 +56,43 @@ pub async fn status(store: &dyn store::Store, json: bool, counts_from: CountSour
             oldest_pending_age_s: d.oldest_pending_ms.map(|t| (now_ms - t).max(0) / 1000),
         })
         .collect();
+    let contacts = ContactCounts::of(&store.ghost_profiles().await?);
     let mut out = std::io::stdout().lock();
     if json {
         let mut value = serde_json::to_value(&status)?;
         if let Some(object) = value.as_object_mut() {
             object.insert("rooms".into(), serde_json::to_value(&rooms)?);
+            object.insert("contacts".into(), serde_json::to_value(&contacts)?);
         }
         serde_json::to_writer_pretty(&mut out, &value)?;
         writeln!(out)?;
         return Ok(());
     }
     zones_table(&mut out, &status, counts_from)?;
+    contacts_line(&mut out, &contacts)?;
     rooms_table(&mut out, &rooms)?;
+    Ok(())
+}
+
+/// How many of the people in chats show a contact's name, as `run` last applied them.
+#[derive(serde::Serialize)]
+struct ContactCounts {
+    people: usize,
+    matched: usize,
+    unmatched: usize,
+    with_photo: usize,
+}
+
+impl ContactCounts {
+    fn of(ghosts: &[store::GhostProfileRow]) -> Self {
+        let matched = ghosts.iter().filter(|g| g.display_name != matrix::ghost::display_name(&g.handle)).count();
+        let with_photo = ghosts.iter().filter(|g| g.avatar_mxc.is_some()).count();
+        ContactCounts { people: ghosts.len(), matched, unmatched: ghosts.len() - matched, with_photo }
+    }
+}
+
+fn contacts_line(out: &mut impl Write, c: &ContactCounts) -> anyhow::Result<()> {
+    writeln!(out, "contacts: {} of {} people in chats named from a contact ({} with a photo), {} by their number or address", c.matched, c.people, c.with_photo, c.unmatched)?;
     Ok(())
 }
 

@@ -20,6 +20,7 @@ use matrix::delivery::{Deliverer, DeliveryConfig, NoDeliveryProgress};
 use matrix::ghost::{bot_user_id, ghost_user_id};
 use matrix::profiles::{AvatarImage, GhostProfile, StaticProfiles};
 use serde_json::{json, Value};
+use testkit::names::{dm_name, owner_sync};
 
 const PHOTO: &[u8] = include_bytes!("../../cloudkit-sim/media/base.png");
 
@@ -42,46 +43,6 @@ async fn deliverer(env: &Env, profiles: StaticProfiles) -> Deliverer {
         media: matrix::media::MediaConfig { convert_heif: true, convert_voice: true, max_bytes: 100 << 20 },
     };
     Deliverer::new(env.hs(), store, config).with_profiles(Some(Arc::new(profiles)))
-}
-
-/// The owner's `/sync`: per joined room, its state (state block then the timeline's state
-/// events, later ones winning) and Synapse's `m.heroes`. Synapse caches an initial sync's answer
-/// for a while per request: `fresh` gives each call a filter of its own.
-async fn owner_sync(env: &Env, fresh: u32) -> BTreeMap<String, (Vec<Value>, Vec<String>)> {
-    // Lazy-loaded members, as Element syncs: Synapse then sends the room summary (`m.heroes`)
-    // and the heroes' memberships.
-    let filter = json!({ "room": { "timeline": { "limit": 50 + fresh }, "state": { "lazy_load_members": true } } }).to_string();
-    let url = format!("{}/_matrix/client/v3/sync", env.synapse.url);
-    let resp = reqwest::Client::new().get(&url).bearer_auth(env.as_token()).query(&[("user_id", OWNER), ("filter", filter.as_str())]).send().await.unwrap();
-    assert!(resp.status().is_success(), "sync: {}", resp.status());
-    let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
-    let mut rooms = BTreeMap::new();
-    for (room, r) in body["rooms"]["join"].as_object().unwrap() {
-        let mut state: BTreeMap<(String, String), Value> = BTreeMap::new();
-        let events = r["state"]["events"].as_array().unwrap().iter().chain(r["timeline"]["events"].as_array().unwrap());
-        for e in events.filter(|e| e["state_key"].is_string()) {
-            state.insert((e["type"].as_str().unwrap().into(), e["state_key"].as_str().unwrap().into()), e.clone());
-        }
-        let heroes = r["summary"]["m.heroes"].as_array().map(|h| h.iter().map(|u| u.as_str().unwrap().to_string()).collect()).unwrap_or_default();
-        rooms.insert(room.clone(), (state.into_values().collect(), heroes));
-    }
-    rooms
-}
-
-/// A DM's name as Element computes it from the sync: no name, no canonical alias, Synapse's
-/// heroes less the service members, each by its display name.
-fn dm_name(state: &[Value], heroes: &[String]) -> Option<String> {
-    let get = |kind: &str, key: &str| state.iter().find(|e| e["type"] == kind && e["state_key"] == key).map(|e| e["content"].clone());
-    if get("m.room.name", "").and_then(|c| c["name"].as_str().map(str::to_string)).is_some_and(|n| !n.is_empty()) {
-        return None;
-    }
-    if get("m.room.canonical_alias", "").is_some_and(|c| c["alias"].is_string()) {
-        return None;
-    }
-    let service = get("io.element.functional_members", "").map(|c| c["service_members"].clone()).unwrap_or(json!([]));
-    let people: Vec<&String> = heroes.iter().filter(|h| !service.as_array().unwrap().iter().any(|s| s == h.as_str())).collect();
-    let [one] = people.as_slice() else { return None };
-    get("m.room.member", one).and_then(|c| c["displayname"].as_str().map(str::to_string))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

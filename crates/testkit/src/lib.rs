@@ -12,6 +12,7 @@
 pub mod bridge;
 pub mod campaign;
 pub mod env;
+pub mod names;
 pub mod pg;
 pub mod rooms;
 pub mod sim;

@@ -1,0 +1,156 @@
+//! Contacts end to end through the binary and a real Synapse: the simulator writes its account's
+//! people as contact files (`cloudkit_sim::contacts`, its own writer: numbers in human forms, a
+//! shared number, an owner card, photos) with their truth (the name and photo each handle must
+//! show, worked out from the plan, never read back); the bridge is set up by `init` with a
+//! contact source, `run --once` delivers, and what a client sees is read back: each DM's name as
+//! Element computes it from the owner's `/sync` (Synapse's `m.heroes`), and each ghost's photo
+//! downloaded. `verify` must count no wrong name and no room named by an alias. Then the
+//! contacts change (one renamed, one removed) and the next run must show that.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use cloudkit_sim::contacts::{self, TruthEntry};
+use cloudkit_sim::Faults;
+use testkit::{spec, start_sim, Env, DOMAIN};
+use serde_json::Value;
+use sha2::Digest;
+use testkit::names::{dm_name, owner_sync};
+
+/// What each handle must show: the contact's name, else the handle as the bridge formats it.
+fn expected(truth: &[TruthEntry]) -> HashMap<String, (String, Option<String>)> {
+    truth
+        .iter()
+        .map(|t| {
+            let name = t.expected_display_name.clone().unwrap_or_else(|| matrix::ghost::display_name(&t.handle));
+            (t.handle.clone(), (name, t.photo_sha256.clone()))
+        })
+        .collect()
+}
+
+/// The DMs' (handle, room) pairs, from the bridge's database (which room is whose; what the room
+/// shows is read from Synapse).
+async fn dms(env: &Env) -> Vec<(String, String)> {
+    let store = env.bridge.store().await;
+    let mut out = Vec::new();
+    for chat in store.chats().await.expect("chats") {
+        if chat.style == imessage::records::STYLE_GROUP || chat.participants.len() != 1 {
+            continue;
+        }
+        if let Some(portal) = store.portal(&chat.chat_id).await.expect("portal") {
+            out.push((chat.participants[0].clone(), portal.room_id));
+        }
+    }
+    out
+}
+
+/// Every DM shows what `want` says (polling: Synapse rewrites member events in the background).
+/// Returns how many DMs carry a contact's name.
+async fn assert_dms_named(env: &Env, want: &HashMap<String, (String, Option<String>)>, round: u32) -> usize {
+    let dms = dms(env).await;
+    assert!(dms.len() >= 3, "the account has DMs: {dms:?}");
+    let mut wrong = Vec::new();
+    for attempt in 0..300u32 {
+        let synced = owner_sync(env, round * 1000 + attempt).await;
+        wrong.clear();
+        for (handle, room) in &dms {
+            let (state, heroes) = synced.get(room).unwrap_or_else(|| panic!("the owner is not in {room}"));
+            let want_name = want.get(handle).map_or_else(|| matrix::ghost::display_name(handle), |w| w.0.clone());
+            let shown = dm_name(state, heroes);
+            if shown.as_deref() != Some(want_name.as_str()) {
+                wrong.push((handle.clone(), shown, want_name));
+            }
+        }
+        if wrong.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(wrong.is_empty(), "DMs not named after their contacts (handle, shown, expected): {wrong:?}");
+    dms.iter().filter(|(h, _)| want.get(h).is_some_and(|w| w.0 != matrix::ghost::display_name(h))).count()
+}
+
+/// Each ghost with a contact photo shows exactly that photo; the others have no avatar.
+async fn assert_photos(env: &Env, want: &HashMap<String, (String, Option<String>)>) -> usize {
+    let hs = env.hs();
+    let bot = matrix::ghost::bot_user_id(DOMAIN);
+    let mut with_photo = 0;
+    for (handle, _) in dms(env).await {
+        let profile = hs.profile(&bot, &matrix::ghost::ghost_user_id(&handle, DOMAIN)).await.expect("profile").expect("the ghost exists");
+        let want_photo = want.get(&handle).and_then(|w| w.1.clone());
+        match (profile["avatar_url"].as_str(), want_photo) {
+            (Some(mxc), Some(sha)) => {
+                let bytes = hs.download(&bot, mxc, 16 << 20).await.expect("the avatar downloads");
+                let got: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+                assert_eq!(got, sha, "{handle}: the avatar is the contact's photo");
+                with_photo += 1;
+            }
+            (None, None) => {}
+            (got, want) => panic!("{handle}: avatar {got:?}, contact photo {want:?}"),
+        }
+    }
+    with_photo
+}
+
+/// `verify --json`: no wrong ghost name, no room named by an alias.
+fn assert_verify_names(v: &Value) {
+    let chats = v["chats"].as_array().expect("verify lists chats");
+    let sum = |key: &str| chats.iter().map(|c| c[key].as_u64().unwrap_or(0)).sum::<u64>();
+    assert_eq!((sum("names_wrong"), sum("alias_named")), (0, 0), "verify: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vcard_file_names_the_dms_and_a_changed_file_renames_them() {
+    let sim = start_sim(spec(23, 10, 300, 0), Faults::default()).await;
+    let base = contacts::plan(&sim.sim.account);
+    let renamed = contacts::renamed(&base);
+    let env = Env::start(sim).await;
+    let dir = env.bridge.path().to_path_buf();
+    let (vcf, vcf_renamed) = (dir.join("contacts.vcf"), dir.join("contacts-renamed.vcf"));
+    std::fs::write(&vcf, contacts::vcf::file(&base.cards)).expect("write contacts.vcf");
+    std::fs::write(&vcf_renamed, contacts::vcf::file(&renamed.cards)).expect("write contacts-renamed.vcf");
+    env.bridge.set(&["contacts", "vcf"], serde_norway::Value::from(vec![vcf.to_str().expect("UTF-8 path")]));
+
+    let v = env.run_once_and_verify().await;
+    assert_verify_names(&v);
+    let want = expected(&contacts::truth(&base));
+    let named = assert_dms_named(&env, &want, 0).await;
+    assert!(named >= 2, "most DMs have a contact: {named}");
+    assert!(assert_photos(&env, &want).await >= 1, "a contact's photo reaches its ghost");
+    let (ok, doctor) = env.doctor().await;
+    assert!(ok && doctor.contains("contacts") && doctor.contains("card(s)"), "doctor shows the contact source:\n{doctor}");
+    let status = env.bridge.status_json().await;
+    assert!(status["contacts"]["matched"].as_u64().unwrap_or(0) >= named as u64, "status counts the named people: {}", status["contacts"]);
+
+    // One contact renamed, one removed: the next run follows.
+    env.bridge.set(&["contacts", "vcf"], serde_norway::Value::from(vec![vcf_renamed.to_str().expect("UTF-8 path")]));
+    let v = env.run_once_and_verify().await;
+    assert_verify_names(&v);
+    let want_renamed = expected(&contacts::truth(&renamed));
+    assert_ne!(want, want_renamed, "the renamed set differs");
+    assert_dms_named(&env, &want_renamed, 1).await;
+    assert_photos(&env, &want_renamed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_address_book_beside_a_macs_chat_db_names_the_dms() {
+    let sim = start_sim(spec(24, 8, 300, 0), Faults::default()).await;
+    let source = tempfile::tempdir().expect("tempdir");
+    let messages = source.path().join("Messages");
+    let layout = cloudkit_sim::chatdb::Layout::new(&sim.sim.account, cloudkit_sim::chatdb::Schema::Macos);
+    cloudkit_sim::chatdb::write_folder(&layout, &messages).await.expect("the Messages folder is written");
+    let base = contacts::plan(&sim.sim.account);
+    // A Mac's address book copied beside `chat.db` (`auto` finds it there).
+    contacts::sqlite::write_mac(&messages, &base.cards).await.expect("the Mac address book is written");
+    assert!(Path::new(&messages.join("AddressBook")).is_dir(), "the writer makes an AddressBook folder");
+    let db = messages.join("chat.db");
+    let env = Env::start_local(sim, &["--source", "chat-db", "--source-path", db.to_str().expect("UTF-8 path")]).await;
+
+    let v = env.run_once_and_verify().await;
+    assert_verify_names(&v);
+    let want = expected(&contacts::truth(&base));
+    let named = assert_dms_named(&env, &want, 0).await;
+    assert!(named >= 2, "most DMs have a contact: {named}");
+    assert!(assert_photos(&env, &want).await >= 1, "a contact's photo reaches its ghost");
+}
