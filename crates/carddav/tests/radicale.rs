@@ -4,12 +4,12 @@
 //! What the server holds is known from the test's own PUTs (Radicale's ETag headers), never from
 //! the client under test.
 
-mod support;
+
 
 use std::collections::BTreeMap;
 
 use carddav::{CardDav, Credentials, Delta, Error, SyncMode, SyncState};
-use support::{Radicale, PASSWORD, USER};
+use testkit::radicale::{Radicale, PASSWORD, USER};
 
 const BOOK: &str = "/alice/contacts/";
 

@@ -5,7 +5,9 @@
 //! contact source, `run --once` delivers, and what a client sees is read back: each DM's name as
 //! Element computes it from the owner's `/sync` (Synapse's `m.heroes`), and each ghost's photo
 //! downloaded. `verify` must count no wrong name and no room named by an alias. Then the
-//! contacts change (one renamed, one removed) and the next run must show that.
+//! contacts change (one renamed, one removed) and the next run must show that. The sources: a
+//! vCard file, a Mac's address book beside `chat.db` (`auto`), and a real CardDAV server
+//! (Radicale, filled over HTTP by the test).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -153,4 +155,63 @@ async fn the_address_book_beside_a_macs_chat_db_names_the_dms() {
     let named = assert_dms_named(&env, &want, 0).await;
     assert!(named >= 2, "most DMs have a contact: {named}");
     assert!(assert_photos(&env, &want).await >= 1, "a contact's photo reaches its ghost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carddav_server_names_the_dms_and_its_changes_follow() {
+    use testkit::radicale::{Radicale, PASSWORD, USER};
+    let sim = start_sim(spec(25, 8, 300, 0), Faults::default()).await;
+    let base = contacts::plan(&sim.sim.account);
+    let renamed = contacts::renamed(&base);
+    let env = Env::start(sim).await;
+
+    // A real Radicale, filled over HTTP with the simulator's cards as vCard 3.0, as iCloud serves
+    // them: Radicale stores cards through vobject, which cuts a 4.0 `data:` URI photo at its
+    // comma, so a 4.0 card's photo would not survive the server.
+    let v3 = |card: &contacts::Card| contacts::vcf::card(&contacts::Card { v4: false, ..card.clone() });
+    let dav = Radicale::start();
+    let (status, _) = dav.call("PROPFIND", &format!("/{USER}/"), "application/xml", String::new()).await;
+    assert_eq!(status, 207, "Radicale makes the principal on the first request");
+    let book = format!("/{USER}/contacts/");
+    let mkcol = r#"<?xml version="1.0"?><D:mkcol xmlns:D="DAV:" xmlns:CR="urn:ietf:params:xml:ns:carddav"><D:set><D:prop><D:resourcetype><D:collection/><CR:addressbook/></D:resourcetype><D:displayname>Contacts</D:displayname></D:prop></D:set></D:mkcol>"#;
+    assert_eq!(dav.call("MKCOL", &book, "application/xml", mkcol.to_string()).await.0, 201);
+    for card in &base.cards {
+        let (status, _) = dav.call("PUT", &format!("{book}{}.vcf", card.uid), "text/vcard", v3(card)).await;
+        assert!(status == 201 || status == 204, "PUT {}: {status}", card.uid);
+    }
+    let password_file = env.bridge.path().join("carddav.password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).expect("write the password file");
+    #[cfg(unix)]
+    std::fs::set_permissions(&password_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod 600");
+    env.bridge.edit_config(|config| {
+        config["contacts"] = serde_norway::from_str(&format!(
+            "carddav:\n  url: {}/\n  username: {USER}\n  password_file: {}\n",
+            dav.base,
+            password_file.display()
+        ))
+        .expect("YAML");
+    });
+
+    let v = env.run_once_and_verify().await;
+    assert_verify_names(&v);
+    let want = expected(&contacts::truth(&base));
+    assert!(assert_dms_named(&env, &want, 0).await >= 2, "most DMs have a contact");
+    assert!(assert_photos(&env, &want).await >= 1, "a contact's photo reaches its ghost");
+    let (ok, doctor) = env.doctor().await;
+    assert!(ok && doctor.contains("carddav"), "doctor checks the CardDAV login:\n{doctor}");
+    assert!(!doctor.contains(PASSWORD), "the password is in no output");
+
+    // The server's cards change (one renamed, one removed): the next run follows.
+    let renamed_uids: std::collections::BTreeSet<&str> = renamed.cards.iter().map(|c| c.uid.as_str()).collect();
+    for card in base.cards.iter().filter(|c| !renamed_uids.contains(c.uid.as_str())) {
+        let (status, _) = dav.call("DELETE", &format!("{book}{}.vcf", card.uid), "text/vcard", String::new()).await;
+        assert!(status == 200 || status == 204, "DELETE {}: {status}", card.uid);
+    }
+    for card in renamed.cards.iter().filter(|c| !base.cards.contains(c)) {
+        let (status, _) = dav.call("PUT", &format!("{book}{}.vcf", card.uid), "text/vcard", v3(card)).await;
+        assert!(status == 201 || status == 204, "PUT {}: {status}", card.uid);
+    }
+    let v = env.run_once_and_verify().await;
+    assert_verify_names(&v);
+    assert_dms_named(&env, &expected(&contacts::truth(&renamed)), 1).await;
 }

@@ -14,6 +14,7 @@ pub mod campaign;
 pub mod env;
 pub mod names;
 pub mod pg;
+pub mod radicale;
 pub mod rooms;
 pub mod sim;
 pub mod synapse;

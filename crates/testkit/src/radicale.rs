@@ -1,4 +1,4 @@
-//! A real Radicale (PyPI) for the CardDAV tests: started on 127.0.0.1 with a throwaway config
+//! A real Radicale (PyPI) for the CardDAV tests (the client's and the bridge's): started on 127.0.0.1 with a throwaway config
 //! folder (htpasswd auth, plain passwords: Radicale reads them without extra packages) and
 //! storage in the same temporary folder, killed when dropped. Its `max_resource_size` is raised
 //! from 10 MB so that a card over the client's 10 MiB cap can be stored.
