@@ -114,6 +114,9 @@ async fn an_encrypted_iphone_backup_becomes_rooms_that_match_it() {
     let source = tempfile::tempdir().unwrap();
     let messages = source.path().join("SMS");
     let (truth, _) = messages_folder(&sim.sim, Schema::Macos, &messages).await;
+    // The phone's address book goes into the backup too (HomeDomain Library/AddressBook/).
+    let people = cloudkit_sim::contacts::plan(&sim.sim.account);
+    cloudkit_sim::contacts::sqlite::write_ios(&messages, &people.cards).await.expect("the iPhone address book is written");
     let backup = source.path().join("00008030-001A2B3C4D5E802E");
     pack_backup(&messages, &backup, Some("correct horse battery staple")).await;
     let password = source.path().join("backup-password");
@@ -135,8 +138,28 @@ async fn an_encrypted_iphone_backup_becomes_rooms_that_match_it() {
     assert!(!err.contains("not the password"), "the password is never printed: {err}");
     assert_eq!(env.bridge.store().await.message_guids().await.unwrap().len(), 0, "nothing was read");
 
-    env.run_once_and_verify().await;
+    let v = env.run_once_and_verify().await;
     env.assert_rooms_match(truth).await;
+    // The address book inside the backup names the DMs (contacts.address_book: auto), as the
+    // simulator's contact truth says.
+    let names: Vec<(u64, u64)> = v["chats"].as_array().unwrap().iter().map(|c| (c["names_wrong"].as_u64().unwrap(), c["alias_named"].as_u64().unwrap())).collect();
+    assert!(names.iter().all(|n| *n == (0, 0)), "verify: {v}");
+    let want: std::collections::HashMap<String, String> = cloudkit_sim::contacts::truth(&people)
+        .into_iter()
+        .map(|t| (t.handle.clone(), t.expected_display_name.unwrap_or_else(|| matrix::ghost::display_name(&t.handle))))
+        .collect();
+    let synced = testkit::names::owner_sync(&env, 0).await;
+    let store = env.bridge.store().await;
+    let mut named = 0;
+    for chat in store.chats().await.unwrap().iter().filter(|c| c.style != imessage::records::STYLE_GROUP && c.participants.len() == 1) {
+        let room = store.portal(&chat.chat_id).await.unwrap().expect("a portal").room_id;
+        let (state, heroes) = &synced[&room];
+        let handle = &chat.participants[0];
+        let expected = want.get(handle).cloned().unwrap_or_else(|| matrix::ghost::display_name(handle));
+        assert_eq!(testkit::names::dm_name(state, heroes).as_deref(), Some(expected.as_str()), "{handle}");
+        named += usize::from(expected != matrix::ghost::display_name(handle));
+    }
+    assert!(named >= 1, "DMs named from the backup's address book: {named}");
     // The key derived from the password is cached (0600) so a restart does not derive it again;
     // the temporary folder with the decrypted sms.db is gone.
     let cache = env.bridge.dir.path().join("backup-key.cache");
