@@ -130,7 +130,14 @@ async fn throughput(args: &Args, work: &Path) -> Result<()> {
         if round == 0 {
             ensure!(same_file(&out_ssl, &out_mine)?, "openssl and the reader disagree on the bytes");
         }
-        eprintln!("round {}: openssl {:.0} MB/s ({:.0} per CPU s), reader {:.0} MB/s ({:.0} per CPU s)", round + 1, ssl[round], ssl_cpu[round], mine[round], mine_cpu[round]);
+        eprintln!(
+            "round {}: openssl {:.0} MB/s ({:.0} per CPU s), reader {:.0} MB/s ({:.0} per CPU s)",
+            round + 1,
+            ssl[round],
+            ssl_cpu[round],
+            mine[round],
+            mine_cpu[round]
+        );
     }
     let (ssl, mine, ssl_cpu, mine_cpu) = (median(ssl), median(mine), median(ssl_cpu), median(mine_cpu));
     let ratio = mine / ssl;

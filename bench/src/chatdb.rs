@@ -226,7 +226,13 @@ fn run(dbs: &[PathBuf], peer: Option<&Path>, repeat: usize, work_dir: Option<Pat
             }
             let (distinct, imported) = (b.out["distinct"].as_u64().unwrap_or(0), i.out["messages"].as_u64().unwrap_or(0));
             ensure!(distinct > 0 && distinct == imported, "{}: the bare reader saw {distinct} messages, the import stored {imported}", db.display());
-            ensure!(b.out["attachments"] == i.out["attachments"], "{}: attachments differ: bare {} import {}", db.display(), b.out["attachments"], i.out["attachments"]);
+            ensure!(
+                b.out["attachments"] == i.out["attachments"],
+                "{}: attachments differ: bare {} import {}",
+                db.display(),
+                b.out["attachments"],
+                i.out["attachments"]
+            );
             bare_runs.push(b);
             import_runs.push(i);
             if let Some(bin) = peer {
@@ -270,7 +276,12 @@ fn run(dbs: &[PathBuf], peer: Option<&Path>, repeat: usize, work_dir: Option<Pat
     let growth = if first > 0.0 { last / first } else { 0.0 };
     let worst_ratio = results.iter().filter_map(|r| r["ratio"].as_f64()).fold(f64::INFINITY, f64::min);
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "runs": results, "rss_growth": growth, "targets": { "ratio": TARGET_RATIO, "rss_growth": TARGET_RSS_GROWTH } }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({ "runs": results, "rss_growth": growth, "targets": { "ratio": TARGET_RATIO, "rss_growth": TARGET_RSS_GROWTH } })
+            )?
+        );
     } else {
         print_table(&results);
         println!();

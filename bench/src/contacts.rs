@@ -170,7 +170,15 @@ fn main() -> Result<()> {
         });
         println!("{figures}");
     } else {
-        println!("{} cards ({:.1} MB of vCard, {} handles, {} conflicts) against {} handles, median of {} runs:", cli.cards, g.vcf.len() as f64 / 1e6, stats.handles, stats.conflicts, cli.handles, cli.repeat);
+        println!(
+            "{} cards ({:.1} MB of vCard, {} handles, {} conflicts) against {} handles, median of {} runs:",
+            cli.cards,
+            g.vcf.len() as f64 / 1e6,
+            stats.handles,
+            stats.conflicts,
+            cli.handles,
+            cli.repeat
+        );
         println!("  {:<22} {:>10} {:>12} {:>10}", "phase", "wall ms", "fastest ms", "CPU ms");
         for (name, wall, all, cpu) in [
             ("vCard parse", parse, &times.parse, parse_cpu),

@@ -129,7 +129,9 @@ async fn campaign(args: Args) -> Result<bool> {
         all.push(r);
     }
     let sum = |f: &dyn Fn(&campaign::Report) -> usize| all.iter().map(f).sum::<usize>();
-    let bad = sum(&|r| r.totals.missing + r.totals.duplicated + r.totals.out_of_order + r.totals.wrong_sender + r.totals.unexpected + r.totals.bot_events + r.totals.bad_rooms);
+    let bad = sum(&|r| {
+        r.totals.missing + r.totals.duplicated + r.totals.out_of_order + r.totals.wrong_sender + r.totals.unexpected + r.totals.bot_events + r.totals.bad_rooms
+    });
     println!(
         "\ntotal: {} seeds, {} kills, {} messages, {} missing, {} duplicated, {} out of order, {} wrong sender",
         all.len(),

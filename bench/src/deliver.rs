@@ -28,8 +28,8 @@ mod stack;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use futures_util::stream::{self, StreamExt};
 use cloudkit::records::MessageRecord;
+use futures_util::stream::{self, StreamExt};
 use matrix::HomeserverClient;
 use serde_json::json;
 
@@ -56,7 +56,8 @@ async fn main() -> Result<()> {
     let (sim_bin, bridge_bin) = stack::binaries(args.bin_dir.as_deref(), "bench/deliver.sh")?;
     // Simulator: `rooms` chats, no big chat.
     let sim_args = ["--big-chat", "0", "--chats", &args.rooms.to_string(), "--messages", &args.messages.to_string()].map(String::from);
-    let stack = stack::Stack::start(&sim_bin, &bridge_bin, &sim_args, |config| config.replace("concurrency: 4", &format!("concurrency: {}", args.rooms))).await?;
+    let stack =
+        stack::Stack::start(&sim_bin, &bridge_bin, &sim_args, |config| config.replace("concurrency: 4", &format!("concurrency: {}", args.rooms))).await?;
     let (d, reg, hs, as_port) = (stack.dir.path(), &stack.registration, &stack.hs, stack.as_port);
     run(Command::new(&bridge_bin).arg("-c").arg(d.join("config.yaml")).arg("sync").env("RUST_LOG", "warn"), "sync")?;
     let store = store::open(&format!("sqlite:{}", d.join("bridge.db").display())).await?;
@@ -106,8 +107,7 @@ async fn main() -> Result<()> {
     let ratio = bridge_rate / raw_rate;
     if args.json {
         let raw = json!({ "per_s": raw_rate, "secs_before": raw_before, "secs_after": raw_after });
-        let media: Vec<serde_json::Value> =
-            uploads.iter().map(|r| json!({ "what": r.what, "files": r.files, "bytes": r.bytes, "secs": r.secs })).collect();
+        let media: Vec<serde_json::Value> = uploads.iter().map(|r| json!({ "what": r.what, "files": r.files, "bytes": r.bytes, "secs": r.secs })).collect();
         println!("{}", json!({ "messages": delivered, "rooms": args.rooms, "raw": raw, "bridge_per_s": bridge_rate, "ratio": ratio, "media_upload": media }));
     } else {
         println!("| what | events | seconds | events/s |\n|---|---:|---:|---:|");
@@ -219,7 +219,14 @@ impl RawRoom<'_> {
         Ok(Some(matrix::media::upload(self.hs, sender, &prepared).await?))
     }
 
-    async fn send_planned(&mut self, store: &dyn store::Store, media: &Media, sender: &str, m: &MessageRecord, reactions: &mut matrix::render::Reactions) -> Result<()> {
+    async fn send_planned(
+        &mut self,
+        store: &dyn store::Store,
+        media: &Media,
+        sender: &str,
+        m: &MessageRecord,
+        reactions: &mut matrix::render::Reactions,
+    ) -> Result<()> {
         use matrix::render::{Effect, PartContent, Plan, ReactionKey};
         let plan = matrix::render::plan(m, &|h| matrix::ghost::ghost_user_id(h, "localhost"));
         let effect = reactions.apply(m, &plan);

@@ -80,7 +80,14 @@ async fn main() -> Result<()> {
     let bot = matrix::ghost::bot_user_id("localhost");
 
     let _run = Killed(
-        Command::new(&bridge_bin).arg("-c").arg(&config_path).arg("run").env("RUST_LOG", "warn,imessage_bridge::run=info").env("NO_COLOR", "1").stderr(std::fs::File::create(d.join("run.log"))?).spawn()?,
+        Command::new(&bridge_bin)
+            .arg("-c")
+            .arg(&config_path)
+            .arg("run")
+            .env("RUST_LOG", "warn,imessage_bridge::run=info")
+            .env("NO_COLOR", "1")
+            .stderr(std::fs::File::create(d.join("run.log"))?)
+            .spawn()?,
     );
     // Every small room live while the big room (the most messages) still takes in its history.
     let started = Instant::now();
@@ -89,7 +96,8 @@ async fn main() -> Result<()> {
         let big = rooms.iter().max_by_key(|r| int(r, "stored")).and_then(|r| r["chat_id"].as_str()).unwrap_or_default().to_string();
         let small: Vec<&Value> = rooms.iter().filter(|r| r["chat_id"] != big.as_str()).collect();
         if !small.is_empty() && small.iter().all(|r| r["state"] == "live" && int(r, "pending") + int(r, "in_flight") == 0) {
-            let ids: Vec<(String, String)> = small.iter().filter_map(|r| Some((r["chat_id"].as_str()?.to_string(), r["room_id"].as_str()?.to_string()))).collect();
+            let ids: Vec<(String, String)> =
+                small.iter().filter_map(|r| Some((r["chat_id"].as_str()?.to_string(), r["room_id"].as_str()?.to_string()))).collect();
             break (big, ids);
         }
         if started.elapsed() > Duration::from_secs(1800) {

@@ -143,11 +143,7 @@ impl SimProcess {
             Ok(url) => sim.url = url,
             Err(_) => bail!("cloudkit-sim did not print its address (log: {})", sim.log.display()),
         }
-        ensure!(
-            sim.url.starts_with("http://127.0.0.1:"),
-            "cloudkit-sim is not listening on loopback: {}",
-            sim.url
-        );
+        ensure!(sim.url.starts_with("http://127.0.0.1:"), "cloudkit-sim is not listening on loopback: {}", sim.url);
         Ok(sim)
     }
 
@@ -245,10 +241,7 @@ fn run_bridge(bin: &Path, sim: &SimProcess, work: &Path) -> Result<Bridge> {
     let dir = tempfile::Builder::new().prefix("bridge-").tempdir_in(work)?;
     std::fs::copy(&sim.session, dir.path().join("session.json"))?;
     let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!("cloudkit:\n  url: {}\n  session: session.json\ndatabase:\n  uri: sqlite:bridge.db\n", sim.url),
-    )?;
+    std::fs::write(&config, format!("cloudkit:\n  url: {}\n  session: session.json\ndatabase:\n  uri: sqlite:bridge.db\n", sim.url))?;
     let log_path = dir.path().join("bridge.log");
     let (sim0, self0, busy0) = (cpu_secs(sim.pid()).unwrap_or(0.0), self_cpu_secs(), machine_busy_secs());
     let start = Instant::now();
@@ -310,14 +303,7 @@ impl SizeResult {
     }
 }
 
-fn run_size(
-    args: &Args,
-    bins: &(PathBuf, PathBuf),
-    rt: &tokio::runtime::Runtime,
-    messages: u64,
-    work: &Path,
-    with_files: bool,
-) -> Result<SizeResult> {
+fn run_size(args: &Args, bins: &(PathBuf, PathBuf), rt: &tokio::runtime::Runtime, messages: u64, work: &Path, with_files: bool) -> Result<SizeResult> {
     let dir = tempfile::Builder::new().prefix("sync-bench-").tempdir_in(work)?;
     eprintln!("[{messages}] starting cloudkit-sim …");
     let sim = SimProcess::start(&bins.0, args, messages, dir.path())?;
@@ -345,12 +331,7 @@ fn run_size(
             bridge.cpu,
             bridge.foreign_cpu
         );
-        ensure!(
-            bridge.records == bare.records,
-            "the bridge synced {} changes but the server served {} to the bare client",
-            bridge.records,
-            bare.records
-        );
+        ensure!(bridge.records == bare.records, "the bridge synced {} changes but the server served {} to the bare client", bridge.records, bare.records);
         bare_runs.push(bare);
         bridge_runs.push(bridge);
     }
@@ -506,7 +487,15 @@ fn main() -> Result<()> {
     writeln!(out)?;
     for r in &results {
         if let Some(f) = &r.files {
-            writeln!(out, "- attachment files at {} messages: {} files, {:.1} MB in {:.1} s = {:.1} MB/s", r.messages, f.stored, f.bytes as f64 / 1e6, f.secs, f.mb_per_sec())?;
+            writeln!(
+                out,
+                "- attachment files at {} messages: {} files, {:.1} MB in {:.1} s = {:.1} MB/s",
+                r.messages,
+                f.stored,
+                f.bytes as f64 / 1e6,
+                f.secs,
+                f.mb_per_sec()
+            )?;
         }
     }
     writeln!(out, "- cores: {cores}; chats: {}; page size: {}; runs per size: {}", args.chats, args.page_size, args.repeat)?;
@@ -514,13 +503,9 @@ fn main() -> Result<()> {
     writeln!(out, "- bridge/bare >= {TARGET_RATIO}: {}", verdict(ratio_ok))?;
     writeln!(out, "- bridge >= {TARGET_RATE:.0} records/s: {}", verdict(rate_ok))?;
     match (rss_growth, smallest, largest) {
-        (Some(g), Some(s), Some(l)) => writeln!(
-            out,
-            "- peak RSS {} / {} messages = {g:.2} (<= {TARGET_RSS_GROWTH}): {}",
-            l.messages,
-            s.messages,
-            verdict(g <= TARGET_RSS_GROWTH)
-        )?,
+        (Some(g), Some(s), Some(l)) => {
+            writeln!(out, "- peak RSS {} / {} messages = {g:.2} (<= {TARGET_RSS_GROWTH}): {}", l.messages, s.messages, verdict(g <= TARGET_RSS_GROWTH))?
+        }
         _ => writeln!(out, "- peak RSS growth: needs two sizes")?,
     }
     Ok(())

@@ -39,7 +39,9 @@ impl Fetched {
 }
 
 fn multiget_body(hrefs: &[String]) -> String {
-    let mut body = String::from(r#"<?xml version="1.0" encoding="utf-8"?><C:addressbook-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav"><D:prop><D:getetag/><C:address-data/></D:prop>"#);
+    let mut body = String::from(
+        r#"<?xml version="1.0" encoding="utf-8"?><C:addressbook-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav"><D:prop><D:getetag/><C:address-data/></D:prop>"#,
+    );
     for href in hrefs {
         body.push_str("<D:href>");
         body.push_str(&xml::escape(href));
@@ -70,7 +72,12 @@ pub(crate) async fn cards(http: &Http, book: &Url, hrefs: &[String]) -> Result<F
 async fn multiget(http: &Http, book: &Url, batch: &[String], fetched: &mut Fetched) -> Result<BTreeSet<String>> {
     let reply = http.send("REPORT", book, Some("1"), Some(&multiget_body(batch)), MAX_MULTISTATUS).await?;
     if reply.status != StatusCode::MULTI_STATUS {
-        return Err(Error::Status { method: "REPORT".into(), url: crate::http::redacted(&reply.url), status: reply.status.as_u16(), detail: excerpt(&reply.body) });
+        return Err(Error::Status {
+            method: "REPORT".into(),
+            url: crate::http::redacted(&reply.url),
+            status: reply.status.as_u16(),
+            detail: excerpt(&reply.body),
+        });
     }
     let parsed = Multistatus::parse(&reply.body).map_err(|detail| Error::Xml { url: crate::http::redacted(&reply.url), detail })?;
     let asked: BTreeSet<&str> = batch.iter().map(String::as_str).collect();

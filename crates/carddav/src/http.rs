@@ -127,7 +127,10 @@ impl Http {
         let location = location.ok_or_else(|| bad("a redirect without a usable Location".into()))?;
         let target = from.join(location).map_err(|e| bad(format!("Location {location:?}: {e}")))?;
         if target.origin() != self.origin {
-            return Err(Error::RefusedUrl { url: redacted(&target), why: format!("a redirect from {} to another host; the password is only sent to {}", redacted(from), self.origin.ascii_serialization()) });
+            return Err(Error::RefusedUrl {
+                url: redacted(&target),
+                why: format!("a redirect from {} to another host; the password is only sent to {}", redacted(from), self.origin.ascii_serialization()),
+            });
         }
         Ok(target)
     }

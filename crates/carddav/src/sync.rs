@@ -140,12 +140,8 @@ async fn sync_book(http: &Http, book: &Url, held: &BookState, mode: SyncMode) ->
         removed.extend(etags.keys().filter(|h| !listed.contains(h.as_str())).cloned());
     }
     removed.extend(listing.gone.into_iter().filter(|h| etags.contains_key(h)));
-    let wanted: Vec<String> = listing
-        .present
-        .into_iter()
-        .filter(|(href, etag)| etag.is_none() || etags.get(href) != etag.as_ref())
-        .map(|(href, _)| href)
-        .collect();
+    let wanted: Vec<String> =
+        listing.present.into_iter().filter(|(href, etag)| etag.is_none() || etags.get(href) != etag.as_ref()).map(|(href, _)| href).collect();
     let mut fetched = crate::fetch::cards(http, book, &wanted).await?;
     fetched.unreadable.extend(listing.unusable);
     removed.extend(fetched.gone.into_iter().filter(|h| etags.contains_key(h)));

@@ -4,8 +4,6 @@
 //! What the server holds is known from the test's own PUTs (Radicale's ETag headers), never from
 //! the client under test.
 
-
-
 use std::collections::BTreeMap;
 
 use carddav::{CardDav, Credentials, Delta, Error, SyncMode, SyncState};
@@ -23,7 +21,11 @@ async fn make_collections(server: &Radicale) {
     // The first authenticated request makes Radicale create the principal collection.
     let (status, _) = server.call("PROPFIND", "/alice/", "application/xml", String::new()).await;
     assert_eq!(status, 207);
-    let mkcol = |rt: &str, name: &str| format!(r#"<?xml version="1.0"?><D:mkcol xmlns:D="DAV:" xmlns:CR="urn:ietf:params:xml:ns:carddav" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop><D:resourcetype><D:collection/>{rt}</D:resourcetype><D:displayname>{name}</D:displayname></D:prop></D:set></D:mkcol>"#);
+    let mkcol = |rt: &str, name: &str| {
+        format!(
+            r#"<?xml version="1.0"?><D:mkcol xmlns:D="DAV:" xmlns:CR="urn:ietf:params:xml:ns:carddav" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop><D:resourcetype><D:collection/>{rt}</D:resourcetype><D:displayname>{name}</D:displayname></D:prop></D:set></D:mkcol>"#
+        )
+    };
     assert_eq!(server.call("MKCOL", BOOK, "application/xml", mkcol("<CR:addressbook/>", "Contacts")).await.0, 201);
     assert_eq!(server.call("MKCOL", "/alice/calendar/", "application/xml", mkcol("<C:calendar/>", "Calendar")).await.0, 201);
 }
@@ -127,7 +129,10 @@ async fn discovery_and_sync_against_radicale() {
 
     // A book that disappears from the account takes its cards with it.
     let mut extra = state.clone();
-    extra.books.insert(format!("{}/alice/old-book/", server.base), carddav::BookState { sync_token: None, etags: [("/alice/old-book/x.vcf".to_string(), "\"1\"".to_string())].into() });
+    extra.books.insert(
+        format!("{}/alice/old-book/", server.base),
+        carddav::BookState { sync_token: None, etags: [("/alice/old-book/x.vcf".to_string(), "\"1\"".to_string())].into() },
+    );
     let fifth = dav.sync(&mut extra).await.unwrap();
     assert_eq!(fifth.removed, vec!["/alice/old-book/x.vcf".to_string()]);
     assert_eq!(extra, state);

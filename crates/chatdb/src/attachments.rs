@@ -47,8 +47,18 @@ impl ChatDb {
         }
         let s = &self.schema;
         let cols: Vec<String> = [
-            "filename", "mime_type", "uti", "transfer_name", "total_bytes", "is_sticker", "hide_attachment", "is_outgoing", "transfer_state",
-            "created_date", "start_date", "ck_record_id",
+            "filename",
+            "mime_type",
+            "uti",
+            "transfer_name",
+            "total_bytes",
+            "is_sticker",
+            "hide_attachment",
+            "is_outgoing",
+            "transfer_state",
+            "created_date",
+            "start_date",
+            "ck_record_id",
         ]
         .iter()
         .map(|c| s.select("attachment", "a", c))

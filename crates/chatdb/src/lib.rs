@@ -182,11 +182,15 @@ impl ChatDb {
         let mut sources = Vec::new();
         for column in ["destination_caller_id", "account"] {
             if self.schema.has("message", column) {
-                sources.push(format!("SELECT {column} AS h, COUNT(*) AS n FROM message WHERE is_from_me = 1 AND {column} IS NOT NULL AND {column} != '' GROUP BY {column}"));
+                sources.push(format!(
+                    "SELECT {column} AS h, COUNT(*) AS n FROM message WHERE is_from_me = 1 AND {column} IS NOT NULL AND {column} != '' GROUP BY {column}"
+                ));
             }
         }
         if self.schema.has("chat", "account_login") {
-            sources.push("SELECT account_login AS h, COUNT(*) AS n FROM chat WHERE account_login IS NOT NULL AND account_login != '' GROUP BY account_login".into());
+            sources.push(
+                "SELECT account_login AS h, COUNT(*) AS n FROM chat WHERE account_login IS NOT NULL AND account_login != '' GROUP BY account_login".into(),
+            );
         }
         if sources.is_empty() || !self.schema.has("message", "is_from_me") {
             return Ok(Vec::new());

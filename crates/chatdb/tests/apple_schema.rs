@@ -79,9 +79,9 @@ async fn build_macos(path: &Path) {
        (1, 'iMessage;-;+15551230001', 45, '+15551230001', 'iMessage', '', 'E:me@icloud.example'), \
        (2, 'SMS;-;+15551230001', 45, '+15551230001', 'SMS', '', 'P:+15550000001'), \
        (3, 'iMessage;+;chat900000000000000001', 43, 'chat900000000000000001', 'iMessage', 'Climbing crew', 'E:me@icloud.example')")
-        .execute(&mut c)
-        .await
-        .unwrap();
+    .execute(&mut c)
+    .await
+    .unwrap();
     q("INSERT INTO chat_handle_join (chat_id, handle_id) VALUES (1, 1), (2, 2), (3, 3), (3, 4)").execute(&mut c).await.unwrap();
     let ns = |minute: i64| 700_000_000_000_000_000i64 + minute * 60_000_000_000;
     let body_text_only = blob("attributed-body/AttributedBodyTextOnly");
@@ -91,7 +91,24 @@ async fn build_macos(path: &Path) {
     let deleted = blob("summary-info/Deleted.plist");
     let payload = blob("payload/URL.plist");
     // (rowid, guid, chat, handle, from_me, text, body, summary, payload, balloon, date, assoc guid, assoc type, reply, service, retracted)
-    type Row<'a> = (i64, &'a str, i64, i64, i64, Option<&'a str>, Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a str>, i64, Option<&'a str>, i64, Option<&'a str>, &'a str, i64);
+    type Row<'a> = (
+        i64,
+        &'a str,
+        i64,
+        i64,
+        i64,
+        Option<&'a str>,
+        Option<&'a [u8]>,
+        Option<&'a [u8]>,
+        Option<&'a [u8]>,
+        Option<&'a str>,
+        i64,
+        Option<&'a str>,
+        i64,
+        Option<&'a str>,
+        &'a str,
+        i64,
+    );
     let rows: Vec<Row> = vec![
         (1, "G-TEXT-ONLY", 1, 1, 0, None, Some(&body_text_only), None, None, None, ns(1), None, 0, None, "iMessage", 0),
         (2, "G-SMS", 2, 2, 0, Some("by sms"), None, None, None, None, ns(2), None, 0, None, "SMS", 0),
@@ -128,22 +145,33 @@ async fn build_macos(path: &Path) {
         .execute(&mut c)
         .await
         .unwrap();
-        sqlx::query("INSERT INTO chat_message_join (chat_id, message_id, message_date) VALUES (?, ?, ?)").bind(r.2).bind(r.0).bind(r.10).execute(&mut c).await.unwrap();
-    }
-    // A group rename, as Messages records it.
-    q("INSERT INTO message (ROWID, guid, handle_id, item_type, group_title, date) VALUES (9, 'G-RENAME', 3, 2, 'Climbing crew', 700000000600000000)").execute(&mut c).await.unwrap();
-    q("INSERT INTO chat_message_join (chat_id, message_id) VALUES (3, 9)").execute(&mut c).await.unwrap();
-    // MultiPart names three attachments (`at_0_…`, `at_2_…`, `at_4_…` with one suffix).
-    for (i, part) in [0, 2, 4].iter().enumerate() {
-        sqlx::query("INSERT INTO attachment (ROWID, guid, original_guid, filename, mime_type, transfer_name, total_bytes) VALUES (?, ?, ?, ?, 'image/jpeg', ?, 3)")
-            .bind(i as i64 + 1)
-            .bind(format!("at_{part}_F0668F79-20C2-49C9-A87F-1B007ABB0CED"))
-            .bind(format!("orig-{part}"))
-            .bind(format!("~/Library/Messages/Attachments/0{i}/00/at_{part}/IMG_{i}.jpeg"))
-            .bind(format!("IMG_{i}.jpeg"))
+        sqlx::query("INSERT INTO chat_message_join (chat_id, message_id, message_date) VALUES (?, ?, ?)")
+            .bind(r.2)
+            .bind(r.0)
+            .bind(r.10)
             .execute(&mut c)
             .await
             .unwrap();
+    }
+    // A group rename, as Messages records it.
+    q("INSERT INTO message (ROWID, guid, handle_id, item_type, group_title, date) VALUES (9, 'G-RENAME', 3, 2, 'Climbing crew', 700000000600000000)")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    q("INSERT INTO chat_message_join (chat_id, message_id) VALUES (3, 9)").execute(&mut c).await.unwrap();
+    // MultiPart names three attachments (`at_0_…`, `at_2_…`, `at_4_…` with one suffix).
+    for (i, part) in [0, 2, 4].iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO attachment (ROWID, guid, original_guid, filename, mime_type, transfer_name, total_bytes) VALUES (?, ?, ?, ?, 'image/jpeg', ?, 3)",
+        )
+        .bind(i as i64 + 1)
+        .bind(format!("at_{part}_F0668F79-20C2-49C9-A87F-1B007ABB0CED"))
+        .bind(format!("orig-{part}"))
+        .bind(format!("~/Library/Messages/Attachments/0{i}/00/at_{part}/IMG_{i}.jpeg"))
+        .bind(format!("IMG_{i}.jpeg"))
+        .execute(&mut c)
+        .await
+        .unwrap();
         sqlx::query("INSERT INTO message_attachment_join (message_id, attachment_id) VALUES (3, ?)").bind(i as i64 + 1).execute(&mut c).await.unwrap();
     }
     // Checkpoint now: the reader's check below compares the file's bytes.
@@ -186,11 +214,19 @@ async fn a_macos_database_reads_as_cloudkit_would_have_it() {
     // Parts and attachments in U+FFFC order.
     let multi = by_guid("G-MULTI");
     assert_eq!(multi.text.as_deref(), Some("\u{FFFC}test 1\u{FFFC}test 2 \u{FFFC}test 3"));
-    let attachments: Vec<&str> = multi.content.parts.iter().filter_map(|p| match p {
-        ContentPart::Attachment { guid, .. } => guid.as_deref(),
-        _ => None,
-    }).collect();
-    assert_eq!(attachments, ["at_0_F0668F79-20C2-49C9-A87F-1B007ABB0CED", "at_2_F0668F79-20C2-49C9-A87F-1B007ABB0CED", "at_4_F0668F79-20C2-49C9-A87F-1B007ABB0CED"]);
+    let attachments: Vec<&str> = multi
+        .content
+        .parts
+        .iter()
+        .filter_map(|p| match p {
+            ContentPart::Attachment { guid, .. } => guid.as_deref(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        attachments,
+        ["at_0_F0668F79-20C2-49C9-A87F-1B007ABB0CED", "at_2_F0668F79-20C2-49C9-A87F-1B007ABB0CED", "at_4_F0668F79-20C2-49C9-A87F-1B007ABB0CED"]
+    );
     assert_eq!(multi.sender, "mailto:kim@example.com");
     // A link preview, sent by the owner.
     let link = by_guid("G-LINK");

@@ -63,8 +63,8 @@ const GAP_MS: i64 = 90_000;
 pub(crate) const NO_PREV: u32 = u32::MAX;
 
 const WORDS: [&str; 24] = [
-    "hey", "lunch", "tomorrow", "sounds", "good", "see", "you", "there", "did", "the", "train", "leave", "yet",
-    "photo", "haha", "ok", "running", "late", "love", "this", "café", "weekend", "🎉", "👍",
+    "hey", "lunch", "tomorrow", "sounds", "good", "see", "you", "there", "did", "the", "train", "leave", "yet", "photo", "haha", "ok", "running", "late",
+    "love", "this", "café", "weekend", "🎉", "👍",
 ];
 const GROUP_NAMES: [&str; 8] = ["Family", "Climbing crew", "Book club", "Flat 4B", "Road trip", "Team lunch", "Choir", "Cousins"];
 
@@ -228,8 +228,7 @@ impl Account {
         let total = self.total;
         let mut last: Vec<u32> = vec![NO_PREV; self.chats.len()];
         let mut prev = Vec::with_capacity(total as usize);
-        let mut versions: Vec<Vec<(i64, Option<String>)>> =
-            self.chats.iter().map(|c| vec![(c.created_ms, c.initial_name.clone())]).collect();
+        let mut versions: Vec<Vec<(i64, Option<String>)>> = self.chats.iter().map(|c| vec![(c.created_ms, c.initial_name.clone())]).collect();
         let mut later_versions: Vec<(usize, i64, String, u64)> = Vec::new();
         let mut attachments = Vec::new();
         for g in 0..total {
@@ -237,9 +236,7 @@ impl Account {
             prev.push(last[chat]);
             let (kind, _) = self.kind_of(g, chat, last[chat]);
             match kind {
-                Kind::Rename if g >= self.history => {
-                    later_versions.push((chat, self.ts_of(g), Self::rename_name(self.spec.seed, g), g))
-                }
+                Kind::Rename if g >= self.history => later_versions.push((chat, self.ts_of(g), Self::rename_name(self.spec.seed, g), g)),
                 Kind::Rename => versions[chat].push((self.ts_of(g), Some(Self::rename_name(self.spec.seed, g)))),
                 Kind::Attachment | Kind::Sticker => attachments.push(g as u32),
                 Kind::Deleted => self.deleted += 1,
@@ -358,11 +355,7 @@ impl Account {
         let guid = guid(&mut r);
         let record_name = format!("M{:08x}{}", (g as u32) ^ 0x5a5a_5a5a, hex_id(&mut r, 24));
         let from_me = r.gen_bool(0.4);
-        let sender = if from_me {
-            OWN_HANDLES[0].to_string()
-        } else {
-            chat.participants[r.gen_range(0..chat.participants.len())].clone()
-        };
+        let sender = if from_me { OWN_HANDLES[0].to_string() } else { chat.participants[r.gen_range(0..chat.participants.len())].clone() };
         let words: Vec<&str> = (0..r.gen_range(1..12)).map(|_| WORDS[r.gen_range(0..WORDS.len())]).collect();
         let text = format!("{} (#{g})", words.join(" "));
         let mut m = MessageRecord {
@@ -486,12 +479,7 @@ impl Account {
             f(self.chat_line(c, released));
         }
         if let Some(fx) = fixtures {
-            f(TruthLine::Chat {
-                chat: fx.chat.chat_id.clone(),
-                name: fx.chat.display_name.clone(),
-                participants: fx.chat.participants.clone(),
-                group: true,
-            });
+            f(TruthLine::Chat { chat: fx.chat.chat_id.clone(), name: fx.chat.display_name.clone(), participants: fx.chat.participants.clone(), group: true });
             for m in &fx.messages {
                 f(message_line(m.record.clone(), Some(m.file.clone()), None));
             }

@@ -53,7 +53,11 @@ pub struct Assets {
 impl Assets {
     pub fn new(seed: u64, error_rate: f64) -> Self {
         let boundary_key = Sha256::new().chain_update(seed.to_be_bytes()).chain_update(b"messages boundary key").finalize().into();
-        Assets { seed, boundary_key, cache: Mutex::new(VecDeque::new()), faults: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0xa55e7)),
+        Assets {
+            seed,
+            boundary_key,
+            cache: Mutex::new(VecDeque::new()),
+            faults: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0xa55e7)),
             error_rate,
             served: AtomicU64::new(0),
             injected: AtomicU64::new(0),
@@ -154,8 +158,7 @@ impl Assets {
             }
             // Half the body, then the connection breaks.
             let half = tail.slice(..tail.len() / 2);
-            let parts: Vec<Result<Bytes, std::io::Error>> =
-                vec![Ok(half), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected break"))];
+            let parts: Vec<Result<Bytes, std::io::Error>> = vec![Ok(half), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected break"))];
             let mut resp = Response::new(Body::from_stream(futures_stream(parts)));
             *resp.status_mut() = status;
             return resp;

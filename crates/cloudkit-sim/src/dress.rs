@@ -15,8 +15,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::content::{
-    encode_attributed_body, encode_link_preview, encode_summary_info, BodyRun, ContentError, LinkPreviewSpec, PartSpan,
-    SummaryInfoSpec, VersionSpec,
+    encode_attributed_body, encode_link_preview, encode_summary_info, BodyRun, ContentError, LinkPreviewSpec, PartSpan, SummaryInfoSpec, VersionSpec,
 };
 use crate::encode::ContentBlobs;
 
@@ -131,11 +130,7 @@ pub(crate) fn edited(history: Vec<TextVersion>) -> Result<(ContentBlobs, Message
 /// only the summary, which lists the part (of `text`'s length) in `rp`. The caller clears the
 /// record's text.
 pub(crate) fn unsent(text: &str) -> Result<(ContentBlobs, MessageContent), ContentError> {
-    let spec = SummaryInfoSpec {
-        parts: vec![PartSpan { part: 0, offset: 0, length: utf16_len(text) }],
-        edits: Vec::new(),
-        unsent_parts: vec![0],
-    };
+    let spec = SummaryInfoSpec { parts: vec![PartSpan { part: 0, offset: 0, length: utf16_len(text) }], edits: Vec::new(), unsent_parts: vec![0] };
     let blobs = ContentBlobs { message_summary_info: Some(encode_summary_info(&spec)?), ..ContentBlobs::default() };
     Ok((blobs, MessageContent { unsent: true, unsent_parts: vec![0], ..MessageContent::default() }))
 }

@@ -83,10 +83,7 @@ impl<'a> Writer<'a> {
     }
 
     fn push(&mut self, field: &str, value: FieldValue) -> &mut Self {
-        self.record.record_field.push(proto::RecordField {
-            identifier: Some(proto::FieldIdentifier { name: Some(field.to_string()) }),
-            value: Some(value),
-        });
+        self.record.record_field.push(proto::RecordField { identifier: Some(proto::FieldIdentifier { name: Some(field.to_string()) }), value: Some(value) });
         self
     }
 
@@ -311,8 +308,7 @@ pub fn summary(zone: &str, owner: &str, record_type: &str, counts: &[i64]) -> Re
         r#type: Some(proto::RecordType { name: Some(SUMMARY_TYPE.into()) }),
         ..Default::default()
     };
-    let list_values =
-        counts.iter().map(|&n| FieldValue { r#type: Some(value_type::INT64), signed_value: Some(n), ..Default::default() }).collect();
+    let list_values = counts.iter().map(|&n| FieldValue { r#type: Some(value_type::INT64), signed_value: Some(n), ..Default::default() }).collect();
     record.record_field.push(proto::RecordField {
         identifier: Some(proto::FieldIdentifier { name: Some(record_type.to_string()) }),
         value: Some(FieldValue { r#type: Some(value_type::INT64_LIST), list_values, ..Default::default() }),
@@ -359,8 +355,7 @@ mod tests {
         assert_eq!(ct[0], 3);
         assert_eq!([ct[1], ct[2], ct[4], ct[5]], key.short_id());
         assert_eq!(r.field("msgProto").unwrap().r#type, Some(value_type::ENCRYPTED_BYTES));
-        let own = message("messageManateeZone", "_u", &Keying::Own { key: &key, protection_info: b"pi", tag: "T" }, &m, &ContentBlobs::default())
-            .unwrap();
+        let own = message("messageManateeZone", "_u", &Keying::Own { key: &key, protection_info: b"pi", tag: "T" }, &m, &ContentBlobs::default()).unwrap();
         assert!(own.pcs_key.is_none());
         assert_eq!(own.protection_info.unwrap().protection_info_tag.as_deref(), Some("T"));
     }

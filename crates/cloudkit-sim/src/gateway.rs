@@ -80,8 +80,7 @@ fn is_op_id(v: &str) -> bool {
 /// An uppercase UUID (8-4-4-4-12 hex digits).
 fn is_uuid(v: &str) -> bool {
     let groups: Vec<&str> = v.split('-').collect();
-    groups.len() == 5
-        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)))
+    groups.len() == 5 && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)))
 }
 
 /// Checks the HTTP layer of a request: path, headers, token, user, anisette.

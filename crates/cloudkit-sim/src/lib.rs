@@ -15,9 +15,9 @@
 pub mod account;
 pub mod assets;
 pub mod attachments;
+pub mod backup;
 pub mod chatdb;
 pub mod contacts;
-pub mod backup;
 pub mod content;
 pub mod dress;
 pub mod encode;
@@ -37,7 +37,7 @@ pub mod truth;
 pub mod wire;
 
 pub use account::{Account, AccountSpec};
-pub use truth::TruthLine;
 pub use http::{router, spawn};
 pub use server::{Faults, Sim, Stats};
 pub use session::SimSession;
+pub use truth::TruthLine;

@@ -200,7 +200,14 @@ impl AccountArgs {
 
 impl FaultArgs {
     fn faults(&self) -> anyhow::Result<Faults> {
-        for (name, v) in [("page-errors", self.page_errors), ("throttle", self.throttle), ("pcs-late", self.pcs_late), ("pcs-lost", self.pcs_lost), ("bad-changes", self.bad_changes), ("asset-errors", self.asset_errors)] {
+        for (name, v) in [
+            ("page-errors", self.page_errors),
+            ("throttle", self.throttle),
+            ("pcs-late", self.pcs_late),
+            ("pcs-lost", self.pcs_lost),
+            ("bad-changes", self.bad_changes),
+            ("asset-errors", self.asset_errors),
+        ] {
             anyhow::ensure!((0.0..=1.0).contains(&v), "--{name} must be between 0 and 1, got {v}");
         }
         anyhow::ensure!(self.page_size > 0, "--page-size must be at least 1");
@@ -235,12 +242,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve { listen, write_session, account, faults } => {
             let sim = Arc::new(account.sim(faults.faults()?)?);
-            tracing::info!(
-                messages = sim.account.total,
-                chats = sim.account.chats.len(),
-                attachments = sim.account.attachments.len(),
-                "account generated"
-            );
+            tracing::info!(messages = sim.account.total, chats = sim.account.chats.len(), attachments = sim.account.attachments.len(), "account generated");
             let (addr, server) = cloudkit_sim::spawn(sim.clone(), listen).await.with_context(|| format!("binding {listen}"))?;
             if let Some(path) = write_session {
                 sim.session_at(&format!("http://{addr}")).save(&path).with_context(|| format!("writing {}", path.display()))?;
@@ -277,7 +279,10 @@ async fn main() -> anyhow::Result<()> {
             out.flush()?;
         }
         Command::MessagesFolder { out, account, schema, truth, no_files } => {
-            anyhow::ensure!(account.later == 0 && account.apple_blobs.is_none(), "messages-folder writes the history only: --later and --apple-blobs are not supported");
+            anyhow::ensure!(
+                account.later == 0 && account.apple_blobs.is_none(),
+                "messages-folder writes the history only: --later and --apple-blobs are not supported"
+            );
             let sim = account.sim(Faults::default())?;
             let schema = cloudkit_sim::chatdb::Schema::parse(&schema).with_context(|| format!("unknown schema {schema}"))?;
             let layout = cloudkit_sim::chatdb::Layout::new(&sim.account, schema);
@@ -300,7 +305,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Contacts { out, account, layout, truth } => {
             use cloudkit_sim::contacts;
-            anyhow::ensure!(account.later == 0 && account.apple_blobs.is_none(), "contacts covers the history's people only: --later and --apple-blobs are not supported");
+            anyhow::ensure!(
+                account.later == 0 && account.apple_blobs.is_none(),
+                "contacts covers the history's people only: --later and --apple-blobs are not supported"
+            );
             let sim = account.sim(Faults::default())?;
             let base = contacts::plan(&sim.account);
             let renamed = contacts::renamed(&base);
@@ -330,7 +338,11 @@ async fn main() -> anyhow::Result<()> {
             let mut entries = backup::entries_from_messages_dir(&from_dir).with_context(|| format!("reading {}", from_dir.display()))?;
             if let Some(path) = address_book {
                 entries.retain(|e| e.relative_path != "Library/AddressBook/AddressBook.sqlitedb");
-                entries.push(BackupEntry { domain: "HomeDomain".into(), relative_path: "Library/AddressBook/AddressBook.sqlitedb".into(), content: Content::File(path) });
+                entries.push(BackupEntry {
+                    domain: "HomeDomain".into(),
+                    relative_path: "Library/AddressBook/AddressBook.sqlitedb".into(),
+                    content: Content::File(path),
+                });
             }
             let encryption = match password_file {
                 None => None,

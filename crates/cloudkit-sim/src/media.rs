@@ -74,10 +74,7 @@ impl MediaKind {
 pub fn file_bytes(kind: MediaKind, salt: u64, min_len: usize) -> Vec<u8> {
     let base = kind.base();
     let mut out = Vec::with_capacity(min_len.max(base.len() + 64) + 64);
-    let mut pad = Pad {
-        state: salt ^ (kind as u64).wrapping_mul(0xA076_1D64_78BD_642F),
-        tag: format!("cloudkit-sim salt {salt:016x} "),
-    };
+    let mut pad = Pad { state: salt ^ (kind as u64).wrapping_mul(0xA076_1D64_78BD_642F), tag: format!("cloudkit-sim salt {salt:016x} ") };
     let tag = pad.tag.len();
     let need = min_len.saturating_sub(base.len());
     match kind {
@@ -155,10 +152,8 @@ pub fn file_bytes(kind: MediaKind, salt: u64, min_len: usize) -> Vec<u8> {
 /// The offset of the xref table of a classic-xref PDF and of its final `startxref` keyword.
 fn pdf_xref(pdf: &[u8]) -> (usize, usize) {
     let tail = rfind(pdf, b"startxref").expect("media/base.pdf has a startxref");
-    let xref: usize = std::str::from_utf8(&pdf[tail + 9..])
-        .ok()
-        .and_then(|t| t.split_whitespace().next()?.parse().ok())
-        .expect("media/base.pdf: startxref offset");
+    let xref: usize =
+        std::str::from_utf8(&pdf[tail + 9..]).ok().and_then(|t| t.split_whitespace().next()?.parse().ok()).expect("media/base.pdf: startxref offset");
     let classic = pdf[xref..].starts_with(b"xref");
     assert!(classic, "media/base.pdf has a classic xref table");
     (xref, tail)
@@ -174,12 +169,7 @@ fn be32(b: &[u8]) -> u32 {
 
 /// Payload lengths `(index, len)` of padding units of `overhead` header bytes each, together at
 /// least `need` bytes (over by at most `overhead`), the first at least `first` long, none over `max`.
-fn units(
-    need: usize,
-    overhead: usize,
-    first: usize,
-    max: usize,
-) -> impl Iterator<Item = (usize, usize)> {
+fn units(need: usize, overhead: usize, first: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
     let mut left = need.max(overhead + first);
     let mut i = 0;
     std::iter::from_fn(move || {
@@ -238,10 +228,7 @@ mod tests {
             // Markers only, no standalone RSTn/TEM, each segment's length inside the file.
             assert_eq!(f[at], 0xFF, "marker at {at}");
             let marker = f[at + 1];
-            assert!(
-                !matches!(marker, 0x01 | 0xD0..=0xD9),
-                "standalone {marker:x}"
-            );
+            assert!(!matches!(marker, 0x01 | 0xD0..=0xD9), "standalone {marker:x}");
             let len = usize::from(u16::from_be_bytes([f[at + 2], f[at + 3]]));
             assert!(len >= 2 && at + 2 + len <= f.len());
             segs.push((marker, at));
@@ -276,10 +263,7 @@ mod tests {
         let mut types = vec![];
         while at < f.len() {
             let (ty, size) = head(&f[at..]);
-            assert!(
-                size >= 8 && at as u64 + size <= f.len() as u64,
-                "overrun at {at}"
-            );
+            assert!(size >= 8 && at as u64 + size <= f.len() as u64, "overrun at {at}");
             types.push(ty);
             at += size as usize;
         }
@@ -317,10 +301,7 @@ mod tests {
                 let base_segs = walk_jpeg(base);
                 let coms = segs.iter().filter(|s| s.0 == 0xFE).count();
                 assert_eq!(segs.len(), base_segs.len() + coms);
-                assert!(
-                    segs[1..=coms].iter().all(|s| s.0 == 0xFE),
-                    "COMs after APP0"
-                );
+                assert!(segs[1..=coms].iter().all(|s| s.0 == 0xFE), "COMs after APP0");
                 assert_eq!(segs[0].0, 0xE0, "APP0 still first");
                 // The entropy-coded data after SOS is the base's, byte for byte.
                 let sos = |s: &[(u8, usize)]| s.last().unwrap().1;
@@ -361,10 +342,7 @@ mod tests {
                 let (xref, base_xref) = (check_pdf(f), check_pdf(base));
                 assert_eq!(&f[..base_xref], &base[..base_xref], "objects unmoved");
                 let (_, base_tail) = pdf_xref(base);
-                assert!(
-                    f[xref..].starts_with(&base[base_xref..base_tail]),
-                    "same xref"
-                );
+                assert!(f[xref..].starts_with(&base[base_xref..base_tail]), "same xref");
                 let mut lines = f[base_xref..xref].split_inclusive(|&b| b == b'\n');
                 let comment = |l: &[u8]| l[0] == b'%' && l.len() <= 255 && l.ends_with(b"\n");
                 assert!(lines.all(|l| comment(l) && !l.contains(&b'\r')));
@@ -403,16 +381,10 @@ mod tests {
     fn exact_sizes_near_unit_limits() {
         // Around the JPEG segment limit and PDF line length, where a unit split could go wrong.
         for kind in [MediaKind::Jpeg, MediaKind::Pdf, MediaKind::Png] {
-            for extra in [
-                65_535, 65_536, 65_537, 65_541, 131_074, 253, 254, 255, 256, 510,
-            ] {
+            for extra in [65_535, 65_536, 65_537, 65_541, 131_074, 253, 254, 255, 256, 510] {
                 let min = kind.base().len() + extra;
                 let f = file_bytes(kind, 9, min);
-                assert!(
-                    (min..=min + 12).contains(&f.len()),
-                    "{kind:?} {extra}: {}",
-                    f.len()
-                );
+                assert!((min..=min + 12).contains(&f.len()), "{kind:?} {extra}: {}", f.len());
                 check(kind, &f);
             }
         }
@@ -423,8 +395,7 @@ mod tests {
         assert_eq!(MediaKind::Heic.filename(10_042), "IMG_0042.heic");
         assert_eq!(MediaKind::Caf.filename(3), "Audio Message.caf");
         assert_eq!(MediaKind::Pdf.filename(3), "Document 3.pdf");
-        let mimes: std::collections::HashSet<_> =
-            MediaKind::ALL.iter().map(|k| k.mime_type()).collect();
+        let mimes: std::collections::HashSet<_> = MediaKind::ALL.iter().map(|k| k.mime_type()).collect();
         assert_eq!(mimes.len(), 6);
         assert_eq!(MediaKind::Caf.uti(), "com.apple.coreaudio-format");
         assert_eq!(MediaKind::Mov.extension(), "mov");

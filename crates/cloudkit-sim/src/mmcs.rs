@@ -13,9 +13,8 @@ use aes::Aes256;
 use aes_siv::siv::Aes256Siv;
 use aes_siv::KeyInit;
 use cloudkit::proto::mmcs::{
-    AuthorizeError, AuthorizeErrorDetail, AuthorizeGetResponse, AuthorizedFiles, ChunkMeta,
-    ChunkReference, ChunkReferences, ChunkWrapper, Container, EncryptedChunks, EncryptionMeta,
-    FordChunk, FordChunkItem, FordItem, HttpRequest,
+    AuthorizeError, AuthorizeErrorDetail, AuthorizeGetResponse, AuthorizedFiles, ChunkMeta, ChunkReference, ChunkReferences, ChunkWrapper, Container,
+    EncryptedChunks, EncryptionMeta, FordChunk, FordChunkItem, FordItem, HttpRequest,
 };
 use ctr::cipher::{KeyIvInit, StreamCipher};
 use hkdf::Hkdf;
@@ -62,12 +61,7 @@ pub struct SealedFile {
 ///
 /// # Panics
 /// If `chunk_size` is 0 or above `u32::MAX` (MMCS lengths are u32).
-pub fn seal(
-    plaintext: &[u8],
-    chunk_size: usize,
-    boundary_key: &[u8; 32],
-    rng: &mut impl RngCore,
-) -> SealedFile {
+pub fn seal(plaintext: &[u8], chunk_size: usize, boundary_key: &[u8; 32], rng: &mut impl RngCore) -> SealedFile {
     assert!(chunk_size > 0, "MMCS chunks hold at least one byte");
     let (mut items, mut chunks) = (Vec::new(), Vec::new());
     let mut data = Vec::with_capacity(plaintext.len());
@@ -82,63 +76,33 @@ pub fn seal(
             size: piece.len() as u64,
             offset: data.len() as u64, // within `data`; FORD goes in front below
         };
-        chunks.push(ChunkWrapper {
-            meta: Some(meta),
-            encryption: None,
-        });
+        chunks.push(ChunkWrapper { meta: Some(meta), encryption: None });
         let start = data.len();
         data.extend_from_slice(piece);
         cipher.apply(&id, &mut data[start..]);
         let chunk_len = u32_len(piece.len()).to_le_bytes().to_vec();
-        items.push(FordChunkItem {
-            key: key.to_vec(),
-            chunk_len,
-        });
+        items.push(FordChunkItem { key: key.to_vec(), chunk_len });
     }
 
     let (signature, checksum_key) = file_signature(plaintext, boundary_key);
-    let item = Some(FordItem {
-        chunks: items,
-        checksum: checksum_key.to_vec(),
-    });
+    let item = Some(FordItem { chunks: items, checksum: checksum_key.to_vec() });
     let mut ford_key = [0u8; 32];
     rng.fill_bytes(&mut ford_key);
     let mut ford_iv = [0u8; 16];
     rng.fill_bytes(&mut ford_iv);
     let ford_plain = FordChunk { item }.encode_to_vec();
-    let sealed = (ford_siv(&ford_key).encrypt([&ford_iv[..], &[V2]], &ford_plain))
-        .expect("two headers are within AES-SIV's limit");
+    let sealed = (ford_siv(&ford_key).encrypt([&ford_iv[..], &[V2]], &ford_plain)).expect("two headers are within AES-SIV's limit");
     let mut body = [&[V2][..], &ford_iv, &sealed].concat();
     let reference_signature = ford_id(&ford_key);
     for meta in chunks.iter_mut().filter_map(|c| c.meta.as_mut()) {
         meta.offset += body.len() as u64;
     }
-    let for_chunks = Some(EncryptedChunks {
-        container: Vec::new(),
-        keys_container: reference_signature.to_vec(),
-    });
-    let ford = EncryptionMeta {
-        size: u32_len(body.len()),
-        offset: 0,
-        for_chunks,
-    };
-    chunks.insert(
-        0,
-        ChunkWrapper {
-            meta: None,
-            encryption: Some(ford),
-        },
-    );
+    let for_chunks = Some(EncryptedChunks { container: Vec::new(), keys_container: reference_signature.to_vec() });
+    let ford = EncryptionMeta { size: u32_len(body.len()), offset: 0, for_chunks };
+    chunks.insert(0, ChunkWrapper { meta: None, encryption: Some(ford) });
     body.extend_from_slice(&data);
     let size = plaintext.len() as u64;
-    SealedFile {
-        signature,
-        reference_signature,
-        ford_key,
-        size,
-        chunks,
-        body,
-    }
+    SealedFile { signature, reference_signature, ford_key, size, chunks, body }
 }
 
 /// The authorization a CloudKit reply bundles for these files, each file in its own container
@@ -149,10 +113,7 @@ pub fn authorize_get(files: &[(&SealedFile, HttpRequest)]) -> AuthorizeGetRespon
     let mut references = Vec::with_capacity(files.len());
     for (index, (file, request)) in files.iter().enumerate() {
         let container_index = u32::try_from(index).expect("fewer than 2^32 files per reply");
-        let at = |chunk_index: usize| ChunkReference {
-            container_index,
-            chunk_index: u32::try_from(chunk_index).expect("fewer than 2^32 chunks per file"),
-        };
+        let at = |chunk_index: usize| ChunkReference { container_index, chunk_index: u32::try_from(chunk_index).expect("fewer than 2^32 chunks per file") };
         let mut request = request.clone();
         if request.method.is_empty() {
             request.method = "GET".to_owned();
@@ -165,38 +126,18 @@ pub fn authorize_get(files: &[(&SealedFile, HttpRequest)]) -> AuthorizeGetRespon
         });
         references.push(ChunkReferences {
             file_checksum: file.signature.to_vec(),
-            chunk_references: (file.chunks.iter().enumerate())
-                .filter(|(_, chunk)| chunk.meta.is_some())
-                .map(|(i, _)| at(i))
-                .collect(),
+            chunk_references: (file.chunks.iter().enumerate()).filter(|(_, chunk)| chunk.meta.is_some()).map(|(i, _)| at(i)).collect(),
             ford_checksum: file.reference_signature.to_vec(),
             f5: 0,
-            ford_reference: file
-                .chunks
-                .iter()
-                .position(|c| c.encryption.is_some())
-                .map(at),
+            ford_reference: file.chunks.iter().position(|c| c.encryption.is_some()).map(at),
         });
     }
-    AuthorizeGetResponse {
-        f1: Some(AuthorizedFiles {
-            containers,
-            references,
-        }),
-        error: None,
-    }
+    AuthorizeGetResponse { f1: Some(AuthorizedFiles { containers, references }), error: None }
 }
 
 /// An authorization that refuses (`error.f2.reason`), as MMCS answers for a file it lacks.
 pub fn authorize_error(reason: &str) -> AuthorizeGetResponse {
-    AuthorizeGetResponse {
-        f1: None,
-        error: Some(AuthorizeError {
-            f2: Some(AuthorizeErrorDetail {
-                reason: reason.to_owned(),
-            }),
-        }),
-    }
+    AuthorizeGetResponse { f1: None, error: Some(AuthorizeError { f2: Some(AuthorizeErrorDetail { reason: reason.to_owned() }) }) }
 }
 
 /// The 96 bytes one V2 chunk key expands to: signature HMAC key, IV HMAC key, AES-256 key.
@@ -240,11 +181,7 @@ fn file_signature(plaintext: &[u8], boundary_key: &[u8; 32]) -> ([u8; 21], [u8; 
 
 /// `SHA-256("com.apple.DataObjectSaltV2" ‖ file)`.
 fn file_hash(plaintext: &[u8]) -> [u8; 32] {
-    Sha256::new()
-        .chain_update(FILE_SALT)
-        .chain_update(plaintext)
-        .finalize()
-        .into()
+    Sha256::new().chain_update(FILE_SALT).chain_update(plaintext).finalize().into()
 }
 
 fn checksum_from(checksum_key: &[u8; 32], h: &[u8; 32]) -> [u8; 21] {
@@ -312,55 +249,31 @@ mod tests {
 
     fn request(path: &str) -> HttpRequest {
         let (domain, port) = ("127.0.0.1".into(), 8080);
-        HttpRequest {
-            scheme: "http".into(),
-            domain,
-            port,
-            path: path.into(),
-            ..Default::default()
-        }
+        HttpRequest { scheme: "http".into(), domain, port, path: path.into(), ..Default::default() }
     }
 
     /// A downloader of our own: finds the file by checksum, opens its FORD chunk with
     /// `ford_key`, decrypts each chunk from `bodies[container]` checking its id, then checks the
     /// file checksum with FORD's checksum key.
-    fn unseal(
-        auth: &AuthorizeGetResponse,
-        bodies: &[&[u8]],
-        signature: &[u8],
-        ford_key: &[u8; 32],
-    ) -> Result<Vec<u8>, &'static str> {
+    fn unseal(auth: &AuthorizeGetResponse, bodies: &[&[u8]], signature: &[u8], ford_key: &[u8; 32]) -> Result<Vec<u8>, &'static str> {
         let files = auth.f1.as_ref().ok_or("authorization refused")?;
-        let refs = (files
-            .references
-            .iter()
-            .find(|r| r.file_checksum == signature))
-        .ok_or("file not authorized")?;
+        let refs = (files.references.iter().find(|r| r.file_checksum == signature)).ok_or("file not authorized")?;
         let entry = move |r: &ChunkReference| {
             let container = files.containers.get(r.container_index as usize)?;
             let body: &[u8] = bodies.get(r.container_index as usize)?;
             Some((container.chunks.get(r.chunk_index as usize)?, body))
         };
-        let cut = |body: &[u8], at: u64, size: u64| {
-            body.get(at as usize..(at + size) as usize)
-                .map(<[u8]>::to_vec)
-        };
+        let cut = |body: &[u8], at: u64, size: u64| body.get(at as usize..(at + size) as usize).map(<[u8]>::to_vec);
 
         let ford_ref = refs.ford_reference.as_ref();
         let (ford_entry, body) = ford_ref.and_then(entry).ok_or("no FORD entry")?;
         let meta = ford_entry.encryption.as_ref().ok_or("not a FORD entry")?;
-        let id = meta
-            .for_chunks
-            .as_ref()
-            .map(|f| f.keys_container.as_slice());
+        let id = meta.for_chunks.as_ref().map(|f| f.keys_container.as_slice());
         if id != Some(&ford_id(ford_key)[..]) {
             return Err("FORD chunk id is not this key's");
         }
-        let ford = (cut(body, meta.offset.into(), meta.size.into()))
-            .filter(|f| f.len() > 17 && f[0] == V2)
-            .ok_or("no V2 FORD chunk")?;
-        let plain = (ford_siv(ford_key).decrypt([&ford[1..17], &ford[..1]], &ford[17..]))
-            .map_err(|_| "FORD does not open")?;
+        let ford = (cut(body, meta.offset.into(), meta.size.into())).filter(|f| f.len() > 17 && f[0] == V2).ok_or("no V2 FORD chunk")?;
+        let plain = (ford_siv(ford_key).decrypt([&ford[1..17], &ford[..1]], &ford[17..])).map_err(|_| "FORD does not open")?;
         let item = (FordChunk::decode(&plain[..]).ok().and_then(|f| f.item)).ok_or("no FORD")?;
         if item.chunks.len() != refs.chunk_references.len() {
             return Err("FORD and references disagree on the chunk count");
@@ -396,9 +309,7 @@ mod tests {
     }
 
     fn ids(file: &SealedFile) -> Vec<String> {
-        (file.chunks.iter().filter_map(|c| c.meta.as_ref()))
-            .map(|m| hex(&m.checksum))
-            .collect()
+        (file.chunks.iter().filter_map(|c| c.meta.as_ref())).map(|m| hex(&m.checksum)).collect()
     }
 
     #[test]
@@ -413,10 +324,7 @@ mod tests {
             assert!(file.chunks[0].encryption.is_some() && file.chunks[0].meta.is_none());
             let end = match file.chunks.last().and_then(|c| c.meta.as_ref()) {
                 Some(m) => m.offset + m.size,
-                None => file.chunks[0]
-                    .encryption
-                    .as_ref()
-                    .map_or(0, |e| e.size.into()),
+                None => file.chunks[0].encryption.as_ref().map_or(0, |e| e.size.into()),
             };
             assert_eq!(end, file.body.len() as u64, "entries cover the body");
         }
@@ -429,20 +337,10 @@ mod tests {
         let fb = seal(&b, CHUNK, &BOUNDARY, &mut seed(2));
         let auth = authorize_get(&[(&fa, request("/a")), (&fb, request("/b"))]);
         let files = auth.f1.as_ref().expect("files");
-        assert_eq!(
-            files.containers[1]
-                .request
-                .as_ref()
-                .expect("request")
-                .method,
-            "GET"
-        );
+        assert_eq!(files.containers[1].request.as_ref().expect("request").method, "GET");
         let wanted = &files.references[1];
         assert_eq!(wanted.chunk_references[0].container_index, 1);
-        assert_eq!(
-            wanted.ford_reference.as_ref().map(|r| r.chunk_index),
-            Some(0)
-        );
+        assert_eq!(wanted.ford_reference.as_ref().map(|r| r.chunk_index), Some(0));
         let bodies: [&[u8]; 2] = [&fa.body, &fb.body];
         assert_eq!(unseal(&auth, &bodies, &fb.signature, &fb.ford_key), Ok(b));
         assert_eq!(unseal(&auth, &bodies, &fa.signature, &fa.ford_key), Ok(a));
@@ -462,9 +360,7 @@ mod tests {
         let after = ids(&seal(&changed, CHUNK, &BOUNDARY, &mut seed(9)));
         assert_eq!((&before[0], &before[2]), (&after[0], &after[2]));
         assert_ne!(before[1], after[1]);
-        assert!(before
-            .iter()
-            .all(|id| id.len() == 42 && id.starts_with("84")));
+        assert!(before.iter().all(|id| id.len() == 42 && id.starts_with("84")));
     }
 
     #[test]
@@ -472,16 +368,10 @@ mod tests {
         let plain = text(1234);
         let one = seal(&plain, CHUNK, &BOUNDARY, &mut seed(1));
         let rekeyed = seal(&plain, CHUNK, &BOUNDARY, &mut seed(2));
-        assert_eq!(
-            one.signature, rekeyed.signature,
-            "chunk keys do not enter it"
-        );
+        assert_eq!(one.signature, rekeyed.signature, "chunk keys do not enter it");
         let other = seal(&plain, CHUNK, &[0x77; 32], &mut seed(1));
         assert_ne!(one.signature, other.signature);
-        assert_ne!(
-            one.signature,
-            seal(&text(1235), CHUNK, &BOUNDARY, &mut seed(1)).signature
-        );
+        assert_ne!(one.signature, seal(&text(1235), CHUNK, &BOUNDARY, &mut seed(1)).signature);
         assert_eq!(one.signature[0], V2);
     }
 
@@ -493,18 +383,12 @@ mod tests {
         assert_eq!(open(&file, &wrong), Err("FORD chunk id is not this key's"));
         // even when the entry names the wrong key's id, SIV itself refuses
         let mut forged = file.clone();
-        let ford = forged.chunks[0]
-            .encryption
-            .as_mut()
-            .and_then(|e| e.for_chunks.as_mut());
+        let ford = forged.chunks[0].encryption.as_mut().and_then(|e| e.for_chunks.as_mut());
         ford.expect("FORD entry").keys_container = ford_id(&wrong).to_vec();
         assert_eq!(open(&forged, &wrong), Err("FORD does not open"));
         let mut altered = file.clone();
         *altered.body.last_mut().expect("data") ^= 1;
-        assert_eq!(
-            open(&altered, &file.ford_key),
-            Err("chunk id does not match its plaintext")
-        );
+        assert_eq!(open(&altered, &file.ford_key), Err("chunk id does not match its plaintext"));
     }
 
     #[test]
@@ -526,21 +410,12 @@ mod tests {
         let boundary: [u8; 32] = std::array::from_fn(|i| 0x80 + i as u8);
         let mut rng = StepRng::new(0x0706_0504_0302_0100, 0x0808_0808_0808_0808);
         let file = seal(&text(1037), CHUNK, &boundary, &mut rng);
-        assert_eq!(
-            hex(&file.signature),
-            "047f224d3db62da88463a6c52bf593ccc3d50bfe13"
-        );
+        assert_eq!(hex(&file.signature), "047f224d3db62da88463a6c52bf593ccc3d50bfe13");
         let reference = "0134c1cd143b2852b39e23501739d5fffcfb8763da";
         assert_eq!(hex(&file.reference_signature), reference);
-        let chunk_ids = [
-            "84d7472cfc419e0daafb4adc2cf09c62569fc7fcdf",
-            "84df22cd6f3bf73e1010845b3fd8cbd90f2a6084cb",
-        ];
+        let chunk_ids = ["84d7472cfc419e0daafb4adc2cf09c62569fc7fcdf", "84df22cd6f3bf73e1010845b3fd8cbd90f2a6084cb"];
         assert_eq!(ids(&file), chunk_ids);
-        assert_eq!(
-            file.chunks[0].encryption.as_ref().map(|e| e.size),
-            Some(155)
-        );
+        assert_eq!(file.chunks[0].encryption.as_ref().map(|e| e.size), Some(155));
         assert_eq!(file.body.len(), 1192);
         let body = "f23b56fc6fd8032b0caf0bb4fb94e0e5229642b727a101f317efa1a2cf4c6731";
         assert_eq!(hex(&Sha256::digest(&file.body)), body);

@@ -92,9 +92,7 @@ impl Account {
         let added = prev.filter(|&p| {
             let chat = self.chat_of(p);
             let pp = self.prev_in_chat.get(p as usize).copied().unwrap_or(NO_PREV);
-            self.kind_of(p, chat, pp).0 == Kind::Tapback
-                && rng(self.spec.seed, STREAM_TAPBACK, p).gen_range(0..100) < 85
-                && self.reactable(p).is_some()
+            self.kind_of(p, chat, pp).0 == Kind::Tapback && rng(self.spec.seed, STREAM_TAPBACK, p).gen_range(0..100) < 85 && self.reactable(p).is_some()
         });
         match added.and_then(|p| Some((p, self.tapback(p)?))) {
             Some((p, added)) => Some(Tapback {

@@ -41,9 +41,9 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use crate::account::{rng, Account, Generated, Kind};
-use crate::truth::TruthLine;
 use crate::content::ContentError;
 use crate::encode::ContentBlobs;
+use crate::truth::TruthLine;
 
 /// The picks' stream.
 const STREAM_REVISE: u64 = 16;
@@ -266,15 +266,7 @@ fn revise(account: &Account, kind: RevisionKind, g: u64, slot: u64) -> Result<Re
         }
     };
     record.content = content;
-    Ok(Revision {
-        kind,
-        g,
-        guid: record.guid.clone(),
-        record_name: record.record_name.clone(),
-        chat_id: record.chat_id.clone(),
-        record,
-        blobs,
-    })
+    Ok(Revision { kind, g, guid: record.guid.clone(), record_name: record.record_name.clone(), chat_id: record.chat_id.clone(), record, blobs })
 }
 
 /// One group's new version, timed at `slot` after the later messages (see the module docs).

@@ -27,16 +27,16 @@ use cloudkit::records::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::account::{Account, AccountSpec, Kind, Visible, OWN_HANDLES};
 use crate::encode::{self, Keying};
 use crate::fixtures::AppleFixtures;
 use crate::gateway::{self, Refusal};
+use crate::keys::{digest, KeyChoice, KeyMaterial, LATE_KEYS, LOST_KEYS, OWN_PROTECTION_EVERY};
 use crate::order::Permutation;
 use crate::revisions::{RevisionKind, Revisions};
-use crate::keys::{digest, KeyChoice, KeyMaterial, LATE_KEYS, LOST_KEYS, OWN_PROTECTION_EVERY};
 use crate::session::SimSession;
-use crate::wire::{self, failure, success};
-use crate::account::{Account, AccountSpec, Kind, Visible, OWN_HANDLES};
 use crate::truth::TruthLine;
+use crate::wire::{self, failure, success};
 
 /// Fault injection and paging knobs.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +60,19 @@ pub struct Faults {
 
 impl Default for Faults {
     fn default() -> Self {
-        Faults { page_size: 200, page_errors: 0.0, error_burst: 1, throttle: 0.0, retry_after_secs: 1, pcs_late: 0.0, late_refreshes: 2, pcs_lost: 0.0, bad_changes: 0.0, asset_errors: 0.0, revise: 0 }
+        Faults {
+            page_size: 200,
+            page_errors: 0.0,
+            error_burst: 1,
+            throttle: 0.0,
+            retry_after_secs: 1,
+            pcs_late: 0.0,
+            late_refreshes: 2,
+            pcs_lost: 0.0,
+            bad_changes: 0.0,
+            asset_errors: 0.0,
+            revise: 0,
+        }
     }
 }
 
@@ -129,10 +141,7 @@ impl Sim {
     pub fn new(spec: AccountSpec, faults: Faults) -> Self {
         let seed = spec.seed;
         let account = Account::generate(spec);
-        let zones = ZONES
-            .iter()
-            .map(|z| (*z, ZoneKeyState { refreshes: 0, late_seen: [None; LATE_KEYS as usize] }))
-            .collect();
+        let zones = ZONES.iter().map(|z| (*z, ZoneKeyState { refreshes: 0, late_seen: [None; LATE_KEYS as usize] })).collect();
         let keys = KeyMaterial::new(seed, &ZONES, &[MESSAGE_ZONE]);
         let session = SimSession::new(
             format!("{}", 10_000_000_000u64 + seed % 1_000_000_000),
@@ -427,8 +436,7 @@ impl Sim {
             st.stats.pages += 1;
         }
         let first = self.fixture_count(zone);
-        let damaged =
-            (pos.max(first)..end).filter(|&p| self.damaged(zone, self.message_at(p - first))).map(|p| (p - pos) as usize).collect();
+        let damaged = (pos.max(first)..end).filter(|&p| self.damaged(zone, self.message_at(p - first))).map(|p| (p - pos) as usize).collect();
         let page = proto::RetrieveChangesResponse {
             change,
             sync_continuation_token: Some(self.token(zone, end)),
@@ -456,10 +464,7 @@ impl Sim {
                 target_zone: Some(proto::Zone {
                     zone_identifier: req.zone_identifier.clone(),
                     etag: Some(format!("{refreshes}")),
-                    protection_info: Some(proto::ProtectionInfo {
-                        protection_info: Some(zone_protection.der),
-                        protection_info_tag: Some(zone_protection.tag),
-                    }),
+                    protection_info: Some(proto::ProtectionInfo { protection_info: Some(zone_protection.der), protection_info_tag: Some(zone_protection.tag) }),
                     // rustpush leaves the record protection's tag unset (fixtures README).
                     record_protection_info: Some(proto::ProtectionInfo { protection_info: Some(record_protection.der), protection_info_tag: None }),
                 }),
@@ -483,18 +488,17 @@ impl Sim {
             _ => None,
         });
         let first = self.fixture_count(zone);
-        let pos = fixture.or_else(|| match zone {
-            CHAT_ZONE => self.account.chat_records.iter().position(|c| c.record_name == name).map(|p| p as u64),
-            MESSAGE_ZONE => self.account.message_index(name).and_then(|g| self.position_of(g)),
-            _ => self
-                .account
-                .attachment_index(name)
-                .and_then(|g| self.account.attachments.binary_search(&(g as u32)).ok())
-                .map(|p| p as u64),
-        }
-        .map(|p| p + first))
-        .filter(|&p| p < self.items(zone))
-        .ok_or_else(not_found)?;
+        let pos = fixture
+            .or_else(|| {
+                match zone {
+                    CHAT_ZONE => self.account.chat_records.iter().position(|c| c.record_name == name).map(|p| p as u64),
+                    MESSAGE_ZONE => self.account.message_index(name).and_then(|g| self.position_of(g)),
+                    _ => self.account.attachment_index(name).and_then(|g| self.account.attachments.binary_search(&(g as u32)).ok()).map(|p| p as u64),
+                }
+                .map(|p| p + first)
+            })
+            .filter(|&p| p < self.items(zone))
+            .ok_or_else(not_found)?;
         let mut late = Vec::new();
         let change = self.change_at(zone, pos, &mut late)?;
         self.mark_late(zone, &late);
@@ -547,7 +551,10 @@ impl Sim {
             CHAT_ZONE => (CHAT_RECORD_TYPE, [self.items(zone) as i64, 0]),
             MESSAGE_ZONE => (
                 MESSAGE_RECORD_TYPE,
-                [(self.account.live_message_count(released).saturating_sub(deleted) + self.fixture_count(zone)) as i64, (self.account.deleted + deleted) as i64],
+                [
+                    (self.account.live_message_count(released).saturating_sub(deleted) + self.fixture_count(zone)) as i64,
+                    (self.account.deleted + deleted) as i64,
+                ],
             ),
             _ => (ATTACHMENT_RECORD_TYPE, [self.items(zone) as i64, 0]),
         };
@@ -560,10 +567,8 @@ impl Sim {
 
     /// The zone an operation names; it must be one of the account's, owned by its user.
     fn zone_of(&self, id: Option<&proto::RecordZoneIdentifier>) -> Result<&'static str, proto::OperationResult> {
-        let zone = id
-            .and_then(|z| z.zone_name())
-            .and_then(zone_static)
-            .ok_or_else(|| failure(Some(client_error::ZONE_NOT_FOUND), None, None, "zone not found"))?;
+        let zone =
+            id.and_then(|z| z.zone_name()).and_then(zone_static).ok_or_else(|| failure(Some(client_error::ZONE_NOT_FOUND), None, None, "zone not found"))?;
         let owner = id.and_then(|z| z.owner_identifier.as_ref()).and_then(|o| o.name.as_deref());
         if owner != Some(self.session.cloudkit_user_id.as_str()) {
             return Err(failure(Some(CLIENT_FORBIDDEN), None, None, &format!("zone owner {owner:?} is not the authenticated user")));
@@ -662,12 +667,7 @@ impl Sim {
 }
 
 fn change_of(record: proto::Record) -> proto::RecordChange {
-    proto::RecordChange {
-        identifier: record.record_identifier.clone(),
-        etag: record.etag.clone(),
-        record_type: record.r#type.clone(),
-        record: Some(record),
-    }
+    proto::RecordChange { identifier: record.record_identifier.clone(), etag: record.etag.clone(), record_type: record.r#type.clone(), record: Some(record) }
 }
 
 /// CloudKit's client-error code FORBIDDEN.
@@ -687,4 +687,3 @@ enum Fault {
     /// true: HTTP 503; false: operation-level server error.
     Error(bool),
 }
-

@@ -24,10 +24,7 @@ const CODE_FAILURE: i32 = 3;
 pub fn read_request(body: &[u8], gzipped: bool) -> Result<Vec<RequestOperation>, String> {
     let plain = if gzipped {
         let mut out = Vec::new();
-        GzDecoder::new(body)
-            .take(MAX_REQUEST_BYTES + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| format!("request body is not gzip: {e}"))?;
+        GzDecoder::new(body).take(MAX_REQUEST_BYTES + 1).read_to_end(&mut out).map_err(|e| format!("request body is not gzip: {e}"))?;
         if out.len() as u64 > MAX_REQUEST_BYTES {
             return Err(format!("request body inflates past {MAX_REQUEST_BYTES} bytes"));
         }

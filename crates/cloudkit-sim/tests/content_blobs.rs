@@ -7,13 +7,11 @@
 //! either, so agreement here is agreement on Apple's format, not with ourselves.
 
 use cloudkit_sim::content::{
-    encode_attributed_body, encode_attributed_body_with, encode_link_preview, encode_summary_info,
-    BodyRun, BodyStyle, LinkPreviewSpec, PartHistory, PartSpan, SummaryInfoSpec, VersionSpec,
+    encode_attributed_body, encode_attributed_body_with, encode_link_preview, encode_summary_info, BodyRun, BodyStyle, LinkPreviewSpec, PartHistory, PartSpan,
+    SummaryInfoSpec, VersionSpec,
 };
 use crabstep::{OutputData, TypedStreamDeserializer};
-use imessage::{
-    decode_attributed_body, decode_link_preview, decode_summary_info, AttributedBody, BodyPart,
-};
+use imessage::{decode_attributed_body, decode_link_preview, decode_summary_info, AttributedBody, BodyPart};
 use plist::Value;
 
 const FFFC: &str = "\u{FFFC}";
@@ -21,21 +19,14 @@ const FILE_TRANSFER_GUID: &str = "__kIMFileTransferGUIDAttributeName";
 const GUID_SUFFIX: &str = "F0668F79-20C2-49C9-A87F-1B007ABB0CED";
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../../shared/fixtures/apple/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../../../shared/fixtures/apple/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// Asserts `actual == expected`, showing where the bytes first differ.
 fn assert_same_bytes(actual: &[u8], expected: &[u8], what: &str) {
     if actual != expected {
-        let at = actual
-            .iter()
-            .zip(expected)
-            .position(|(a, e)| a != e)
-            .unwrap_or(actual.len().min(expected.len()));
+        let at = actual.iter().zip(expected).position(|(a, e)| a != e).unwrap_or(actual.len().min(expected.len()));
         let window = |b: &[u8]| b[at.saturating_sub(8)..(at + 16).min(b.len())].to_vec();
         panic!(
             "{what}: differs from Apple's at byte {at} (lengths {} vs {}):\n ours  {:02x?}\n apple {:02x?}",
@@ -69,10 +60,7 @@ fn crabstep_primitives(bytes: &[u8]) -> Vec<String> {
 fn assert_crabstep_reads(bytes: &[u8], expected: &[&str]) {
     let values = crabstep_primitives(bytes);
     for want in expected {
-        assert!(
-            values.iter().any(|value| value == want),
-            "crabstep did not find {want:?} in {values:?}"
-        );
+        assert!(values.iter().any(|value| value == want), "crabstep did not find {want:?} in {values:?}");
     }
 }
 
@@ -92,11 +80,7 @@ fn runs_of(body: &AttributedBody) -> Vec<BodyRun> {
 
 /// Asserts that Apple's `archive` holds `runs` (so that encoding `runs` should give it back).
 fn assert_holds(archive: &[u8], runs: &[BodyRun]) {
-    assert_eq!(
-        runs_of(&decode(archive)),
-        runs,
-        "the archive holds these runs"
-    );
+    assert_eq!(runs_of(&decode(archive)), runs, "the archive holds these runs");
 }
 
 fn decode(bytes: &[u8]) -> AttributedBody {
@@ -142,16 +126,9 @@ fn multi_part_body_matches_apples_up_to_name_sharing() {
     // `__kIMFileTransferGUIDAttributeName` of the first dictionary, where we write the name again.
     let n = 398;
     assert_same_bytes(&ours[..n], &apple[..n], "MultiPart");
-    assert_eq!(
-        (apple[n], ours[n]),
-        (0x92 + 9, 0x84),
-        "Apple's reference, our new object"
-    );
+    assert_eq!((apple[n], ours[n]), (0x92 + 9, 0x84), "Apple's reference, our new object");
 
-    let shared = BodyStyle {
-        shared_names: true,
-        ..BodyStyle::MESSAGE
-    };
+    let shared = BodyStyle { shared_names: true, ..BodyStyle::MESSAGE };
     for bytes in [ours, encode_attributed_body_with(&runs, shared).unwrap()] {
         assert_eq!(decode(&bytes), decode(&apple), "imessage");
         assert_eq!(crabstep_primitives(&bytes), crabstep_primitives(&apple));
@@ -170,8 +147,7 @@ fn link_body_decodes_like_apples() {
     // DDScannerResult) that the simulator does not write, and its keys are in hash order.
     let apple = decode(&fixture("attributed-body/URL"));
     let url = "https://github.com/ReagentX/Logria";
-    let ours =
-        encode_attributed_body_with(&[BodyRun::link(url, url, 0)], BodyStyle::CURRENT).unwrap();
+    let ours = encode_attributed_body_with(&[BodyRun::link(url, url, 0)], BodyStyle::CURRENT).unwrap();
     let ours = decode(&ours);
     assert_eq!(ours.text, apple.text);
     assert_eq!(ours.runs.len(), 1);
@@ -184,10 +160,7 @@ fn link_body_decodes_like_apples() {
 
 /// Decodes a hex string (whitespace-free pieces joined by `concat!`).
 fn hex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
-        .collect()
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex")).collect()
 }
 
 /// Three more archives Messages wrote, from crabstep 0.7.0's test data (`src/test_data/`,
@@ -225,11 +198,7 @@ const EDITED_TEXT: &str = concat!(
 
 #[test]
 fn mention_body_is_apples_bytes() {
-    let runs = [
-        BodyRun::text("Test ", 0),
-        BodyRun::mention("Dad", "+15558675309", 0),
-        BodyRun::text(" ", 0),
-    ];
+    let runs = [BodyRun::text("Test ", 0), BodyRun::mention("Dad", "+15558675309", 0), BodyRun::text(" ", 0)];
     let apple = hex(MENTION);
     assert_holds(&apple, &runs);
     assert_same_bytes(&encode_attributed_body(&runs).unwrap(), &apple, "Mention");
@@ -282,75 +251,34 @@ fn three_attachments_round_trip_in_order() {
     let body = decode(&bytes);
     assert_eq!(body.text, format!("look: {FFFC}{FFFC} and {FFFC}"));
     assert_eq!(body.attachment_guids(), ["at_1_A", "at_2_B", "at_4_C"]);
-    let attachment = |part, guid: &str| BodyPart::Attachment {
-        part: Some(part),
-        guid: Some(guid.to_owned()),
-    };
-    let text = |part, text: &str| BodyPart::Text {
-        part: Some(part),
-        text: text.to_owned(),
-    };
-    assert_eq!(
-        body.parts(),
-        [
-            text(0, "look: "),
-            attachment(1, "at_1_A"),
-            attachment(2, "at_2_B"),
-            text(3, " and "),
-            attachment(4, "at_4_C"),
-        ]
-    );
+    let attachment = |part, guid: &str| BodyPart::Attachment { part: Some(part), guid: Some(guid.to_owned()) };
+    let text = |part, text: &str| BodyPart::Text { part: Some(part), text: text.to_owned() };
+    assert_eq!(body.parts(), [text(0, "look: "), attachment(1, "at_1_A"), attachment(2, "at_2_B"), text(3, " and "), attachment(4, "at_4_C"),]);
     assert_crabstep_reads(&bytes, &["at_1_A", "at_2_B", "at_4_C", FILE_TRANSFER_GUID]);
 }
 
 #[test]
 fn mention_round_trips() {
-    let runs = [
-        BodyRun::text("Hi ", 0),
-        BodyRun::mention("Bob", "+15555550123", 0),
-        BodyRun::text(", lunch?", 0),
-    ];
+    let runs = [BodyRun::text("Hi ", 0), BodyRun::mention("Bob", "+15555550123", 0), BodyRun::text(", lunch?", 0)];
     let bytes = encode_attributed_body(&runs).unwrap();
     let body = decode(&bytes);
     assert_eq!(body.text, "Hi Bob, lunch?");
-    let mentions: Vec<_> = body
-        .runs
-        .iter()
-        .map(|run| (body.run_text(run), run.mention.as_deref(), run.part))
-        .collect();
-    assert_eq!(
-        mentions,
-        [
-            ("Hi ", None, Some(0)),
-            ("Bob", Some("+15555550123"), Some(0)),
-            (", lunch?", None, Some(0)),
-        ]
-    );
+    let mentions: Vec<_> = body.runs.iter().map(|run| (body.run_text(run), run.mention.as_deref(), run.part)).collect();
+    assert_eq!(mentions, [("Hi ", None, Some(0)), ("Bob", Some("+15555550123"), Some(0)), (", lunch?", None, Some(0)),]);
     assert_crabstep_reads(&bytes, &["+15555550123", "__kIMMentionConfirmedMention"]);
 }
 
 #[test]
 fn link_round_trips_in_every_style() {
-    for style in [
-        BodyStyle::MESSAGE,
-        BodyStyle::CURRENT,
-        BodyStyle::EDIT_ORIGINAL,
-        BodyStyle::EDIT,
-    ] {
-        let runs = [
-            BodyRun::text("see ", 0),
-            BodyRun::link("example.com/a", "https://example.com/a", 0),
-        ];
+    for style in [BodyStyle::MESSAGE, BodyStyle::CURRENT, BodyStyle::EDIT_ORIGINAL, BodyStyle::EDIT] {
+        let runs = [BodyRun::text("see ", 0), BodyRun::link("example.com/a", "https://example.com/a", 0)];
         let bytes = encode_attributed_body_with(&runs, style).unwrap();
         let body = decode(&bytes);
         assert_eq!(body.text, "see example.com/a", "{style:?}");
         assert_eq!(body.runs[1].link.as_deref(), Some("https://example.com/a"));
         assert_eq!(body.runs[1].range, 4..17);
         let direction = style.writing_direction.then_some(-1);
-        assert!(body
-            .runs
-            .iter()
-            .all(|run| run.writing_direction == direction));
+        assert!(body.runs.iter().all(|run| run.writing_direction == direction));
         assert!(body.runs.iter().all(|run| run.part == Some(0)));
         assert_crabstep_reads(&bytes, &["https://example.com/a", "__kIMLinkAttributeName"]);
     }
@@ -358,11 +286,7 @@ fn link_round_trips_in_every_style() {
 
 #[test]
 fn non_bmp_text_counts_utf16_units() {
-    let runs = [
-        BodyRun::text("😀 hi ", 0),
-        BodyRun::attachment("at_1_E", 1),
-        BodyRun::text("👍🏽 done 𝄞", 2),
-    ];
+    let runs = [BodyRun::text("😀 hi ", 0), BodyRun::attachment("at_1_E", 1), BodyRun::text("👍🏽 done 𝄞", 2)];
     let bytes = encode_attributed_body(&runs).unwrap();
     let body = decode(&bytes);
     assert_eq!(body.text, format!("😀 hi {FFFC}👍🏽 done 𝄞"));
@@ -376,10 +300,7 @@ fn non_bmp_text_counts_utf16_units() {
 
 #[test]
 fn shared_names_round_trip() {
-    let style = BodyStyle {
-        shared_names: true,
-        ..BodyStyle::CURRENT
-    };
+    let style = BodyStyle { shared_names: true, ..BodyStyle::CURRENT };
     let runs = [
         BodyRun::text("a ", 0),
         BodyRun::mention("Bob", "bob@example.com", 0),
@@ -393,14 +314,8 @@ fn shared_names_round_trip() {
     assert_eq!(names, 1, "written once, referenced after");
     let body = decode(&bytes);
     assert_eq!(runs_of(&body), runs);
-    assert!(body
-        .runs
-        .iter()
-        .all(|run| run.writing_direction == Some(-1)));
-    assert_crabstep_reads(
-        &bytes,
-        &["bob@example.com", "at_1_S", "https://example.com/b"],
-    );
+    assert!(body.runs.iter().all(|run| run.writing_direction == Some(-1)));
+    assert_crabstep_reads(&bytes, &["bob@example.com", "at_1_S", "https://example.com/b"]);
 }
 
 #[test]
@@ -434,25 +349,11 @@ const EDITED: [(i64, &str); 4] = [
 ];
 
 fn span(part: i64, offset: i64, length: i64) -> PartSpan {
-    PartSpan {
-        part,
-        offset,
-        length,
-    }
+    PartSpan { part, offset, length }
 }
 
 fn history(part: i64, versions: &[(i64, &str)]) -> PartHistory {
-    PartHistory {
-        part,
-        versions: versions
-            .iter()
-            .map(|&(date, text)| VersionSpec {
-                date,
-                text: text.to_owned(),
-                guid: None,
-            })
-            .collect(),
-    }
+    PartHistory { part, versions: versions.iter().map(|&(date, text)| VersionSpec { date, text: text.to_owned(), guid: None }).collect() }
 }
 
 /// Every version text of a summary plist, each checked with crabstep.
@@ -479,11 +380,7 @@ fn edited_summary_is_apples_bytes() {
     let inputs: Vec<_> = EDITED.iter().map(|&(ns, text)| (whole(ns), text)).collect();
     assert_eq!(from_fixture, inputs, "the fixture holds these versions");
 
-    let spec = SummaryInfoSpec {
-        parts: vec![span(0, 0, 15)],
-        edits: vec![history(0, &EDITED)],
-        unsent_parts: vec![],
-    };
+    let spec = SummaryInfoSpec { parts: vec![span(0, 0, 15)], edits: vec![history(0, &EDITED)], unsent_parts: vec![] };
     let ours = encode_summary_info(&spec).unwrap();
     assert_eq!(plist_value(&ours), plist_value(&apple), "same plist values");
     assert_same_bytes(&ours, &apple, "Edited.plist");
@@ -493,11 +390,7 @@ fn edited_summary_is_apples_bytes() {
 #[test]
 fn deleted_summary_is_apples_bytes() {
     let apple = fixture("summary-info/Deleted.plist");
-    let spec = SummaryInfoSpec {
-        parts: vec![span(0, 0, 13)],
-        edits: vec![],
-        unsent_parts: vec![0],
-    };
+    let spec = SummaryInfoSpec { parts: vec![span(0, 0, 13)], edits: vec![], unsent_parts: vec![0] };
     let ours = encode_summary_info(&spec).unwrap();
     assert_eq!(plist_value(&ours), plist_value(&apple), "same plist values");
     assert_same_bytes(&ours, &apple, "Deleted.plist");
@@ -509,11 +402,7 @@ fn edit_histories_of_one_to_four_versions_round_trip() {
     for count in 1..=4 {
         let mut edits = history(1, &EDITED[..count]);
         edits.versions[count - 1].guid = Some("292BF9C6-C9B8-4827-BE65-6EA1C9B5B384".into());
-        let spec = SummaryInfoSpec {
-            parts: vec![span(0, 0, 1), span(1, 1, 14)],
-            edits: vec![edits],
-            unsent_parts: vec![],
-        };
+        let spec = SummaryInfoSpec { parts: vec![span(0, 0, 1), span(1, 1, 14)], edits: vec![edits], unsent_parts: vec![] };
         let bytes = encode_summary_info(&spec).unwrap();
         let info = decode_summary_info(&bytes).unwrap();
         assert_eq!(info.edited_parts, [1], "{count} versions");
@@ -538,11 +427,7 @@ fn edit_histories_of_one_to_four_versions_round_trip() {
 
 #[test]
 fn one_unsent_part_of_two_leaves_one() {
-    let spec = SummaryInfoSpec {
-        parts: vec![span(0, 0, 1), span(1, 1, 5)],
-        edits: vec![],
-        unsent_parts: vec![1],
-    };
+    let spec = SummaryInfoSpec { parts: vec![span(0, 0, 1), span(1, 1, 5)], edits: vec![], unsent_parts: vec![1] };
     let info = decode_summary_info(&encode_summary_info(&spec).unwrap()).unwrap();
     assert_eq!(info.unsent_parts, [1]);
     assert_eq!(info.remaining_parts(), 1);
@@ -574,15 +459,8 @@ fn link_preview_is_apples_bytes() {
 
 #[test]
 fn link_previews_round_trip_with_and_without_summary_and_icon() {
-    let full = LinkPreviewSpec {
-        summary: Some("Sample page description — with “quotes”".into()),
-        ..chrissardegna()
-    };
-    let bare = LinkPreviewSpec {
-        icon_url: None,
-        icon_mime_type: None,
-        ..chrissardegna()
-    };
+    let full = LinkPreviewSpec { summary: Some("Sample page description — with “quotes”".into()), ..chrissardegna() };
+    let bare = LinkPreviewSpec { icon_url: None, icon_mime_type: None, ..chrissardegna() };
     let placeholder = LinkPreviewSpec {
         url: "https://example.com/x".into(),
         original_url: "https://example.com/x".into(),
@@ -593,10 +471,7 @@ fn link_previews_round_trip_with_and_without_summary_and_icon() {
     for spec in [chrissardegna(), full, bare, placeholder] {
         let preview = decode_link_preview(&encode_link_preview(&spec).unwrap()).unwrap();
         assert_eq!(preview.url.as_deref(), Some(spec.url.as_str()));
-        assert_eq!(
-            preview.original_url.as_deref(),
-            Some(spec.original_url.as_str())
-        );
+        assert_eq!(preview.original_url.as_deref(), Some(spec.original_url.as_str()));
         assert_eq!(preview.title, spec.title);
         assert_eq!(preview.summary, spec.summary);
         assert_eq!(preview.icon_url, spec.icon_url);

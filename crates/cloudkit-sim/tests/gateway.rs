@@ -140,9 +140,7 @@ async fn raw_request(s: &Served, path: &str, op_type: i32, omit: Option<&str>) -
             target_database: Some(1),
             ..Default::default()
         }),
-        zone_retrieve_request: Some(proto::ZoneRetrieveRequest {
-            zone_identifier: Some(proto::zone_id(MESSAGE_ZONE, &session.cloudkit_user_id)),
-        }),
+        zone_retrieve_request: Some(proto::ZoneRetrieveRequest { zone_identifier: Some(proto::zone_id(MESSAGE_ZONE, &session.cloudkit_user_id)) }),
         ..Default::default()
     };
     let body = op.encode_length_delimited_to_vec();

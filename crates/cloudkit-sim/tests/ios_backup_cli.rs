@@ -38,7 +38,10 @@ fn a_messages_folder_becomes_a_plain_or_encrypted_backup() {
         assert!(out.join("Info.plist").is_file() && out.join("Status.plist").is_file() && out.join("Manifest.db").is_file());
         let manifest_db = std::fs::read(out.join("Manifest.db")).unwrap();
         assert_eq!(manifest_db.starts_with(b"SQLite format 3\0"), !encrypted);
-        (std::fs::read(blob_path(out, "HomeDomain", "Library/SMS/sms.db")).unwrap(), std::fs::read(blob_path(out, "MediaDomain", "Library/SMS/Attachments/ab/12/GUID-1/IMG_0001.jpeg")).unwrap())
+        (
+            std::fs::read(blob_path(out, "HomeDomain", "Library/SMS/sms.db")).unwrap(),
+            std::fs::read(blob_path(out, "MediaDomain", "Library/SMS/Attachments/ab/12/GUID-1/IMG_0001.jpeg")).unwrap(),
+        )
     };
     let (db, img) = run(&dir.path().join("plain"), false);
     assert_eq!(db, b"SQLite format 3\0 not really");
@@ -55,7 +58,11 @@ fn an_iphone_address_book_in_the_folder_is_packed_into_home_domain() {
     let folder = dir.path().join("phone");
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::write(folder.join("sms.db"), b"SQLite format 3\0 not really").unwrap();
-    let contacts = Command::new(env!("CARGO_BIN_EXE_cloudkit-sim")).args(["contacts", "--layout", "ios", "--chats", "6", "--messages", "50", "--big-chat", "0", "--out"]).arg(&folder).output().unwrap();
+    let contacts = Command::new(env!("CARGO_BIN_EXE_cloudkit-sim"))
+        .args(["contacts", "--layout", "ios", "--chats", "6", "--messages", "50", "--big-chat", "0", "--out"])
+        .arg(&folder)
+        .output()
+        .unwrap();
     assert!(contacts.status.success(), "{}", String::from_utf8_lossy(&contacts.stderr));
     assert!(!folder.join("contacts.vcf").exists() && !folder.join("AddressBook").exists(), "--layout ios writes the iPhone files only");
     let backup = dir.path().join("backup");

@@ -34,14 +34,11 @@ async fn build(account: &Account, schema: Schema) -> (tempfile::TempDir, Vec<Fol
 
 /// Table name → column names, as SQLite reports them.
 async fn columns(conn: &mut SqliteConnection) -> BTreeMap<String, Vec<String>> {
-    let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'sqlite_sequence'")
-        .fetch_all(&mut *conn)
-        .await
-        .expect("tables");
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'sqlite_sequence'").fetch_all(&mut *conn).await.expect("tables");
     let mut out = BTreeMap::new();
     for t in tables {
-        let cols: Vec<String> =
-            sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{t}')")).fetch_all(&mut *conn).await.expect("columns");
+        let cols: Vec<String> = sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{t}')")).fetch_all(&mut *conn).await.expect("columns");
         out.insert(t, cols);
     }
     out
@@ -113,10 +110,11 @@ async fn check_folder(dir: &Path, truth: &[FolderTruth], seconds: bool) {
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.expect("journal mode");
     assert_eq!(mode, "wal");
 
-    let rows = sqlx::query("SELECT c.chat_identifier, c.guid, count(j.message_id) FROM chat c LEFT JOIN chat_message_join j ON j.chat_id = c.ROWID GROUP BY c.ROWID")
-        .fetch_all(&mut conn)
-        .await
-        .expect("per chat");
+    let rows =
+        sqlx::query("SELECT c.chat_identifier, c.guid, count(j.message_id) FROM chat c LEFT JOIN chat_message_join j ON j.chat_id = c.ROWID GROUP BY c.ROWID")
+            .fetch_all(&mut conn)
+            .await
+            .expect("per chat");
     let mut per_chat: BTreeMap<String, usize> = BTreeMap::new();
     let mut sms_rows = 0;
     for r in &rows {
@@ -190,10 +188,8 @@ async fn macos_folder_has_apples_schema_and_the_accounts_truth() {
     }
 
     // macOS 13+: text only in attributedBody.
-    let both: i64 = sqlx::query_scalar("SELECT count(*) FROM message WHERE attributedBody IS NOT NULL AND text IS NOT NULL")
-        .fetch_one(&mut conn)
-        .await
-        .expect("count");
+    let both: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM message WHERE attributedBody IS NOT NULL AND text IS NOT NULL").fetch_one(&mut conn).await.expect("count");
     let bodies: i64 = sqlx::query_scalar("SELECT count(*) FROM message WHERE attributedBody IS NOT NULL").fetch_one(&mut conn).await.expect("count");
     assert_eq!(both, 0);
     assert!(bodies > 1000, "{bodies}");
@@ -243,10 +239,8 @@ async fn older_generations_drop_what_they_could_not_hold() {
         assert!(!cols["message"].iter().any(|c| c == "thread_originator_guid" || c == "date_edited"), "{schema:?}");
         assert_eq!(cols["chat_message_join"].iter().any(|c| c == "message_date"), !seconds, "{schema:?}");
         // Old generations keep the text beside the body; no emoji tapbacks; stickers as 1000.
-        let text_missing: i64 = sqlx::query_scalar("SELECT count(*) FROM message WHERE attributedBody IS NOT NULL AND text IS NULL")
-            .fetch_one(&mut conn)
-            .await
-            .expect("count");
+        let text_missing: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM message WHERE attributedBody IS NOT NULL AND text IS NULL").fetch_one(&mut conn).await.expect("count");
         assert_eq!(text_missing, 0, "{schema:?}");
         let kinds: Vec<i64> = sqlx::query_scalar("SELECT DISTINCT associated_message_type FROM message").fetch_all(&mut conn).await.expect("kinds");
         assert!(!kinds.iter().any(|k| k % 1000 == 6 || *k == 2007), "{schema:?}: {kinds:?}");
@@ -263,14 +257,7 @@ async fn cli_writes_the_same_account_as_truth() {
     let truth_file = dir.path().join("truth.jsonl");
     let bin = env!("CARGO_BIN_EXE_cloudkit-sim");
     let size = ["--seed", "3", "--chats", "6", "--messages", "300", "--big-chat", "50"];
-    let status = std::process::Command::new(bin)
-        .args(["messages-folder", "--out"])
-        .arg(&out)
-        .arg("--truth")
-        .arg(&truth_file)
-        .args(size)
-        .status()
-        .expect("run");
+    let status = std::process::Command::new(bin).args(["messages-folder", "--out"]).arg(&out).arg("--truth").arg(&truth_file).args(size).status().expect("run");
     assert!(status.success());
     // The same flags give `cloudkit-sim truth` the same messages.
     let sim = std::process::Command::new(bin).arg("truth").args(size).output().expect("run truth");

@@ -50,10 +50,7 @@ fn client_verifies_the_simulators_identity() {
     let (der, master_x) = sim_identity(&sim);
     let master = EcPublicKey::from_compact(&master_x).expect("compact master key");
     let (key, signature) = EcKey::from_keychain_der_checked(&der, &[master]).expect("verifies");
-    assert_eq!(
-        signature,
-        IdentitySignature::Verified { signer: hex(&identity_keyid(&master_x)), self_signed: false }
-    );
+    assert_eq!(signature, IdentitySignature::Verified { signer: hex(&identity_keyid(&master_x)), self_signed: false });
     assert_eq!(identity_keyid(&master_x), keyid(&master_x), "both sides name the signer alike");
     // The session's load path (no MasterKey known) names the signer and loads the key.
     let (loaded, signature) = EcKey::from_keychain_der_checked(&der, &[]).expect("loads");
@@ -103,9 +100,7 @@ fn identity_has_the_shape_of_the_vectors() {
 
 /// The venv's python with `cryptography` importable (scripts/install-test-python.sh).
 fn oracle_python() -> PathBuf {
-    let venv = std::env::var_os("IMB_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv")));
+    let venv = std::env::var_os("IMB_VENV").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv")));
     let python = venv.join("bin/python");
     let ok = Command::new(&python).args(["-c", "import cryptography"]).status().is_ok_and(|s| s.success());
     assert!(ok, "{} cannot import cryptography: run scripts/install-test-python.sh", python.display());
@@ -200,13 +195,8 @@ fn outside_oracle_verifies_the_simulators_identity() {
         cases.push(json!({"v_data": hex(&tampered), "signer_x": hex(&master_x)}));
         expected.extend([true, false]);
     }
-    let mut child = Command::new(&python)
-        .args(["-c", ORACLE])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting python");
+    let mut child =
+        Command::new(&python).args(["-c", ORACLE]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("starting python");
     child.stdin.take().unwrap().write_all(serde_json::to_string(&cases).unwrap().as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "oracle failed: {}", String::from_utf8_lossy(&out.stderr));

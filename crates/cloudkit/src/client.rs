@@ -17,17 +17,18 @@ use std::time::Duration;
 use prost::Message;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
-use crate::error::{Error, Result};
+use crate::anisette::Anisette;
 use crate::body::{read_capped, BodyRead};
+use crate::error::{Error, Result};
 use crate::framing::{decode_delimited_bytes_at_most, encode_body, plain_body_capped};
 use crate::limits::{Limits, CONNECT_TIMEOUT, CONTENT_STALL_TIMEOUT, MAX_SMALL_BODY, REQUEST_TIMEOUT};
 use crate::pcs::{hex, EcKey, KeyRing};
 use crate::proto::{self, client_error, op_type, result_code, server_error, RequestOperation, ResponseOperation};
-use crate::anisette::Anisette;
 use crate::session::Session;
 pub use crate::urls::check_url;
 
-pub const CONTENT_TYPE_PROTOBUF: &str = "application/x-protobuf; desc=\"https://gateway.icloud.com:443/static/protobuf/CloudDB/CloudDBClient.desc\"; messageType=RequestOperation; delimited=true";
+pub const CONTENT_TYPE_PROTOBUF: &str =
+    "application/x-protobuf; desc=\"https://gateway.icloud.com:443/static/protobuf/CloudDB/CloudDBClient.desc\"; messageType=RequestOperation; delimited=true";
 
 /// One page of `record/sync`: its changes (parsed records by default, see [`RawChangesPage`]),
 /// the token to ask for the next page with, and the status.
@@ -235,8 +236,7 @@ impl Client {
             device_flow_control_budget: Some(0),
             device_flow_control_budget_cap: Some(0),
             device_flow_control_regeneration: Some(0.0),
-            locale: (kind == op_type::QUERY_RETRIEVE)
-                .then(|| proto::Locale { language_code: Some("en".into()), region_code: Some("US".into()) }),
+            locale: (kind == op_type::QUERY_RETRIEVE).then(|| proto::Locale { language_code: Some("en".into()), region_code: Some("US".into()) }),
             mmcs_protocol_version: Some("5.0".into()),
             application_container_environment: Some(1),
             device_assigned_name: Some("imessage-bridge".into()),
@@ -247,10 +247,7 @@ impl Client {
             unk1: Some(0),
             // rustpush sends MMCS headers with every operation that can return assets.
             mmcs_headers: (kind == op_type::RECORD_RETRIEVE || kind == op_type::QUERY_RETRIEVE).then(|| proto::MmcsHeaders {
-                headers: mmcs_headers()
-                    .into_iter()
-                    .map(|(name, value)| proto::NamedHeader { name: Some(name.into()), value: Some(value) })
-                    .collect(),
+                headers: mmcs_headers().into_iter().map(|(name, value)| proto::NamedHeader { name: Some(name.into()), value: Some(value) }).collect(),
                 unk1: Some(0),
             }),
             tags: Vec::new(),
@@ -268,12 +265,7 @@ impl Client {
         let mut uuids = Vec::with_capacity(count);
         for (i, op) in ops.iter_mut().enumerate() {
             let uuid = uuid::Uuid::new_v4().to_string().to_uppercase();
-            op.request = Some(proto::Operation {
-                operation_uuid: Some(uuid.clone()),
-                r#type: Some(kind),
-                synchronous_mode: None,
-                last: Some(i + 1 == count),
-            });
+            op.request = Some(proto::Operation { operation_uuid: Some(uuid.clone()), r#type: Some(kind), synchronous_mode: None, last: Some(i + 1 == count) });
             if i == 0 {
                 op.header = Some(self.header(kind));
             }
@@ -285,10 +277,7 @@ impl Client {
         Ok(uuids
             .iter()
             .map(|uuid| {
-                let pos = replies
-                    .iter()
-                    .position(|r| r.operation_uuid() == Some(uuid.as_str()))
-                    .ok_or_else(|| Error::MissingResponse(uuid.clone()))?;
+                let pos = replies.iter().position(|r| r.operation_uuid() == Some(uuid.as_str())).ok_or_else(|| Error::MissingResponse(uuid.clone()))?;
                 let reply = replies.swap_remove(pos);
                 check_result(&reply)?;
                 Ok(reply)
@@ -316,19 +305,11 @@ impl Client {
         let response = request.body(encode_body(ops)).send().await.map_err(transport)?;
         let status = response.status();
         if status.as_u16() == 429 {
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let retry_after =
+                response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
             return Err(Error::Throttled { retry_after });
         }
-        let gzipped = response
-            .headers()
-            .get(CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+        let gzipped = response.headers().get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
         if !status.is_success() {
             let body = read_capped(response, MAX_SMALL_BODY).await.unwrap_or_default();
             let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
@@ -375,19 +356,13 @@ impl Client {
     /// `protectionInfo` (the zone's EC keys), which open its `recordProtectionInfo` (the record
     /// keys).
     pub async fn zone_keys(&self, zone: &str) -> Result<KeyRing> {
-        let op = RequestOperation {
-            zone_retrieve_request: Some(proto::ZoneRetrieveRequest { zone_identifier: Some(self.zone_id(zone)) }),
-            ..Default::default()
-        };
+        let op =
+            RequestOperation { zone_retrieve_request: Some(proto::ZoneRetrieveRequest { zone_identifier: Some(self.zone_id(zone)) }), ..Default::default() };
         let reply: ResponseOperation = self.perform_one("zone/retrieve", op_type::ZONE_RETRIEVE, op, zone).await?;
         let resp = reply.zone_retrieve_response.ok_or(Error::MissingPayload("zoneRetrieveResponse"))?;
         let target = resp.zone_summary.into_iter().find_map(|s| s.target_zone).ok_or(Error::MissingPayload("zone"))?;
-        let zone_protection =
-            target.protection_info.and_then(|p| p.protection_info).ok_or(Error::MissingPayload("zone protectionInfo"))?;
-        let record_protection = target
-            .record_protection_info
-            .and_then(|p| p.protection_info)
-            .ok_or(Error::MissingPayload("zone recordProtectionInfo"))?;
+        let zone_protection = target.protection_info.and_then(|p| p.protection_info).ok_or(Error::MissingPayload("zone protectionInfo"))?;
+        let record_protection = target.record_protection_info.and_then(|p| p.protection_info).ok_or(Error::MissingPayload("zone recordProtectionInfo"))?;
         KeyRing::open_zone(&self.service, &zone_protection, &record_protection)
     }
 
@@ -413,10 +388,7 @@ impl Client {
             .map(|name| RequestOperation {
                 record_retrieve_request: Some(proto::RecordRetrieveRequest {
                     record_identifier: Some(proto::RecordIdentifier {
-                        value: Some(proto::Identifier {
-                            name: Some(name.clone()),
-                            r#type: Some(proto::identifier_type::RECORD),
-                        }),
+                        value: Some(proto::Identifier { name: Some(name.clone()), r#type: Some(proto::identifier_type::RECORD) }),
                         zone_identifier: Some(self.zone_id(zone)),
                     }),
                     assets_to_download: Some(proto::AssetsToDownload { all_assets: Some(assets), asset_fields: None }),
@@ -428,10 +400,9 @@ impl Client {
         Ok(results
             .into_iter()
             .map(|r| match r {
-                Ok(reply) => Ok(reply
-                    .record_retrieve_response
-                    .and_then(|r| r.record)
-                    .map(|record| (record, reply.bundled.map(|b| b.requests).unwrap_or_default()))),
+                Ok(reply) => {
+                    Ok(reply.record_retrieve_response.and_then(|r| r.record).map(|record| (record, reply.bundled.map(|b| b.requests).unwrap_or_default())))
+                }
                 Err(Error::OperationFailed { server: Some(server_error::NOT_FOUND), .. }) => Ok(None),
                 Err(e) => Err(with_zone(e, zone)),
             })
@@ -443,9 +414,7 @@ impl Client {
     pub async fn server_summary(&self, zone: &str, record_type: &str) -> Result<Option<Vec<i64>>> {
         let op = RequestOperation {
             query_retrieve_request: Some(proto::QueryRetrieveRequest {
-                query: Some(proto::Query {
-                    types: vec![proto::RecordType { name: Some(crate::records::SUMMARY_RECORD_TYPE.into()) }],
-                }),
+                query: Some(proto::Query { types: vec![proto::RecordType { name: Some(crate::records::SUMMARY_RECORD_TYPE.into()) }] }),
                 continuation_marker: None,
                 limit: None,
                 zone_identifier: Some(self.zone_id(zone)),
@@ -491,21 +460,13 @@ pub fn check_result(reply: &impl proto::Reply) -> Result<()> {
     let server = err.server_error.and_then(|s| s.r#type);
     let retry_after = err.retry_after_seconds.filter(|s| *s > 0).map(|s| Duration::from_secs(s as u64));
     Err(match (client, server) {
-        (Some(client_error::THROTTLED), _) | (_, Some(server_error::OVERLOADED | server_error::ZONE_BUSY)) => {
-            Error::Throttled { retry_after }
-        }
-        (Some(client_error::ZONE_NOT_FOUND | client_error::USER_DELETED_DATA_FOR_ZONE), _) => {
-            Error::ZoneNotFound { zone: String::new() }
-        }
+        (Some(client_error::THROTTLED), _) | (_, Some(server_error::OVERLOADED | server_error::ZONE_BUSY)) => Error::Throttled { retry_after },
+        (Some(client_error::ZONE_NOT_FOUND | client_error::USER_DELETED_DATA_FOR_ZONE), _) => Error::ZoneNotFound { zone: String::new() },
         (Some(client_error::FULL_RESET_NEEDED | client_error::RESET_NEEDED), _) => Error::FullResetNeeded,
         (Some(client_error::BAD_AUTH_TOKEN), _) => Error::Unauthorized { detail: err.error_description.unwrap_or_default() },
-        _ => Error::OperationFailed {
-            code,
-            client,
-            client_name: client.map(client_error::name),
-            server,
-            description: err.error_description.unwrap_or_default(),
-        },
+        _ => {
+            Error::OperationFailed { code, client, client_name: client.map(client_error::name), server, description: err.error_description.unwrap_or_default() }
+        }
     })
 }
 

@@ -25,7 +25,6 @@ fn apple_secs_to_unix_ms(secs: f64) -> i64 {
     ((secs + APPLE_EPOCH_SECS_F) * 1000.0).round() as i64
 }
 
-
 /// Participant entry of `ptcpts` (binary plist).
 #[derive(Debug, Deserialize)]
 struct Participant {
@@ -97,12 +96,7 @@ struct FieldReader<'a> {
 
 impl<'a> FieldReader<'a> {
     fn bad(&self, field: &'static str, detail: impl ToString) -> Error {
-        Error::BadField {
-            record_type: self.record_type.to_string(),
-            record: self.record_name.to_string(),
-            field,
-            detail: detail.to_string(),
-        }
+        Error::BadField { record_type: self.record_type.to_string(), record: self.record_name.to_string(), field, detail: detail.to_string() }
     }
 
     fn missing(&self, field: &'static str) -> Error {
@@ -134,11 +128,7 @@ impl<'a> FieldReader<'a> {
             let ev = proto::EncryptedValue::decode(plain.as_slice()).map_err(|e| self.bad(field, e))?;
             Ok(Some(ev))
         } else {
-            Ok(Some(proto::EncryptedValue {
-                signed_value: v.signed_value,
-                date_value: v.date_value.clone(),
-                string_value: v.string_value.clone(),
-            }))
+            Ok(Some(proto::EncryptedValue { signed_value: v.signed_value, date_value: v.date_value.clone(), string_value: v.string_value.clone() }))
         }
     }
 
@@ -316,11 +306,7 @@ fn decode_message(r: &FieldReader<'_>) -> Result<MessageRecord> {
 }
 
 fn decode_chat(r: &FieldReader<'_>) -> Result<ChatRecord> {
-    let participants = r
-        .bytes_list("ptcpts")?
-        .iter()
-        .map(|p| r.plist::<Participant>("ptcpts", p).map(|p| p.person_id))
-        .collect::<Result<Vec<_>>>()?;
+    let participants = r.bytes_list("ptcpts")?.iter().map(|p| r.plist::<Participant>("ptcpts", p).map(|p| p.person_id)).collect::<Result<Vec<_>>>()?;
     Ok(ChatRecord {
         record_name: r.record_name.to_string(),
         chat_id: r.required_string("cid")?,
@@ -371,4 +357,3 @@ pub fn summary_list(record: &Record, record_type: &str) -> Option<Vec<i64>> {
     }
     Some(v.list_values.iter().filter_map(|x| x.signed_value).collect())
 }
-

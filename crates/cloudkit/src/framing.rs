@@ -59,8 +59,7 @@ fn decode_stream_at_most<M: Message + Default, B: Buf>(mut body: B, max: usize) 
         if out.len() >= max {
             return Err(Error::Frame(format!("more than the {max} messages expected")));
         }
-        let len = prost::decode_length_delimiter(&mut body)
-            .map_err(|e| Error::Frame(format!("bad length prefix: {e}")))?;
+        let len = prost::decode_length_delimiter(&mut body).map_err(|e| Error::Frame(format!("bad length prefix: {e}")))?;
         if len > body.remaining() {
             return Err(Error::Frame(format!("message of {len} bytes but only {} left", body.remaining())));
         }

@@ -26,7 +26,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::error::{Error, Result};
 use crate::pcs::hex;
-use crate::proto::mmcs::{AuthorizeGetResponse, AuthorizedFiles, ChunkMeta, ChunkReference, ChunkReferences, ChunkWrapper, Container, FordChunk, FordChunkItem};
+use crate::proto::mmcs::{
+    AuthorizeGetResponse, AuthorizedFiles, ChunkMeta, ChunkReference, ChunkReferences, ChunkWrapper, Container, FordChunk, FordChunkItem,
+};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -128,9 +130,7 @@ pub fn open_v2_chunk(id: &[u8], key: &[u8], chunk_len: u32, ciphertext: &[u8]) -
     iv_input[32..36].copy_from_slice(&sealed_len.to_le_bytes());
     let iv = hmac_sha256(iv_key, &[&iv_input]);
     let mut plain = ciphertext.to_vec();
-    ctr::Ctr128BE::<aes::Aes256>::new_from_slices(aes_key, &iv[..16])
-        .map_err(|_| fail("chunk", "cannot key AES-CTR"))?
-        .apply_keystream(&mut plain);
+    ctr::Ctr128BE::<aes::Aes256>::new_from_slices(aes_key, &iv[..16]).map_err(|_| fail("chunk", "cannot key AES-CTR"))?.apply_keystream(&mut plain);
     // rustpush: "padded with zeros sometimes"; the id covers exactly `chunk_len` bytes.
     plain.resize(chunk_len as usize, 0);
     let mut mac = <HmacSha256 as Mac>::new_from_slice(sig_key).expect("HMAC accepts any key length");
@@ -143,7 +143,10 @@ pub fn open_v2_chunk(id: &[u8], key: &[u8], chunk_len: u32, ciphertext: &[u8]) -
 /// How a data chunk opens.
 #[derive(Clone, PartialEq)]
 enum Cipher {
-    V2 { key: Vec<u8>, len: u32 },
+    V2 {
+        key: Vec<u8>,
+        len: u32,
+    },
     /// No key anywhere: the bytes are the plaintext, and nothing verifies them.
     Plain,
 }
@@ -168,11 +171,9 @@ fn refusal(authorization: &AuthorizeGetResponse) -> Error {
 }
 
 fn wrapper<'a>(files: &'a AuthorizedFiles, at: &ChunkReference) -> Result<&'a ChunkWrapper> {
-    files
-        .containers
-        .get(at.container_index as usize)
-        .and_then(|c| c.chunks.get(at.chunk_index as usize))
-        .ok_or_else(|| fail("authorization", format!("a reference to chunk {} of container {}, which the authorization does not list", at.chunk_index, at.container_index)))
+    files.containers.get(at.container_index as usize).and_then(|c| c.chunks.get(at.chunk_index as usize)).ok_or_else(|| {
+        fail("authorization", format!("a reference to chunk {} of container {}, which the authorization does not list", at.chunk_index, at.container_index))
+    })
 }
 
 /// The container's length as its chunk list says (the end of its last chunk).
@@ -342,11 +343,7 @@ impl Fetch<'_> {
             Error::InsecureUrl { what, why, .. } => Error::InsecureUrl { what, url: shown.clone(), why },
             other => other,
         })?;
-        let mut get = self
-            .http
-            .get(&url)
-            .header("x-apple-request-uuid", uuid::Uuid::new_v4().to_string().to_uppercase())
-            .header(USER_AGENT, self.user_agent);
+        let mut get = self.http.get(&url).header("x-apple-request-uuid", uuid::Uuid::new_v4().to_string().to_uppercase()).header(USER_AGENT, self.user_agent);
         for header in &request.headers {
             let set_here = ["host", "range", "user-agent", "x-apple-request-uuid"];
             if set_here.iter().any(|n| header.name.eq_ignore_ascii_case(n)) {
@@ -492,15 +489,8 @@ pub async fn download(
             None => containers.push((piece.at.0, vec![piece])),
         }
     }
-    let mut out = Delivery {
-        order: remaining.iter().map(|p| p.at).collect(),
-        next: 0,
-        uses,
-        early: HashMap::new(),
-        sink,
-        written: 0,
-        limit: limits.max_file_bytes,
-    };
+    let mut out =
+        Delivery { order: remaining.iter().map(|p| p.at).collect(), next: 0, uses, early: HashMap::new(), sink, written: 0, limit: limits.max_file_bytes };
     for (index, wanted) in &mut containers {
         wanted.sort_by_key(|p| p.meta.offset);
         fetch.data(*index, wanted, &mut out).await?;

@@ -118,7 +118,8 @@ impl TestFile {
             })
             .collect();
         let ford_key = vec![0x42; 32];
-        let items = order.iter().map(|&k| FordChunkItem { key: chunks[k].key.clone(), chunk_len: (chunks[k].plain.len() as u32).to_le_bytes().to_vec() }).collect();
+        let items =
+            order.iter().map(|&k| FordChunkItem { key: chunks[k].key.clone(), chunk_len: (chunks[k].plain.len() as u32).to_le_bytes().to_vec() }).collect();
         let ford = seal_ford(&ford_key, items);
         let size = order.iter().map(|&k| chunks[k].plain.len() as u64).sum();
         let keys = AssetKeys { signature: [&[1u8][..], &[0xf1; 20]].concat(), reference_signature: ford_id(&ford_key), ford_key, size };
@@ -171,7 +172,15 @@ fn authorize(port: u16, file: &TestFile, layout: &[&[Entry]]) -> (AuthorizeGetRe
         }
         let path = format!("/c{c}?sig=secret");
         let headers = vec![HttpHeader { name: "Host".into(), value: "content.example".into() }, HttpHeader { name: "x-test".into(), value: format!("{c}") }];
-        let request = HttpRequest { scheme: "http".into(), domain: "127.0.0.1".into(), port: port.into(), method: "GET".into(), path: path.clone(), headers, ..Default::default() };
+        let request = HttpRequest {
+            scheme: "http".into(),
+            domain: "127.0.0.1".into(),
+            port: port.into(),
+            method: "GET".into(),
+            path: path.clone(),
+            headers,
+            ..Default::default()
+        };
         containers.push(Container { request: Some(request), chunks, ..Default::default() });
         bodies.push((path, body));
     }

@@ -92,7 +92,11 @@ impl Session {
         let err = |detail: String| Error::Session { path: path.display().to_string(), detail };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let session: Session = serde_json::from_str(&text).map_err(|e| {
-            let hint = if text.contains("\"service_key\"") { " (a session file of the old format: write it again with `cloudkit-sim serve --write-session`)" } else { "" };
+            let hint = if text.contains("\"service_key\"") {
+                " (a session file of the old format: write it again with `cloudkit-sim serve --write-session`)"
+            } else {
+                ""
+            };
             err(format!("{e}{hint}"))
         })?;
         session.service_identity().map_err(|e| err(e.to_string()))?;
@@ -108,9 +112,8 @@ impl Session {
 
     /// The Messages service identity that opens the zones' `protectionInfo`.
     pub fn service_identity(&self) -> Result<EcKey> {
-        let der = B64
-            .decode(self.service_identity.trim())
-            .map_err(|e| Error::Session { path: "service_identity".into(), detail: format!("not base64: {e}") })?;
+        let der =
+            B64.decode(self.service_identity.trim()).map_err(|e| Error::Session { path: "service_identity".into(), detail: format!("not base64: {e}") })?;
         EcKey::from_keychain_der(&der)
     }
 }

@@ -30,10 +30,25 @@ mod tests {
 
     #[test]
     fn https_anywhere_and_http_only_on_this_machine() {
-        for ok in ["https://gateway.icloud.com", "https://ani.example:8443/x", "http://127.0.0.1:1/_sim/anisette", "http://127.9.9.9", "http://localhost:8080", "http://[::1]:9/"] {
+        for ok in [
+            "https://gateway.icloud.com",
+            "https://ani.example:8443/x",
+            "http://127.0.0.1:1/_sim/anisette",
+            "http://127.9.9.9",
+            "http://localhost:8080",
+            "http://[::1]:9/",
+        ] {
             assert!(check_url(ok, "x").is_ok(), "{ok}");
         }
-        for bad in ["http://gateway.icloud.com", "http://ani.example/", "http://10.0.0.1", "http://[::2]/", "http://localhost.evil.example", "ftp://127.0.0.1/", "not a url"] {
+        for bad in [
+            "http://gateway.icloud.com",
+            "http://ani.example/",
+            "http://10.0.0.1",
+            "http://[::2]/",
+            "http://localhost.evil.example",
+            "ftp://127.0.0.1/",
+            "not a url",
+        ] {
             let err = check_url(bad, "the anisette server").expect_err(bad).to_string();
             assert!(err.contains("the anisette server"), "{err}");
         }

@@ -240,7 +240,13 @@ fn message_body_seeds() -> Vec<Vec<u8>> {
         blob(|m, b| m.message_summary_info = Some(b), "summary-info/Edited.plist"),
         blob(|m, b| m.message_summary_info = Some(b), "summary-info/Deleted.plist"),
         blob(|m, b| m.payload_data = Some(b), "payload/URL.plist"),
-        proto::MessageProto { text: Some("hi".into()), associated_message_type: Some(2001), associated_message_guid: Some("p:0/GUID".into()), ..Default::default() }.encode_to_vec(),
+        proto::MessageProto {
+            text: Some("hi".into()),
+            associated_message_type: Some(2001),
+            associated_message_guid: Some("p:0/GUID".into()),
+            ..Default::default()
+        }
+        .encode_to_vec(),
     ]
 }
 
@@ -258,8 +264,19 @@ fn fuzz_record_fields_behind_the_cipher() {
     let bodies = message_body_seeds();
     let gzipped: Vec<Vec<u8>> = bodies.iter().map(|b| gzip(b, Compression::fast())).collect();
     let metas = vec![
-        binary_plist(&[("aguid", P::String("at_0_GUID".into())), ("mimet", P::String("image/heic".into())), ("tb", P::Integer(12345.into())), ("is", P::Boolean(true)), ("ha", P::Integer(0.into()))]),
-        binary_plist(&[("aguid", P::String("at_1_GUID".into())), ("fn", P::String("IMG_0001.HEIC".into())), ("st", P::Real(5.0)), ("vers", P::Integer(1.into()))]),
+        binary_plist(&[
+            ("aguid", P::String("at_0_GUID".into())),
+            ("mimet", P::String("image/heic".into())),
+            ("tb", P::Integer(12345.into())),
+            ("is", P::Boolean(true)),
+            ("ha", P::Integer(0.into())),
+        ]),
+        binary_plist(&[
+            ("aguid", P::String("at_1_GUID".into())),
+            ("fn", P::String("IMG_0001.HEIC".into())),
+            ("st", P::Real(5.0)),
+            ("vers", P::Integer(1.into())),
+        ]),
     ];
     let participants = vec![binary_plist(&[("FZPersonID", P::String("tel:+15550100".into()))])];
     let strategy = prop_oneof![

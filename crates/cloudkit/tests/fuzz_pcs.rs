@@ -78,8 +78,12 @@ fn fuzz_zone_protection_info() {
 #[test]
 fn fuzz_field_cipher() {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(format!("{}pcs-field-vectors.json", common::FIXTURES)).unwrap()).unwrap();
-    let cases: Vec<(Vec<u8>, String, Vec<u8>)> =
-        v["cases"].as_array().unwrap().iter().map(|c| (hex_of(&c["ciphertext"]), c["aad_context"].as_str().unwrap().to_string(), hex_of(&c["plaintext"]))).collect();
+    let cases: Vec<(Vec<u8>, String, Vec<u8>)> = v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (hex_of(&c["ciphertext"]), c["aad_context"].as_str().unwrap().to_string(), hex_of(&c["plaintext"])))
+        .collect();
     let ring = KeyRing::new(v["cases"].as_array().unwrap().iter().map(|c| PcsKey::from_slice(&hex_of(&c["raw_key"])).unwrap()));
     let seeds: Vec<Vec<u8>> = cases.iter().map(|(ct, _, _)| ct.clone()).collect();
     fuzzkit::run("pcs/field-cipher", mutated(seeds), |input: Input| {
@@ -90,7 +94,10 @@ fn fuzz_field_cipher() {
                 // GCM covers header, nonce, tag and body: only the original opens, to its plaintext.
                 Ok(out) => prop_assert!(&input.0 == ct && &out == plain, "a tampered ciphertext decrypted"),
                 Err(e) => prop_assert!(
-                    matches!(e, cloudkit::Error::PcsAuth(_) | cloudkit::Error::PcsKeyMissing(_) | cloudkit::Error::PcsTruncated(_) | cloudkit::Error::PcsVersion(_)),
+                    matches!(
+                        e,
+                        cloudkit::Error::PcsAuth(_) | cloudkit::Error::PcsKeyMissing(_) | cloudkit::Error::PcsTruncated(_) | cloudkit::Error::PcsVersion(_)
+                    ),
                     "{e}"
                 ),
             }
@@ -111,9 +118,8 @@ fn seal_ford(plain: &[u8], iv: [u8; 16]) -> Vec<u8> {
 }
 
 fn ford_plain(chunks: usize) -> Vec<u8> {
-    let items = (0..chunks)
-        .map(|i| FordChunkItem { key: [&[0x04][..], &[i as u8; 32]].concat(), chunk_len: (1000u32 + i as u32).to_le_bytes().to_vec() })
-        .collect();
+    let items =
+        (0..chunks).map(|i| FordChunkItem { key: [&[0x04][..], &[i as u8; 32]].concat(), chunk_len: (1000u32 + i as u32).to_le_bytes().to_vec() }).collect();
     FordChunk { item: Some(FordItem { chunks: items, ..Default::default() }) }.encode_to_vec()
 }
 

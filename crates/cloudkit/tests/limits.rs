@@ -91,7 +91,12 @@ fn message_with(field: &'static str, inflated: &[u8]) -> proto::Record {
 
 fn decode(record: &proto::Record, max_field_bytes: usize) -> Result<RecordChange, Error> {
     let limits = Limits { max_field_bytes, ..Limits::default() };
-    codec::decode_record_with(record.record_identifier.as_ref().and_then(|i| i.zone_identifier.as_ref()).and_then(|z| z.zone_name()).unwrap(), record, &KeyRing::default(), &limits)
+    codec::decode_record_with(
+        record.record_identifier.as_ref().and_then(|i| i.zone_identifier.as_ref()).and_then(|z| z.zone_name()).unwrap(),
+        record,
+        &KeyRing::default(),
+        &limits,
+    )
 }
 
 #[test]

@@ -6,10 +6,7 @@
 
 mod common;
 
-use cloudkit::pcs::{
-    check_keychain_identity, identity_keyid, EcKey, EcPublicKey, IdentitySignature,
-    ProtectionFailure, SignatureFailure,
-};
+use cloudkit::pcs::{check_keychain_identity, identity_keyid, EcKey, EcPublicKey, IdentitySignature, ProtectionFailure, SignatureFailure};
 use cloudkit::Error;
 use common::{hex_of, keychain_vectors};
 use serde_json::Value;
@@ -31,15 +28,9 @@ fn vector_service_identities_verify_with_their_master_key() {
         let master_atyp = s(&chain["master_key"]["keychain_item"]["atyp"]);
         assert_eq!(cloudkit::pcs::hex(&identity_keyid(&master.x())), master_atyp);
 
-        let (key, signature) =
-            EcKey::from_keychain_der_checked(&der, std::slice::from_ref(&master)).expect("verifies");
+        let (key, signature) = EcKey::from_keychain_der_checked(&der, std::slice::from_ref(&master)).expect("verifies");
         assert_eq!(key.public_x().to_vec(), hex_of(&chain["service"]["public_x"]));
-        assert_eq!(
-            signature,
-            IdentitySignature::Verified { signer: master_atyp.clone(), self_signed: false },
-            "{}",
-            chain["name"]
-        );
+        assert_eq!(signature, IdentitySignature::Verified { signer: master_atyp.clone(), self_signed: false }, "{}", chain["name"]);
         // Without the MasterKey the signer is named, not trusted, and the key still loads.
         let (_, signature) = EcKey::from_keychain_der_checked(&der, &[]).expect("loads");
         assert_eq!(signature, IdentitySignature::Unverified { signer: master_atyp });
@@ -47,8 +38,7 @@ fn vector_service_identities_verify_with_their_master_key() {
 
         // Another chain's master key is not the signer: still unverified, never "verified".
         let other = v["chains"].as_array().unwrap().iter().find(|c| c["name"] != chain["name"]).unwrap();
-        let (_, signature) =
-            EcKey::from_keychain_der_checked(&der, &[public(&other["master_key"]["public_x"])]).unwrap();
+        let (_, signature) = EcKey::from_keychain_der_checked(&der, &[public(&other["master_key"]["public_x"])]).unwrap();
         assert!(matches!(signature, IdentitySignature::Unverified { .. }));
     }
 }
@@ -67,19 +57,13 @@ fn vector_master_identities_verify_with_their_signer() {
         };
         assert_eq!(named, cloudkit::pcs::hex(&identity_keyid(&signer.x())));
         // rustpush ends this lookup in MasterKeyNotFound (logged): here, Unverified.
-        assert!(matches!(
-            check_keychain_identity(&der, &[]).unwrap().1,
-            IdentitySignature::Unverified { .. }
-        ));
+        assert!(matches!(check_keychain_identity(&der, &[]).unwrap().1, IdentitySignature::Unverified { .. }));
     }
 }
 
 fn expect_signature_failure(der: &[u8], signer: &EcPublicKey, what: &str) {
     match EcKey::from_keychain_der_checked(der, std::slice::from_ref(signer)) {
-        Err(Error::Protection {
-            layer: "service identity",
-            failure: ProtectionFailure::IdentitySignature { reason: SignatureFailure::Invalid },
-        }) => {}
+        Err(Error::Protection { layer: "service identity", failure: ProtectionFailure::IdentitySignature { reason: SignatureFailure::Invalid } }) => {}
         other => panic!("{what}: expected IdentitySignature(Invalid), got {other:?}"),
     }
 }

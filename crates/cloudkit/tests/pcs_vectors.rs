@@ -5,10 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use cloudkit::pcs::{
-    hex, kdf_ctr_hmac, open_protection, open_protection_signed_by, EcKey, EcPublicKey, KeyRing,
-    PcsKey, ProtectionFailure, SignatureFailure,
-};
+use cloudkit::pcs::{hex, kdf_ctr_hmac, open_protection, open_protection_signed_by, EcKey, EcPublicKey, KeyRing, PcsKey, ProtectionFailure, SignatureFailure};
 use cloudkit::Error;
 use serde_json::Value;
 
@@ -22,10 +19,7 @@ fn load(name: &str) -> Value {
 
 fn unhex(s: &str) -> Vec<u8> {
     assert!(s.len().is_multiple_of(2), "odd hex {s}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 /// Hex bytes of a JSON string value.
@@ -42,21 +36,11 @@ fn keychain() -> Value {
 }
 
 fn chain<'v>(v: &'v Value, name: &str) -> &'v Value {
-    v["chains"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no chain {name}"))
+    v["chains"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no chain {name}"))
 }
 
 fn negative<'v>(v: &'v Value, name: &str) -> &'v Value {
-    v["negative"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no negative case {name}"))
+    v["negative"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no negative case {name}"))
 }
 
 fn service_key(chain: &Value) -> EcKey {
@@ -73,16 +57,8 @@ fn assert_ec_keys(got: &[EcKey], expected: &Value, what: &str) {
     assert_eq!(got.len(), expected.len(), "{what}: number of EC keys");
     for (k, e) in got.iter().zip(expected) {
         assert_eq!(k.public_x().to_vec(), h(&e["public_x"]), "{what}: public x");
-        assert_eq!(
-            k.compact_private()[32..].to_vec(),
-            h(&e["private_scalar"]),
-            "{what}: private scalar"
-        );
-        assert_eq!(
-            k.compact_private().to_vec(),
-            h(&e["compact_private"]),
-            "{what}: compact private"
-        );
+        assert_eq!(k.compact_private()[32..].to_vec(), h(&e["private_scalar"]), "{what}: private scalar");
+        assert_eq!(k.compact_private().to_vec(), h(&e["compact_private"]), "{what}: compact private");
     }
 }
 
@@ -101,60 +77,27 @@ fn hex_list(v: &Value) -> Vec<Vec<u8>> {
 /// The zone's EC and PCS keys, the record keys, and the intermediate master keys of both layers.
 fn check_zone(zone: &Value, want: &Value, intermediate: Option<&Value>, svc: &EcKey) -> KeyRing {
     let name = s(&zone["zone_name"]);
-    let (pi, rpi) = (
-        h(&zone["protection_info"]),
-        h(&zone["record_protection_info"]),
-    );
+    let (pi, rpi) = (h(&zone["protection_info"]), h(&zone["record_protection_info"]));
     let opened = open_protection(&pi, std::slice::from_ref(svc)).unwrap();
-    let version = (
-        int(&want["zone_protection_version"]),
-        int(&want["zone_roll_count"]),
-    );
-    assert_eq!(
-        (opened.version, opened.roll_count),
-        version,
-        "{name}: zone version, rolls"
-    );
+    let version = (int(&want["zone_protection_version"]), int(&want["zone_roll_count"]));
+    assert_eq!((opened.version, opened.roll_count), version, "{name}: zone version, rolls");
     assert_ec_keys(&opened.ec_keys, &want["zone_keys"], name);
-    assert_eq!(
-        raw_keys(&opened.pcs_keys),
-        hex_list(&want["zone_pcs_keys"]),
-        "{name}"
-    );
+    assert_eq!(raw_keys(&opened.pcs_keys), hex_list(&want["zone_pcs_keys"]), "{name}");
     assert_eq!(s(&want["zone_protection_opened_by"]), hex(&svc.public_x()));
 
     let records = open_protection(&rpi, &opened.ec_keys).unwrap();
-    let version = (
-        int(&want["record_protection_version"]),
-        int(&want["record_roll_count"]),
-    );
-    assert_eq!(
-        (records.version, records.roll_count),
-        version,
-        "{name}: record version, rolls"
-    );
-    assert!(
-        records.ec_keys.is_empty(),
-        "{name}: a record protection hands out no EC keys"
-    );
+    let version = (int(&want["record_protection_version"]), int(&want["record_roll_count"]));
+    assert_eq!((records.version, records.roll_count), version, "{name}: record version, rolls");
+    assert!(records.ec_keys.is_empty(), "{name}: a record protection hands out no EC keys");
     let record_keys = want["record_keys"].as_array().unwrap();
-    assert_eq!(
-        records.pcs_keys.len(),
-        record_keys.len(),
-        "{name}: number of record keys"
-    );
+    assert_eq!(records.pcs_keys.len(), record_keys.len(), "{name}: number of record keys");
     for (k, e) in records.pcs_keys.iter().zip(record_keys) {
         assert_eq!(k.raw().to_vec(), h(&e["key"]));
         assert_eq!(k.key_id().to_vec(), h(&e["key_id"]));
         assert_eq!(k.short_id().to_vec(), h(&e["pcs_key_prefix"]));
     }
 
-    let layers = intermediate.map(|im| {
-        [
-            (&opened, &im["zone_protection"]),
-            (&records, &im["record_protection"]),
-        ]
-    });
+    let layers = intermediate.map(|im| [(&opened, &im["zone_protection"]), (&records, &im["record_protection"])]);
     for (opened, im) in layers.into_iter().flatten() {
         let m = &opened.pcs_keys[0];
         let got = [
@@ -164,22 +107,9 @@ fn check_zone(zone: &Value, want: &Value, intermediate: Option<&Value>, svc: &Ec
             kdf_ctr_hmac(m.raw(), b"hmackey-of-masterkey", 16),
             kdf_ctr_hmac(m.raw(), b"encryption key key m", 16),
         ];
-        let fields = [
-            "master_key",
-            "master_key_id",
-            "truncated_key_id",
-            "hmac_key",
-            "meta_enc_key",
-        ];
-        assert_eq!(
-            got,
-            fields.map(|f| h(&im[f])),
-            "{name}: master key and what derives from it"
-        );
-        assert_eq!(
-            (opened.version, opened.roll_count),
-            (int(&im["version"]), int(&im["roll_count"]))
-        );
+        let fields = ["master_key", "master_key_id", "truncated_key_id", "hmac_key", "meta_enc_key"];
+        assert_eq!(got, fields.map(|f| h(&im[f])), "{name}: master key and what derives from it");
+        assert_eq!((opened.version, opened.roll_count), (int(&im["version"]), int(&im["roll_count"])));
     }
 
     // The same through the ring the client uses.
@@ -187,10 +117,7 @@ fn check_zone(zone: &Value, want: &Value, intermediate: Option<&Value>, svc: &Ec
     assert_eq!(ring.len(), record_keys.len());
     assert_ec_keys(ring.zone_ec_keys(), &want["zone_keys"], name);
     for e in record_keys {
-        assert_eq!(
-            ring.get(&h(&e["pcs_key_prefix"])).unwrap().raw().to_vec(),
-            h(&e["key"])
-        );
+        assert_eq!(ring.get(&h(&e["pcs_key_prefix"])).unwrap().raw().to_vec(), h(&e["key"]));
     }
     ring
 }
@@ -206,21 +133,13 @@ fn check_records(chain: &Value, ring: &KeyRing) {
             let own = ring.for_record_protection(&pi).unwrap();
             let opened = open_protection(&pi, ring.zone_ec_keys()).unwrap();
             assert_eq!(opened.version, int(&record["record_protection_version"]));
-            let want: Vec<Vec<u8>> = record["record_keys"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|k| h(&k["key"]))
-                .collect();
+            let want: Vec<Vec<u8>> = record["record_keys"].as_array().unwrap().iter().map(|k| h(&k["key"])).collect();
             assert_eq!(raw_keys(&opened.pcs_keys), want, "{name}: own record keys");
             let truncated = h(&record["intermediate"]["truncated_key_id"]);
             assert_eq!(opened.pcs_keys[0].short_id().to_vec(), truncated);
             for k in record["record_keys"].as_array().unwrap() {
                 let prefix = h(&k["pcs_key_prefix"]);
-                assert!(
-                    ring.get(&prefix).is_none(),
-                    "{name}: own key is not a zone key"
-                );
+                assert!(ring.get(&prefix).is_none(), "{name}: own key is not a zone key");
             }
             own
         } else {
@@ -250,10 +169,7 @@ fn check_service(chain: &Value) -> EcKey {
     assert_eq!(key.public_x(), compact[..32]);
     let sec1 = EcPublicKey::from_sec1(&h(&svc["public_sec1_uncompressed"])).unwrap();
     assert_eq!(key.public_key(), &sec1);
-    assert_eq!(
-        key.public_key(),
-        &EcPublicKey::from_compact(&compact[..32]).unwrap()
-    );
+    assert_eq!(key.public_key(), &EcPublicKey::from_compact(&compact[..32]).unwrap());
     assert_eq!(svc["keychain_item"]["v_Data"], svc["pcs_private_key_der"]);
     assert_eq!(compact_key(svc).compact_private(), compact);
     key
@@ -277,41 +193,21 @@ fn field_vectors_decrypt_derive_and_reencrypt() {
     for case in cases {
         let key = PcsKey::from_slice(&h(&case["raw_key"])).unwrap();
         assert_eq!(key.key_id().to_vec(), h(&case["key_id"]));
-        assert_eq!(
-            kdf_ctr_hmac(key.raw(), b"encryption key key m", 16),
-            h(&case["enc_key"])
-        );
+        assert_eq!(kdf_ctr_hmac(key.raw(), b"encryption key key m", 16), h(&case["enc_key"]));
         let aad = s(&case["aad_context"]);
         let ciphertext = h(&case["ciphertext"]);
-        assert_eq!(
-            KeyRing::new([key.clone()])
-                .decrypt(&ciphertext, aad)
-                .unwrap(),
-            h(&case["plaintext"])
-        );
+        assert_eq!(KeyRing::new([key.clone()]).decrypt(&ciphertext, aad).unwrap(), h(&case["plaintext"]));
         let iv: [u8; 12] = h(&case["iv"]).try_into().unwrap();
-        assert_eq!(
-            key.encrypt(&h(&case["plaintext"]), aad.as_bytes(), iv),
-            ciphertext
-        );
+        assert_eq!(key.encrypt(&h(&case["plaintext"]), aad.as_bytes(), iv), ciphertext);
     }
 }
 
 #[test]
 fn every_chain_has_a_test() {
     let v = keychain();
-    let names: BTreeSet<&str> = v["chains"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| s(&c["name"]))
-        .collect();
-    let tested = BTreeSet::from([
-        "fresh-messageManateeZone",
-        "fresh-chatManateeZone",
-        "rolled-share-attachmentManateeZone",
-        "record-protection-messageManateeZone",
-    ]);
+    let names: BTreeSet<&str> = v["chains"].as_array().unwrap().iter().map(|c| s(&c["name"])).collect();
+    let tested =
+        BTreeSet::from(["fresh-messageManateeZone", "fresh-chatManateeZone", "rolled-share-attachmentManateeZone", "record-protection-messageManateeZone"]);
     assert_eq!(names, tested);
 }
 
@@ -328,11 +224,7 @@ fn chain_fresh_chat_zone() {
 #[test]
 fn chain_record_with_its_own_protection_info() {
     let (c, _) = check_chain("record-protection-messageManateeZone");
-    assert!(c["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|r| r["protection_info"].is_string()));
+    assert!(c["records"].as_array().unwrap().iter().any(|r| r["protection_info"].is_string()));
 }
 
 #[test]
@@ -354,15 +246,9 @@ fn chain_rolled_share_zone_and_its_previous_and_invited_openers() {
     let invited = compact_key(&c["invited_key"]);
     let owner = EcPublicKey::from_compact(&h(&opener["custom_signing_key_x"])).unwrap();
     assert_eq!(owner, *service.public_key());
-    let opened =
-        open_protection_signed_by(&h(&c["zone"]["protection_info"]), &[invited], &owner).unwrap();
+    let opened = open_protection_signed_by(&h(&c["zone"]["protection_info"]), &[invited], &owner).unwrap();
     assert_ec_keys(&opened.ec_keys, &opener["zone_keys"], "invited opener");
-    let expected: Vec<Vec<u8>> = opener["zone_pcs_keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(h)
-        .collect();
+    let expected: Vec<Vec<u8>> = opener["zone_pcs_keys"].as_array().unwrap().iter().map(h).collect();
     assert_eq!(raw_keys(&opened.pcs_keys), expected);
     // A ring extended by another merges both kinds of keys.
     let mut merged = KeyRing::default();
@@ -376,16 +262,9 @@ fn chain_rolled_share_zone_and_its_previous_and_invited_openers() {
 /// The failure of `KeyRing::open_zone` for a negative case's input with the chain's service key.
 fn open_zone_failure(case: &Value, service: &EcKey) -> (&'static str, ProtectionFailure) {
     let input = &case["input"];
-    match KeyRing::open_zone(
-        service,
-        &h(&input["protection_info"]),
-        &h(&input["record_protection_info"]),
-    ) {
+    match KeyRing::open_zone(service, &h(&input["protection_info"]), &h(&input["record_protection_info"])) {
         Err(Error::Protection { layer, failure }) => (layer, failure),
-        other => panic!(
-            "{}: expected a protection failure, got {other:?}",
-            s(&case["name"])
-        ),
+        other => panic!("{}: expected a protection failure, got {other:?}", s(&case["name"])),
     }
 }
 
@@ -396,12 +275,7 @@ fn chain_service(v: &Value, case: &Value) -> EcKey {
 #[test]
 fn every_negative_case_has_a_test() {
     let v = keychain();
-    let names: BTreeSet<&str> = v["negative"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| s(&c["name"]))
-        .collect();
+    let names: BTreeSet<&str> = v["negative"].as_array().unwrap().iter().map(|c| s(&c["name"])).collect();
     let tested = BTreeSet::from([
         "zone-protectionInfo-hmac-flipped",
         "zone-protectionInfo-meta-flipped",
@@ -427,9 +301,7 @@ fn assert_tampered(name: &str, failure: ProtectionFailure) {
     assert_eq!(got, failure, "{name}");
 }
 
-const OUTER_SIGNATURE_INVALID: ProtectionFailure = ProtectionFailure::OuterSignature {
-    reason: SignatureFailure::Invalid,
-};
+const OUTER_SIGNATURE_INVALID: ProtectionFailure = ProtectionFailure::OuterSignature { reason: SignatureFailure::Invalid };
 
 #[test]
 fn negative_zone_hmac_flipped_is_a_mac_failure() {
@@ -443,49 +315,29 @@ fn negative_zone_meta_flipped_fails_the_outer_signature() {
 
 #[test]
 fn negative_zone_self_signature_flipped() {
-    assert_tampered(
-        "zone-protectionInfo-self-signature-flipped",
-        ProtectionFailure::SelfSignature,
-    );
+    assert_tampered("zone-protectionInfo-self-signature-flipped", ProtectionFailure::SelfSignature);
 }
 
 #[test]
 fn negative_record_protection_hmac_flipped_is_a_mac_failure() {
-    assert_tampered(
-        "zone-recordProtectionInfo-hmac-flipped",
-        ProtectionFailure::Mac,
-    );
+    assert_tampered("zone-recordProtectionInfo-hmac-flipped", ProtectionFailure::Mac);
 }
 
 #[test]
 fn negative_record_protection_meta_flipped_fails_the_outer_signature() {
-    assert_tampered(
-        "zone-recordProtectionInfo-meta-flipped",
-        OUTER_SIGNATURE_INVALID,
-    );
+    assert_tampered("zone-recordProtectionInfo-meta-flipped", OUTER_SIGNATURE_INVALID);
 }
 
 #[test]
 fn negative_wrong_service_key_in_keychain_names_the_zones_key() {
     let v = keychain();
     let case = negative(&v, "wrong-service-key-in-keychain");
-    let other =
-        EcKey::from_keychain_der(&h(&case["input"]["service"]["pcs_private_key_der"])).unwrap();
-    assert_eq!(
-        other.public_x().to_vec(),
-        h(&case["input"]["service"]["public_x"])
-    );
-    let wanted =
-        s(&chain(&v, s(&case["chain"]))["expected"]["zone_protection_opened_by"]).to_string();
+    let other = EcKey::from_keychain_der(&h(&case["input"]["service"]["pcs_private_key_der"])).unwrap();
+    assert_eq!(other.public_x().to_vec(), h(&case["input"]["service"]["public_x"]));
+    let wanted = s(&chain(&v, s(&case["chain"]))["expected"]["zone_protection_opened_by"]).to_string();
     assert!(s(&case["rustpush"]["message"]).contains(&wanted));
     let (layer, failure) = open_zone_failure(case, &other);
-    assert_eq!(
-        (layer, failure),
-        (
-            "zone.protectionInfo",
-            ProtectionFailure::DecodeKeyNotFound { x: wanted }
-        )
-    );
+    assert_eq!((layer, failure), ("zone.protectionInfo", ProtectionFailure::DecodeKeyNotFound { x: wanted }));
 }
 
 #[test]
@@ -493,11 +345,7 @@ fn negative_wrong_service_key_to_decode() {
     let v = keychain();
     let case = negative(&v, "wrong-service-key-to-decode");
     let wanted = s(&chain(&v, s(&case["chain"]))["service"]["public_x"]).to_string();
-    let failure = open_protection(
-        &h(&case["input"]["protection_info"]),
-        &[compact_key(&case["input"]["decode_key"])],
-    )
-    .unwrap_err();
+    let failure = open_protection(&h(&case["input"]["protection_info"]), &[compact_key(&case["input"]["decode_key"])]).unwrap_err();
     assert_eq!(failure, ProtectionFailure::DecodeKeyNotFound { x: wanted });
 }
 
@@ -510,10 +358,7 @@ fn negative_service_key_with_wrong_scalar_is_refused_at_load() {
     let case = negative(&v, "service-key-wrong-scalar");
     let x = s(&chain(&v, s(&case["chain"]))["service"]["public_x"]).to_string();
     match EcKey::from_keychain_der(&h(&case["input"]["service_v_Data"])) {
-        Err(Error::Protection {
-            layer: "service identity",
-            failure: ProtectionFailure::PrivateKeyMismatch { x: named },
-        }) => assert_eq!(named, x),
+        Err(Error::Protection { layer: "service identity", failure: ProtectionFailure::PrivateKeyMismatch { x: named } }) => assert_eq!(named, x),
         other => panic!("expected the service identity to be refused, got {other:?}"),
     }
 }
@@ -523,12 +368,7 @@ fn negative_record_pcs_key_not_in_zone() {
     let v = keychain();
     let case = negative(&v, "record-pcsKey-not-in-zone");
     let c = chain(&v, s(&case["chain"]));
-    let ring = KeyRing::open_zone(
-        &service_key(c),
-        &h(&c["zone"]["protection_info"]),
-        &h(&c["zone"]["record_protection_info"]),
-    )
-    .unwrap();
+    let ring = KeyRing::open_zone(&service_key(c), &h(&c["zone"]["protection_info"]), &h(&c["zone"]["record_protection_info"])).unwrap();
     let pcs_key = h(&case["input"]["pcs_key"]);
     assert!(ring.get(&pcs_key).is_none());
     match ring.require(&pcs_key) {
@@ -544,15 +384,8 @@ fn negative_invited_key_without_owner_signing_key() {
     let c = chain(&v, s(&case["chain"]));
     let owner_x = s(&c["invited_opener"]["custom_signing_key_x"]).to_string();
     let invited = compact_key(&case["input"]["decode_key"]);
-    let failure = open_protection(
-        &h(&case["input"]["protection_info"]),
-        std::slice::from_ref(&invited),
-    )
-    .unwrap_err();
-    let reason = SignatureFailure::KeyMismatch {
-        keyid: owner_x,
-        key: s(&case["input"]["decode_key"]["public_x"]).to_string(),
-    };
+    let failure = open_protection(&h(&case["input"]["protection_info"]), std::slice::from_ref(&invited)).unwrap_err();
+    let reason = SignatureFailure::KeyMismatch { keyid: owner_x, key: s(&case["input"]["decode_key"]["public_x"]).to_string() };
     assert_eq!(failure, ProtectionFailure::OuterSignature { reason });
 }
 
@@ -566,17 +399,10 @@ fn non_canonical_der_that_rustpush_accepts_is_refused() {
         let service = chain_service(&v, case);
         let (layer, failure) = open_zone_failure(case, &service);
         assert_eq!(layer, "zone.protectionInfo", "{}", s(&case["name"]));
-        assert!(
-            matches!(failure, ProtectionFailure::Der(_)),
-            "{}: {failure:?}",
-            s(&case["name"])
-        );
+        assert!(matches!(failure, ProtectionFailure::Der(_)), "{}: {failure:?}", s(&case["name"]));
         // Its recordProtectionInfo is the canonical one of the chain.
         let c = chain(&v, s(&case["chain"]));
-        assert_eq!(
-            case["input"]["record_protection_info"],
-            c["zone"]["record_protection_info"]
-        );
+        assert_eq!(case["input"]["record_protection_info"], c["zone"]["record_protection_info"]);
     }
 }
 
@@ -585,29 +411,13 @@ fn errors_name_their_layer() {
     let v = keychain();
     let case = negative(&v, "zone-recordProtectionInfo-hmac-flipped");
     let input = &case["input"];
-    let err = KeyRing::open_zone(
-        &chain_service(&v, case),
-        &h(&input["protection_info"]),
-        &h(&input["record_protection_info"]),
-    )
-    .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "cannot open zone.recordProtectionInfo: HMAC does not match"
-    );
+    let err = KeyRing::open_zone(&chain_service(&v, case), &h(&input["protection_info"]), &h(&input["record_protection_info"])).unwrap_err();
+    assert_eq!(err.to_string(), "cannot open zone.recordProtectionInfo: HMAC does not match");
     let c = chain(&v, "record-protection-messageManateeZone");
     let ring = KeyRing::new([]);
-    let record = c["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["protection_info"].is_string())
-        .unwrap();
+    let record = c["records"].as_array().unwrap().iter().find(|r| r["protection_info"].is_string()).unwrap();
     match ring.for_record_protection(&h(&record["protection_info"])) {
-        Err(Error::Protection {
-            layer: "record.protectionInfo",
-            failure: ProtectionFailure::DecodeKeyNotFound { .. },
-        }) => {}
+        Err(Error::Protection { layer: "record.protectionInfo", failure: ProtectionFailure::DecodeKeyNotFound { .. } }) => {}
         other => panic!("expected record.protectionInfo failure, got {other:?}"),
     }
 }

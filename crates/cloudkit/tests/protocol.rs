@@ -66,12 +66,7 @@ fn raw_page_view_reads_the_same_bytes_and_isolates_a_malformed_change() {
             pcs_key: Some(vec![1, 2, 3, 4]),
             ..Default::default()
         };
-        proto::RecordChange {
-            identifier: record.record_identifier.clone(),
-            etag: None,
-            record_type: record.r#type.clone(),
-            record: Some(record),
-        }
+        proto::RecordChange { identifier: record.record_identifier.clone(), etag: None, record_type: record.r#type.clone(), record: Some(record) }
     };
     let changes: Vec<proto::RecordChange> = (0..3).map(change).collect();
     let full = ResponseOperation {

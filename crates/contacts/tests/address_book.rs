@@ -39,11 +39,23 @@ async fn record(conn: &mut SqliteConnection, pk: i64, uid: &str, first: Option<&
 }
 
 async fn phone(conn: &mut SqliteConnection, owner: i64, index: i64, number: &str) {
-    sqlx::query("INSERT INTO ZABCDPHONENUMBER (ZOWNER, ZORDERINGINDEX, ZFULLNUMBER, ZLABEL) VALUES (?, ?, ?, '_$!<Mobile>!$_')").bind(owner).bind(index).bind(number).execute(conn).await.expect("phone");
+    sqlx::query("INSERT INTO ZABCDPHONENUMBER (ZOWNER, ZORDERINGINDEX, ZFULLNUMBER, ZLABEL) VALUES (?, ?, ?, '_$!<Mobile>!$_')")
+        .bind(owner)
+        .bind(index)
+        .bind(number)
+        .execute(conn)
+        .await
+        .expect("phone");
 }
 
 async fn email(conn: &mut SqliteConnection, owner: i64, address: &str) {
-    sqlx::query("INSERT INTO ZABCDEMAILADDRESS (ZOWNER, ZADDRESS, ZADDRESSNORMALIZED) VALUES (?, ?, lower(?))").bind(owner).bind(address).bind(address).execute(conn).await.expect("email");
+    sqlx::query("INSERT INTO ZABCDEMAILADDRESS (ZOWNER, ZADDRESS, ZADDRESSNORMALIZED) VALUES (?, ?, lower(?))")
+        .bind(owner)
+        .bind(address)
+        .bind(address)
+        .execute(conn)
+        .await
+        .expect("email");
 }
 
 fn tagged(tag: u8, bytes: &[u8]) -> Vec<u8> {

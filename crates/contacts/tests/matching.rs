@@ -76,7 +76,10 @@ fn a_shared_number_goes_to_the_name_that_sorts_first_then_the_smaller_uid() {
         assert_eq!(book.stats().cards, 3);
     }
     // Code points, not a locale: "Zoe" < "alex" (uppercase before lowercase), "Zoe" < "Zoë".
-    let book = ContactBook::build(vec![vec![card("1", "alex", &["+15557000003"], &[]), card("2", "Zoë", &["+15557000003"], &[]), card("3", "Zoe", &["+15557000003"], &[])]], MatchOptions::default());
+    let book = ContactBook::build(
+        vec![vec![card("1", "alex", &["+15557000003"], &[]), card("2", "Zoë", &["+15557000003"], &[]), card("3", "Zoe", &["+15557000003"], &[])]],
+        MatchOptions::default(),
+    );
     assert_eq!(book.lookup("+15557000003").map(|m| m.display_name), Some("Zoe"));
 }
 

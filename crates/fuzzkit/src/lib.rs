@@ -173,10 +173,7 @@ impl Budget {
     /// From `FUZZ_SECONDS` and `FUZZ_CASES` (default [`DEFAULT_CASES`], no time budget).
     pub fn from_env() -> Budget {
         let num = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| *v > 0.0);
-        Budget {
-            cases: num("FUZZ_CASES").map(|c| c as u32).unwrap_or(DEFAULT_CASES),
-            time: num("FUZZ_SECONDS").map(Duration::from_secs_f64),
-        }
+        Budget { cases: num("FUZZ_CASES").map(|c| c as u32).unwrap_or(DEFAULT_CASES), time: num("FUZZ_SECONDS").map(Duration::from_secs_f64) }
     }
 }
 
@@ -321,7 +318,8 @@ mod tests {
     #[test]
     fn mutations_stay_in_bounds_on_empty_and_short_inputs() {
         let strategy = mutated(vec![Vec::new(), vec![1], b"hello".to_vec()]);
-        let mut runner = TestRunner::new_with_rng(Config { cases: 4000, failure_persistence: None, ..Config::default() }, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+        let mut runner =
+            TestRunner::new_with_rng(Config { cases: 4000, failure_persistence: None, ..Config::default() }, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
         let mut lengths = std::collections::BTreeSet::new();
         for _ in 0..4000 {
             lengths.insert(strategy.new_tree(&mut runner).unwrap().current().len());

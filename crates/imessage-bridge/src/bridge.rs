@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use matrix::delivery::{DeliveryConfig, Deliverer};
+use matrix::delivery::{Deliverer, DeliveryConfig};
 use matrix::metrics::Metrics;
 use matrix::{appservice, registration, HomeserverClient};
 use ruma::api::appservice::Registration;
@@ -55,8 +55,11 @@ pub struct Listener {
 
 impl Listener {
     async fn bind(m: &MatrixConfig, registration: &Registration, store: Arc<dyn store::Store>, metrics: Option<Arc<Metrics>>) -> anyhow::Result<Self> {
-        let on_refused: Option<matrix::inbound::OnRefused> =
-            metrics.clone().map(|m| Box::new(move || { m.owner_messages_refused.inc(); }) as matrix::inbound::OnRefused);
+        let on_refused: Option<matrix::inbound::OnRefused> = metrics.clone().map(|m| {
+            Box::new(move || {
+                m.owner_messages_refused.inc();
+            }) as matrix::inbound::OnRefused
+        });
         let inbound = matrix::inbound::Inbound {
             hs: HomeserverClient::new(&m.homeserver, &registration.as_token)?,
             store,
@@ -66,9 +69,9 @@ impl Listener {
         };
         let (inbox, inbound) = inbound.spawn();
         let state = appservice::AppserviceState::with_inbox(&registration.hs_token, &m.domain, Some(inbox));
-        let (addr, http) = appservice::serve(state, m.listen).await.with_context(|| {
-            format!("binding the appservice listener on {} (is another `imessage-bridge run` using it?)", m.listen)
-        })?;
+        let (addr, http) = appservice::serve(state, m.listen)
+            .await
+            .with_context(|| format!("binding the appservice listener on {} (is another `imessage-bridge run` using it?)", m.listen))?;
         tracing::debug!(%addr, "appservice API listening");
         let mut served = None;
         if let (Some(metrics), Some(at)) = (metrics, m.metrics_listen) {
@@ -307,7 +310,11 @@ pub async fn verify(bridge: &Bridge, json: bool) -> anyhow::Result<bool> {
         writeln!(out)?;
         return Ok(v.ok);
     }
-    writeln!(out, "{:<34} {:>8} {:>9} {:>7} {:>5} {:>6} {:>6} {:>4} {:>5}  name", "chat", "expected", "reachable", "missing", "dups", "order", "sender", "bot", "start")?;
+    writeln!(
+        out,
+        "{:<34} {:>8} {:>9} {:>7} {:>5} {:>6} {:>6} {:>4} {:>5}  name",
+        "chat", "expected", "reachable", "missing", "dups", "order", "sender", "bot", "start"
+    )?;
     for c in &v.chats {
         writeln!(
             out,
@@ -346,7 +353,12 @@ pub async fn verify(bridge: &Bridge, json: bool) -> anyhow::Result<bool> {
         sum(|c| c.invisible),
         sum(|c| c.chunks_missing)
     )?;
-    writeln!(out, "ghost names not their contact's (or handle's) {}, rooms a client names by an alias or an id {}", sum(|c| c.names_wrong), sum(|c| c.alias_named))?;
+    writeln!(
+        out,
+        "ghost names not their contact's (or handle's) {}, rooms a client names by an alias or an id {}",
+        sum(|c| c.names_wrong),
+        sum(|c| c.alias_named)
+    )?;
     for c in v.chats.iter().filter(|c| c.alias_named > 0) {
         writeln!(out, "  {} is shown as {}", terminal_safe(&c.chat_id), terminal_safe(c.shown_name.as_deref().unwrap_or("-")))?;
     }

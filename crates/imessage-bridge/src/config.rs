@@ -226,7 +226,13 @@ pub struct AttachmentsConfig {
 
 impl Default for AttachmentsConfig {
     fn default() -> Self {
-        AttachmentsConfig { dir: None, max_bytes: sync::files::DEFAULT_MAX_BYTES, concurrency: sync::files::DEFAULT_CONCURRENCY, convert_heif: true, convert_voice: true }
+        AttachmentsConfig {
+            dir: None,
+            max_bytes: sync::files::DEFAULT_MAX_BYTES,
+            concurrency: sync::files::DEFAULT_CONCURRENCY,
+            convert_heif: true,
+            convert_voice: true,
+        }
     }
 }
 
@@ -343,8 +349,7 @@ impl Config {
 
     /// Loads the config and names the keys it does not know (dotted paths, e.g. `matrix.foo`).
     pub fn load_checked(path: &Path) -> anyhow::Result<(Self, Vec<String>)> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {} (pass -c PATH)", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {} (pass -c PATH)", path.display()))?;
         let (mut config, unknown) = Self::parse(&text).with_context(|| format!("config {} is not valid", path.display()))?;
         if let Some(m) = &config.matrix {
             m.check().with_context(|| format!("config {} is not valid", path.display()))?;
@@ -447,8 +452,10 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named_with_their_path() {
-        let text = format!("{MINIMAL}sync:\n  backoff_ms: 5\n  bakoff_max: 9\ncolour: blue\nmatrix:\n  homeserver: h\n  domain: d\n  \
-            owner: o\n  registration: r\n  listen: 127.0.0.1:1\n  sync_interval_sec: 5\n");
+        let text = format!(
+            "{MINIMAL}sync:\n  backoff_ms: 5\n  bakoff_max: 9\ncolour: blue\nmatrix:\n  homeserver: h\n  domain: d\n  \
+            owner: o\n  registration: r\n  listen: 127.0.0.1:1\n  sync_interval_sec: 5\n"
+        );
         let (config, unknown) = Config::parse(&text).unwrap();
         assert_eq!(config.sync.backoff_ms, 5);
         assert_eq!(unknown, vec!["sync.bakoff_max".to_string(), "colour".to_string(), "matrix.sync_interval_sec".to_string()]);

@@ -168,7 +168,8 @@ impl Contacts {
 /// database is `~/Library/Messages/chat.db`, or an `AddressBook` folder copied beside it.
 pub fn mac_address_book_beside(chat_db: &Path) -> Option<PathBuf> {
     let messages = chat_db.parent()?;
-    let candidates = [messages.join("AddressBook"), messages.parent().map(|library| library.join("Application Support").join("AddressBook")).unwrap_or_default()];
+    let candidates =
+        [messages.join("AddressBook"), messages.parent().map(|library| library.join("Application Support").join("AddressBook")).unwrap_or_default()];
     candidates.into_iter().find(|c| !c.as_os_str().is_empty() && c.is_dir())
 }
 

@@ -100,7 +100,11 @@ pub async fn doctor(config_path: &Path) -> bool {
         }
         Ok((config, unknown)) => {
             let keys: Vec<String> = unknown.iter().map(|k| format!("`{k}`")).collect();
-            r.fail("config", format!("{}: unknown key {}", config_path.display(), keys.join(", ")), "remove or correct it (the README's Config section lists every key)");
+            r.fail(
+                "config",
+                format!("{}: unknown key {}", config_path.display(), keys.join(", ")),
+                "remove or correct it (the README's Config section lists every key)",
+            );
             config
         }
         Err(e) => {
@@ -198,7 +202,17 @@ async fn check_local_source(r: &mut Report, config: &Config) {
         (Ok(c), Ok(h)) => {
             let me = config.source.own_handle.clone().or_else(|| h.first().cloned()).unwrap_or_else(|| "unknown (set source.own_handle)".into());
             let about = local.about.as_deref().map(|a| format!("{a}; ")).unwrap_or_default();
-            r.ok("source", format!("{} ({}): {about}{} chats, {} messages, {} attachments; {schema}; you are {me}", local.origin, config.source.kind.as_str(), c.chats, c.messages, c.attachments))
+            r.ok(
+                "source",
+                format!(
+                    "{} ({}): {about}{} chats, {} messages, {} attachments; {schema}; you are {me}",
+                    local.origin,
+                    config.source.kind.as_str(),
+                    c.chats,
+                    c.messages,
+                    c.attachments
+                ),
+            )
         }
         (Err(e), _) | (_, Err(e)) => r.fail("source", format!("{}: {e}", local.origin), "the file may be damaged; copy it again"),
     }
@@ -215,11 +229,19 @@ async fn check_contacts(r: &mut Report, config: &Config) {
     for source in &loaded.reports {
         match &source.error {
             None => r.ok("contacts", format!("{}: {} card(s), {} not usable", source.source, source.cards, source.problems)),
-            Some(e) => r.fail("contacts", format!("{}: {e}", source.source), "check the contacts section (a path, or the CardDAV url, username and password_file)"),
+            Some(e) => {
+                r.fail("contacts", format!("{}: {e}", source.source), "check the contacts section (a path, or the CardDAV url, username and password_file)")
+            }
         }
     }
     let stats = loaded.book.stats();
-    r.ok("contacts", format!("{} card(s) in use for {} handle(s); {} handle(s) on two cards, {} number(s) not understood", stats.cards, stats.handles, stats.conflicts, stats.unparsed_numbers));
+    r.ok(
+        "contacts",
+        format!(
+            "{} card(s) in use for {} handle(s); {} handle(s) on two cards, {} number(s) not understood",
+            stats.cards, stats.handles, stats.conflicts, stats.unparsed_numbers
+        ),
+    );
 }
 
 async fn check_session(r: &mut Report, config: &Config) -> Option<cloudkit::Session> {
@@ -231,7 +253,11 @@ async fn check_session(r: &mut Report, config: &Config) -> Option<cloudkit::Sess
     let session = match cloudkit::session_source(path).session().await {
         Ok(s) => s,
         Err(e) => {
-            r.fail("session", format!("cannot read {}: {e}", path.display()), "point cloudkit.session at the account's session file (the simulator writes one with `serve --write-session`)");
+            r.fail(
+                "session",
+                format!("cannot read {}: {e}", path.display()),
+                "point cloudkit.session at the account's session file (the simulator writes one with `serve --write-session`)",
+            );
             return None;
         }
     };
@@ -283,7 +309,11 @@ async fn check_registration(
 ) -> Option<(&'static str, String, String)> {
     let url = format!("http://{}", m.listen);
     if reg.url.as_deref() != Some(url.as_str()) {
-        r.fail("registration", format!("its url is {:?} but matrix.listen is {}", reg.url, m.listen), "run `imessage-bridge init` (it keeps the tokens) and restart the homeserver");
+        r.fail(
+            "registration",
+            format!("its url is {:?} but matrix.listen is {}", reg.url, m.listen),
+            "run `imessage-bridge init` (it keeps the tokens) and restart the homeserver",
+        );
     }
     // Answer the homeserver's call ourselves if nobody else is on the port (`run` would be).
     let state = matrix::appservice::AppserviceState::new(&reg.hs_token, &m.domain);
@@ -320,12 +350,18 @@ async fn check_registration(
             Some(("skip", "needs a registration the homeserver accepts".into(), String::new()))
         }
         (_, "M_BAD_STATUS") => {
-            r.fail("registration", format!("the appservice at {url} refused the homeserver's call ({error})"), "the homeserver has an old copy of registration.yaml: restart it");
+            r.fail(
+                "registration",
+                format!("the appservice at {url} refused the homeserver's call ({error})"),
+                "the homeserver has an old copy of registration.yaml: restart it",
+            );
             Some(("ok", format!("{url} reached from the homeserver (answered by {answerer})"), String::new()))
         }
         _ => {
             r.ok("registration", format!("the homeserver accepts the as_token of appservice `{}`", reg.id));
-            let fix = format!("the homeserver must reach the registration's url {url}: listen on an address it can reach (matrix.listen, then `init`) and free the port");
+            let fix = format!(
+                "the homeserver must reach the registration's url {url}: listen on an address it can reach (matrix.listen, then `init`) and free the port"
+            );
             Some(("fail", format!("the homeserver cannot reach {url}: {status} {errcode} {error}"), fix))
         }
     }
@@ -360,7 +396,11 @@ async fn check_owner(r: &mut Report, homeserver: &str, as_token: &str, owner: &s
         Ok(resp) => {
             let status = resp.status();
             let body: Value = resp.json().await.unwrap_or(Value::Null);
-            r.fail("owner", format!("profile lookup of {owner} answered {status} {}", body["errcode"].as_str().unwrap_or("")), "check matrix.owner and the registration")
+            r.fail(
+                "owner",
+                format!("profile lookup of {owner} answered {status} {}", body["errcode"].as_str().unwrap_or("")),
+                "check matrix.owner and the registration",
+            )
         }
         Err(e) => r.fail("owner", format!("profile lookup of {owner} failed: {}", error_chain(&e)), "check that the homeserver is reachable"),
     }

@@ -210,18 +210,27 @@ pub async fn init(cli_config: &Path, args: InitArgs) -> anyhow::Result<()> {
     };
     let domain_default = old_m.map(|m| m.domain.clone()).or_else(|| interactive.then(|| host_of(&homeserver)));
     let domain = p.value(args.domain.clone(), "domain", "Server name (the part after ':' in user ids)", domain_default, |v| async { check_domain(v) }).await?;
-    let owner_default = old_m.map(|m| m.owner.clone()).or_else(|| interactive.then(|| format!("@{}:{domain}", std::env::var("USER").unwrap_or_else(|_| "you".into()))));
+    let owner_default =
+        old_m.map(|m| m.owner.clone()).or_else(|| interactive.then(|| format!("@{}:{domain}", std::env::var("USER").unwrap_or_else(|_| "you".into()))));
     let owner = p.value(args.owner.clone(), "owner", "Your Matrix user id", owner_default, |v| async { check_owner(v, &domain) }).await?;
-    let database =
-        p.value(args.database.clone(), "database", "Database (sqlite:PATH or postgres://…)", Some(old.map_or(DEFAULT_DATABASE.into(), |c| c.database.uri.clone())), |v| async {
-            check_database(v)
-        })
+    let database = p
+        .value(
+            args.database.clone(),
+            "database",
+            "Database (sqlite:PATH or postgres://…)",
+            Some(old.map_or(DEFAULT_DATABASE.into(), |c| c.database.uri.clone())),
+            |v| async { check_database(v) },
+        )
         .await?;
     let source_default = old.map(|c| c.source.kind).or(interactive.then_some(SourceKind::Cloudkit)).map(|k| k.as_str().to_string());
     let kind = p
-        .value(args.source.map(|k| k.as_str().to_string()), "source", "Source (cloudkit, chat-db or ios-backup)", source_default.or(Some("cloudkit".into())), |v| async move {
-            <SourceKind as clap::ValueEnum>::from_str(&v, true).map(|k| k.as_str().to_string()).map_err(|e| anyhow::anyhow!(e))
-        })
+        .value(
+            args.source.map(|k| k.as_str().to_string()),
+            "source",
+            "Source (cloudkit, chat-db or ios-backup)",
+            source_default.or(Some("cloudkit".into())),
+            |v| async move { <SourceKind as clap::ValueEnum>::from_str(&v, true).map(|k| k.as_str().to_string()).map_err(|e| anyhow::anyhow!(e)) },
+        )
         .await?;
     let kind = <SourceKind as clap::ValueEnum>::from_str(&kind, true).map_err(|e| anyhow::anyhow!(e))?;
     let mut source = old.map(|c| c.source.clone()).unwrap_or_default();
@@ -269,7 +278,11 @@ pub async fn init(cli_config: &Path, args: InitArgs) -> anyhow::Result<()> {
     let tokens = if kept_tokens { " (appservice tokens kept)" } else { "" };
     eprintln!("{verb} {} and {}{tokens}", config_path.display(), reg_path.display());
     let absolute = std::path::absolute(&reg_path).unwrap_or(reg_path);
-    eprintln!("add {} to the homeserver's app_service_config_files and restart it; then `imessage-bridge -c {} doctor`", absolute.display(), config_path.display());
+    eprintln!(
+        "add {} to the homeserver's app_service_config_files and restart it; then `imessage-bridge -c {} doctor`",
+        absolute.display(),
+        config_path.display()
+    );
     Ok(())
 }
 
@@ -382,9 +395,8 @@ async fn ask_cloudkit(p: &mut Prompter, args: &InitArgs, old: Option<&Config>, d
     // absolute from here, where the person typed it.
     let old_session = old_ck.map(|c| c.session.display().to_string());
     let session_arg = args.session.as_ref().map(|s| s.display().to_string());
-    let session = p
-        .value(session_arg, "session", "Session file", old_session.clone().or(interactive.then(|| DEFAULT_SESSION.into())), |v| async { Ok(v) })
-        .await?;
+    let session =
+        p.value(session_arg, "session", "Session file", old_session.clone().or(interactive.then(|| DEFAULT_SESSION.into())), |v| async { Ok(v) }).await?;
     let session_path = if Some(&session) == old_session.as_ref() && Path::new(&session).is_relative() {
         dir.join(&session)
     } else {

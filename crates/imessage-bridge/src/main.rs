@@ -4,9 +4,9 @@
 //! crates.
 
 mod backup;
-mod contacts;
 mod bridge;
 mod config;
+mod contacts;
 mod doctor;
 mod init;
 mod progress;
@@ -145,9 +145,8 @@ async fn run_cli() -> anyhow::Result<()> {
         _ => {}
     }
     let config = Config::load(&cli.config)?;
-    let store: Arc<dyn store::Store> = Arc::from(
-        store::open(&config.database.uri).await.with_context(|| format!("opening database {}", terminal::redacted_uri(&config.database.uri)))?,
-    );
+    let store: Arc<dyn store::Store> =
+        Arc::from(store::open(&config.database.uri).await.with_context(|| format!("opening database {}", terminal::redacted_uri(&config.database.uri)))?);
     match cli.command {
         Command::Sync { records_only } => run::sync(&config, store, !records_only, &run::stop_on_signals(), None).await,
         Command::Status { json } => {

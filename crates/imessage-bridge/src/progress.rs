@@ -135,7 +135,11 @@ pub struct Notifying<'a> {
 }
 
 impl<'a> Notifying<'a> {
-    pub fn new(inner: &'a dyn matrix::delivery::DeliveryProgress, sent: Option<&'a tokio::sync::Notify>, metrics: Option<&'a matrix::metrics::Metrics>) -> Self {
+    pub fn new(
+        inner: &'a dyn matrix::delivery::DeliveryProgress,
+        sent: Option<&'a tokio::sync::Notify>,
+        metrics: Option<&'a matrix::metrics::Metrics>,
+    ) -> Self {
         Notifying { inner, sent, metrics, last: Mutex::default() }
     }
 }

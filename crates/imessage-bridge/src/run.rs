@@ -16,7 +16,6 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-
 use crate::bridge::Bridge;
 use crate::config::{Config, SourceKind};
 
@@ -217,7 +216,12 @@ async fn deliver_live(b: &Bridge, passes: tokio::sync::watch::Receiver<u64>, sto
 
 /// Awaits a delivery; on a stop, each room finishes the message it is sending, then the
 /// delivery ends (`cut_off` if that takes longer than the grace).
-async fn until_stopped<T>(b: &Bridge, stop: &sync::StopSignal, delivery: impl std::future::Future<Output = anyhow::Result<T>>, cut_off: T) -> anyhow::Result<T> {
+async fn until_stopped<T>(
+    b: &Bridge,
+    stop: &sync::StopSignal,
+    delivery: impl std::future::Future<Output = anyhow::Result<T>>,
+    cut_off: T,
+) -> anyhow::Result<T> {
     tokio::pin!(delivery);
     tokio::select! {
         r = &mut delivery => r,
@@ -294,16 +298,29 @@ pub async fn sync(
         tracing::info!(zone = %z.zone, pages = z.pages, changes = z.changes, recovered = z.recovered,
             stop_reason = z.stop_reason.as_str(), error = z.error.as_deref().unwrap_or(""), "zone finished");
     }
-    tracing::info!(changes, secs = format!("{secs:.1}"), rate = format!("{:.0}/s", changes as f64 / secs.max(1e-9)),
-        full_resync = report.full_resync, "sync finished");
+    tracing::info!(
+        changes,
+        secs = format!("{secs:.1}"),
+        rate = format!("{:.0}/s", changes as f64 / secs.max(1e-9)),
+        full_resync = report.full_resync,
+        "sync finished"
+    );
     // Files after records: a download problem never holds back the history (a local source
     // copied its files already).
     if let (Some(client), true, false) = (&client, files, stop.is_stopped()) {
         let started = std::time::Instant::now();
         let options = sync::FileOptions { stop: stop.clone(), ..config.attachments.options() };
         match sync::fetch_files(client, store.as_ref(), &options).await {
-            Ok(f) => tracing::info!(stored = f.stored, bytes = f.bytes, mb = format!("{:.1}", f.bytes as f64 / 1e6), failed = f.failed,
-                too_large = f.too_large, refused = f.refused, secs = format!("{:.2}", started.elapsed().as_secs_f64()), "attachment files fetched"),
+            Ok(f) => tracing::info!(
+                stored = f.stored,
+                bytes = f.bytes,
+                mb = format!("{:.1}", f.bytes as f64 / 1e6),
+                failed = f.failed,
+                too_large = f.too_large,
+                refused = f.refused,
+                secs = format!("{:.2}", started.elapsed().as_secs_f64()),
+                "attachment files fetched"
+            ),
             Err(e) => tracing::warn!("attachment files not fetched this time: {e}"),
         }
     }

@@ -92,7 +92,11 @@ impl ContactCounts {
 }
 
 fn contacts_line(out: &mut impl Write, c: &ContactCounts) -> anyhow::Result<()> {
-    writeln!(out, "contacts: {} of {} people in chats named from a contact ({} with a photo), {} by their number or address", c.matched, c.people, c.with_photo, c.unmatched)?;
+    writeln!(
+        out,
+        "contacts: {} of {} people in chats named from a contact ({} with a photo), {} by their number or address",
+        c.matched, c.people, c.with_photo, c.unmatched
+    )?;
     Ok(())
 }
 
@@ -101,11 +105,7 @@ fn zones_table(out: &mut impl Write, status: &sync::Status, counts_from: CountSo
         CountSource::Server => ("server", "server: the first element of the zone's MessagesSummary list (complete = stored equals it)"),
         CountSource::LocalDatabase => ("source", "source: the rows the local database holds for the zone (complete = stored equals it)"),
     };
-    writeln!(
-        out,
-        "{:<22} {:>8} {:>8} {:>8} {:>13} {:>8} {:>6}  stop_reason",
-        "zone", column, "stored", "skipped", "undecryptable", "complete", "pages"
-    )?;
+    writeln!(out, "{:<22} {:>8} {:>8} {:>8} {:>13} {:>8} {:>6}  stop_reason", "zone", column, "stored", "skipped", "undecryptable", "complete", "pages")?;
     for z in &status.zones {
         let server = z.server_count.map_or("-".to_string(), |c| c.to_string());
         writeln!(

@@ -56,7 +56,11 @@ pub fn redacted_uri(uri: &str) -> Cow<'_, str> {
         None => tail.to_string(),
     };
     let shown = format!("{scheme}://{authority}{tail}");
-    if shown == uri { Cow::Borrowed(uri) } else { Cow::Owned(shown) }
+    if shown == uri {
+        Cow::Borrowed(uri)
+    } else {
+        Cow::Owned(shown)
+    }
 }
 
 #[cfg(test)]

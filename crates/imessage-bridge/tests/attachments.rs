@@ -54,8 +54,7 @@ async fn assert_files_equal_truth(bridge: &BridgeDir, truth: &HashMap<String, Tr
     let store = bridge.store().await;
     let records = store.attachments().await.unwrap();
     assert_eq!(records.len(), truth.len(), "attachment records");
-    let files: HashMap<String, store::AttachmentFile> =
-        store.attachment_files().await.unwrap().into_iter().map(|f| (f.record_name.clone(), f)).collect();
+    let files: HashMap<String, store::AttachmentFile> = store.attachment_files().await.unwrap().into_iter().map(|f| (f.record_name.clone(), f)).collect();
     let dir = bridge.dir.path().join("attachments");
     for a in &records {
         let t = &truth[&a.guid];

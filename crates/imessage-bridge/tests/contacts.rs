@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use cloudkit_sim::contacts::{self, TruthEntry};
 use cloudkit_sim::Faults;
-use testkit::{spec, start_sim, Env, DOMAIN};
 use serde_json::Value;
 use sha2::Digest;
 use testkit::names::{dm_name, owner_sync};
+use testkit::{spec, start_sim, Env, DOMAIN};
 
 /// What each handle must show: the contact's name, else the handle as the bridge formats it.
 fn expected(truth: &[TruthEntry]) -> HashMap<String, (String, Option<String>)> {
@@ -184,12 +184,9 @@ async fn a_carddav_server_names_the_dms_and_its_changes_follow() {
     #[cfg(unix)]
     std::fs::set_permissions(&password_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod 600");
     env.bridge.edit_config(|config| {
-        config["contacts"] = serde_norway::from_str(&format!(
-            "carddav:\n  url: {}/\n  username: {USER}\n  password_file: {}\n",
-            dav.base,
-            password_file.display()
-        ))
-        .expect("YAML");
+        config["contacts"] =
+            serde_norway::from_str(&format!("carddav:\n  url: {}/\n  username: {USER}\n  password_file: {}\n", dav.base, password_file.display()))
+                .expect("YAML");
     });
 
     let v = env.run_once_and_verify().await;

@@ -72,12 +72,21 @@ async fn owner_messages_get_one_notice_and_metrics_match_what_was_synced_and_del
         st["rooms"].as_array().unwrap().iter().find(|r| r["room_id"].as_str() == Some(room.as_str())).and_then(|r| r["owner_messages"].as_i64())
     };
     let status = wait_for("both owner messages to be counted", 60, every, || b.status_json(), |st| typed(st) == Some(2)).await;
-    let others: i64 = status["rooms"].as_array().unwrap().iter().filter(|r| r["room_id"].as_str() != Some(room.as_str())).map(|r| r["owner_messages"].as_i64().unwrap()).sum();
+    let others: i64 = status["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["room_id"].as_str() != Some(room.as_str()))
+        .map(|r| r["owner_messages"].as_i64().unwrap())
+        .sum();
     assert_eq!(others, 0, "{status}");
     let bot = format!("@imessagebot:{DOMAIN}");
     let notices = || async {
         let page = owner.messages(&room, OWNER, None, "b", 50).await.unwrap();
-        page.chunk.iter().filter(|e| e["sender"] == bot.as_str() && e["content"]["msgtype"] == "m.notice" && e["content"][matrix::inbound::NOTICE_KEY].is_string()).count()
+        page.chunk
+            .iter()
+            .filter(|e| e["sender"] == bot.as_str() && e["content"]["msgtype"] == "m.notice" && e["content"][matrix::inbound::NOTICE_KEY].is_string())
+            .count()
     };
     assert_eq!(wait_for("the notice", 30, every, notices, |n| *n >= 1).await, 1);
     let text = scrape(metrics_port).await;

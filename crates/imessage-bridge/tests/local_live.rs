@@ -89,7 +89,12 @@ async fn messages_written_on_a_mac_reach_their_room_by_themselves() {
         .execute(&mut w)
         .await
         .unwrap();
-    sqlx::query("INSERT INTO chat_message_join (chat_id, message_id, message_date) VALUES (?, last_insert_rowid(), ?)").bind(chat).bind(now_ns).execute(&mut w).await.unwrap();
+    sqlx::query("INSERT INTO chat_message_join (chat_id, message_id, message_date) VALUES (?, last_insert_rowid(), ?)")
+        .bind(chat)
+        .bind(now_ns)
+        .execute(&mut w)
+        .await
+        .unwrap();
     let written = Instant::now();
     let portal = store.portal(&format!("tel:{chat_identifier}")).await.unwrap().or(store.portal(&chat_identifier).await.unwrap()).expect("the DM's portal");
     let hs = env.hs();
@@ -106,8 +111,16 @@ async fn messages_written_on_a_mac_reach_their_room_by_themselves() {
     .execute(&mut w)
     .await
     .unwrap();
-    sqlx::query("INSERT INTO chat_message_join (chat_id, message_id, message_date) VALUES (?, last_insert_rowid(), ?)").bind(chat).bind(now_ns).execute(&mut w).await.unwrap();
-    until("the tapback", || async { events().await.iter().any(|e| e.guid.as_deref() == Some("LIVE-TAPBACK-1") && e.rel_type.as_deref() == Some("m.annotation")) }).await;
+    sqlx::query("INSERT INTO chat_message_join (chat_id, message_id, message_date) VALUES (?, last_insert_rowid(), ?)")
+        .bind(chat)
+        .bind(now_ns)
+        .execute(&mut w)
+        .await
+        .unwrap();
+    until("the tapback", || async {
+        events().await.iter().any(|e| e.guid.as_deref() == Some("LIVE-TAPBACK-1") && e.rel_type.as_deref() == Some("m.annotation"))
+    })
+    .await;
 
     // 3. An edit and 4. an unsend of earlier messages, as Messages updates rows in place.
     use cloudkit_sim::content::{encode_summary_info, PartHistory, PartSpan, SummaryInfoSpec, VersionSpec};
@@ -125,9 +138,17 @@ async fn messages_written_on_a_mac_reach_their_room_by_themselves() {
         .execute(&mut w)
         .await
         .unwrap();
-    sqlx::query("UPDATE message SET date_retracted = ?, text = NULL, attributedBody = NULL WHERE guid = ?").bind(now_ns + 3_000_000_000).bind(&to_unsend).execute(&mut w).await.unwrap();
+    sqlx::query("UPDATE message SET date_retracted = ?, text = NULL, attributedBody = NULL WHERE guid = ?")
+        .bind(now_ns + 3_000_000_000)
+        .bind(&to_unsend)
+        .execute(&mut w)
+        .await
+        .unwrap();
     until("the edit", || async {
-        events().await.iter().any(|e| e.rel_type.as_deref() == Some("m.replace") && e.raw["content"]["m.new_content"]["body"].as_str() == Some("after the edit"))
+        events()
+            .await
+            .iter()
+            .any(|e| e.rel_type.as_deref() == Some("m.replace") && e.raw["content"]["m.new_content"]["body"].as_str() == Some("after the edit"))
     })
     .await;
     // A redaction strips the event's content (its guid with it): it is found by its event id.

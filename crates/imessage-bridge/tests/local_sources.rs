@@ -76,8 +76,7 @@ async fn a_mac_messages_folder_becomes_rooms_that_match_it() {
     assert!(verify["chats"].as_array().unwrap().iter().map(|c| c["attachment_notices"].as_u64().unwrap_or(0)).sum::<u64>() >= 1);
 
     // Every stored file has the bytes of the folder's truth.
-    let stored: std::collections::BTreeSet<String> =
-        store.attachment_files().await.unwrap().into_iter().filter_map(|f| f.sha256).collect();
+    let stored: std::collections::BTreeSet<String> = store.attachment_files().await.unwrap().into_iter().filter_map(|f| f.sha256).collect();
     for line in &truth {
         if let TruthLine::Attachment { guid, sha256, .. } = line {
             if *guid != missing_guid {
@@ -124,7 +123,9 @@ async fn an_encrypted_iphone_backup_becomes_rooms_that_match_it() {
     let wrong = source.path().join("wrong-password");
     secret_file(&wrong, "not the password\n");
 
-    let env = Env::start_local(sim, &["--source", "ios-backup", "--source-path", backup.to_str().unwrap(), "--backup-password-file", password.to_str().unwrap()]).await;
+    let env =
+        Env::start_local(sim, &["--source", "ios-backup", "--source-path", backup.to_str().unwrap(), "--backup-password-file", password.to_str().unwrap()])
+            .await;
     // A wrong password is one clear error, found before anything is read into the store.
     let mut config: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(&env.bridge.config).unwrap()).unwrap();
     config["source"]["backup_password_file"] = wrong.to_str().unwrap().into();
@@ -142,7 +143,8 @@ async fn an_encrypted_iphone_backup_becomes_rooms_that_match_it() {
     env.assert_rooms_match(truth).await;
     // The address book inside the backup names the DMs (contacts.address_book: auto), as the
     // simulator's contact truth says.
-    let names: Vec<(u64, u64)> = v["chats"].as_array().unwrap().iter().map(|c| (c["names_wrong"].as_u64().unwrap(), c["alias_named"].as_u64().unwrap())).collect();
+    let names: Vec<(u64, u64)> =
+        v["chats"].as_array().unwrap().iter().map(|c| (c["names_wrong"].as_u64().unwrap(), c["alias_named"].as_u64().unwrap())).collect();
     assert!(names.iter().all(|n| *n == (0, 0)), "verify: {v}");
     let want: std::collections::HashMap<String, String> = cloudkit_sim::contacts::truth(&people)
         .into_iter()

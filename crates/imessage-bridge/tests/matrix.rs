@@ -11,7 +11,6 @@ use common::matrix_env::*;
 use common::*;
 use matrix::ghost::{bot_user_id, ghost_user_id};
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_delivery_twice_then_resume() {
     let sim = start_sim(spec(12, 6, 900, 1200), Faults::default()).await;
@@ -149,7 +148,8 @@ async fn big_chat_of_25072_messages_then_the_live_edge_is_fully_reachable() {
     let env = Env::start(sim).await;
     let history = env.run_once_and_verify().await;
     let big = env.sim.sim.account.chats[0].chat_id.clone();
-    let reachable = |v: &serde_json::Value| v["chats"].as_array().unwrap().iter().find(|c| c["chat_id"] == big.as_str()).unwrap()["reachable"].as_u64().unwrap();
+    let reachable =
+        |v: &serde_json::Value| v["chats"].as_array().unwrap().iter().find(|c| c["chat_id"] == big.as_str()).unwrap()["reachable"].as_u64().unwrap();
     assert!(reachable(&history) > 24_000, "{history}");
     let before = env.assert_rooms_match_truth().await;
     assert!(before.messages > 25_000, "{before:?}");
@@ -246,7 +246,8 @@ async fn rooms_show_media_reactions_edits_replies_and_nothing_unread() {
                                 assert_eq!(c["info"]["mimetype"].as_str(), Some(uploaded), "{c}");
                                 if t == "m.video" {
                                     // Shown as its thumbnail until played: a JPEG in the media repository.
-                                    let thumb = hs.download(OWNER, c["info"]["thumbnail_url"].as_str().expect("a video has a thumbnail"), 1 << 20).await.unwrap();
+                                    let thumb =
+                                        hs.download(OWNER, c["info"]["thumbnail_url"].as_str().expect("a video has a thumbnail"), 1 << 20).await.unwrap();
                                     assert_eq!(&thumb[..3], &[0xff, 0xd8, 0xff], "{c}");
                                     assert_eq!(c["info"]["thumbnail_info"]["size"].as_u64(), Some(thumb.len() as u64), "{c}");
                                 }
@@ -287,9 +288,15 @@ async fn rooms_show_media_reactions_edits_replies_and_nothing_unread() {
                 }
                 let original_shown = |g: &str| matches!(messages.get(g), Some(TruthLine::Message { content, .. }) if !content.unsent);
                 if let Some(original) = content.reply_to.as_ref().filter(|g| original_shown(g)) {
-                    if e.part.unwrap_or(0) == content.parts.iter().find_map(|p| match p {
-                        ContentPart::Text { part, .. } | ContentPart::Attachment { part, .. } => *part,
-                    }).unwrap_or(0) {
+                    if e.part.unwrap_or(0)
+                        == content
+                            .parts
+                            .iter()
+                            .find_map(|p| match p {
+                                ContentPart::Text { part, .. } | ContentPart::Attachment { part, .. } => *part,
+                            })
+                            .unwrap_or(0)
+                    {
                         let target = c["m.relates_to"]["m.in_reply_to"]["event_id"].as_str().unwrap_or_else(|| panic!("reply without in_reply_to: {c}"));
                         assert_eq!(by_id[target].guid.as_deref(), Some(original.as_str()), "reply to the right message");
                         seen_kinds.insert("reply");
@@ -461,7 +468,8 @@ async fn real_apple_blobs_reach_matrix_as_their_readme_says() {
     let of = |file: &str| -> Vec<&serde_json::Value> {
         events.iter().filter(|e| e.guid.as_ref().and_then(|g| file_of.get(g)).is_some_and(|f| f == file)).map(|e| &e.raw["content"]).collect()
     };
-    let bodies = |file: &str| -> Vec<String> { of(file).iter().filter(|c| c["msgtype"] == "m.text").map(|c| c["body"].as_str().unwrap().to_string()).collect() };
+    let bodies =
+        |file: &str| -> Vec<String> { of(file).iter().filter(|c| c["msgtype"] == "m.text").map(|c| c["body"].as_str().unwrap().to_string()).collect() };
     assert_eq!(bodies("attributed-body/AttributedBodyTextOnly"), ["Noter test"]);
     let url = of("attributed-body/URL");
     assert_eq!(url[0]["body"], "https://github.com/ReagentX/Logria");

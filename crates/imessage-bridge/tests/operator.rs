@@ -7,8 +7,8 @@ mod common;
 mod operator_common;
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cloudkit_sim::Faults;
@@ -402,7 +402,10 @@ async fn sigterm_mid_sync_and_mid_delivery_then_status_and_verify_beside_run() {
     }
     let out = b.run(&["status"]).await;
     let table = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success() && table.contains("delivered") && table.contains(&format!("{delivered} of {stored} messages delivered, 0 pending")), "{table}");
+    assert!(
+        out.status.success() && table.contains("delivered") && table.contains(&format!("{delivered} of {stored} messages delivered, 0 pending")),
+        "{table}"
+    );
     let (ok, doctor) = s.doctor().await;
     assert!(ok, "doctor beside run:\n{doctor}");
     assert!(line(&doctor, "appservice").contains("answered by the process on that port"), "{doctor}");

@@ -67,7 +67,13 @@ async fn dms_are_named_after_contacts_with_photos_and_follow_changes() {
         let room = store.portal(&dm.chat_id).await.unwrap().unwrap().room_id;
         let (state, heroes) = synced.get(&room).unwrap_or_else(|| panic!("owner not in {room}"));
         let handle = &dm.participants[0];
-        assert_eq!(dm_name(state, heroes), Some(expect(&StaticProfiles(map.clone()), handle)), "{}: DM name; heroes {heroes:?}, state {}", dm.chat_id, Value::Array(state.iter().filter(|e| e["type"] != "m.room.power_levels").cloned().collect()));
+        assert_eq!(
+            dm_name(state, heroes),
+            Some(expect(&StaticProfiles(map.clone()), handle)),
+            "{}: DM name; heroes {heroes:?}, state {}",
+            dm.chat_id,
+            Value::Array(state.iter().filter(|e| e["type"] != "m.room.power_levels").cloned().collect())
+        );
         assert!(!state.iter().any(|e| e["type"] == "m.room.canonical_alias"), "{}: no canonical alias", dm.chat_id);
         // The alias still guards the chat against a second room.
         let alias = format!("#{}:{DOMAIN}", matrix::ghost::portal_alias_localpart(&dm.chat_id));

@@ -88,13 +88,17 @@ async fn full_account_matches_truth_with_server_counts() {
                 assert_eq!(expected[original].2, None, "reply {} answers a tapback", m.guid);
                 kinds.insert("reply");
             }
-            kinds.extend([
-                (!m.content.edits.is_empty()).then_some("edited"),
-                m.content.unsent.then_some("unsent"),
-                m.content.link_preview.as_ref().map(|_| "link"),
-                m.content.effect.as_ref().map(|_| "effect"),
-                m.content.parts.iter().any(|p| matches!(p, imessage::records::ContentPart::Attachment { .. })).then_some("attachment"),
-            ].into_iter().flatten());
+            kinds.extend(
+                [
+                    (!m.content.edits.is_empty()).then_some("edited"),
+                    m.content.unsent.then_some("unsent"),
+                    m.content.link_preview.as_ref().map(|_| "link"),
+                    m.content.effect.as_ref().map(|_| "effect"),
+                    m.content.parts.iter().any(|p| matches!(p, imessage::records::ContentPart::Attachment { .. })).then_some("attachment"),
+                ]
+                .into_iter()
+                .flatten(),
+            );
         }
     }
     assert_eq!(kinds.len(), 11, "every content kind occurs: {kinds:?}");
@@ -347,13 +351,8 @@ async fn real_apple_blobs_are_stored_as_their_readme_says() {
         }
     });
     let store = bridge.store().await;
-    let stored: std::collections::HashMap<String, MessageRecord> = store
-        .messages_in_chat("chat-apple-fixtures")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| (file_of[&m.guid].clone(), m))
-        .collect();
+    let stored: std::collections::HashMap<String, MessageRecord> =
+        store.messages_in_chat("chat-apple-fixtures").await.unwrap().into_iter().map(|m| (file_of[&m.guid].clone(), m)).collect();
     assert_eq!(stored.len(), 7);
     let text_of = |file: &str| -> String {
         stored[file].content.parts.iter().filter_map(|p| if let ContentPart::Text { text, .. } = p { Some(text.as_str()) } else { None }).collect()

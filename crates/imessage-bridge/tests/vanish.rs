@@ -23,7 +23,8 @@ use common::*;
 /// The real "Noter test" body with its text replaced by `text` (ASCII), lengths fixed up: the
 /// string's (`+` then 0x82 and a u32) and the one attribute run's (`iI`, the same).
 fn body_with_text(text: &str) -> Vec<u8> {
-    let real = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../imessage/tests/data/apple/attributed-body/AttributedBodyTextOnly")).unwrap();
+    let real =
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../imessage/tests/data/apple/attributed-body/AttributedBodyTextOnly")).unwrap();
     let len = (text.len() as u32).to_le_bytes();
     let replace = |bytes: &[u8], from: &[u8], to: &[u8]| -> Vec<u8> {
         let at = bytes.windows(from.len()).position(|w| w == from).expect("pattern in blob");
@@ -98,7 +99,8 @@ async fn long_and_unreadable_bodies_are_all_shown() {
     assert_eq!(joined, long, "the pieces join to the 70,000 characters");
 
     let status = env.bridge.status_json().await;
-    let listed: Vec<&serde_json::Value> = status["undecodable_blobs"].as_array().unwrap().iter().filter(|b| b["guid"] == guid_of["attributed-body/ExtraData"].as_str()).collect();
+    let listed: Vec<&serde_json::Value> =
+        status["undecodable_blobs"].as_array().unwrap().iter().filter(|b| b["guid"] == guid_of["attributed-body/ExtraData"].as_str()).collect();
     assert!(listed.len() == 1 && listed[0]["reason"].as_str().unwrap().contains("fallback"), "counted as read by fallback: {status}");
 }
 
@@ -156,7 +158,13 @@ async fn an_event_refused_for_good_becomes_a_notice_and_the_chat_goes_on() {
         if let TruthLine::Message { chat, guid, system: false, text: Some(_), ts_ms, associated_type: None, content, revised: None, .. } = l {
             *chat_size.entry(chat.clone()).or_default() += 1;
             let one_text = matches!(content.parts.as_slice(), [] | [imessage::records::ContentPart::Text { .. }]);
-            if one_text && content.edits.is_empty() && !content.unsent && content.link_preview.is_none() && content.reply_to.is_none() && content.effect.is_none() {
+            if one_text
+                && content.edits.is_empty()
+                && !content.unsent
+                && content.link_preview.is_none()
+                && content.reply_to.is_none()
+                && content.effect.is_none()
+            {
                 plain.push((chat, ts_ms, guid));
             }
         }

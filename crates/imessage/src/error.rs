@@ -100,9 +100,6 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn shape(blob: Blob, detail: impl Into<String>) -> Self {
-        Error::Shape {
-            blob,
-            detail: detail.into(),
-        }
+        Error::Shape { blob, detail: detail.into() }
     }
 }

@@ -50,9 +50,7 @@ pub fn e164(written: &str, region: Option<&str>) -> Option<String> {
     if digits == 0 || (!written.starts_with('+') && digits <= MAX_SHORT_CODE_DIGITS) {
         return None;
     }
-    let region_id = region
-        .and_then(|r| r.trim().to_uppercase().parse::<phonenumber::country::Id>().ok())
-        .or_else(|| DEFAULT_REGION.parse().ok());
+    let region_id = region.and_then(|r| r.trim().to_uppercase().parse::<phonenumber::country::Id>().ok()).or_else(|| DEFAULT_REGION.parse().ok());
     let number = phonenumber::parse(region_id, written).ok()?;
     Some(number.format().mode(phonenumber::Mode::E164).to_string())
 }

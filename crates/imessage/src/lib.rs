@@ -28,12 +28,8 @@ mod error;
 pub mod handle;
 pub mod records;
 
-pub use content::attributed_body::{
-    decode_attributed_body, read_attributed_body, AttributedBody, BodyPart, BodyRead, Run,
-};
+pub use content::attributed_body::{decode_attributed_body, read_attributed_body, AttributedBody, BodyPart, BodyRead, Run};
 pub use content::link_preview::{decode_link_preview, LinkPreview};
 pub use content::message::{decode_message_content, decode_message_content_and_text, MessageBlobs};
-pub use content::summary_info::{
-    decode_summary_info, EditVersion, PartEdits, PartRange, SummaryInfo,
-};
+pub use content::summary_info::{decode_summary_info, EditVersion, PartEdits, PartRange, SummaryInfo};
 pub use error::{Blob, Error};

@@ -32,8 +32,7 @@ pub const STYLE_DIRECT: i64 = 45;
 
 /// Tapbacks and the other associations, read once (see [`Association`]).
 pub use crate::association::{
-    AssociatedType, Association, AssociationKind, AssociationTarget, TapbackKind, TargetForm, LEGACY_STICKER_TAPBACK,
-    STICKER_TAPBACK,
+    AssociatedType, Association, AssociationKind, AssociationTarget, TapbackKind, TargetForm, LEGACY_STICKER_TAPBACK, STICKER_TAPBACK,
 };
 
 /// `MessageEncryptedV3.flags` bits.
@@ -329,5 +328,7 @@ pub enum RecordChange {
     Message(MessageRecord),
     Attachment(AttachmentRecord),
     /// A change without a record: the record was deleted.
-    Deleted { record_name: String },
+    Deleted {
+        record_name: String,
+    },
 }

@@ -17,13 +17,7 @@ fn attributed_body_text_only() {
     assert_eq!(body.runs[0].bytes, 0..10);
     assert_eq!(body.runs[0].part, Some(0));
     assert_eq!(body.runs[0].attachment_guid, None);
-    assert_eq!(
-        body.parts(),
-        vec![BodyPart::Text {
-            part: Some(0),
-            text: "Noter test".into()
-        }]
-    );
+    assert_eq!(body.parts(), vec![BodyPart::Text { part: Some(0), text: "Noter test".into() }]);
 }
 
 #[test]
@@ -39,39 +33,17 @@ fn attributed_body_multi_part() {
     for run in &body.runs {
         assert!(run.part.is_some(), "run {run:?} has no part number");
         let text = body.run_text(run);
-        assert_eq!(
-            run.attachment_guid.is_some(),
-            text == "\u{FFFC}",
-            "run {run:?} over {text:?}"
-        );
+        assert_eq!(run.attachment_guid.is_some(), text == "\u{FFFC}", "run {run:?} over {text:?}");
     }
     assert_eq!(
         body.parts(),
         vec![
-            BodyPart::Attachment {
-                part: Some(0),
-                guid: Some(guid(0))
-            },
-            BodyPart::Text {
-                part: Some(1),
-                text: "test 1".into()
-            },
-            BodyPart::Attachment {
-                part: Some(2),
-                guid: Some(guid(2))
-            },
-            BodyPart::Text {
-                part: Some(3),
-                text: "test 2 ".into()
-            },
-            BodyPart::Attachment {
-                part: Some(4),
-                guid: Some(guid(4))
-            },
-            BodyPart::Text {
-                part: Some(5),
-                text: "test 3".into()
-            },
+            BodyPart::Attachment { part: Some(0), guid: Some(guid(0)) },
+            BodyPart::Text { part: Some(1), text: "test 1".into() },
+            BodyPart::Attachment { part: Some(2), guid: Some(guid(2)) },
+            BodyPart::Text { part: Some(3), text: "test 2 ".into() },
+            BodyPart::Attachment { part: Some(4), guid: Some(guid(4)) },
+            BodyPart::Text { part: Some(5), text: "test 3".into() },
         ]
     );
 }
@@ -87,17 +59,8 @@ fn attributed_body_url() {
     assert_eq!(run.link.as_deref(), Some(url));
     assert_eq!(run.part, Some(0));
     assert_eq!(run.writing_direction, Some(-1));
-    assert_eq!(
-        run.other_attributes,
-        vec!["__kIMDataDetectedAttributeName".to_owned()]
-    );
-    assert_eq!(
-        body.parts(),
-        vec![BodyPart::Text {
-            part: Some(0),
-            text: url.into()
-        }]
-    );
+    assert_eq!(run.other_attributes, vec!["__kIMDataDetectedAttributeName".to_owned()]);
+    assert_eq!(body.parts(), vec![BodyPart::Text { part: Some(0), text: url.into() }]);
 }
 
 #[test]
@@ -117,25 +80,13 @@ fn summary_info_edited() {
     let versions: Vec<(i64, &str)> = edits.versions.iter().map(|v| (v.date, v.text())).collect();
     assert_eq!(
         versions,
-        vec![
-            (690513474000000000, "First message  "),
-            (690513480000000000, "Edit 1"),
-            (690513485000000000, "Edit 2"),
-            (690513494000000000, "Edited message"),
-        ]
+        vec![(690513474000000000, "First message  "), (690513480000000000, "Edit 1"), (690513485000000000, "Edit 2"), (690513494000000000, "Edited message"),]
     );
     assert!((edits.versions[0].seconds - 690513474.2725511).abs() < 1e-6);
     assert!(edits.versions.iter().all(|v| v.guid.is_none()));
     assert_eq!(edits.versions[3].body.runs[0].part, Some(0));
     assert_eq!(info.parts.len(), 1);
-    assert_eq!(
-        (
-            info.parts[0].part,
-            info.parts[0].offset,
-            info.parts[0].length
-        ),
-        (0, 0, 15)
-    );
+    assert_eq!((info.parts[0].part, info.parts[0].offset, info.parts[0].length), (0, 0, 15));
     assert_eq!(info.edited_parts, vec![0]);
     assert!(info.unsent_parts.is_empty());
     assert_eq!(info.remaining_parts(), 1);
@@ -160,14 +111,8 @@ fn payload_url_link_preview() {
     let preview = decode_link_preview(&fixture("payload/URL.plist")).unwrap();
     assert_eq!(preview.title.as_deref(), Some("Christopher Sardegna"));
     assert_eq!(preview.url.as_deref(), Some("https://chrissardegna.com/"));
-    assert_eq!(
-        preview.original_url.as_deref(),
-        Some("https://chrissardegna.com")
-    );
-    assert_eq!(
-        preview.icon_url.as_deref(),
-        Some("https://chrissardegna.com/favicon.ico")
-    );
+    assert_eq!(preview.original_url.as_deref(), Some("https://chrissardegna.com"));
+    assert_eq!(preview.icon_url.as_deref(), Some("https://chrissardegna.com/favicon.ico"));
     assert_eq!(preview.summary, None);
     assert!(preview.image_urls.is_empty());
     assert_eq!(preview.site_name, None);
@@ -187,12 +132,8 @@ fn local_copies_are_identical_to_shared_fixtures() {
         for entry in std::fs::read_dir(shared.join(dir)).unwrap() {
             let entry = entry.unwrap();
             let name = format!("{dir}/{}", entry.file_name().to_string_lossy());
-            let local = std::fs::read(local_dir().join(&name))
-                .unwrap_or_else(|e| panic!("no local copy of shared fixture {name}: {e}"));
-            assert!(
-                local == std::fs::read(entry.path()).unwrap(),
-                "{name} differs"
-            );
+            let local = std::fs::read(local_dir().join(&name)).unwrap_or_else(|e| panic!("no local copy of shared fixture {name}: {e}"));
+            assert!(local == std::fs::read(entry.path()).unwrap(), "{name} differs");
             compared += 1;
         }
     }

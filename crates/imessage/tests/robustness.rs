@@ -18,11 +18,7 @@ fn body(bytes: &[u8]) -> Result<(), Error> {
             assert!(b.text.get(run.bytes.clone()).is_some());
             end = run.range.end;
         }
-        assert_eq!(
-            end,
-            b.text.encode_utf16().count(),
-            "runs must cover the text"
-        );
+        assert_eq!(end, b.text.encode_utf16().count(), "runs must cover the text");
         let _ = b.parts();
     })
 }
@@ -59,10 +55,7 @@ fn truncations_never_panic() {
         }
         // The empty prefix at least is no valid blob.
         assert!(errors > 0, "{name}: no truncation was rejected");
-        assert!(
-            decode(&bytes).is_ok(),
-            "{name}: the whole fixture must decode"
-        );
+        assert!(decode(&bytes).is_ok(), "{name}: the whole fixture must decode");
     }
 }
 
@@ -121,16 +114,7 @@ fn garbage_is_an_error() {
 #[test]
 fn oversized_input_is_refused() {
     let big = vec![0u8; 5 << 20];
-    assert!(matches!(
-        decode_attributed_body(&big),
-        Err(Error::TooLarge { .. })
-    ));
-    assert!(matches!(
-        decode_summary_info(&big),
-        Err(Error::TooLarge { .. })
-    ));
-    assert!(matches!(
-        decode_link_preview(&big),
-        Err(Error::TooLarge { .. })
-    ));
+    assert!(matches!(decode_attributed_body(&big), Err(Error::TooLarge { .. })));
+    assert!(matches!(decode_summary_info(&big), Err(Error::TooLarge { .. })));
+    assert!(matches!(decode_link_preview(&big), Err(Error::TooLarge { .. })));
 }

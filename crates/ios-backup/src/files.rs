@@ -68,7 +68,12 @@ impl BackupFile {
     }
 
     fn damaged(&self, reason: impl Into<String>) -> BackupError {
-        BackupError::FileDamaged { domain: self.domain.clone(), relative_path: self.relative_path.clone(), file_id: self.file_id.clone(), reason: reason.into() }
+        BackupError::FileDamaged {
+            domain: self.domain.clone(),
+            relative_path: self.relative_path.clone(),
+            file_id: self.file_id.clone(),
+            reason: reason.into(),
+        }
     }
 
     /// Where the blob lives, if `file_id` is a well-formed SHA-1 (never a path of its own).
@@ -122,7 +127,9 @@ impl Source {
         }
         let path = file.blob_path(&self.dir)?;
         let blob = File::open(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => BackupError::FileMissing { domain: file.domain.clone(), relative_path: file.relative_path.clone(), file_id: file.file_id.clone() },
+            io::ErrorKind::NotFound => {
+                BackupError::FileMissing { domain: file.domain.clone(), relative_path: file.relative_path.clone(), file_id: file.file_id.clone() }
+            }
             _ => BackupError::io(&path, e),
         })?;
         let Some(keys) = &self.keys else { return Ok(FileReader(Reader::Plain(blob))) };
@@ -202,10 +209,9 @@ impl Backup {
     /// Extracts HomeDomain `Library/SMS/sms.db` (with its `-wal` and `-shm` when the backup has
     /// them) into the temporary folder and returns the path of `sms.db` there.
     pub async fn sms_db(&self) -> Result<PathBuf, BackupError> {
-        self.home_db("SMS", "sms.db").await?.ok_or_else(|| BackupError::NotABackup {
-            path: self.dir.clone(),
-            reason: "no HomeDomain Library/SMS/sms.db in Manifest.db".into(),
-        })
+        self.home_db("SMS", "sms.db")
+            .await?
+            .ok_or_else(|| BackupError::NotABackup { path: self.dir.clone(), reason: "no HomeDomain Library/SMS/sms.db in Manifest.db".into() })
     }
 
     /// Extracts the iPhone's contacts, HomeDomain `Library/AddressBook/AddressBook.sqlitedb` and

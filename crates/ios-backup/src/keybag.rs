@@ -251,7 +251,11 @@ mod tests {
     #[test]
     fn pbkdf2_hmac_sha1_rfc6070() {
         // RFC 6070 gives 20-byte outputs; PBKDF2's first block is the same for a 32-byte output.
-        for (rounds, expected) in [(1, "0c60c80f961f0e71f3a9b524af6012062fe037a6"), (2, "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957"), (4096, "4b007901b765489abead49d926f721d065a429c1")] {
+        for (rounds, expected) in [
+            (1, "0c60c80f961f0e71f3a9b524af6012062fe037a6"),
+            (2, "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957"),
+            (4096, "4b007901b765489abead49d926f721d065a429c1"),
+        ] {
             assert_eq!(pbkdf2_sha1(b"password", b"salt", rounds)[..20], hex(expected)[..], "{rounds} rounds");
         }
     }

@@ -143,10 +143,6 @@ impl MbFile {
                 Some(data.to_vec())
             }
         };
-        Ok(MbFile {
-            size: int("Size"),
-            protection_class: int("ProtectionClass").and_then(|c| u32::try_from(c).ok()),
-            encryption_key,
-        })
+        Ok(MbFile { size: int("Size"), protection_class: int("ProtectionClass").and_then(|c| u32::try_from(c).ok()), encryption_key })
     }
 }

@@ -18,7 +18,11 @@ fn oracle_python() -> PathBuf {
     let venv = std::env::var_os("IMB_VENV").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
     let python = venv.join("bin/python");
     let ok = Command::new(&python).args(["-c", "import iphone_backup_decrypt"]).status().is_ok_and(|s| s.success());
-    assert!(ok, "{} cannot import iphone_backup_decrypt: run scripts/test.sh (or scripts/install-test-python.sh) to install it into the venv", python.display());
+    assert!(
+        ok,
+        "{} cannot import iphone_backup_decrypt: run scripts/test.sh (or scripts/install-test-python.sh) to install it into the venv",
+        python.display()
+    );
     python
 }
 
@@ -72,7 +76,14 @@ async fn iphone_backup_decrypt_and_the_reader_both_get_the_packed_bytes() {
     assert!(stdout.contains(&format!("files {}", entries.len())), "{stdout}");
     for (n, entry) in entries.iter().enumerate() {
         let got = std::fs::read(out.join(n.to_string())).unwrap();
-        assert!(got == common::content(entry), "oracle: {} {} differs ({} bytes, packed {})", entry.domain, entry.relative_path, got.len(), common::content(entry).len());
+        assert!(
+            got == common::content(entry),
+            "oracle: {} {} differs ({} bytes, packed {})",
+            entry.domain,
+            entry.relative_path,
+            got.len(),
+            common::content(entry).len()
+        );
     }
 
     // The reader.

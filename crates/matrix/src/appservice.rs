@@ -102,10 +102,7 @@ fn error(status: StatusCode, errcode: &str, msg: &str) -> Response {
 }
 
 fn check_auth(state: &AppserviceState, headers: &HeaderMap, query: &TokenQuery) -> Result<(), Response> {
-    let bearer = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").map(str::trim).map(str::to_string));
+    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ").map(str::trim).map(str::to_string));
     match bearer.or_else(|| query.access_token.clone()) {
         None => Err(error(StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED", "missing hs_token")),
         Some(t) if bool::from(subtle::ConstantTimeEq::ct_eq(t.as_bytes(), state.hs_token.as_bytes())) => Ok(()),

@@ -101,7 +101,13 @@ impl HomeserverClient {
             .pool_max_idle_per_host(32)
             .build()
             .map_err(|e| MatrixError::Transport { url: base.to_string(), source: e })?;
-        Ok(HomeserverClient { http, base: base.trim_end_matches('/').to_string(), as_token: as_token.to_string(), max_body: MAX_RESPONSE_BYTES, uploaded: Default::default() })
+        Ok(HomeserverClient {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            as_token: as_token.to_string(),
+            max_body: MAX_RESPONSE_BYTES,
+            uploaded: Default::default(),
+        })
     }
 
     /// The same client reading API response bodies of at most `cap` bytes
@@ -386,7 +392,7 @@ impl HomeserverClient {
                     return v["content_uri"]
                         .as_str()
                         .map(str::to_string)
-                        .ok_or_else(|| MatrixError::BadResponse { what: "upload".into(), detail: format!("no content_uri in {v}") })
+                        .ok_or_else(|| MatrixError::BadResponse { what: "upload".into(), detail: format!("no content_uri in {v}") });
                 }
                 Err(e) if e.is_transient() && attempt < UPLOAD_ATTEMPTS => tokio::time::sleep(RETRY_BASE * (1 << attempt.min(6))).await,
                 Err(e) => return Err(e),

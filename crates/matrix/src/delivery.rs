@@ -23,9 +23,9 @@ use store::{Chat, Portal, Store};
 use tokio::sync::Mutex;
 
 use crate::client::HomeserverClient;
-use crate::turn::{Turn, TurnEnd};
 use crate::ghost::{bot_user_id, ghost_user_id};
 use crate::keys::{LEDGER_KEY, NO_EVENT};
+use crate::turn::{Turn, TurnEnd};
 use crate::{Result, GUID_KEY};
 
 /// Events per page, and pages at most, of the search for an in-flight send (a million events:
@@ -144,7 +144,19 @@ pub(crate) use crate::keys::txn_id;
 
 impl Deliverer {
     pub fn new(hs: HomeserverClient, store: Arc<dyn Store>, config: DeliveryConfig) -> Self {
-        Deliverer { hs, store, config, known_users: Mutex::new(HashSet::new()), direct_lock: Mutex::new(()), room_version: tokio::sync::OnceCell::new(), upload_limit: tokio::sync::OnceCell::new(), stop: tokio::sync::watch::Sender::new(false), backoff: Default::default(), profiles: Default::default(), aliases_cleared: Default::default() }
+        Deliverer {
+            hs,
+            store,
+            config,
+            known_users: Mutex::new(HashSet::new()),
+            direct_lock: Mutex::new(()),
+            room_version: tokio::sync::OnceCell::new(),
+            upload_limit: tokio::sync::OnceCell::new(),
+            stop: tokio::sync::watch::Sender::new(false),
+            backoff: Default::default(),
+            profiles: Default::default(),
+            aliases_cleared: Default::default(),
+        }
     }
 
     /// The deliverer with ghost profiles from `source` (see `profiles.rs`).

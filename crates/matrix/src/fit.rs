@@ -92,9 +92,7 @@ pub fn split(text: &str, max: usize) -> Vec<&str> {
         let window = &rest[..end];
         let cut = BREAKS
             .iter()
-            .find_map(|marks| {
-                marks.iter().filter_map(|m| window.rfind(m).map(|at| at + m.len())).max().filter(|&at| at >= end / 2)
-            })
+            .find_map(|marks| marks.iter().filter_map(|m| window.rfind(m).map(|at| at + m.len())).max().filter(|&at| at >= end / 2))
             .unwrap_or(end)
             .max(rest.chars().next().map_or(1, char::len_utf8));
         pieces.push(&rest[..cut]);

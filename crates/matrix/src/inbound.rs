@@ -148,10 +148,15 @@ mod tests {
 
     #[test]
     fn odd_events_are_left_alone() {
-        for odd in [json!(null), json!([]), json!("x"), json!({ "type": 5 }), json!({ "type": "m.room.message", "sender": OWNER }),
+        for odd in [
+            json!(null),
+            json!([]),
+            json!("x"),
+            json!({ "type": 5 }),
+            json!({ "type": "m.room.message", "sender": OWNER }),
             json!({ "type": "m.room.message", "sender": OWNER, "content": "text" }),
-            json!({ "type": "m.room.message", "sender": OWNER, "content": {}, "room_id": 7 })]
-        {
+            json!({ "type": "m.room.message", "sender": OWNER, "content": {}, "room_id": 7 }),
+        ] {
             assert_eq!(owner_message(&odd, OWNER), None, "{odd}");
         }
     }

@@ -60,15 +60,11 @@ mod tests {
     #[test]
     fn a_late_tapback_yields_to_a_newer_one_of_the_same_person_and_part() {
         let late = msg("L", 10, "a", Some((2000, "p:0/T")));
-        let chat = vec![
-            msg("T", 1, "b", None),
-            late.clone(),
-            msg("N", 20, "a", Some((2001, "p:0/T"))),
-            msg("X", 30, "c", Some((2003, "p:0/T"))),
-        ];
+        let chat = vec![msg("T", 1, "b", None), late.clone(), msg("N", 20, "a", Some((2001, "p:0/T"))), msg("X", 30, "c", Some((2003, "p:0/T")))];
         assert!(superseded(&late, &chat));
         // Someone else's newer tapback, another part, or the removal of another kind: it stands.
-        let chat = vec![late.clone(), msg("X", 30, "c", Some((2003, "p:0/T"))), msg("P", 31, "a", Some((2001, "p:1/T"))), msg("R", 32, "a", Some((3001, "p:0/T")))];
+        let chat =
+            vec![late.clone(), msg("X", 30, "c", Some((2003, "p:0/T"))), msg("P", 31, "a", Some((2001, "p:1/T"))), msg("R", 32, "a", Some((3001, "p:0/T")))];
         assert!(!superseded(&late, &chat));
         let removed = vec![late.clone(), msg("R", 40, "a", Some((3000, "p:0/T")))];
         assert!(superseded(&late, &removed));
@@ -76,7 +72,12 @@ mod tests {
 
     #[test]
     fn tapbacks_on_the_late_targets_are_found_by_their_part_guid() {
-        let chat = vec![msg("T", 1, "b", None), msg("A", 2, "a", Some((2000, "p:0/T"))), msg("B", 3, "a", Some((2000, "p:0/U"))), msg("C", 4, "c", Some((2004, "bp:T")))];
+        let chat = vec![
+            msg("T", 1, "b", None),
+            msg("A", 2, "a", Some((2000, "p:0/T"))),
+            msg("B", 3, "a", Some((2000, "p:0/U"))),
+            msg("C", 4, "c", Some((2004, "bp:T"))),
+        ];
         let found: Vec<&str> = tapbacks_on(&chat, &HashSet::from(["T".to_string()])).iter().map(|m| m.guid.as_str()).collect();
         assert_eq!(found, vec!["A", "C"]);
     }

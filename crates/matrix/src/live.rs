@@ -278,7 +278,16 @@ impl Deliverer {
     /// Books the end of a room's turn: done (live from now on, its error cleared), more (back
     /// in the queue), or failed (its own backoff, its error shown where messages wait).
     #[allow(clippy::too_many_arguments)]
-    fn turn_ended(&self, rooms: &mut Rooms, report: &mut DeliveryReport, id: &str, class: usize, result: Result<TurnEnd>, once: bool, first_error: &mut Option<crate::MatrixError>) {
+    fn turn_ended(
+        &self,
+        rooms: &mut Rooms,
+        report: &mut DeliveryReport,
+        id: &str,
+        class: usize,
+        result: Result<TurnEnd>,
+        once: bool,
+        first_error: &mut Option<crate::MatrixError>,
+    ) {
         rooms.failing.insert(id.to_string(), result.is_err());
         let again = rooms.again.remove(id);
         match result {

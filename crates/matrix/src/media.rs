@@ -131,14 +131,16 @@ pub fn message_content(media: &PreparedMedia, mxc: &str, thumbnail: Option<(&str
 
 /// What the attachment is, which decides conversion and `msgtype`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind { Heif, Image, Voice, Audio, Video, File }
+enum Kind {
+    Heif,
+    Image,
+    Voice,
+    Audio,
+    Video,
+    File,
+}
 
-pub(crate) async fn prepare_with(
-    path: &Path,
-    att: &AttachmentRecord,
-    config: &MediaConfig,
-    tools: &Tools,
-) -> Result<PreparedMedia> {
+pub(crate) async fn prepare_with(path: &Path, att: &AttachmentRecord, config: &MediaConfig, tools: &Tools) -> Result<PreparedMedia> {
     let fail = |detail: String| MatrixError::Media { file: path.display().to_string(), detail };
     // An absolute path can't be mistaken for an option by the programs below.
     let input = std::path::absolute(path).map_err(|e| fail(format!("cannot resolve the path: {e}")))?;
@@ -312,9 +314,7 @@ fn upload_mime(kind: Kind, said: &str, format: Option<sniff::Format>) -> String 
 
 fn kind_of(mime: &str, uti: Option<&str>, name: &str) -> Kind {
     let caf = mime == "audio/x-caf" || uti == Some("com.apple.coreaudio-format") || extension(name) == "caf";
-    if matches!(mime, "image/heic" | "image/heif" | "image/heic-sequence" | "image/heif-sequence")
-        || matches!(uti, Some("public.heic" | "public.heif"))
-    {
+    if matches!(mime, "image/heic" | "image/heif" | "image/heic-sequence" | "image/heif-sequence") || matches!(uti, Some("public.heic" | "public.heif")) {
         Kind::Heif
     } else if mime.starts_with("image/") {
         Kind::Image
@@ -410,8 +410,7 @@ async fn waveform(input: &Path, demuxer: &str, duration_ms: Option<u64>, tools: 
     if !r.status.success() && !r.truncated {
         return Err(format!("ffmpeg failed to decode the audio ({}): {}", r.status, r.stderr));
     }
-    let samples: Vec<u16> =
-        r.stdout.chunks_exact(2).map(|s| i16::from_le_bytes([s[0], s[1]]).unsigned_abs()).collect();
+    let samples: Vec<u16> = r.stdout.chunks_exact(2).map(|s| i16::from_le_bytes([s[0], s[1]]).unsigned_abs()).collect();
     if samples.is_empty() {
         return Ok(None);
     }
@@ -438,8 +437,7 @@ async fn ffprobe(input: &Path, demuxer: &str, tools: &Tools) -> Result<Option<Pr
         warn_once("ffprobe", "ffprobe is not installed: audio and video are sent without duration or dimensions, voice messages as CAF");
         return Ok(None);
     };
-    let Ok(v) = serde_json::from_slice::<Value>(&r.stdout).map_err(|e| tracing::debug!("ffprobe: {e}: {}", r.stderr))
-    else {
+    let Ok(v) = serde_json::from_slice::<Value>(&r.stdout).map_err(|e| tracing::debug!("ffprobe: {e}: {}", r.stderr)) else {
         return Ok(Some(Probe::default()));
     };
     let secs = |v: &Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).filter(|d| d.is_finite() && *d >= 0.0);

@@ -2,10 +2,10 @@
 //! heif-convert (`scripts/install-media-tools.sh`), except where noted.
 
 use super::*;
+use imessage::records::AttachmentDetails;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
-use imessage::records::AttachmentDetails;
 
 const JPEG: &[u8] = include_bytes!("../../cloudkit-sim/media/base.jpeg");
 const PNG: &[u8] = include_bytes!("../../cloudkit-sim/media/base.png");
@@ -35,11 +35,7 @@ fn record(mime: Option<&str>, uti: Option<&str>, name: &str, len: usize) -> Atta
         filename: Some(format!("~/Library/Messages/Attachments/5c/12/at_0_5C3B7E0A/{name}")),
         total_bytes: len as i64,
         asset_size: Some(len as u64),
-        details: AttachmentDetails {
-            uti: uti.map(str::to_owned),
-            transfer_name: Some(name.into()),
-            ..Default::default()
-        },
+        details: AttachmentDetails { uti: uti.map(str::to_owned), transfer_name: Some(name.into()), ..Default::default() },
     }
 }
 
@@ -47,12 +43,7 @@ fn record(mime: Option<&str>, uti: Option<&str>, name: &str, len: usize) -> Atta
 fn require_tools() {
     let tools = [("ffmpeg", "-version"), ("ffprobe", "-version"), ("heif-convert", "--help"), ("heif-info", "--help")];
     for (tool, arg) in tools {
-        let found = std::process::Command::new(tool)
-            .arg(arg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
+        let found = std::process::Command::new(tool).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
         assert!(found, "{tool} is not installed: run scripts/install-media-tools.sh");
     }
 }
@@ -432,10 +423,8 @@ async fn a_playlist_sent_as_a_video_opens_no_url_and_no_other_file() {
     });
     let dir = tempfile::TempDir::new().unwrap();
     let fifo = WatchedFifo::new(dir.path().join("elsewhere.ts"));
-    let playlist = format!(
-        "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{}\n#EXTINF:10,\nhttp://127.0.0.1:{port}/seg.ts\n#EXT-X-ENDLIST\n",
-        fifo.path.display()
-    );
+    let playlist =
+        format!("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{}\n#EXTINF:10,\nhttp://127.0.0.1:{port}/seg.ts\n#EXT-X-ENDLIST\n", fifo.path.display());
     let mut prepared = Vec::new();
     for (mime, name) in [("video/mp4", "IMG_0051.mp4"), ("audio/x-caf", "Audio Message.caf"), ("image/jpeg", "IMG_0052.jpeg")] {
         let rec = record(Some(mime), None, name, playlist.len());

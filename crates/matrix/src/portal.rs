@@ -28,7 +28,6 @@ use crate::Result;
 const BOT_DISPLAY_NAME: &str = "iMessage bridge";
 
 impl Deliverer {
-
     /// Registers a ghost and gives it its profile (name and photo, see `profiles.rs`), once per
     /// run, before it is invited anywhere: its first membership already shows the name.
     pub(crate) async fn ensure_ghost(&self, handle: &str) -> Result<String> {
@@ -42,7 +41,6 @@ impl Deliverer {
         Ok(user)
     }
 
-
     /// Makes sure `user` is in the room (invited by the bot, then joined).
     pub(crate) async fn ensure_member(&self, room: &str, user: &str, members: &mut HashSet<String>) -> Result<()> {
         if members.contains(user) {
@@ -53,7 +51,6 @@ impl Deliverer {
         members.insert(user.to_string());
         Ok(())
     }
-
 
     /// Creates the chat's room with its members; returns the portal and who is joined.
     pub(crate) async fn create_portal(&self, chat: &Chat) -> Result<(Portal, HashSet<String>)> {
@@ -141,7 +138,6 @@ impl Deliverer {
         Ok((portal, members))
     }
 
-
     /// The `users` of a portal's power levels: the owner, and the bot where the room version
     /// needs it. Before version 12 the override replaces the creator's entry, so the bot must
     /// be listed; from 12 on the creator has power by being the creator and must not be.
@@ -159,7 +155,6 @@ impl Deliverer {
         Ok(users)
     }
 
-
     /// The owner is in our namespace: makes sure the account exists before acting as it.
     pub(crate) async fn ensure_owner(&self) -> Result<()> {
         let owner = &self.config.owner;
@@ -173,7 +168,6 @@ impl Deliverer {
         Ok(())
     }
 
-
     /// Registers the bot and gives it a display name, once per run.
     pub(crate) async fn ensure_bot(&self) -> Result<()> {
         let bot = self.bot();
@@ -185,7 +179,6 @@ impl Deliverer {
         self.known_users.lock().await.insert(bot);
         Ok(())
     }
-
 
     /// Lists `room` as the owner's DM with `contact` in their `m.direct` account data.
     pub(crate) async fn mark_direct(&self, contact: &str, room: &str) -> Result<()> {
@@ -201,7 +194,6 @@ impl Deliverer {
         }
         Ok(())
     }
-
 
     /// Puts the owner and a ghost per participant into the portal, skipping `members` (who are
     /// already joined) and adding whoever it joins.
@@ -235,8 +227,7 @@ impl Deliverer {
         }
         let ghost_prefix = format!("@{}", crate::ghost::GHOST_PREFIX);
         let suffix = format!(":{domain}");
-        let leaving: Vec<String> =
-            members.iter().filter(|u| u.starts_with(&ghost_prefix) && u.ends_with(&suffix) && !wanted.contains(*u)).cloned().collect();
+        let leaving: Vec<String> = members.iter().filter(|u| u.starts_with(&ghost_prefix) && u.ends_with(&suffix) && !wanted.contains(*u)).cloned().collect();
         for user in leaving {
             self.hs.leave(room, &user).await?;
             members.remove(&user);
@@ -339,7 +330,8 @@ impl Deliverer {
                     continue;
                 }
             };
-            let published = content.is_some_and(|c| c["alias"].as_str().is_some_and(|a| !a.is_empty()) || c["alt_aliases"].as_array().is_some_and(|a| !a.is_empty()));
+            let published =
+                content.is_some_and(|c| c["alias"].as_str().is_some_and(|a| !a.is_empty()) || c["alt_aliases"].as_array().is_some_and(|a| !a.is_empty()));
             if published {
                 self.hs.put_state(room, &bot, "m.room.canonical_alias", "", &json!({})).await?;
                 tracing::info!(room, chat = %portal.chat_id, "the room's alias is no longer its canonical alias (clients named the room after it)");

@@ -55,9 +55,7 @@ pub fn build(id: &str, url: &str, domain: &str, owner: Option<&str>, as_token: S
 
 /// Whether `user_id` falls in the registration's user namespaces (i.e. we can act as it).
 pub fn owns_user(reg: &Registration, user_id: &str) -> bool {
-    reg.namespaces.users.iter().any(|ns| {
-        regex_lite::Regex::new(&format!("^(?:{})$", ns.regex)).is_ok_and(|re| re.is_match(user_id))
-    })
+    reg.namespaces.users.iter().any(|ns| regex_lite::Regex::new(&format!("^(?:{})$", ns.regex)).is_ok_and(|re| re.is_match(user_id)))
 }
 
 #[cfg(test)]

@@ -23,7 +23,9 @@ pub struct Edit {
 pub enum ReactionKey {
     Emoji(String),
     /// A sticker placed on a message (MSC4027: the key is the sticker's `mxc://` URI).
-    Sticker { transfer_guid: String },
+    Sticker {
+        transfer_guid: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,11 +240,14 @@ pub fn plan(m: &MessageRecord, mention: &dyn Fn(&str) -> String) -> Plan {
                 *html = Some(format!("<strong>{}</strong><br>{rest}", escape(subject)));
                 *body = format!("{subject}\n{body}");
             }
-            _ => parts.insert(0, PartEvent {
-                part: 0,
-                content: PartContent::Text { body: subject.to_string(), html: Some(format!("<strong>{}</strong>", escape(subject))), link_preview: None },
-                chunk: None,
-            }),
+            _ => parts.insert(
+                0,
+                PartEvent {
+                    part: 0,
+                    content: PartContent::Text { body: subject.to_string(), html: Some(format!("<strong>{}</strong>", escape(subject))), link_preview: None },
+                    chunk: None,
+                },
+            ),
         }
     }
     if parts.is_empty() && all_parts_unsent {

@@ -53,11 +53,7 @@ fn a_captioned_attachment_is_two_events_in_order() {
 #[test]
 fn runs_of_one_part_merge_and_mentions_become_pills() {
     let mut m = msg("hi Bob!");
-    m.content.parts = vec![
-        text(0, "hi "),
-        ContentPart::Text { part: Some(0), text: "Bob".into(), mention: Some("tel:+2".into()), link: None },
-        text(0, "!"),
-    ];
+    m.content.parts = vec![text(0, "hi "), ContentPart::Text { part: Some(0), text: "Bob".into(), mention: Some("tel:+2".into()), link: None }, text(0, "!")];
     let parts = parts_of(plan(&m, &no_mention));
     assert_eq!(parts.len(), 1);
     let PartContent::Text { body, html, .. } = &parts[0].content else { panic!() };
@@ -101,10 +97,7 @@ fn an_edited_part_starts_as_its_first_version_then_edits_follow() {
     m.content.parts = vec![text(0, "final")];
     m.content.edits = vec![PartHistory {
         part: 0,
-        versions: vec![
-            TextVersion { apple_ns: 1_000_000_000, text: "first".into() },
-            TextVersion { apple_ns: 2_000_000_000, text: "final".into() },
-        ],
+        versions: vec![TextVersion { apple_ns: 1_000_000_000, text: "first".into() }, TextVersion { apple_ns: 2_000_000_000, text: "final".into() }],
     }];
     let Plan::Message { parts, edits, .. } = plan(&m, &no_mention) else { panic!() };
     assert_eq!(parts[0].content, PartContent::Text { body: "first".into(), html: None, link_preview: None });
@@ -188,7 +181,9 @@ fn links_keep_an_href_only_for_http_https_mailto_and_tel() {
         let html = link(url).unwrap_or_else(|| panic!("{url}: no html"));
         assert!(html.contains("<a href=\""), "{url}: {html}");
     }
-    for url in ["javascript:alert(1)", "JavaScript:alert(1)", " javascript:alert(1)", "data:text/html,<b>x</b>", "file:///etc/passwd", "vbscript:x", "example.org"] {
+    for url in
+        ["javascript:alert(1)", "JavaScript:alert(1)", " javascript:alert(1)", "data:text/html,<b>x</b>", "file:///etc/passwd", "vbscript:x", "example.org"]
+    {
         assert_eq!(link(url), None, "{url} must stay plain text");
     }
 }

@@ -15,8 +15,8 @@ use imessage::records::MessageRecord;
 
 use crate::delivery::{Deliverer, DeliveryReport};
 use crate::keys::txn_id;
-use crate::render::{self, Plan};
 use crate::keys::{NO_EVENT, PART_KEY};
+use crate::render::{self, Plan};
 use crate::send::Outgoing;
 use crate::Result;
 

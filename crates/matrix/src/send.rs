@@ -231,11 +231,7 @@ impl Deliverer {
 
     /// An attachment's stored file (as `Store::attachment_by_transfer_guid` found it), prepared
     /// and uploaded: the media event's content, None when there is no stored file.
-    async fn upload_attachment(
-        &self,
-        sender: &str,
-        found: Option<&(AttachmentRecord, Option<store::AttachmentFile>)>,
-    ) -> Result<Option<Value>> {
+    async fn upload_attachment(&self, sender: &str, found: Option<&(AttachmentRecord, Option<store::AttachmentFile>)>) -> Result<Option<Value>> {
         let Some((record, Some(file))) = found else { return Ok(None) };
         let Some(sha) = file.sha256.as_deref().filter(|_| file.state == FileState::Stored) else { return Ok(None) };
         let path: PathBuf = self.config.attachments_dir.join(sha.get(..2).unwrap_or("00")).join(sha);
@@ -254,7 +250,12 @@ impl Deliverer {
         let (name, size, why) = match &found {
             None => ("attachment".to_string(), None, "its record is not in the store".to_string()),
             Some((a, file)) => {
-                let name = a.details.transfer_name.clone().or_else(|| a.filename.as_deref().and_then(|f| f.rsplit('/').next()).map(str::to_string)).unwrap_or_else(|| "attachment".into());
+                let name = a
+                    .details
+                    .transfer_name
+                    .clone()
+                    .or_else(|| a.filename.as_deref().and_then(|f| f.rsplit('/').next()).map(str::to_string))
+                    .unwrap_or_else(|| "attachment".into());
                 let why = match file.as_ref().map(|f| f.state) {
                     Some(FileState::Stored) if upload_limit.is_some_and(|limit| a.total_bytes as u64 > limit) => {
                         format!("it is larger than the homeserver's upload limit of {:.1} MB", upload_limit.unwrap_or(0) as f64 / 1e6)

@@ -10,8 +10,8 @@ use imessage::records::{AttachmentDetails, AttachmentRecord, RecordChange, ATTAC
 use serde_json::json;
 use store::{FileOutcome, PageCommit, PageStats};
 
-use crate::delivery::{DeliveryConfig, DeliveryReport};
 use crate::delivery::Deliverer;
+use crate::delivery::{DeliveryConfig, DeliveryReport};
 use crate::{HomeserverClient, MatrixError};
 
 const TRANSFER_GUID: &str = "at_0_5C3B7E0A-1111-2222-3333-444455556666";
@@ -61,7 +61,8 @@ async fn deliverer(dir: &std::path::Path, hs: &str) -> Deliverer {
         asset_size: Some(bytes.len() as u64),
         details: AttachmentDetails { transfer_name: Some("notes.pdf".into()), ..Default::default() },
     };
-    let page = PageCommit { zone: ATTACHMENT_ZONE.into(), token: None, stats: PageStats::default(), changes: vec![RecordChange::Attachment(record)], failed: vec![] };
+    let page =
+        PageCommit { zone: ATTACHMENT_ZONE.into(), token: None, stats: PageStats::default(), changes: vec![RecordChange::Attachment(record)], failed: vec![] };
     store.commit_page(&page).await.unwrap();
     let sha = "ab".repeat(32);
     let files = dir.join("files");

@@ -192,12 +192,7 @@ pub fn expected_in_room(planned: &[Planned<'_>]) -> (Vec<String>, std::collectio
     let standing: std::collections::HashSet<&str> = reactions.standing().collect();
     let mut expected: Vec<String> = planned.iter().filter(|(m, _)| shown.contains(&m.guid)).map(|(m, _)| m.guid.clone()).collect();
     expected.extend(tapbacks.iter().filter(|g| standing.contains(g.as_str())).cloned());
-    let hidden = planned
-        .iter()
-        .map(|(m, _)| &m.guid)
-        .filter(|g| !shown.contains(*g) && !standing.contains(g.as_str()))
-        .cloned()
-        .collect();
+    let hidden = planned.iter().map(|(m, _)| &m.guid).filter(|g| !shown.contains(*g) && !standing.contains(g.as_str())).cloned().collect();
     (expected, hidden)
 }
 
@@ -257,12 +252,7 @@ fn relations_wrong(events: &[SeenEvent], plans: &HashMap<&str, &crate::render::P
 /// Whether a media event's file downloads and is the source's: the same SHA-256 as the stored
 /// file when it went in as it is, the right magic bytes when it was converted (HEIC → JPEG or
 /// PNG, CAF → Ogg).
-async fn media_matches(
-    deliverer: &Deliverer,
-    reader: &str,
-    e: &SeenEvent,
-    by_guid: &HashMap<&str, &imessage::records::MessageRecord>,
-) -> Result<bool> {
+async fn media_matches(deliverer: &Deliverer, reader: &str, e: &SeenEvent, by_guid: &HashMap<&str, &imessage::records::MessageRecord>) -> Result<bool> {
     use sha2::Digest;
     let c = &e.raw["content"];
     let (Some(url), Some(m)) = (c["url"].as_str(), e.guid.as_deref().and_then(|g| by_guid.get(g))) else { return Ok(false) };
@@ -444,11 +434,8 @@ pub async fn verify_all(deliverer: &Deliverer) -> Result<Verification> {
         let found: std::collections::HashSet<&str> = seen.keys().map(|(g, _)| g.as_str()).collect();
         v.reachable = expected.iter().filter(|g| found.contains(g.as_str())).count() as u64;
         v.missing = v.expected - v.reachable;
-        let room_name = hs
-            .state(&portal.room_id, &reader, "m.room.name", "")
-            .await?
-            .and_then(|c| c["name"].as_str().map(str::to_string))
-            .filter(|n| !n.is_empty());
+        let room_name =
+            hs.state(&portal.room_id, &reader, "m.room.name", "").await?.and_then(|c| c["name"].as_str().map(str::to_string)).filter(|n| !n.is_empty());
         v.name_ok = room_name == chat.display_name;
         let handles = chat.participants.iter().chain(messages.iter().map(|m| &m.sender)).chain(&deliverer.config.own_handles);
         let state = hs.room_state(&portal.room_id, &bot).await?;

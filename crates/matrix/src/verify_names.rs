@@ -133,7 +133,12 @@ mod tests {
     #[test]
     fn spec_order_name_then_alias_then_members() {
         let me = "@owner:x";
-        let mut state = vec![member(me, Some("Owner"), "join"), member("@bot:x", Some("Bridge"), "join"), functional("@bot:x"), member("@g1:x", Some("Sam Rivera"), "invite")];
+        let mut state = vec![
+            member(me, Some("Owner"), "join"),
+            member("@bot:x", Some("Bridge"), "join"),
+            functional("@bot:x"),
+            member("@g1:x", Some("Sam Rivera"), "invite"),
+        ];
         let dm = room_display_name(&state, me);
         assert_eq!((dm.name.as_str(), dm.source, dm.alias_named()), ("Sam Rivera", NameSource::Members, false));
         state.push(json!({ "type": "m.room.canonical_alias", "state_key": "", "content": { "alias": "#imessage_chat_1:x" } }));
@@ -167,7 +172,12 @@ mod tests {
 
     #[test]
     fn ghost_names_are_compared_with_the_expected_ones() {
-        let state = vec![member("@owner:x", None, "join"), member("@imessage_1:x", Some("Sam"), "join"), member("@imessage_2:x", Some("+1 (555) 000-0002"), "join"), member("@imessage_3:x", Some("Old"), "leave")];
+        let state = vec![
+            member("@owner:x", None, "join"),
+            member("@imessage_1:x", Some("Sam"), "join"),
+            member("@imessage_2:x", Some("+1 (555) 000-0002"), "join"),
+            member("@imessage_3:x", Some("Old"), "leave"),
+        ];
         let is_ghost = |u: &str| u.starts_with("@imessage_");
         let mut want = HashMap::from([("@imessage_1:x".to_string(), "Sam".to_string()), ("@imessage_2:x".to_string(), "+1 (555) 000-0002".to_string())]);
         assert_eq!(names_wrong(&state, &want, &is_ghost), 0, "a ghost that left is not looked at");

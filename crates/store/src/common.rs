@@ -9,8 +9,7 @@
 use std::collections::HashMap;
 
 use imessage::records::{
-    AttachmentDetails, AttachmentRecord, ChatRecord, MessageContent, MessageRecord, RecordChange, ATTACHMENT_ZONE, CHAT_ZONE,
-    MESSAGE_ZONE,
+    AttachmentDetails, AttachmentRecord, ChatRecord, MessageContent, MessageRecord, RecordChange, ATTACHMENT_ZONE, CHAT_ZONE, MESSAGE_ZONE,
 };
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
@@ -127,10 +126,7 @@ pub(crate) fn flags_to_db(flags: u64) -> i64 {
 }
 
 pub(crate) fn asset_size_to_db(size: Option<u64>) -> Result<Option<i64>> {
-    size.map(|s| {
-        i64::try_from(s).map_err(|_| StoreError::Corrupt { what: "attachments.asset_size", detail: format!("{s} exceeds i64") })
-    })
-    .transpose()
+    size.map(|s| i64::try_from(s).map_err(|_| StoreError::Corrupt { what: "attachments.asset_size", detail: format!("{s} exceeds i64") })).transpose()
 }
 
 /// A JSON column's value: the JSON of `value`, or NULL when it is its type's default (most
@@ -314,12 +310,7 @@ pub(crate) fn portal(row: &impl RowExt) -> Result<crate::Portal> {
 }
 
 pub(crate) fn ledger_entry(row: &impl RowExt) -> Result<crate::LedgerEntry> {
-    Ok(crate::LedgerEntry {
-        guid: row.text("guid")?,
-        chat_id: row.text("chat_id")?,
-        txn_id: row.text("txn_id")?,
-        event_id: row.opt_text("event_id")?,
-    })
+    Ok(crate::LedgerEntry { guid: row.text("guid")?, chat_id: row.text("chat_id")?, txn_id: row.text("txn_id")?, event_id: row.opt_text("event_id")? })
 }
 
 pub(crate) fn attachment(row: &impl RowExt) -> Result<AttachmentRecord> {
@@ -339,18 +330,11 @@ pub(crate) fn attachment(row: &impl RowExt) -> Result<AttachmentRecord> {
 }
 
 pub(crate) fn failed_record(row: &impl RowExt) -> Result<FailedRecord> {
-    Ok(FailedRecord {
-        zone: row.text("zone")?,
-        record_name: row.text("record_name")?,
-        reason: row.text("reason")?,
-        pending: row.boolean("pending")?,
-    })
+    Ok(FailedRecord { zone: row.text("zone")?, record_name: row.text("record_name")?, reason: row.text("reason")?, pending: row.boolean("pending")? })
 }
 
 pub(crate) fn sync_version(value: Option<String>) -> Result<Option<i64>> {
-    value
-        .map(|v| v.parse::<i64>().map_err(|e| StoreError::Corrupt { what: "meta.sync_version", detail: format!("{v:?}: {e}") }))
-        .transpose()
+    value.map(|v| v.parse::<i64>().map_err(|e| StoreError::Corrupt { what: "meta.sync_version", detail: format!("{v:?}: {e}") })).transpose()
 }
 
 #[cfg(test)]

@@ -122,8 +122,7 @@ pub(crate) const BY_TRANSFER_GUID: &str = "SELECT a.record_name, a.guid, a.mime_
      FROM attachments a LEFT JOIN attachment_files f ON f.record_name = a.record_name WHERE a.guid = $1 \
      ORDER BY a.record_name LIMIT 1";
 
-pub(crate) const ALL: &str =
-    "SELECT record_name, state, sha256, bytes, attempts, last_error FROM attachment_files ORDER BY record_name";
+pub(crate) const ALL: &str = "SELECT record_name, state, sha256, bytes, attempts, last_error FROM attachment_files ORDER BY record_name";
 
 pub(crate) const SUMMARY: &str = "SELECT \
        (SELECT COUNT(*) FROM attachments WHERE asset_size IS NOT NULL) AS with_asset, \
@@ -145,16 +144,12 @@ pub(crate) fn outcome_columns(outcome: &FileOutcome) -> (&'static str, Option<&s
 }
 
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 pub(crate) fn file(row: &impl RowExt) -> Result<AttachmentFile> {
     let raw = row.text("state")?;
-    let state = FileState::parse(&raw)
-        .ok_or_else(|| StoreError::Corrupt { what: "attachment_files.state", detail: format!("unknown state {raw:?}") })?;
+    let state = FileState::parse(&raw).ok_or_else(|| StoreError::Corrupt { what: "attachment_files.state", detail: format!("unknown state {raw:?}") })?;
     Ok(AttachmentFile {
         record_name: row.text("record_name")?,
         state,

@@ -283,10 +283,11 @@ CREATE INDEX revisions_chat ON revisions (chat_id);
     sql: crate::profiles::SQLITE_MIGRATION,
 }];
 
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "sync_state",
-    sql: r#"
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "sync_state",
+        sql: r#"
 CREATE TABLE chat_records (
     record_name  TEXT COLLATE "C" PRIMARY KEY,
     chat_id      TEXT COLLATE "C" NOT NULL,
@@ -351,10 +352,11 @@ CREATE TABLE meta (
     value TEXT NOT NULL
 );
 "#,
-}, Migration {
-    version: 2,
-    name: "matrix_delivery",
-    sql: r#"
+    },
+    Migration {
+        version: 2,
+        name: "matrix_delivery",
+        sql: r#"
 CREATE TABLE portals (
     chat_id    TEXT COLLATE "C" PRIMARY KEY,
     room_id    TEXT NOT NULL UNIQUE,
@@ -369,37 +371,42 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_chat ON deliveries (chat_id);
 "#,
-}, Migration {
-    version: 3,
-    name: "message_ingest",
-    // Same version as SQLite's ingest log. PostgreSQL keeps upserting pages straight into
-    // `messages`; it only loses the unused guid index.
-    sql: "DROP INDEX messages_guid;",
-}, Migration {
-    version: 4,
-    name: "message_rows_shared",
-    // SQLite only (its `messages` takes the ingest log's row shape); PostgreSQL writes messages
-    // directly and keeps its schema. The step exists so versions mean the same on both backends.
-    sql: "SELECT 1",
-}, Migration {
-    version: 5,
-    name: "zone_skipped_and_summary",
-    // As on SQLite.
-    sql: r#"
+    },
+    Migration {
+        version: 3,
+        name: "message_ingest",
+        // Same version as SQLite's ingest log. PostgreSQL keeps upserting pages straight into
+        // `messages`; it only loses the unused guid index.
+        sql: "DROP INDEX messages_guid;",
+    },
+    Migration {
+        version: 4,
+        name: "message_rows_shared",
+        // SQLite only (its `messages` takes the ingest log's row shape); PostgreSQL writes messages
+        // directly and keeps its schema. The step exists so versions mean the same on both backends.
+        sql: "SELECT 1",
+    },
+    Migration {
+        version: 5,
+        name: "zone_skipped_and_summary",
+        // As on SQLite.
+        sql: r#"
 ALTER TABLE zones
     ADD COLUMN skipped_records BIGINT NOT NULL DEFAULT 0,
     ADD COLUMN last_page_skipped BIGINT NOT NULL DEFAULT 0,
     ADD COLUMN server_summary TEXT;
 "#,
-}, Migration {
-    version: 6,
-    name: "message_content",
-    // As on SQLite (PostgreSQL has no ingest log).
-    sql: "ALTER TABLE messages ADD COLUMN content TEXT;",
-}, Migration {
-    version: 7,
-    name: "attachment_files",
-    sql: r#"
+    },
+    Migration {
+        version: 6,
+        name: "message_content",
+        // As on SQLite (PostgreSQL has no ingest log).
+        sql: "ALTER TABLE messages ADD COLUMN content TEXT;",
+    },
+    Migration {
+        version: 7,
+        name: "attachment_files",
+        sql: r#"
 ALTER TABLE attachments ADD COLUMN details TEXT;
 CREATE TABLE attachment_files (
     record_name TEXT COLLATE "C" PRIMARY KEY,
@@ -411,45 +418,52 @@ CREATE TABLE attachment_files (
     updated_ms  BIGINT NOT NULL
 );
 "#,
-}, Migration {
-    version: 8,
-    name: "delivery_errors",
-    // As on SQLite.
-    sql: r#"
+    },
+    Migration {
+        version: 8,
+        name: "delivery_errors",
+        // As on SQLite.
+        sql: r#"
 CREATE TABLE delivery_errors (
     chat_id TEXT COLLATE "C" PRIMARY KEY,
     error   TEXT NOT NULL,
     at_ms   BIGINT NOT NULL
 );
 "#,
-}, Migration {
-    version: 9,
-    name: "revisions",
-    // As on SQLite.
-    sql: r#"
+    },
+    Migration {
+        version: 9,
+        name: "revisions",
+        // As on SQLite.
+        sql: r#"
 CREATE TABLE revisions (
     guid    TEXT COLLATE "C" PRIMARY KEY,
     chat_id TEXT COLLATE "C" NOT NULL
 );
 CREATE INDEX revisions_chat ON revisions (chat_id);
 "#,
-}, Migration {
-    version: 10,
-    name: "owner_messages",
-    // As on SQLite.
-    sql: r#"CREATE TABLE owner_messages (chat_id TEXT COLLATE "C" PRIMARY KEY, refused BIGINT NOT NULL DEFAULT 0, last_notice_ms BIGINT);"#,
-}, Migration {
-    version: 11,
-    name: "refused_events",
-    // As on SQLite.
-    sql: r#"CREATE TABLE refused_events (key TEXT COLLATE "C" PRIMARY KEY, chat_id TEXT COLLATE "C" NOT NULL, what TEXT NOT NULL, error TEXT NOT NULL, at_ms BIGINT NOT NULL);
+    },
+    Migration {
+        version: 10,
+        name: "owner_messages",
+        // As on SQLite.
+        sql: r#"CREATE TABLE owner_messages (chat_id TEXT COLLATE "C" PRIMARY KEY, refused BIGINT NOT NULL DEFAULT 0, last_notice_ms BIGINT);"#,
+    },
+    Migration {
+        version: 11,
+        name: "refused_events",
+        // As on SQLite.
+        sql: r#"CREATE TABLE refused_events (key TEXT COLLATE "C" PRIMARY KEY, chat_id TEXT COLLATE "C" NOT NULL, what TEXT NOT NULL, error TEXT NOT NULL, at_ms BIGINT NOT NULL);
 CREATE INDEX refused_events_chat ON refused_events (chat_id);"#,
-}, Migration {
-    version: 12,
-    name: "live_rooms",
-    // As on SQLite.
-    sql: r#"CREATE TABLE live_rooms (chat_id TEXT COLLATE "C" PRIMARY KEY, since_ms BIGINT NOT NULL);"#,
-}, Migration { version: 13, name: "ghost_profiles", sql: crate::profiles::POSTGRES_MIGRATION }];
+    },
+    Migration {
+        version: 12,
+        name: "live_rooms",
+        // As on SQLite.
+        sql: r#"CREATE TABLE live_rooms (chat_id TEXT COLLATE "C" PRIMARY KEY, since_ms BIGINT NOT NULL);"#,
+    },
+    Migration { version: 13, name: "ghost_profiles", sql: crate::profiles::POSTGRES_MIGRATION },
+];
 
 /// Serializes concurrent openers of one PostgreSQL database (`pg_advisory_xact_lock` key).
 const PG_MIGRATION_LOCK: i64 = 0x6d73_6762_7269_6467; // "msgbridg"
@@ -503,10 +517,7 @@ async fn apply_sqlite(pool: &SqlitePool, list: &[Migration]) -> Result<()> {
         tx.commit().await.map_err(failed(m.version))?;
         tracing::info!(version = m.version, name = m.name, "applied sqlite migration");
     }
-    let max: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
-        .fetch_one(pool)
-        .await
-        .map_err(failed(0))?;
+    let max: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(pool).await.map_err(failed(0))?;
     warn_if_newer(max, SQLITE);
     Ok(())
 }
@@ -520,11 +531,7 @@ pub(crate) async fn run_postgres(pool: &PgPool) -> Result<()> {
 /// Applies the migrations of `list` that are missing.
 async fn apply_postgres(pool: &PgPool, list: &[Migration]) -> Result<()> {
     let mut tx = pool.begin().await.map_err(failed(0))?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(PG_MIGRATION_LOCK)
-        .execute(&mut *tx)
-        .await
-        .map_err(failed(0))?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *tx).await.map_err(failed(0))?;
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version    BIGINT PRIMARY KEY,
@@ -538,11 +545,7 @@ async fn apply_postgres(pool: &PgPool, list: &[Migration]) -> Result<()> {
     tx.commit().await.map_err(failed(0))?;
     for m in list {
         let mut tx = pool.begin().await.map_err(failed(m.version))?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(PG_MIGRATION_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed(m.version))?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *tx).await.map_err(failed(m.version))?;
         let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
             .bind(m.version)
             .fetch_optional(&mut *tx)
@@ -561,10 +564,7 @@ async fn apply_postgres(pool: &PgPool, list: &[Migration]) -> Result<()> {
         tx.commit().await.map_err(failed(m.version))?;
         tracing::info!(version = m.version, name = m.name, "applied postgres migration");
     }
-    let max: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
-        .fetch_one(pool)
-        .await
-        .map_err(failed(0))?;
+    let max: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(pool).await.map_err(failed(0))?;
     warn_if_newer(max, POSTGRES);
     Ok(())
 }
@@ -579,9 +579,7 @@ pub(crate) async fn applied_sqlite(uri: &str) -> Result<Option<i64>> {
         return Err(StoreError::NotFound(options.get_filename().display().to_string()));
     }
     let mut conn = options.read_only(true).create_if_missing(false).connect().await?;
-    let table: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
-        .fetch_one(&mut conn)
-        .await?;
+    let table: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").fetch_one(&mut conn).await?;
     let applied = if table == 0 { None } else { sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&mut conn).await? };
     conn.close().await?;
     Ok(applied)

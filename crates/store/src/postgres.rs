@@ -26,11 +26,7 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to `postgres://…` and applies pending migrations.
     pub async fn open(uri: &str) -> Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect(uri)
-            .await?;
+        let pool = PgPoolOptions::new().max_connections(MAX_CONNECTIONS).acquire_timeout(Duration::from_secs(30)).connect(uri).await?;
         migrations::run_postgres(&pool).await?;
         Ok(PostgresStore { pool })
     }
@@ -169,11 +165,7 @@ async fn apply(conn: &mut PgConnection, zone: &str, plan: &Plan<'_>) -> Result<(
     upsert_messages(conn, &plan.messages).await?;
     upsert_attachments(conn, &plan.attachments).await?;
     if !plan.touched.is_empty() {
-        sqlx::query("DELETE FROM failed_records WHERE zone = $1 AND record_name = ANY($2)")
-            .bind(zone)
-            .bind(&plan.touched)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query("DELETE FROM failed_records WHERE zone = $1 AND record_name = ANY($2)").bind(zone).bind(&plan.touched).execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -286,8 +286,7 @@ async fn apply(conn: &mut SqliteConnection, zone: &str, plan: &Plan<'_>) -> Resu
 /// a deletion (SQLite fills the bare columns of a `MAX()` aggregate from the row holding the max).
 /// `GROUP BY record_name` sorts, so the upserts arrive in primary-key order.
 async fn fold_message_log(conn: &mut SqliteConnection) -> Result<i64> {
-    let pending: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq) - MIN(seq) + 1, 0) FROM message_log").fetch_one(&mut *conn).await?;
+    let pending: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq) - MIN(seq) + 1, 0) FROM message_log").fetch_one(&mut *conn).await?;
     if pending == 0 {
         return Ok(0);
     }
@@ -298,11 +297,8 @@ async fn fold_message_log(conn: &mut SqliteConnection) -> Result<i64> {
         return Ok(pending);
     }
     sqlx::query(crate::revisions::SQLITE_NOTE_FROM_LOG).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM messages WHERE record_name IN (SELECT record_name FROM message_log WHERE deleted = 1)")
-        .execute(&mut *conn)
-        .await?;
-    let bulk = pending >= BULK_FOLD_ROWS
-        && pending > sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM messages").fetch_one(&mut *conn).await?;
+    sqlx::query("DELETE FROM messages WHERE record_name IN (SELECT record_name FROM message_log WHERE deleted = 1)").execute(&mut *conn).await?;
+    let bulk = pending >= BULK_FOLD_ROWS && pending > sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM messages").fetch_one(&mut *conn).await?;
     if bulk {
         sqlx::query("DROP INDEX messages_chat_ts").execute(&mut *conn).await?;
     }

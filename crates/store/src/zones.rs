@@ -73,11 +73,8 @@ pub(crate) fn summary_to_db(summary: &[i64]) -> String {
 }
 
 fn summary_from_db(raw: Option<String>) -> Result<Option<Vec<i64>>> {
-    raw.map(|raw| {
-        serde_json::from_str::<Vec<i64>>(&raw)
-            .map_err(|e| StoreError::Corrupt { what: "zones.server_summary", detail: format!("{e}: {raw:.80}") })
-    })
-    .transpose()
+    raw.map(|raw| serde_json::from_str::<Vec<i64>>(&raw).map_err(|e| StoreError::Corrupt { what: "zones.server_summary", detail: format!("{e}: {raw:.80}") }))
+        .transpose()
 }
 
 pub(crate) fn zone_state(row: &impl RowExt) -> Result<ZoneState> {
@@ -86,10 +83,7 @@ pub(crate) fn zone_state(row: &impl RowExt) -> Result<ZoneState> {
     let last_page = match row.opt_int("last_page_records")? {
         None => None,
         Some(records) => {
-            let missing = |col: &'static str| StoreError::Corrupt {
-                what: col,
-                detail: "NULL while last_page_records is set".into(),
-            };
+            let missing = |col: &'static str| StoreError::Corrupt { what: col, detail: "NULL while last_page_records is set".into() };
             Some(PageStats {
                 records,
                 skipped: row.int("last_page_skipped")?,
@@ -101,10 +95,7 @@ pub(crate) fn zone_state(row: &impl RowExt) -> Result<ZoneState> {
     };
     let stop_reason = row
         .opt_text("stop_reason")?
-        .map(|s| {
-            StopReason::parse(&s)
-                .ok_or(StoreError::Corrupt { what: "zones.stop_reason", detail: format!("unknown stop reason {s:?}") })
-        })
+        .map(|s| StopReason::parse(&s).ok_or(StoreError::Corrupt { what: "zones.stop_reason", detail: format!("unknown stop reason {s:?}") }))
         .transpose()?;
     Ok(ZoneState {
         zone: row.text("zone")?,

@@ -23,8 +23,7 @@ use ingest::*;
 use zones::*;
 
 use imessage::records::{
-    AttachmentDetails, AttachmentRecord, ChatRecord, MessageContent, MessageRecord, RecordChange, ATTACHMENT_ZONE, CHAT_ZONE,
-    MESSAGE_ZONE,
+    AttachmentDetails, AttachmentRecord, ChatRecord, MessageContent, MessageRecord, RecordChange, ATTACHMENT_ZONE, CHAT_ZONE, MESSAGE_ZONE,
 };
 use sqlx::{Connection, Executor};
 use store::{FailedRecord, FileOutcome, FileState, FileSummary, PageCommit, PageStats, StopReason, Store, StoreError};
@@ -357,9 +356,7 @@ async fn deletion_removes_record_and_failed_entry(db: TestDb) {
     s.commit_page(&first).await.unwrap();
     assert_eq!(s.failed_records(MESSAGE_ZONE).await.unwrap().len(), 2);
 
-    s.commit_page(&page(MESSAGE_ZONE, b"t2", vec![del("m1"), del("a1"), del("r1"), del("bad1"), del("never-existed")]))
-        .await
-        .unwrap();
+    s.commit_page(&page(MESSAGE_ZONE, b"t2", vec![del("m1"), del("a1"), del("r1"), del("bad1"), del("never-existed")])).await.unwrap();
     assert_eq!(s.messages_in_chat("c").await.unwrap(), vec![msg("m2", "c", 2, "g2")]);
     assert!(s.attachments().await.unwrap().is_empty());
     assert!(s.chat_records().await.unwrap().is_empty());
@@ -498,10 +495,7 @@ async fn failed_records_pending_to_final(db: TestDb) {
     let recovered = messages(&[msg("f1", "c", 2, "g-f1")]);
     let still = vec![FailedRecord { reason: "no key".into(), ..failed(MESSAGE_ZONE, "f2", false) }];
     s.resolve_failed(MESSAGE_ZONE, &recovered, &still).await.unwrap();
-    assert_eq!(
-        s.failed_records(MESSAGE_ZONE).await.unwrap(),
-        vec![still[0].clone(), failed(MESSAGE_ZONE, "f3", true)]
-    );
+    assert_eq!(s.failed_records(MESSAGE_ZONE).await.unwrap(), vec![still[0].clone(), failed(MESSAGE_ZONE, "f3", true)]);
     let guids: Vec<_> = s.messages_in_chat("c").await.unwrap().into_iter().map(|m| m.guid).collect();
     assert_eq!(guids, vec!["g-ok", "g-f1"]);
     // Other zones' entries are untouched, and resolving does not count as a page.
@@ -586,8 +580,7 @@ async fn messages_ordered_by_ts_then_guid(db: TestDb) {
     s.commit_page(&page(MESSAGE_ZONE, b"t1", messages(&scrambled[..3]))).await.unwrap();
     s.commit_page(&page(MESSAGE_ZONE, b"t2", messages(&scrambled[3..]))).await.unwrap();
     let order: Vec<_> = s.messages_in_chat("chat").await.unwrap().into_iter().map(|m| (m.ts_ms, m.guid)).collect();
-    let expected: Vec<(i64, String)> =
-        vec![(100, "z".into()), (200, "B".into()), (200, "a".into()), (200, "c".into()), (300, "b".into())];
+    let expected: Vec<(i64, String)> = vec![(100, "z".into()), (200, "B".into()), (200, "a".into()), (200, "c".into()), (300, "b".into())];
     assert_eq!(order, expected);
     assert!(s.messages_in_chat("nobody").await.unwrap().is_empty());
     let mut guids = s.message_guids().await.unwrap();

@@ -67,7 +67,16 @@ const DOWNLOAD_BACKOFF: Duration = Duration::from_millis(200);
 
 impl FileOptions {
     pub fn new(dir: PathBuf) -> Self {
-        FileOptions { dir, max_bytes: DEFAULT_MAX_BYTES, concurrency: DEFAULT_CONCURRENCY, batch: 32, max_attempts: 5, tries: 4, backoff: DOWNLOAD_BACKOFF, stop: crate::StopSignal::default() }
+        FileOptions {
+            dir,
+            max_bytes: DEFAULT_MAX_BYTES,
+            concurrency: DEFAULT_CONCURRENCY,
+            batch: 32,
+            max_attempts: 5,
+            tries: 4,
+            backoff: DOWNLOAD_BACKOFF,
+            stop: crate::StopSignal::default(),
+        }
     }
 
     /// Where the file with this SHA-256 lives.
@@ -239,10 +248,12 @@ enum Attempt {
 }
 
 async fn try_fetch(client: &Client, ring: &KeyRing, opts: &FileOptions, a: &AttachmentRecord, fetched: Option<Fetched>) -> Result<FileOutcome, Attempt> {
-    let retry = |e: cloudkit::Error| if e.is_retryable() || matches!(e, cloudkit::Error::Mmcs { step: "container", .. }) {
-        Attempt::Retry(e.to_string())
-    } else {
-        Attempt::Final(FileOutcome::Failed { error: e.to_string() })
+    let retry = |e: cloudkit::Error| {
+        if e.is_retryable() || matches!(e, cloudkit::Error::Mmcs { step: "container", .. }) {
+            Attempt::Retry(e.to_string())
+        } else {
+            Attempt::Final(FileOutcome::Failed { error: e.to_string() })
+        }
     };
     let fetched = match fetched {
         Some(f) => Some(f),
@@ -337,12 +348,8 @@ fn chunk_boundary(authorization: &AuthorizeGetResponse, signature: &[u8], have: 
     let Some(reference) = files.references.iter().find(|r| r.file_checksum == signature) else { return 0 };
     let mut at = 0u64;
     for c in &reference.chunk_references {
-        let size = files
-            .containers
-            .get(c.container_index as usize)
-            .and_then(|k| k.chunks.get(c.chunk_index as usize))
-            .and_then(|w| w.meta.as_ref())
-            .map(|m| m.size);
+        let size =
+            files.containers.get(c.container_index as usize).and_then(|k| k.chunks.get(c.chunk_index as usize)).and_then(|w| w.meta.as_ref()).map(|m| m.size);
         match size {
             Some(size) if at + size <= have => at += size,
             _ => break,

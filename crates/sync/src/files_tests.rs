@@ -32,11 +32,9 @@ async fn a_download_that_ends_for_good_deletes_its_part() {
     let opts = FileOptions::new(dir.path().to_path_buf());
     std::fs::create_dir(dir.path().join("tmp")).unwrap();
     let part = part_path(&opts, "Att/1");
-    for outcome in [
-        FileOutcome::Refused { error: "gone".into() },
-        FileOutcome::TooLarge { bytes: 1 << 40 },
-        FileOutcome::Failed { error: "not worth retrying".into() },
-    ] {
+    for outcome in
+        [FileOutcome::Refused { error: "gone".into() }, FileOutcome::TooLarge { bytes: 1 << 40 }, FileOutcome::Failed { error: "not worth retrying".into() }]
+    {
         std::fs::write(&part, b"half a photo").unwrap();
         let kept = ended(&part, outcome.clone()).await;
         assert_eq!(kept, outcome);

@@ -24,15 +24,15 @@ pub mod local;
 mod options;
 mod priority;
 mod retry;
-mod stop;
 mod status;
-use priority::{background_priority, background_priority_for_store_threads};
-use retry::{with_retries, Stop};
+mod stop;
 pub use files::{fetch_files, FileOptions, FilesReport};
 pub use local::{copy_local_files, sync_chat_db, FolderFiles, LocalFiles, LOCAL_PAGE_ROWS};
 pub use options::SyncOptions;
-pub use stop::StopSignal;
+use priority::{background_priority, background_priority_for_store_threads};
+use retry::{with_retries, Stop};
 pub use status::{status, FailedRecordInfo, Status, UndecodableBlob, ZoneStatus};
+pub use stop::StopSignal;
 
 use cloudkit::records::{RecordChange, ATTACHMENT_RECORD_TYPE, CHAT_RECORD_TYPE, MESSAGE_RECORD_TYPE, ZONES};
 use cloudkit::{Client, KeyRing, RawChangesPage};
@@ -106,12 +106,7 @@ fn record_type(zone: &str) -> &'static str {
 }
 
 /// Syncs every Messages zone (concurrently) and records server counts.
-pub async fn sync_all(
-    client: &Client,
-    store: Arc<dyn Store>,
-    opts: &SyncOptions,
-    progress: Arc<dyn Progress>,
-) -> Result<SyncReport, SyncError> {
+pub async fn sync_all(client: &Client, store: Arc<dyn Store>, opts: &SyncOptions, progress: Arc<dyn Progress>) -> Result<SyncReport, SyncError> {
     let stored_version = store.sync_version().await?;
     background_priority_for_store_threads();
     let full_resync = matches!(stored_version, Some(v) if v < SYNC_VERSION);
@@ -350,13 +345,7 @@ async fn decode_page(client: &Client, zone: &'static str, ring: &mut KeyRing, pa
     PageCommit {
         zone: zone.to_string(),
         token: page.token.clone(),
-        stats: PageStats {
-            records: page.changes.len() as i64,
-            status: page.status as i64,
-            done: page.done(),
-            has_token: page.token.is_some(),
-            skipped,
-        },
+        stats: PageStats { records: page.changes.len() as i64, status: page.status as i64, done: page.done(), has_token: page.token.is_some(), skipped },
         changes: changes.into_iter().map(|(_, c)| c).collect(),
         failed,
     }
@@ -546,4 +535,3 @@ impl ZoneSync<'_> {
         (recovered, still)
     }
 }
-

@@ -265,7 +265,9 @@ async fn copy_one(files: &dyn LocalFiles, opts: &FileOptions, a: &AttachmentReco
             Ok(stored) => stored,
             Err(e) => FileOutcome::Failed { error: e },
         },
-        Ok(None) => FileOutcome::Failed { error: format!("missing from the source: {} (not on that device; it may be offloaded to iCloud)", files.describe(a)) },
+        Ok(None) => {
+            FileOutcome::Failed { error: format!("missing from the source: {} (not on that device; it may be offloaded to iCloud)", files.describe(a)) }
+        }
         Err(e) => FileOutcome::Failed { error: e },
     };
     if !matches!(outcome, FileOutcome::Stored { .. }) {

@@ -71,10 +71,7 @@ pub async fn status(store: &dyn Store) -> Result<Status, SyncError> {
             stored,
             skipped: state.skipped,
             undecryptable: failed.len() as i64,
-            undecryptable_records: failed
-                .into_iter()
-                .map(|f| FailedRecordInfo { record_name: f.record_name, reason: f.reason })
-                .collect(),
+            undecryptable_records: failed.into_iter().map(|f| FailedRecordInfo { record_name: f.record_name, reason: f.reason }).collect(),
             complete: state.server_count == Some(stored),
             stop_reason: state.stop_reason.map(|r| r.as_str().to_string()),
             last_error: state.last_error,
@@ -88,12 +85,7 @@ pub async fn status(store: &dyn Store) -> Result<Status, SyncError> {
         .into_iter()
         .flat_map(|m| {
             let (guid, chat_id) = (m.guid, m.chat_id);
-            m.content.undecodable.into_iter().map(move |b| UndecodableBlob {
-                guid: guid.clone(),
-                chat_id: chat_id.clone(),
-                field: b.field,
-                reason: b.reason,
-            })
+            m.content.undecodable.into_iter().map(move |b| UndecodableBlob { guid: guid.clone(), chat_id: chat_id.clone(), field: b.field, reason: b.reason })
         })
         .collect();
     Ok(Status { zones, sync_version: store.sync_version().await?, undecodable_blobs, files: store.file_summary().await? })

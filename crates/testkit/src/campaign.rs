@@ -242,7 +242,8 @@ pub async fn run_seed(plan: &Plan) -> Result<Report> {
         return Err(Error::Failed(format!("init failed: {}", String::from_utf8_lossy(&out.stderr))));
     }
     let config_path = d.join("config.yaml");
-    let mut config: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(&config_path).context("reading the config")?).context("the config")?;
+    let mut config: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(&config_path).context("reading the config")?).context("the config")?;
     *crate::bridge::yaml_slot(&mut config, &["sync", "backoff_ms"]) = 5.into();
     std::fs::write(&config_path, serde_norway::to_string(&config).context("the config")?).context("writing the config")?;
     let _synapse = Killed(
@@ -282,7 +283,12 @@ pub async fn run_seed(plan: &Plan) -> Result<Report> {
         }
         life += 1;
         let log = d.join(format!("life-{life}.log"));
-        let child = bridge(&["run", "--once"]).env("RUST_LOG", "info,matrix::media=debug").stderr(std::fs::File::create(&log).context("creating a life's log")?).stdout(Stdio::null()).spawn().context("starting the bridge")?;
+        let child = bridge(&["run", "--once"])
+            .env("RUST_LOG", "info,matrix::media=debug")
+            .stderr(std::fs::File::create(&log).context("creating a life's log")?)
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting the bridge")?;
         let mut child = Killed(child);
         let mut watch = LogWatch::new(log);
         let target = targets[k];
@@ -381,7 +387,6 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
-
 
 /// The repository root, from a crate directory inside it (`bench`, `crates/x`).
 pub fn repo_root_from(manifest_dir: &Path) -> PathBuf {

@@ -51,7 +51,8 @@ impl Env {
         let (hs_port, listen_port) = (free_port(), free_port());
         let (hs, listen) = (format!("http://127.0.0.1:{hs_port}"), format!("127.0.0.1:{listen_port}"));
         let out_dir = bridge.path().to_str().expect("a UTF-8 temporary path").to_string();
-        let args = ["init", "--homeserver", &hs, "--domain", DOMAIN, "--owner", OWNER, "--database", database, "--out", &out_dir, "--listen", &listen, "--force"];
+        let args =
+            ["init", "--homeserver", &hs, "--domain", DOMAIN, "--owner", OWNER, "--database", database, "--out", &out_dir, "--listen", &listen, "--force"];
         let args: Vec<&str> = args.into_iter().chain(source).collect();
         let out = bridge.run(&args).await;
         assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -96,8 +97,8 @@ impl Env {
 
     pub async fn verify_json(&self) -> serde_json::Value {
         let out = self.bridge.run(&["verify", "--json"]).await;
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("verify --json is not JSON ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr)));
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("verify --json is not JSON ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr)));
         assert_eq!(out.status.success(), v["ok"] == true, "exit code must follow ok");
         v
     }

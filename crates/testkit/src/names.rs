@@ -16,7 +16,8 @@ use crate::OWNER;
 pub async fn owner_sync(env: &Env, fresh: u32) -> BTreeMap<String, (Vec<Value>, Vec<String>)> {
     let filter = json!({ "room": { "timeline": { "limit": 50 + fresh }, "state": { "lazy_load_members": true } } }).to_string();
     let url = format!("{}/_matrix/client/v3/sync", env.synapse.url);
-    let resp = reqwest::Client::new().get(&url).bearer_auth(env.as_token()).query(&[("user_id", OWNER), ("filter", filter.as_str())]).send().await.expect("sync");
+    let resp =
+        reqwest::Client::new().get(&url).bearer_auth(env.as_token()).query(&[("user_id", OWNER), ("filter", filter.as_str())]).send().await.expect("sync");
     assert!(resp.status().is_success(), "sync: {}", resp.status());
     let body: Value = serde_json::from_slice(&resp.bytes().await.expect("sync body")).expect("sync JSON");
     let mut rooms = BTreeMap::new();

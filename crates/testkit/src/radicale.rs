@@ -48,14 +48,8 @@ impl Radicale {
             )
             .unwrap();
             let log = std::fs::File::create(dir.path().join(format!("radicale-{attempt}.log"))).unwrap();
-            let mut child = Command::new(&python)
-                .args(["-m", "radicale", "--config"])
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap();
+            let mut child =
+                Command::new(&python).args(["-m", "radicale", "--config"]).arg(&config).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
                 if child.try_wait().unwrap().is_some() {
@@ -80,7 +74,15 @@ impl Radicale {
     /// `method` on `path` as the test user; returns the status and the ETag header.
     pub async fn call(&self, method: &str, path: &str, content_type: &str, body: String) -> (u16, Option<String>) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let response = self.http().request(method, format!("{}{path}", self.base)).basic_auth(USER, Some(PASSWORD)).header("Content-Type", content_type).body(body).send().await.unwrap();
+        let response = self
+            .http()
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(USER, Some(PASSWORD))
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         let etag = response.headers().get("etag").map(|v| v.to_str().unwrap().to_owned());
         (response.status().as_u16(), etag)
     }

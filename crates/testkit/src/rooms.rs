@@ -284,7 +284,8 @@ pub async fn check_rooms(hs: &HomeserverClient, expected: &Expected, portals: &B
         if let Some(g) = unexpected.first() {
             check.problem(|| format!("{g} is shown but the truth does not show it here"));
         }
-        let shown_name = hs.state(room, owner, "m.room.name", "").await.with_context(|| format!("name of {room}"))?.and_then(|c| c["name"].as_str().map(str::to_string));
+        let shown_name =
+            hs.state(room, owner, "m.room.name", "").await.with_context(|| format!("name of {room}"))?.and_then(|c| c["name"].as_str().map(str::to_string));
         check.name_ok = &shown_name == name;
         if !check.name_ok {
             check.problem(|| format!("room name {shown_name:?}, must be {name:?}"));

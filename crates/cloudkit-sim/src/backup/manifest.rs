@@ -42,15 +42,9 @@ pub(crate) fn mbfile_archive(row: &Row) -> Vec<u8> {
     let mut root = Dictionary::new();
     root.insert("RelativePath".into(), uid(2));
     let mode = if row.flags == FLAG_FOLDER { 0o40755 } else { 0o100644 };
-    for (k, v) in [
-        ("Birth", row.time),
-        ("LastModified", row.time),
-        ("LastStatusChange", row.time),
-        ("GroupID", 501),
-        ("UserID", 501),
-        ("Mode", mode),
-        ("Flags", 0),
-    ] {
+    for (k, v) in
+        [("Birth", row.time), ("LastModified", row.time), ("LastStatusChange", row.time), ("GroupID", 501), ("UserID", 501), ("Mode", mode), ("Flags", 0)]
+    {
         root.insert(k.into(), Value::Integer(v.into()));
     }
     root.insert("InodeNumber".into(), Value::Integer(row.inode.into()));

@@ -66,7 +66,13 @@ pub struct PackOptions {
 
 impl Default for PackOptions {
     fn default() -> Self {
-        PackOptions { encryption: None, seed: 1, device_name: "Simulated iPhone".into(), phone_number: "+1 (555) 010-0000".into(), product_version: "17.5.1".into() }
+        PackOptions {
+            encryption: None,
+            seed: 1,
+            device_name: "Simulated iPhone".into(),
+            phone_number: "+1 (555) 010-0000".into(),
+            product_version: "17.5.1".into(),
+        }
     }
 }
 
@@ -140,11 +146,31 @@ pub async fn pack(out: &Path, entries: &[BackupEntry], options: &PackOptions) ->
         }
         folders.insert((entry.domain.clone(), String::new()));
         let (domain, relative_path) = (entry.domain.clone(), entry.relative_path.clone());
-        rows.push(Row { file_id: id, domain, relative_path, flags: FLAG_FILE, size, protection_class: class, encryption_key, time: BACKUP_TIME as i64, inode: 1000 + n as u64 });
+        rows.push(Row {
+            file_id: id,
+            domain,
+            relative_path,
+            flags: FLAG_FILE,
+            size,
+            protection_class: class,
+            encryption_key,
+            time: BACKUP_TIME as i64,
+            inode: 1000 + n as u64,
+        });
     }
     for (n, (domain, path)) in folders.into_iter().enumerate() {
         let file_id = file_id(&domain, &path);
-        rows.push(Row { file_id, domain, relative_path: path, flags: FLAG_FOLDER, size: 0, protection_class: 0, encryption_key: None, time: BACKUP_TIME as i64, inode: 500 + n as u64 });
+        rows.push(Row {
+            file_id,
+            domain,
+            relative_path: path,
+            flags: FLAG_FOLDER,
+            size: 0,
+            protection_class: 0,
+            encryption_key: None,
+            time: BACKUP_TIME as i64,
+            inode: 500 + n as u64,
+        });
     }
     let db = out.join("Manifest.db");
     let manifest_key = match &keybag {
@@ -230,7 +256,10 @@ fn write_plists(out: &Path, o: &PackOptions, keybag: Option<&[u8]>, manifest_key
 /// `Library/SMS/sms.db`, and every file under `Attachments/` as MediaDomain
 /// `Library/SMS/Attachments/<same path>`.
 pub fn entries_from_messages_dir(dir: &Path) -> io::Result<Vec<BackupEntry>> {
-    let db = ["sms.db", "chat.db"].into_iter().find(|n| dir.join(n).is_file()).ok_or_else(|| io::Error::other(format!("{} has neither sms.db nor chat.db", dir.display())))?;
+    let db = ["sms.db", "chat.db"]
+        .into_iter()
+        .find(|n| dir.join(n).is_file())
+        .ok_or_else(|| io::Error::other(format!("{} has neither sms.db nor chat.db", dir.display())))?;
     let mut entries = Vec::new();
     for suffix in ["", "-wal", "-shm"] {
         let path = dir.join(format!("{db}{suffix}"));

@@ -59,14 +59,9 @@ impl Ddl {
 
 /// How many leading columns of `table` a generation has (`None`: not the table at all).
 fn kept_columns(schema: Schema, table: &str) -> Option<usize> {
-    const RECENT_TABLES: [&str; 4] = [
-        "chat_recoverable_message_join",
-        "unsynced_removed_recoverable_messages",
-        "recoverable_message_part",
-        "scheduled_messages_pending_cloudkit_delete",
-    ];
-    const CLOUDKIT_TABLES: [&str; 5] =
-        ["sync_deleted_messages", "message_processing_task", "sync_deleted_chats", "sync_deleted_attachments", "kvtable"];
+    const RECENT_TABLES: [&str; 4] =
+        ["chat_recoverable_message_join", "unsynced_removed_recoverable_messages", "recoverable_message_part", "scheduled_messages_pending_cloudkit_delete"];
+    const CLOUDKIT_TABLES: [&str; 5] = ["sync_deleted_messages", "message_processing_task", "sync_deleted_chats", "sync_deleted_attachments", "kvtable"];
     match schema {
         Schema::Macos => Some(usize::MAX),
         _ if RECENT_TABLES.contains(&table) => None,
@@ -177,11 +172,7 @@ impl Schema {
             ddl.tables.push(format!("CREATE TABLE {name} ({})", items.join(", ")));
             ddl.columns.insert(name, columns);
         }
-        ddl.indexes_and_triggers = later
-            .into_iter()
-            .filter(|s| !dropped.iter().any(|d| mentions(s, d)))
-            .map(|s| s.trim_end_matches(';').to_string())
-            .collect();
+        ddl.indexes_and_triggers = later.into_iter().filter(|s| !dropped.iter().any(|d| mentions(s, d))).map(|s| s.trim_end_matches(';').to_string()).collect();
         ddl
     }
 }

@@ -45,7 +45,10 @@ use crate::truth::{attachment_line, message_line, TruthLine};
 pub enum FolderError {
     /// The folder already has a `chat.db`.
     Exists(PathBuf),
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     Sql(sqlx::Error),
     /// An attachment whose filename is not below `~/Library/Messages` or `~/Library/SMS`.
     Path(String),

@@ -110,13 +110,13 @@ pub struct Layout<'a> {
 
 impl<'a> Layout<'a> {
     pub fn new(account: &'a Account, schema: Schema) -> Self {
-        let sms_twin = account.chats.iter().position(|c| {
-            c.style == STYLE_DIRECT && c.chat_id.strip_prefix("tel:+").is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
-        });
+        let sms_twin = account
+            .chats
+            .iter()
+            .position(|c| c.style == STYLE_DIRECT && c.chat_id.strip_prefix("tel:+").is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit())));
         let history_attachments = account.visible(false).attachments;
         let missing = account.attachments[..history_attachments].iter().map(|&g| u64::from(g)).find(|&g| !account.is_sticker(g));
-        let mut layout =
-            Layout { account, schema, sms_twin, missing, handles: Vec::new(), handle_ids: HashMap::new(), chats: Vec::new() };
+        let mut layout = Layout { account, schema, sms_twin, missing, handles: Vec::new(), handle_ids: HashMap::new(), chats: Vec::new() };
         for chat in &account.chats {
             for p in &chat.participants {
                 layout.add_handle(p, false);
@@ -228,11 +228,7 @@ impl<'a> Layout<'a> {
         let group = chat.style == STYLE_GROUP;
         // Chosen on the generator's message, so every generation puts the same ones in SMS.
         let content = &record.content;
-        let plain = content.edits.is_empty()
-            && content.effect.is_none()
-            && content.link_preview.is_none()
-            && content.reply_to.is_none()
-            && !content.unsent;
+        let plain = content.edits.is_empty() && content.effect.is_none() && content.link_preview.is_none() && content.reply_to.is_none() && !content.unsent;
         let sms = Some(c) == self.sms_twin && matches!(kind, Kind::Text | Kind::Attachment) && plain && g.is_multiple_of(2);
         if self.schema != Schema::Macos {
             if record.content.unsent || record.associated_type.is_some_and(|t| t % 1000 == 6) {
@@ -285,11 +281,7 @@ impl<'a> Layout<'a> {
         let unsent = record.content.unsent.then_some(record.ts_ms + UNSENT_AFTER_MS);
         let edited = record.content.edits.iter().flat_map(|p| p.versions.last()).map(|v| cloudkit::records::apple_ns_to_unix_ms(v.apple_ns)).max();
         let thread_originator_part = record.content.reply_to.as_ref().map(|_| {
-            let len = self
-                .account
-                .reply_target(g)
-                .and_then(|t| self.account.message(t).record.text)
-                .map_or(0, |t| t.encode_utf16().count());
+            let len = self.account.reply_target(g).and_then(|t| self.account.message(t).record.text).map_or(0, |t| t.encode_utf16().count());
             format!("0:0:{len}")
         });
         Some(MessageRow {

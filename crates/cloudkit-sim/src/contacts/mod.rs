@@ -162,7 +162,8 @@ pub fn plan(account: &Account) -> Book {
             continue;
         }
         let (phone, email) = entry_for(handle, j);
-        let (mut given, mut family, mut nickname, mut organization) = (Some(GIVEN[j % 12].to_string()), Some(FAMILY[(j * 5 + 3 + j / 12) % 12].to_string()), None, None);
+        let (mut given, mut family, mut nickname, mut organization) =
+            (Some(GIVEN[j % 12].to_string()), Some(FAMILY[(j * 5 + 3 + j / 12) % 12].to_string()), None, None);
         match j {
             1 => (given, family, nickname) = (None, None, Some("Bubbles".to_string())),
             2 => (given, family, organization) = (None, None, Some("Rivera Plumbing LLC".to_string())),
@@ -171,7 +172,18 @@ pub fn plan(account: &Account) -> Book {
         }
         let v4 = j.is_multiple_of(2);
         let photo = j.is_multiple_of(3).then(|| image::photo(j as u32, v4));
-        cards.push(Card { uid: format!("sim-contact-{j:03}"), given, family, nickname, organization, phones: phone.into_iter().collect(), emails: email.into_iter().collect(), photo, v4, owner: false });
+        cards.push(Card {
+            uid: format!("sim-contact-{j:03}"),
+            given,
+            family,
+            nickname,
+            organization,
+            phones: phone.into_iter().collect(),
+            emails: email.into_iter().collect(),
+            photo,
+            v4,
+            owner: false,
+        });
         j += 1;
     }
     // One number on two cards: a second card for the first card's phone number.

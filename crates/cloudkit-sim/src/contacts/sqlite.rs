@@ -106,7 +106,13 @@ pub async fn write_mac(dir: &Path, cards: &[Card]) -> io::Result<PathBuf> {
         insert_values(&mut conn, true, pk, &card.emails, &mut email_pk).await?;
     }
     for (ent, name, max) in [(22, "ABCDContact", cards.len() as i64), (29, "ABCDPhoneNumber", phone_pk), (10, "ABCDEmailAddress", email_pk)] {
-        sqlx::query("INSERT INTO Z_PRIMARYKEY (Z_ENT, Z_NAME, Z_SUPER, Z_MAX) VALUES (?, ?, 0, ?)").bind(ent).bind(name).bind(max).execute(&mut conn).await.map_err(sql)?;
+        sqlx::query("INSERT INTO Z_PRIMARYKEY (Z_ENT, Z_NAME, Z_SUPER, Z_MAX) VALUES (?, ?, 0, ?)")
+            .bind(ent)
+            .bind(name)
+            .bind(max)
+            .execute(&mut conn)
+            .await
+            .map_err(sql)?;
     }
     sqlx::query("COMMIT").execute(&mut conn).await.map_err(sql)?;
     conn.close().await.map_err(sql)?;
@@ -153,7 +159,12 @@ pub async fn write_ios(dir: &Path, cards: &[Card]) -> io::Result<(PathBuf, PathB
                 Some(i) => i,
                 None => {
                     labels.push(entry.label);
-                    sqlx::query("INSERT INTO ABMultiValueLabel (rowid, value) VALUES (?, ?)").bind(labels.len() as i64).bind(entry.label).execute(&mut book).await.map_err(sql)?;
+                    sqlx::query("INSERT INTO ABMultiValueLabel (rowid, value) VALUES (?, ?)")
+                        .bind(labels.len() as i64)
+                        .bind(entry.label)
+                        .execute(&mut book)
+                        .await
+                        .map_err(sql)?;
                     labels.len() - 1
                 }
             };
@@ -168,8 +179,18 @@ pub async fn write_ios(dir: &Path, cards: &[Card]) -> io::Result<(PathBuf, PathB
                 .map_err(sql)?;
         }
         if let Some(photo) = &card.photo {
-            sqlx::query("INSERT INTO ABFullSizeImage (record_id, crop_x, crop_y, crop_width, data) VALUES (?, 0, 0, 8, ?)").bind(rowid).bind(&photo.bytes).execute(&mut images).await.map_err(sql)?;
-            sqlx::query("INSERT INTO ABThumbnailImage (record_id, format, derived_from_format, data) VALUES (?, 0, 0, ?)").bind(rowid).bind(&photo.bytes).execute(&mut images).await.map_err(sql)?;
+            sqlx::query("INSERT INTO ABFullSizeImage (record_id, crop_x, crop_y, crop_width, data) VALUES (?, 0, 0, 8, ?)")
+                .bind(rowid)
+                .bind(&photo.bytes)
+                .execute(&mut images)
+                .await
+                .map_err(sql)?;
+            sqlx::query("INSERT INTO ABThumbnailImage (record_id, format, derived_from_format, data) VALUES (?, 0, 0, ?)")
+                .bind(rowid)
+                .bind(&photo.bytes)
+                .execute(&mut images)
+                .await
+                .map_err(sql)?;
         }
     }
     sqlx::query("COMMIT").execute(&mut book).await.map_err(sql)?;

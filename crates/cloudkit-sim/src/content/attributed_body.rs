@@ -60,38 +60,14 @@ const WRITING_DIRECTION: &str = "__kIMBaseWritingDirectionAttributeName";
 /// `NSWritingDirectionNatural`, the base writing direction Messages writes.
 const NATURAL_WRITING_DIRECTION: i64 = -1;
 
-const NS_ATTRIBUTED_STRING: Class = Class {
-    name: "NSAttributedString",
-    version: 0,
-};
-const NS_MUTABLE_ATTRIBUTED_STRING: Class = Class {
-    name: "NSMutableAttributedString",
-    version: 0,
-};
-const NS_STRING: Class = Class {
-    name: "NSString",
-    version: 1,
-};
-const NS_MUTABLE_STRING: Class = Class {
-    name: "NSMutableString",
-    version: 1,
-};
-const NS_DICTIONARY: Class = Class {
-    name: "NSDictionary",
-    version: 0,
-};
-const NS_NUMBER: Class = Class {
-    name: "NSNumber",
-    version: 0,
-};
-const NS_VALUE: Class = Class {
-    name: "NSValue",
-    version: 0,
-};
-const NS_URL: Class = Class {
-    name: "NSURL",
-    version: 0,
-};
+const NS_ATTRIBUTED_STRING: Class = Class { name: "NSAttributedString", version: 0 };
+const NS_MUTABLE_ATTRIBUTED_STRING: Class = Class { name: "NSMutableAttributedString", version: 0 };
+const NS_STRING: Class = Class { name: "NSString", version: 1 };
+const NS_MUTABLE_STRING: Class = Class { name: "NSMutableString", version: 1 };
+const NS_DICTIONARY: Class = Class { name: "NSDictionary", version: 0 };
+const NS_NUMBER: Class = Class { name: "NSNumber", version: 0 };
+const NS_VALUE: Class = Class { name: "NSValue", version: 0 };
+const NS_URL: Class = Class { name: "NSURL", version: 0 };
 
 /// One run of a message body: text with the attributes Messages gives it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -111,37 +87,22 @@ pub struct BodyRun {
 impl BodyRun {
     /// Plain text of part `part`.
     pub fn text(text: impl Into<String>, part: i64) -> Self {
-        BodyRun {
-            text: text.into(),
-            part,
-            ..BodyRun::default()
-        }
+        BodyRun { text: text.into(), part, ..BodyRun::default() }
     }
 
     /// The attachment `guid` (on a U+FFFC) as part `part`.
     pub fn attachment(guid: impl Into<String>, part: i64) -> Self {
-        BodyRun {
-            text: ATTACHMENT_CHAR.to_string(),
-            part,
-            attachment_guid: Some(guid.into()),
-            ..BodyRun::default()
-        }
+        BodyRun { text: ATTACHMENT_CHAR.to_string(), part, attachment_guid: Some(guid.into()), ..BodyRun::default() }
     }
 
     /// `text` mentioning `handle`, in part `part`.
     pub fn mention(text: impl Into<String>, handle: impl Into<String>, part: i64) -> Self {
-        BodyRun {
-            mention: Some(handle.into()),
-            ..BodyRun::text(text, part)
-        }
+        BodyRun { mention: Some(handle.into()), ..BodyRun::text(text, part) }
     }
 
     /// `text` linking to `url`, in part `part`.
     pub fn link(text: impl Into<String>, url: impl Into<String>, part: i64) -> Self {
-        BodyRun {
-            link: Some(url.into()),
-            ..BodyRun::text(text, part)
-        }
+        BodyRun { link: Some(url.into()), ..BodyRun::text(text, part) }
     }
 }
 
@@ -164,34 +125,14 @@ pub struct BodyStyle {
 impl BodyStyle {
     /// A sent message as in `AttributedBodyTextOnly` and `MultiPart`: mutable, `i` numbers, no
     /// writing direction.
-    pub const MESSAGE: BodyStyle = BodyStyle {
-        mutable: true,
-        long_numbers: false,
-        writing_direction: false,
-        shared_names: false,
-    };
+    pub const MESSAGE: BodyStyle = BodyStyle { mutable: true, long_numbers: false, writing_direction: false, shared_names: false };
     /// A sent message of newer Messages (as in the `URL` fixture): mutable, `q` numbers, writing
     /// direction on every run.
-    pub const CURRENT: BodyStyle = BodyStyle {
-        mutable: true,
-        long_numbers: true,
-        writing_direction: true,
-        shared_names: false,
-    };
+    pub const CURRENT: BodyStyle = BodyStyle { mutable: true, long_numbers: true, writing_direction: true, shared_names: false };
     /// The original text of an edited part, as version 0 of `Edited.plist`.
-    pub const EDIT_ORIGINAL: BodyStyle = BodyStyle {
-        mutable: false,
-        long_numbers: false,
-        writing_direction: false,
-        shared_names: false,
-    };
+    pub const EDIT_ORIGINAL: BodyStyle = BodyStyle { mutable: false, long_numbers: false, writing_direction: false, shared_names: false };
     /// An edited text, as versions 1… of `Edited.plist`.
-    pub const EDIT: BodyStyle = BodyStyle {
-        mutable: false,
-        long_numbers: true,
-        writing_direction: true,
-        shared_names: false,
-    };
+    pub const EDIT: BodyStyle = BodyStyle { mutable: false, long_numbers: true, writing_direction: true, shared_names: false };
 }
 
 /// Encodes `runs` as a sent message's `attributedBody` ([`BodyStyle::MESSAGE`]).
@@ -203,17 +144,9 @@ pub fn encode_attributed_body(runs: &[BodyRun]) -> Result<Vec<u8>, ContentError>
 ///
 /// Runs with empty text are dropped; a body with no text at all is Messages' blank body (an
 /// `NSAttributedString` of an empty `NSString`, no runs), whatever the style.
-pub fn encode_attributed_body_with(
-    runs: &[BodyRun],
-    style: BodyStyle,
-) -> Result<Vec<u8>, ContentError> {
+pub fn encode_attributed_body_with(runs: &[BodyRun], style: BodyStyle) -> Result<Vec<u8>, ContentError> {
     let runs = coalesce(runs)?;
-    let mut writer = BodyWriter {
-        stream: TypedStream::new()?,
-        style,
-        keys: HashMap::new(),
-        numbers: HashMap::new(),
-    };
+    let mut writer = BodyWriter { stream: TypedStream::new()?, style, keys: HashMap::new(), numbers: HashMap::new() };
     if runs.is_empty() {
         writer.blank()?;
     } else {
@@ -266,40 +199,26 @@ fn coalesce(runs: &[BodyRun]) -> Result<Vec<Span<'_>>, ContentError> {
     let mut guids: Vec<&str> = Vec::new();
     for (index, run) in runs.iter().enumerate() {
         if run.part < 0 {
-            return Err(ContentError::invalid(format!(
-                "run {index} has the negative part number {}",
-                run.part
-            )));
+            return Err(ContentError::invalid(format!("run {index} has the negative part number {}", run.part)));
         }
         if let Some(guid) = run.attachment_guid.as_deref() {
             let mut chars = run.text.chars();
             if chars.next() != Some(ATTACHMENT_CHAR) || chars.next().is_some() {
-                return Err(ContentError::invalid(format!(
-                    "run {index} names attachment {guid} but its text is not one U+FFFC"
-                )));
+                return Err(ContentError::invalid(format!("run {index} names attachment {guid} but its text is not one U+FFFC")));
             }
             if guids.contains(&guid) {
-                return Err(ContentError::invalid(format!(
-                    "attachment {guid} is on more than one U+FFFC"
-                )));
+                return Err(ContentError::invalid(format!("attachment {guid} is on more than one U+FFFC")));
             }
             guids.push(guid);
         }
         if run.text.is_empty() {
             continue;
         }
-        let attributes = Attributes {
-            part: run.part,
-            attachment_guid: run.attachment_guid.as_deref(),
-            mention: run.mention.as_deref(),
-            link: run.link.as_deref(),
-        };
+        let attributes =
+            Attributes { part: run.part, attachment_guid: run.attachment_guid.as_deref(), mention: run.mention.as_deref(), link: run.link.as_deref() };
         match spans.last_mut() {
             Some(last) if last.attributes == attributes => last.text.push_str(&run.text),
-            _ => spans.push(Span {
-                text: run.text.clone(),
-                attributes,
-            }),
+            _ => spans.push(Span { text: run.text.clone(), attributes }),
         }
     }
     Ok(spans)
@@ -326,8 +245,7 @@ impl BodyWriter {
     /// Messages' body without text: no runs at all.
     fn blank(&mut self) -> Result<(), ContentError> {
         self.stream.types("@")?;
-        self.stream
-            .begin_object(&[NS_ATTRIBUTED_STRING, NS_OBJECT])?;
+        self.stream.begin_object(&[NS_ATTRIBUTED_STRING, NS_OBJECT])?;
         self.stream.types("@")?;
         self.string_object(&[NS_STRING, NS_OBJECT], "")?;
         self.stream.end_object();
@@ -336,14 +254,7 @@ impl BodyWriter {
 
     fn body(&mut self, spans: &[Span<'_>]) -> Result<(), ContentError> {
         let (root, text_class): (&[Class], &[Class]) = if self.style.mutable {
-            (
-                &[
-                    NS_MUTABLE_ATTRIBUTED_STRING,
-                    NS_ATTRIBUTED_STRING,
-                    NS_OBJECT,
-                ],
-                &[NS_MUTABLE_STRING, NS_STRING, NS_OBJECT],
-            )
+            (&[NS_MUTABLE_ATTRIBUTED_STRING, NS_ATTRIBUTED_STRING, NS_OBJECT], &[NS_MUTABLE_STRING, NS_STRING, NS_OBJECT])
         } else {
             (&[NS_ATTRIBUTED_STRING, NS_OBJECT], &[NS_STRING, NS_OBJECT])
         };
@@ -437,9 +348,7 @@ impl BodyWriter {
             return self.stream.object_ref(object);
         }
         let c_type = if self.style.long_numbers { "q" } else { "i" };
-        let object = self
-            .stream
-            .begin_object(&[NS_NUMBER, NS_VALUE, NS_OBJECT])?;
+        let object = self.stream.begin_object(&[NS_NUMBER, NS_VALUE, NS_OBJECT])?;
         self.stream.types("*")?;
         self.stream.c_string(c_type)?;
         self.stream.types(c_type)?;
@@ -468,38 +377,21 @@ mod tests {
     #[test]
     fn adjacent_runs_with_equal_attributes_are_one_run() {
         let runs = [BodyRun::text("ab", 0), BodyRun::text("c", 0)];
-        assert_eq!(
-            encode_attributed_body(&runs).unwrap(),
-            encode_attributed_body(&[BodyRun::text("abc", 0)]).unwrap()
-        );
+        assert_eq!(encode_attributed_body(&runs).unwrap(), encode_attributed_body(&[BodyRun::text("abc", 0)]).unwrap());
     }
 
     #[test]
     fn a_repeated_attribute_set_reuses_its_number_without_a_dictionary() {
-        let runs = [
-            BodyRun::text("Hi ", 0),
-            BodyRun::mention("Bob", "bob@example.com", 0),
-            BodyRun::text("!", 0),
-        ];
+        let runs = [BodyRun::text("Hi ", 0), BodyRun::mention("Bob", "bob@example.com", 0), BodyRun::text("!", 0)];
         let bytes = encode_attributed_body(&runs).unwrap();
         // The last run: `iI` by reference, set 1 again, length 1, end of the root object.
         assert!(bytes.ends_with(&[0x01, 0x01, 0x86]), "{bytes:02x?}");
-        assert_eq!(
-            bytes
-                .windows(MESSAGE_PART.len())
-                .filter(|w| *w == MESSAGE_PART.as_bytes())
-                .count(),
-            2,
-            "the part key is one object per kind of run"
-        );
+        assert_eq!(bytes.windows(MESSAGE_PART.len()).filter(|w| *w == MESSAGE_PART.as_bytes()).count(), 2, "the part key is one object per kind of run");
     }
 
     #[test]
     fn impossible_runs_are_errors() {
-        let guid_on_text = BodyRun {
-            attachment_guid: Some("at_0_X".into()),
-            ..BodyRun::text("not an attachment", 0)
-        };
+        let guid_on_text = BodyRun { attachment_guid: Some("at_0_X".into()), ..BodyRun::text("not an attachment", 0) };
         assert!(encode_attributed_body(&[guid_on_text]).is_err());
         let twice = [BodyRun::attachment("g", 0), BodyRun::attachment("g", 1)];
         assert!(encode_attributed_body(&twice).is_err());
@@ -510,10 +402,7 @@ mod tests {
     #[test]
     fn empty_runs_give_the_blank_body() {
         let blank = encode_attributed_body(&[]).unwrap();
-        assert_eq!(
-            encode_attributed_body(&[BodyRun::text("", 3)]).unwrap(),
-            blank
-        );
+        assert_eq!(encode_attributed_body(&[BodyRun::text("", 3)]).unwrap(), blank);
         assert!(blank.ends_with(b"\x84\x01+\x00\x86\x86"));
     }
 }

@@ -120,23 +120,14 @@ impl Flattener {
         let scalar = match value {
             Value::Array(items) => {
                 let index = self.reserve();
-                let refs = items
-                    .iter()
-                    .map(|item| self.visit(item))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let refs = items.iter().map(|item| self.visit(item)).collect::<Result<Vec<_>, _>>()?;
                 self.objects[index] = Object::Array(refs);
                 return Ok(index);
             }
             Value::Dictionary(dict) => {
                 let index = self.reserve();
-                let keys = dict
-                    .keys()
-                    .map(|key| self.scalar(Scalar::String(key.clone())))
-                    .collect::<Vec<_>>();
-                let values = dict
-                    .values()
-                    .map(|value| self.visit(value))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let keys = dict.keys().map(|key| self.scalar(Scalar::String(key.clone()))).collect::<Vec<_>>();
+                let values = dict.values().map(|value| self.visit(value)).collect::<Result<Vec<_>, _>>()?;
                 self.objects[index] = Object::Dictionary(keys, values);
                 return Ok(index);
             }
@@ -157,29 +148,19 @@ impl Flattener {
         match node {
             Plist::Value(value) => self.visit(value),
             Plist::DistinctString(text) => {
-                self.objects
-                    .push(Object::Scalar(Scalar::String(text.clone())));
+                self.objects.push(Object::Scalar(Scalar::String(text.clone())));
                 Ok(self.objects.len() - 1)
             }
             Plist::Array(items) => {
                 let index = self.reserve();
-                let refs = items
-                    .iter()
-                    .map(|item| self.visit_node(item))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let refs = items.iter().map(|item| self.visit_node(item)).collect::<Result<Vec<_>, _>>()?;
                 self.objects[index] = Object::Array(refs);
                 Ok(index)
             }
             Plist::Dictionary(entries) => {
                 let index = self.reserve();
-                let keys = entries
-                    .iter()
-                    .map(|(key, _)| self.scalar(Scalar::String(key.clone())))
-                    .collect::<Vec<_>>();
-                let values = entries
-                    .iter()
-                    .map(|(_, value)| self.visit_node(value))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let keys = entries.iter().map(|(key, _)| self.scalar(Scalar::String(key.clone()))).collect::<Vec<_>>();
+                let values = entries.iter().map(|(_, value)| self.visit_node(value)).collect::<Result<Vec<_>, _>>()?;
                 self.objects[index] = Object::Dictionary(keys, values);
                 Ok(index)
             }
@@ -360,10 +341,7 @@ mod tests {
         dict.insert("data".into(), Value::Data(vec![1; 20]));
         dict.insert("uid".into(), Value::Uid(Uid::new(300)));
         dict.insert("yes".into(), Value::Boolean(true));
-        dict.insert(
-            "array".into(),
-            Value::Array((0..20).map(Value::from).collect()),
-        );
+        dict.insert("array".into(), Value::Array((0..20).map(Value::from).collect()));
         let value = Value::Dictionary(dict);
         assert_eq!(round_trip(&value), value);
     }
@@ -381,11 +359,7 @@ mod tests {
 
     #[test]
     fn distinct_strings_are_not_shared() {
-        let node = Plist::Array(vec![
-            Value::from("a").into(),
-            Plist::DistinctString("a".into()),
-            Value::from("a").into(),
-        ]);
+        let node = Plist::Array(vec![Value::from("a").into(), Plist::DistinctString("a".into()), Value::from("a").into()]);
         let bytes = write(&node).unwrap();
         assert_eq!(&bytes[8..12], &[0xa3, 0x01, 0x02, 0x01]);
         let value: Value = plist::from_bytes(&bytes).unwrap();

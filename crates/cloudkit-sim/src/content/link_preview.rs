@@ -54,25 +54,13 @@ pub struct LinkPreviewSpec {
 /// Encodes a link's `payloadData`.
 pub fn encode_link_preview(spec: &LinkPreviewSpec) -> Result<Vec<u8>, ContentError> {
     if spec.url.is_empty() || spec.original_url.is_empty() {
-        return Err(ContentError::invalid(
-            "a link preview needs its URL and original URL",
-        ));
+        return Err(ContentError::invalid("a link preview needs its URL and original URL"));
     }
     let mut archive = Archive::new();
     let root = archive.reserve();
     let metadata = metadata(&mut archive, spec);
     let class = archive.class("RichLink", Classes::None);
-    archive.put(
-        root,
-        vec![
-            (
-                "richLinkIsPlaceholder",
-                Value::Boolean(spec.is_placeholder).into(),
-            ),
-            ("richLinkMetadata", metadata),
-            ("$class", class),
-        ],
-    );
+    archive.put(root, vec![("richLinkIsPlaceholder", Value::Boolean(spec.is_placeholder).into()), ("richLinkMetadata", metadata), ("$class", class)]);
     bplist::write(&archive.finish(root))
 }
 
@@ -82,34 +70,18 @@ fn metadata(archive: &mut Archive, spec: &LinkPreviewSpec) -> Plist {
     let original_url = archive.url(&spec.original_url);
     let url = archive.url(&spec.url);
     let title = spec.title.as_deref().map(|title| archive.string(title));
-    let summary = spec
-        .summary
-        .as_deref()
-        .map(|summary| archive.string(summary));
-    let icon = spec
-        .icon_mime_type
-        .as_deref()
-        .map(|mime| icon_substitute(archive, mime));
+    let summary = spec.summary.as_deref().map(|summary| archive.string(summary));
+    let icon = spec.icon_mime_type.as_deref().map(|mime| icon_substitute(archive, mime));
     let icon_metadata = spec.icon_url.as_deref().map(|icon_url| {
         let index = archive.reserve();
         let url = archive.url(icon_url);
         let class = archive.class("LPIconMetadata", Classes::Distinct);
-        archive.put(
-            index,
-            vec![
-                ("version", Value::from(1).into()),
-                ("URL", url),
-                ("$class", class),
-            ],
-        )
+        archive.put(index, vec![("version", Value::from(1).into()), ("URL", url), ("$class", class)])
     });
     let icons = icon_metadata.clone().map(|icon| {
         let index = archive.reserve();
         let class = archive.class("NSArray", Classes::Shared);
-        archive.put(
-            index,
-            vec![("NS.objects", Plist::Array(vec![icon])), ("$class", class)],
-        )
+        archive.put(index, vec![("NS.objects", Plist::Array(vec![icon])), ("$class", class)])
     });
     let class = archive.class("LPLinkMetadata", Classes::Distinct);
 
@@ -124,10 +96,7 @@ fn metadata(archive: &mut Archive, spec: &LinkPreviewSpec) -> Plist {
         ("URL", Some(url)),
         ("icon", icon),
     ];
-    let entries = entries
-        .into_iter()
-        .filter_map(|(key, value)| value.map(|value| (key, value)))
-        .collect();
+    let entries = entries.into_iter().filter_map(|(key, value)| value.map(|value| (key, value))).collect();
     archive.put(index, entries)
 }
 
@@ -138,15 +107,7 @@ fn icon_substitute(archive: &mut Archive, mime_type: &str) -> Plist {
     let class = archive.class("RichLinkImageAttachmentSubstitute", Classes::None);
     archive.put(
         index,
-        vec![
-            ("imageType", Value::from(0).into()),
-            (
-                "richLinkImageAttachmentSubstituteIndex",
-                Value::from(0).into(),
-            ),
-            ("MIMEType", mime),
-            ("$class", class),
-        ],
+        vec![("imageType", Value::from(0).into()), ("richLinkImageAttachmentSubstituteIndex", Value::from(0).into()), ("MIMEType", mime), ("$class", class)],
     )
 }
 
@@ -176,10 +137,7 @@ struct Archive {
 
 impl Archive {
     fn new() -> Self {
-        Archive {
-            objects: vec![Value::from("$null").into()],
-            classes: HashMap::new(),
-        }
+        Archive { objects: vec![Value::from("$null").into()], classes: HashMap::new() }
     }
 
     /// Takes the next object number for an object whose contents come later.
@@ -190,14 +148,8 @@ impl Archive {
 
     /// Fills object `index` with `entries`; returns a reference to it.
     fn put(&mut self, index: u64, entries: Vec<(&str, Plist)>) -> Plist {
-        let object = entries
-            .into_iter()
-            .map(|(key, value)| (key.to_owned(), value))
-            .collect();
-        if let Some(slot) = usize::try_from(index)
-            .ok()
-            .and_then(|index| self.objects.get_mut(index))
-        {
+        let object = entries.into_iter().map(|(key, value)| (key.to_owned(), value)).collect();
+        if let Some(slot) = usize::try_from(index).ok().and_then(|index| self.objects.get_mut(index)) {
             *slot = Plist::Dictionary(object);
         }
         uid(index)
@@ -217,14 +169,7 @@ impl Archive {
         let index = self.reserve();
         let relative = self.string(url);
         let class = self.class("NSURL", Classes::Shared);
-        self.put(
-            index,
-            vec![
-                ("NS.base", uid(0)),
-                ("$class", class),
-                ("NS.relative", relative),
-            ],
-        )
+        self.put(index, vec![("NS.base", uid(0)), ("$class", class), ("NS.relative", relative)])
     }
 
     /// The class dictionary of `name`, written once.
@@ -251,10 +196,7 @@ impl Archive {
         Plist::Dictionary(vec![
             ("$version".into(), Value::from(ARCHIVE_VERSION).into()),
             ("$archiver".into(), Value::from("NSKeyedArchiver").into()),
-            (
-                "$top".into(),
-                Plist::Dictionary(vec![("root".into(), uid(root))]),
-            ),
+            ("$top".into(), Plist::Dictionary(vec![("root".into(), uid(root))])),
             ("$objects".into(), Plist::Array(self.objects)),
         ])
     }
@@ -266,10 +208,7 @@ mod tests {
 
     #[test]
     fn a_preview_needs_its_urls() {
-        let spec = LinkPreviewSpec {
-            url: "https://example.com/".into(),
-            ..LinkPreviewSpec::default()
-        };
+        let spec = LinkPreviewSpec { url: "https://example.com/".into(), ..LinkPreviewSpec::default() };
         assert!(encode_link_preview(&spec).is_err());
     }
 
@@ -284,15 +223,8 @@ mod tests {
         };
         let bytes = encode_link_preview(&spec).unwrap();
         let value: Value = plist::from_bytes(&bytes).unwrap();
-        let objects = value
-            .as_dictionary()
-            .and_then(|d| d.get("$objects"))
-            .and_then(Value::as_array)
-            .unwrap();
+        let objects = value.as_dictionary().and_then(|d| d.get("$objects")).and_then(Value::as_array).unwrap();
         let strings: Vec<&str> = objects.iter().filter_map(Value::as_string).collect();
-        assert_eq!(
-            strings,
-            ["$null", "https://a", "https://a/", "A", "About a"]
-        );
+        assert_eq!(strings, ["$null", "https://a", "https://a/", "A", "About a"]);
     }
 }

@@ -24,9 +24,7 @@ pub mod link_preview;
 pub mod summary_info;
 mod typedstream;
 
-pub use attributed_body::{
-    encode_attributed_body, encode_attributed_body_with, BodyRun, BodyStyle,
-};
+pub use attributed_body::{encode_attributed_body, encode_attributed_body_with, BodyRun, BodyStyle};
 pub use link_preview::{encode_link_preview, LinkPreviewSpec};
 pub use summary_info::{encode_summary_info, PartHistory, PartSpan, SummaryInfoSpec, VersionSpec};
 
@@ -50,10 +48,7 @@ pub enum ContentError {
 
 impl ContentError {
     pub(crate) fn out_of_range(what: &'static str, value: impl Into<i128>) -> Self {
-        ContentError::OutOfRange {
-            what,
-            value: value.into(),
-        }
+        ContentError::OutOfRange { what, value: value.into() }
     }
 
     pub(crate) fn invalid(detail: impl Into<String>) -> Self {

@@ -84,10 +84,7 @@ fn summary_value(spec: &SummaryInfoSpec) -> Result<Value, ContentError> {
         for history in &spec.edits {
             let key = part_key(history.part, "ec")?;
             if edits.contains_key(&key) {
-                return Err(ContentError::invalid(format!(
-                    "part {} has two edit histories",
-                    history.part
-                )));
+                return Err(ContentError::invalid(format!("part {} has two edit histories", history.part)));
             }
             edits.insert(key, versions(history)?);
         }
@@ -103,16 +100,10 @@ fn summary_value(spec: &SummaryInfoSpec) -> Result<Value, ContentError> {
         for span in &spec.parts {
             let key = part_key(span.part, "otr")?;
             if ranges.contains_key(&key) {
-                return Err(ContentError::invalid(format!(
-                    "part {} has two ranges",
-                    span.part
-                )));
+                return Err(ContentError::invalid(format!("part {} has two ranges", span.part)));
             }
             if span.offset < 0 || span.length < 0 {
-                return Err(ContentError::invalid(format!(
-                    "part {} has a negative range",
-                    span.part
-                )));
+                return Err(ContentError::invalid(format!("part {} has a negative range", span.part)));
             }
             let mut range = Dictionary::new();
             range.insert("lo".into(), Value::from(span.offset));
@@ -135,31 +126,19 @@ fn summary_value(spec: &SummaryInfoSpec) -> Result<Value, ContentError> {
 /// A part number as a dictionary key.
 fn part_key(part: i64, key: &str) -> Result<String, ContentError> {
     if part < 0 {
-        return Err(ContentError::invalid(format!(
-            "{key} names the negative part {part}"
-        )));
+        return Err(ContentError::invalid(format!("{key} names the negative part {part}")));
     }
     Ok(part.to_string())
 }
 
 fn versions(history: &PartHistory) -> Result<Value, ContentError> {
     if history.versions.is_empty() {
-        return Err(ContentError::invalid(format!(
-            "the edit history of part {} has no versions",
-            history.part
-        )));
+        return Err(ContentError::invalid(format!("the edit history of part {} has no versions", history.part)));
     }
     let mut versions = Vec::with_capacity(history.versions.len());
     for (index, version) in history.versions.iter().enumerate() {
-        let style = if index == 0 {
-            BodyStyle::EDIT_ORIGINAL
-        } else {
-            BodyStyle::EDIT
-        };
-        let text = encode_attributed_body_with(
-            &[BodyRun::text(version.text.clone(), history.part)],
-            style,
-        )?;
+        let style = if index == 0 { BodyStyle::EDIT_ORIGINAL } else { BodyStyle::EDIT };
+        let text = encode_attributed_body_with(&[BodyRun::text(version.text.clone(), history.part)], style)?;
         let mut entry = Dictionary::new();
         entry.insert("t".into(), Value::Data(text));
         entry.insert("d".into(), Value::Real(apple_seconds(version.date)));
@@ -188,28 +167,12 @@ mod tests {
 
     #[test]
     fn impossible_summaries_are_errors() {
-        let no_versions = SummaryInfoSpec {
-            edits: vec![PartHistory {
-                part: 0,
-                versions: vec![],
-            }],
-            ..SummaryInfoSpec::default()
-        };
+        let no_versions = SummaryInfoSpec { edits: vec![PartHistory { part: 0, versions: vec![] }], ..SummaryInfoSpec::default() };
         assert!(encode_summary_info(&no_versions).is_err());
-        let span = PartSpan {
-            part: 0,
-            offset: 0,
-            length: 1,
-        };
-        let twice = SummaryInfoSpec {
-            parts: vec![span, span],
-            ..SummaryInfoSpec::default()
-        };
+        let span = PartSpan { part: 0, offset: 0, length: 1 };
+        let twice = SummaryInfoSpec { parts: vec![span, span], ..SummaryInfoSpec::default() };
         assert!(encode_summary_info(&twice).is_err());
-        let negative = SummaryInfoSpec {
-            unsent_parts: vec![-1],
-            ..SummaryInfoSpec::default()
-        };
+        let negative = SummaryInfoSpec { unsent_parts: vec![-1], ..SummaryInfoSpec::default() };
         assert!(encode_summary_info(&negative).is_err());
     }
 }

@@ -49,10 +49,7 @@ pub(crate) struct Class {
     pub version: i64,
 }
 
-pub(crate) const NS_OBJECT: Class = Class {
-    name: "NSObject",
-    version: 0,
-};
+pub(crate) const NS_OBJECT: Class = Class { name: "NSObject", version: 0 };
 
 /// An index into the object table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,13 +71,8 @@ pub(crate) struct TypedStream {
 impl TypedStream {
     /// A stream holding only the header.
     pub fn new() -> Result<Self, ContentError> {
-        let mut stream = TypedStream {
-            out: Vec::with_capacity(256),
-            strings: HashMap::new(),
-            next_object: 0,
-            classes: HashMap::new(),
-            c_strings: HashMap::new(),
-        };
+        let mut stream =
+            TypedStream { out: Vec::with_capacity(256), strings: HashMap::new(), next_object: 0, classes: HashMap::new(), c_strings: HashMap::new() };
         stream.out.push(STREAMER_VERSION);
         stream.raw_bytes(SIGNATURE)?;
         stream.int(SYSTEM_VERSION)?;
@@ -111,8 +103,7 @@ impl TypedStream {
 
     /// An unsigned value counted by `usize` (a length), as an integer.
     pub fn length(&mut self, value: usize) -> Result<(), ContentError> {
-        let value = i32::try_from(value)
-            .map_err(|_| ContentError::out_of_range("typedstream length", value as u64))?;
+        let value = i32::try_from(value).map_err(|_| ContentError::out_of_range("typedstream length", value as u64))?;
         self.int(i64::from(value))
     }
 
@@ -254,13 +245,7 @@ mod tests {
     fn classes_take_object_slots_after_their_object() {
         let mut stream = TypedStream::new().unwrap();
         let header = stream.out.len();
-        let string = [
-            Class {
-                name: "NSString",
-                version: 1,
-            },
-            NS_OBJECT,
-        ];
+        let string = [Class { name: "NSString", version: 1 }, NS_OBJECT];
         let first = stream.begin_object(&string).unwrap();
         stream.end_object();
         let second = stream.begin_object(&string).unwrap();

@@ -34,9 +34,7 @@ macro_rules! sequence {
 /// A DER SET OF the given elements. `SetOfVec` encodes only elements it can also decode, so
 /// the elements go in as their encodings ([`Any`]); its `DerOrd` (header, then value bytes)
 /// is the X.690 order of the encodings.
-pub(crate) fn set_of<T: EncodeValue + Tagged>(
-    items: impl IntoIterator<Item = T>,
-) -> der::Result<SetOfVec<Any>> {
+pub(crate) fn set_of<T: EncodeValue + Tagged>(items: impl IntoIterator<Item = T>) -> der::Result<SetOfVec<Any>> {
     let encoded = items.into_iter().map(|item| Any::encode_from(&item));
     SetOfVec::try_from(encoded.collect::<der::Result<Vec<_>>>()?)
 }
@@ -47,11 +45,7 @@ fn octets(bytes: &[u8]) -> der::Result<OctetStringRef<'_>> {
 
 /// `[n] EXPLICIT value`.
 pub(crate) fn explicit<T>(number: TagNumber, value: &T) -> ContextSpecificRef<'_, T> {
-    ContextSpecificRef {
-        tag_number: number,
-        tag_mode: TagMode::Explicit,
-        value,
-    }
+    ContextSpecificRef { tag_number: number, tag_mode: TagMode::Explicit, value }
 }
 
 /// `[APPLICATION n] EXPLICIT value`.
@@ -71,10 +65,7 @@ impl<T: Encode> EncodeValue for Application<'_, T> {
 
 impl<T> Tagged for Application<'_, T> {
     fn tag(&self) -> Tag {
-        Tag::Application {
-            constructed: true,
-            number: self.number,
-        }
+        Tag::Application { constructed: true, number: self.number }
     }
 }
 
@@ -166,11 +157,7 @@ sequence!(ShareProtectionBody, s => [
 
 /// DER of a whole `PCSShareProtection`.
 pub(crate) fn share_protection_der(body: &ShareProtectionBody) -> der::Result<Vec<u8>> {
-    Application {
-        number: TagNumber::N1,
-        inner: body,
-    }
-    .to_der()
+    Application { number: TagNumber::N1, inner: body }.to_der()
 }
 
 /// `SEQUENCE { INTEGER 0, OCTET STRING '' }` (`tag1` of the identities).
@@ -214,11 +201,7 @@ sequence!(PublicKey, s => [
 
 /// DER of a whole `PCSPublicKey`.
 pub(crate) fn public_key_der(key: &PublicKey) -> der::Result<Vec<u8>> {
-    Application {
-        number: TagNumber::N1,
-        inner: key,
-    }
-    .to_der()
+    Application { number: TagNumber::N1, inner: key }.to_der()
 }
 
 /// Service-key attribute 3: `SEQUENCE { INTEGER flags }`.
@@ -262,9 +245,5 @@ sequence!(ProtectionKeySetBody, s => [
 
 /// DER of a whole `PCSShareProtectionKeySet`.
 pub(crate) fn protection_key_set_der(body: &ProtectionKeySetBody) -> der::Result<Vec<u8>> {
-    Application {
-        number: TagNumber::N2,
-        inner: body,
-    }
-    .to_der()
+    Application { number: TagNumber::N2, inner: body }.to_der()
 }

@@ -18,8 +18,8 @@ use super::PcsError;
 
 /// `(p - 1) / 2` of P-256, big-endian: a compact key's y is at most this.
 const HALF_P: [u8; 32] = [
-    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 ];
 
 /// PCS service number of the Messages3 identity (`PCSPublicKey.pcsservice`).
@@ -60,9 +60,7 @@ pub struct SimEcKey {
 
 impl std::fmt::Debug for SimEcKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimEcKey")
-            .field("x", &self.x)
-            .finish_non_exhaustive()
+        f.debug_struct("SimEcKey").field("x", &self.x).finish_non_exhaustive()
     }
 }
 
@@ -88,10 +86,7 @@ impl SimEcKey {
         if !is_compact_y(&affine_y(&point)) {
             return Err(PcsError::NotCompact);
         }
-        Ok(SimEcKey {
-            secret,
-            x: point.x().into(),
-        })
+        Ok(SimEcKey { secret, x: point.x().into() })
     }
 
     /// The compact public key (x only).
@@ -165,16 +160,11 @@ fn wrap_message(key: &[u8; 16]) -> [u8; 40] {
 pub const WRAPPED_LEN: usize = 2 + 32 + 1 + 48;
 
 /// Wraps `key` to the compact public key `recipient_x` with the ephemeral key `ephemeral`.
-pub(crate) fn wrap_to(
-    recipient_x: &[u8; 32],
-    key: &[u8; 16],
-    ephemeral: &SimEcKey,
-) -> Result<[u8; WRAPPED_LEN], PcsError> {
+pub(crate) fn wrap_to(recipient_x: &[u8; 32], key: &[u8; 16], ephemeral: &SimEcKey) -> Result<[u8; WRAPPED_LEN], PcsError> {
     let shared_x = ephemeral.ecdh_x(recipient_x)?;
     let kek = aes_kw::KekAes128::from(kek(&shared_x));
     let mut wrapped = [0u8; 48];
-    kek.wrap(&wrap_message(key), &mut wrapped)
-        .map_err(|_| PcsError::Crypto("AES key wrap"))?;
+    kek.wrap(&wrap_message(key), &mut wrapped).map_err(|_| PcsError::Crypto("AES key wrap"))?;
     let mut out = [0u8; WRAPPED_LEN];
     out[..2].copy_from_slice(&256u16.to_be_bytes());
     out[2..34].copy_from_slice(&ephemeral.public_x());

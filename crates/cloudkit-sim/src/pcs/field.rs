@@ -78,9 +78,7 @@ pub struct RecordKey {
 impl std::fmt::Debug for RecordKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print key material; the short id names the key well enough.
-        f.debug_struct("RecordKey")
-            .field("short_id", &self.short_id())
-            .finish_non_exhaustive()
+        f.debug_struct("RecordKey").field("short_id", &self.short_id()).finish_non_exhaustive()
     }
 }
 
@@ -96,22 +94,9 @@ impl RecordKey {
     pub fn new(raw: [u8; 16]) -> Self {
         let key_id = key_id(&raw);
         let enc_key = kdf(&raw, LABEL_ENCRYPTION_KEY);
-        let header = [
-            HEADER_VERSION,
-            key_id[0],
-            key_id[1],
-            HEADER_KEY_ID_MARK,
-            key_id[2],
-            key_id[3],
-        ];
+        let header = [HEADER_VERSION, key_id[0], key_id[1], HEADER_KEY_ID_MARK, key_id[2], key_id[3]];
         let cipher = FieldGcm::new(&enc_key.into());
-        RecordKey {
-            raw,
-            key_id,
-            enc_key,
-            header,
-            cipher,
-        }
+        RecordKey { raw, key_id, enc_key, header, cipher }
     }
 
     /// The 16 raw key bytes.
@@ -126,12 +111,7 @@ impl RecordKey {
 
     /// `key_id[0..4]`: a record's `pcsKey`, and the key-id bytes of every field header.
     pub fn short_id(&self) -> [u8; 4] {
-        [
-            self.key_id[0],
-            self.key_id[1],
-            self.key_id[2],
-            self.key_id[3],
-        ]
+        [self.key_id[0], self.key_id[1], self.key_id[2], self.key_id[3]]
     }
 
     /// The derived AES-128-GCM key (`KDF(k, "encryption key key m")`).
@@ -148,12 +128,7 @@ impl RecordKey {
 
     /// Encrypts `plaintext` with AAD `header || context` under the given IV, giving the whole
     /// stored value: header, IV, tag, body. Fails only for a plaintext beyond GCM's limit.
-    pub fn encrypt(
-        &self,
-        plaintext: &[u8],
-        context: &[u8],
-        iv: [u8; 12],
-    ) -> Result<Vec<u8>, PcsError> {
+    pub fn encrypt(&self, plaintext: &[u8], context: &[u8], iv: [u8; 12]) -> Result<Vec<u8>, PcsError> {
         let body_at = HEADER_LEN + IV_LEN + TAG_LEN;
         let mut out = Vec::with_capacity(body_at + plaintext.len());
         out.extend_from_slice(&self.header);
@@ -162,11 +137,7 @@ impl RecordKey {
         out.extend_from_slice(plaintext);
         let tag = self
             .cipher
-            .encrypt_in_place_detached(
-                Nonce::from_slice(&iv),
-                &self.aad(context),
-                &mut out[body_at..],
-            )
+            .encrypt_in_place_detached(Nonce::from_slice(&iv), &self.aad(context), &mut out[body_at..])
             .map_err(|_| PcsError::Crypto("field plaintext too long for AES-GCM"))?;
         out[HEADER_LEN + IV_LEN..body_at].copy_from_slice(&tag);
         Ok(out)
@@ -176,9 +147,7 @@ impl RecordKey {
     pub fn decrypt(&self, ciphertext: &[u8], context: &[u8]) -> Result<Vec<u8>, PcsError> {
         let body_at = HEADER_LEN + IV_LEN + TAG_LEN;
         if ciphertext.len() < body_at {
-            return Err(PcsError::Malformed(
-                "encrypted field shorter than its header",
-            ));
+            return Err(PcsError::Malformed("encrypted field shorter than its header"));
         }
         if ciphertext[..HEADER_LEN] != self.header {
             return Err(PcsError::Malformed("encrypted field names another key"));

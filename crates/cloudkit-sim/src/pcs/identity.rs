@@ -42,32 +42,14 @@ pub fn keyid(x: &[u8; 32]) -> [u8; 20] {
 fn service_attributes() -> Result<Vec<Attribute>, PcsError> {
     let (year, month, day) = CREATED;
     let time = GeneralizedTime::from_date_time(DateTime::new(year, month, day, 0, 0, 0)?);
-    Ok(vec![
-        Attribute {
-            key: 3,
-            value: ManateeFlags { flags: 0 }.to_der()?,
-        },
-        Attribute {
-            key: 1,
-            value: BuildAndTime { build: BUILD, time }.to_der()?,
-        },
-    ])
+    Ok(vec![Attribute { key: 3, value: ManateeFlags { flags: 0 }.to_der()? }, Attribute { key: 1, value: BuildAndTime { build: BUILD, time }.to_der()? }])
 }
 
 /// `service`'s public identity, signed by `master`.
 fn signed_public(service: &SimEcKey, master: &SimEcKey) -> Result<PublicKey, PcsError> {
-    let mut public = PublicKey {
-        service: MESSAGES3_SERVICE,
-        unk1: 1,
-        pub_key: service.public_x(),
-        attributes: Some(service_attributes()?),
-        signature: None,
-    };
+    let mut public = PublicKey { service: MESSAGES3_SERVICE, unk1: 1, pub_key: service.public_x(), attributes: Some(service_attributes()?), signature: None };
     let signed = public_key_der(&public)?;
-    public.signature = Some(Signature {
-        keyid: keyid(&master.public_x()).to_vec(),
-        signature: master.sign(&signed),
-    });
+    public.signature = Some(Signature { keyid: keyid(&master.public_x()).to_vec(), signature: master.sign(&signed) });
     Ok(public)
 }
 
@@ -79,10 +61,7 @@ pub fn service_public_identity_der(service: &SimEcKey, master: &SimEcKey) -> Res
 /// The service identity's keychain form (`v_Data`): `PCSPrivateKey` V1 `SEQUENCE { key OCTET
 /// STRING (x || d), public PCSPublicKey }`, the public part signed by `master`.
 pub fn service_keychain_der(service: &SimEcKey, master: &SimEcKey) -> Result<Vec<u8>, PcsError> {
-    let key = PrivateKeyV1 {
-        key: service.compact_private().to_vec(),
-        public: Some(signed_public(service, master)?),
-    };
+    let key = PrivateKeyV1 { key: service.compact_private().to_vec(), public: Some(signed_public(service, master)?) };
     Ok(key.to_der()?)
 }
 

@@ -23,9 +23,7 @@ pub mod protection;
 pub use ec::SimEcKey;
 pub use field::{kdf, key_id, RecordKey};
 pub use identity::{service_keychain_der, service_public_identity_der};
-pub use protection::{
-    protection_info_tag, record_protection, zone_protection, Previous, Protection, ProtectionSpec,
-};
+pub use protection::{protection_info_tag, record_protection, zone_protection, Previous, Protection, ProtectionSpec};
 
 /// Where a protection's random values come from: a seeded RNG in the simulator (blanket impl
 /// for every [`rand::RngCore`]), recorded values in tests.

@@ -16,20 +16,11 @@ use der::asn1::{AnyRef, OctetStringRef, Utf8StringRef};
 use der::{Decode, DecodeValue, FixedTag, Header, Reader, SliceReader, Tag, TagNumber};
 
 /// `[APPLICATION 1]`, the outer tag of PCSShareProtection and PCSPublicKey.
-const APPLICATION_1: Tag = Tag::Application {
-    constructed: true,
-    number: TagNumber::N1,
-};
+const APPLICATION_1: Tag = Tag::Application { constructed: true, number: TagNumber::N1 };
 /// `[APPLICATION 2]`, the outer tag of PCSShareProtectionKeySet.
-const APPLICATION_2: Tag = Tag::Application {
-    constructed: true,
-    number: TagNumber::N2,
-};
+const APPLICATION_2: Tag = Tag::Application { constructed: true, number: TagNumber::N2 };
 /// `[APPLICATION 5]`, PCSPrivateKey V2.
-const APPLICATION_5: Tag = Tag::Application {
-    constructed: true,
-    number: TagNumber::N5,
-};
+const APPLICATION_5: Tag = Tag::Application { constructed: true, number: TagNumber::N5 };
 
 /// Reads an `[n] EXPLICIT` field if it comes next and returns the one TLV inside it.
 fn explicit<'a, R: Reader<'a>>(r: &mut R, number: TagNumber) -> der::Result<Option<&'a [u8]>> {
@@ -38,16 +29,12 @@ fn explicit<'a, R: Reader<'a>>(r: &mut R, number: TagNumber) -> der::Result<Opti
     };
     let tag = Tag::try_from(byte)?;
     match tag {
-        Tag::ContextSpecific {
-            number: n,
-            constructed,
-        } if n == number => {
+        Tag::ContextSpecific { number: n, constructed } if n == number => {
             if !constructed {
                 return Err(tag.non_canonical_error());
             }
             let header = Header::decode(r)?;
-            r.read_nested(header.length, |inner| inner.tlv_bytes())
-                .map(Some)
+            r.read_nested(header.length, |inner| inner.tlv_bytes()).map(Some)
         }
         _ => Ok(None),
     }
@@ -58,10 +45,7 @@ fn required_explicit<'a, R: Reader<'a>>(r: &mut R, number: TagNumber) -> der::Re
     match explicit(r, number)? {
         Some(inner) => Ok(inner),
         None => {
-            let expected = Tag::ContextSpecific {
-                constructed: true,
-                number,
-            };
+            let expected = Tag::ContextSpecific { constructed: true, number };
             Err(match r.peek_tag() {
                 Ok(actual) => actual.unexpected_error(Some(expected)),
                 Err(e) => e,
@@ -74,15 +58,7 @@ fn required_explicit<'a, R: Reader<'a>>(r: &mut R, number: TagNumber) -> der::Re
 /// strings with the shorter one padded with trailing zeros.
 fn der_set_order(a: &[u8], b: &[u8]) -> Ordering {
     let n = a.len().max(b.len());
-    (0..n)
-        .map(|i| {
-            (
-                a.get(i).copied().unwrap_or(0),
-                b.get(i).copied().unwrap_or(0),
-            )
-        })
-        .find(|(x, y)| x != y)
-        .map_or(Ordering::Equal, |(x, y)| x.cmp(&y))
+    (0..n).map(|i| (a.get(i).copied().unwrap_or(0), b.get(i).copied().unwrap_or(0))).find(|(x, y)| x != y).map_or(Ordering::Equal, |(x, y)| x.cmp(&y))
 }
 
 /// Decodes one whole TLV `tlv` as a `SET OF T` (elements kept in their DER order).
@@ -143,10 +119,7 @@ pub(crate) struct KeyRef<'a> {
     pub keytype: u32,
     pub pub_key: &'a [u8],
 }
-sequence!(KeyRef, |r| Ok(KeyRef {
-    keytype: r.decode()?,
-    pub_key: octets(r)?
-}));
+sequence!(KeyRef, |r| Ok(KeyRef { keytype: r.decode()?, pub_key: octets(r)? }));
 
 /// `PCSSignature ::= SEQUENCE { keyid OCTET STRING, digest INTEGER, signature OCTET STRING }`.
 #[derive(Debug, Clone, Copy)]
@@ -155,11 +128,7 @@ pub(crate) struct Signature<'a> {
     pub digest: u32,
     pub signature: &'a [u8],
 }
-sequence!(Signature, |r| Ok(Signature {
-    keyid: octets(r)?,
-    digest: r.decode()?,
-    signature: octets(r)?
-}));
+sequence!(Signature, |r| Ok(Signature { keyid: octets(r)?, digest: r.decode()?, signature: octets(r)? }));
 
 /// `PCSAttribute ::= SEQUENCE { key INTEGER, value OCTET STRING }`.
 #[derive(Debug, Clone, Copy)]
@@ -167,10 +136,7 @@ pub(crate) struct Attribute<'a> {
     pub key: u32,
     pub value: &'a [u8],
 }
-sequence!(Attribute, |r| Ok(Attribute {
-    key: r.decode()?,
-    value: octets(r)?
-}));
+sequence!(Attribute, |r| Ok(Attribute { key: r.decode()?, value: octets(r)? }));
 
 /// `PCSShareKey ::= SEQUENCE { decryption_key PCSKeyRef, ciphertext OCTET STRING, flags INTEGER OPTIONAL }`.
 #[derive(Debug, Clone, Copy)]
@@ -179,11 +145,7 @@ pub(crate) struct ShareKey<'a> {
     pub ciphertext: &'a [u8],
     pub flags: Option<u32>,
 }
-sequence!(ShareKey, |r| Ok(ShareKey {
-    decryption_key: r.decode()?,
-    ciphertext: octets(r)?,
-    flags: r.decode()?
-}));
+sequence!(ShareKey, |r| Ok(ShareKey { decryption_key: r.decode()?, ciphertext: octets(r)?, flags: r.decode()? }));
 
 /// `PCSKeySet ::= SEQUENCE { INTEGER, SET OF PCSShareKey, [0] EXPLICIT SEQUENCE OF PCSAttribute OPTIONAL }`.
 #[derive(Debug)]
@@ -204,10 +166,7 @@ struct SignatureData<'a> {
     version: u32,
     data: &'a [u8],
 }
-sequence!(SignatureData, |r| Ok(SignatureData {
-    version: r.decode()?,
-    data: octets(r)?
-}));
+sequence!(SignatureData, |r| Ok(SignatureData { version: r.decode()?, data: octets(r)? }));
 
 /// `PCSObjectSignature` (inside `signature_data.data`), with the raw bare SEQUENCE OF of its
 /// `[2]` and `[3]` fields, which the signed digest includes as encoded.
@@ -228,9 +187,7 @@ sequence!(ObjectSignature, |r| {
     let public = r.decode()?;
     let signature = r.decode()?;
     let symm_key_count = explicit(r, TagNumber::N0)?.map(u32::from_der).transpose()?;
-    let signature_2 = explicit(r, TagNumber::N1)?
-        .map(Signature::from_der)
-        .transpose()?;
+    let signature_2 = explicit(r, TagNumber::N1)?.map(Signature::from_der).transpose()?;
     let ec_key_list_raw = explicit(r, TagNumber::N2)?;
     if let Some(list) = ec_key_list_raw {
         sequence_of::<KeyRef>(list)?;
@@ -239,16 +196,7 @@ sequence!(ObjectSignature, |r| {
     if let Some(attrs) = attributes_raw {
         sequence_of::<Attribute>(attrs)?;
     }
-    Ok(ObjectSignature {
-        roll_count,
-        outer_sign_key_type,
-        public,
-        signature,
-        symm_key_count,
-        signature_2,
-        ec_key_list_raw,
-        attributes_raw,
-    })
+    Ok(ObjectSignature { roll_count, outer_sign_key_type, public, signature, symm_key_count, signature_2, ec_key_list_raw, attributes_raw })
 });
 
 /// `PCSShareProtection ::= [APPLICATION 1] EXPLICIT SEQUENCE { … }` with the raw bytes the
@@ -277,20 +225,13 @@ impl<'a> ShareProtection<'a> {
             outer.sequence(|r| {
                 let keyset_raw = r.tlv_bytes()?;
                 let keyset = KeySet::from_der(keyset_raw)?;
-                let meta =
-                    OctetStringRef::from_der(required_explicit(r, TagNumber::N0)?)?.as_bytes();
+                let meta = OctetStringRef::from_der(required_explicit(r, TagNumber::N0)?)?.as_bytes();
                 let signature_data = SignatureData::from_der(required_explicit(r, TagNumber::N1)?)?;
                 let object_signature = ObjectSignature::from_der(signature_data.data)?;
                 let hmac = octets(r)?;
-                let truncated_key_id =
-                    OctetStringRef::from_der(required_explicit(r, TagNumber::N2)?)?.as_bytes();
-                let signature = explicit(r, TagNumber::N3)?
-                    .map(Signature::from_der)
-                    .transpose()?;
-                let attributes = explicit(r, TagNumber::N4)?
-                    .map(sequence_of::<Attribute>)
-                    .transpose()?
-                    .unwrap_or_default();
+                let truncated_key_id = OctetStringRef::from_der(required_explicit(r, TagNumber::N2)?)?.as_bytes();
+                let signature = explicit(r, TagNumber::N3)?.map(Signature::from_der).transpose()?;
+                let attributes = explicit(r, TagNumber::N4)?.map(sequence_of::<Attribute>).transpose()?.unwrap_or_default();
                 Ok(ShareProtection {
                     keyset_raw,
                     keyset,
@@ -318,10 +259,7 @@ pub(crate) struct Identities<'a> {
 }
 sequence!(Identities, |r| {
     let symm_keys = match explicit(r, TagNumber::N0)? {
-        Some(set) => set_of::<OctetStringRef>(set)?
-            .into_iter()
-            .map(|o| o.as_bytes())
-            .collect(),
+        Some(set) => set_of::<OctetStringRef>(set)?.into_iter().map(|o| o.as_bytes()).collect(),
         None => Vec::new(),
     };
     let tag1 = required_explicit(r, TagNumber::N1)?;
@@ -330,16 +268,10 @@ sequence!(Identities, |r| {
         octets(t).map(|_| ())
     })?;
     let identity_keysets = match explicit(r, TagNumber::N2)? {
-        Some(set) => set_of::<IdentityData>(set)?
-            .into_iter()
-            .map(|i| i.keyset)
-            .collect(),
+        Some(set) => set_of::<IdentityData>(set)?.into_iter().map(|i| i.keyset).collect(),
         None => Vec::new(),
     };
-    Ok(Identities {
-        symm_keys,
-        identity_keysets,
-    })
+    Ok(Identities { symm_keys, identity_keysets })
 });
 
 /// `SEQUENCE { INTEGER, OCTET STRING (DER PCSShareProtectionKeySet) }`.
@@ -382,20 +314,13 @@ impl<'a> ProtectionKeySet<'a> {
         let mut der_without_hash = Vec::with_capacity(body_len + 8);
         let sequence = Header::new(Tag::Sequence, body_len)?;
         let sequence_len = der::Encode::encoded_len(&sequence)?;
-        let outer = Header::new(
-            APPLICATION_2,
-            (sequence_len + der::Length::try_from(body_len)?)?,
-        )?;
+        let outer = Header::new(APPLICATION_2, (sequence_len + der::Length::try_from(body_len)?)?)?;
         der::Encode::encode_to_vec(&outer, &mut der_without_hash)?;
         der::Encode::encode_to_vec(&sequence, &mut der_without_hash)?;
         der_without_hash.extend_from_slice(name_raw);
         der_without_hash.extend_from_slice(keys_raw);
         der_without_hash.extend_from_slice(others_raw);
-        Ok(ProtectionKeySet {
-            keys,
-            hash,
-            der_without_hash,
-        })
+        Ok(ProtectionKeySet { keys, hash, der_without_hash })
     }
 }
 
@@ -403,10 +328,7 @@ impl<'a> ProtectionKeySet<'a> {
 /// OPTIONAL }, V2 [APPLICATION 5] … }`. Only V1 is read (Messages3 keys are V1).
 #[derive(Debug)]
 pub(crate) enum PrivateKeyDer<'a> {
-    V1 {
-        key: &'a [u8],
-        public: Option<PublicKeyDer<'a>>,
-    },
+    V1 { key: &'a [u8], public: Option<PublicKeyDer<'a>> },
     V2,
 }
 
@@ -416,11 +338,7 @@ impl<'a> Decode<'a> for PrivateKeyDer<'a> {
         match header.tag {
             Tag::Sequence => r.read_nested(header.length, |r| {
                 let key = octets(r)?;
-                let public = if r.is_finished() {
-                    None
-                } else {
-                    Some(PublicKeyDer::from_der(r.tlv_bytes()?)?)
-                };
+                let public = if r.is_finished() { None } else { Some(PublicKeyDer::from_der(r.tlv_bytes()?)?) };
                 Ok(PrivateKeyDer::V1 { key, public })
             }),
             APPLICATION_5 => {
@@ -457,10 +375,7 @@ impl<'a> PublicKeyDer<'a> {
                 let key = r.tlv_bytes()?;
                 let pub_key = OctetStringRef::from_der(key)?.as_bytes();
                 let mut unsigned_fields = vec![service, unk1, key];
-                let attributes_tag = Tag::ContextSpecific {
-                    constructed: true,
-                    number: TagNumber::N0,
-                };
+                let attributes_tag = Tag::ContextSpecific { constructed: true, number: TagNumber::N0 };
                 if r.peek_tag().ok() == Some(attributes_tag) {
                     let raw = r.tlv_bytes()?;
                     let mut inner = SliceReader::new(raw)?;
@@ -469,14 +384,8 @@ impl<'a> PublicKeyDer<'a> {
                     sequence_of::<Attribute>(attrs)?;
                     unsigned_fields.push(raw);
                 }
-                let signature = explicit(r, TagNumber::N1)?
-                    .map(Signature::from_der)
-                    .transpose()?;
-                Ok(PublicKeyDer {
-                    pub_key,
-                    unsigned_fields,
-                    signature,
-                })
+                let signature = explicit(r, TagNumber::N1)?.map(Signature::from_der).transpose()?;
+                Ok(PublicKeyDer { pub_key, unsigned_fields, signature })
             })
         })?;
         r.finish(public)
@@ -504,29 +413,18 @@ mod tests {
     fn set_order_is_x690() {
         assert_eq!(der_set_order(&[1, 2], &[1, 2, 0]), Ordering::Equal);
         assert_eq!(der_set_order(&[1, 2], &[1, 3]), Ordering::Less);
-        assert_eq!(
-            der_set_order(&[0x30, 0x7f], &[0x30, 0x7c, 0xff]),
-            Ordering::Greater
-        );
+        assert_eq!(der_set_order(&[0x30, 0x7f], &[0x30, 0x7c, 0xff]), Ordering::Greater);
     }
 
     #[test]
     fn unsorted_set_and_primitive_explicit_tag_are_refused() {
         // SET { OCTET STRING 02, OCTET STRING 01 }
         assert!(set_of::<OctetStringRef>(&[0x31, 6, 4, 1, 2, 4, 1, 1]).is_err());
-        assert_eq!(
-            set_of::<OctetStringRef>(&[0x31, 6, 4, 1, 1, 4, 1, 2])
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(set_of::<OctetStringRef>(&[0x31, 6, 4, 1, 1, 4, 1, 2]).unwrap().len(), 2);
         // [0] primitive around an INTEGER
         let mut r = SliceReader::new(&[0x80, 3, 2, 1, 5]).unwrap();
         assert!(explicit(&mut r, TagNumber::N0).is_err());
         let mut r = SliceReader::new(&[0xa0, 3, 2, 1, 5]).unwrap();
-        assert_eq!(
-            explicit(&mut r, TagNumber::N0).unwrap(),
-            Some(&[2u8, 1, 5][..])
-        );
+        assert_eq!(explicit(&mut r, TagNumber::N0).unwrap(), Some(&[2u8, 1, 5][..]));
     }
 }

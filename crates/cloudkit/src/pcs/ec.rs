@@ -15,14 +15,14 @@ use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::{FieldBytes, NonZeroScalar, PublicKey, SecretKey};
 
 use super::asn1::PrivateKeyDer;
-use super::hex;
 use super::failure::ProtectionFailure;
+use super::hex;
 use crate::error::{Error, Result};
 
 /// (p − 1) / 2 for P-256, big-endian: a compact key's y is at most this.
 const HALF_P: [u8; 32] = [
-    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 ];
 
 pub(crate) const SERVICE_IDENTITY: &str = "service identity";
@@ -53,22 +53,16 @@ impl EcPublicKey {
 
     /// The point named by a compact 32-byte x: the root y with 2y < p.
     pub fn from_compact(x: &[u8]) -> Result<Self, ProtectionFailure> {
-        let x: [u8; 32] = x
-            .try_into()
-            .map_err(|_| ProtectionFailure::InvalidPublicKey("compact key is not 32 bytes"))?;
+        let x: [u8; 32] = x.try_into().map_err(|_| ProtectionFailure::InvalidPublicKey("compact key is not 32 bytes"))?;
         let mut sec1 = [0u8; 33];
         sec1[0] = 0x02;
         sec1[1..].copy_from_slice(&x);
-        let point = PublicKey::from_sec1_bytes(&sec1)
-            .map_err(|_| ProtectionFailure::InvalidPublicKey("x is not on P-256"))?;
+        let point = PublicKey::from_sec1_bytes(&sec1).map_err(|_| ProtectionFailure::InvalidPublicKey("x is not on P-256"))?;
         let encoded = point.to_encoded_point(false);
-        let high = encoded
-            .y()
-            .is_some_and(|y| y.as_slice() > HALF_P.as_slice());
+        let high = encoded.y().is_some_and(|y| y.as_slice() > HALF_P.as_slice());
         let point = if high {
             sec1[0] = 0x03;
-            PublicKey::from_sec1_bytes(&sec1)
-                .map_err(|_| ProtectionFailure::InvalidPublicKey("x is not on P-256"))?
+            PublicKey::from_sec1_bytes(&sec1).map_err(|_| ProtectionFailure::InvalidPublicKey("x is not on P-256"))?
         } else {
             point
         };
@@ -77,9 +71,7 @@ impl EcPublicKey {
 
     /// A SEC1 point (uncompressed `04‖x‖y` or compressed).
     pub fn from_sec1(bytes: &[u8]) -> Result<Self, ProtectionFailure> {
-        PublicKey::from_sec1_bytes(bytes)
-            .map(Self::from_point)
-            .map_err(|_| ProtectionFailure::InvalidPublicKey("not a SEC1 P-256 point"))
+        PublicKey::from_sec1_bytes(bytes).map(Self::from_point).map_err(|_| ProtectionFailure::InvalidPublicKey("not a SEC1 P-256 point"))
     }
 
     /// The 32-byte big-endian x coordinate.
@@ -96,9 +88,7 @@ impl EcPublicKey {
         let Ok(signature) = Signature::from_der(signature_der) else {
             return false;
         };
-        VerifyingKey::from(&self.point)
-            .verify(msg, &signature)
-            .is_ok()
+        VerifyingKey::from(&self.point).verify(msg, &signature).is_ok()
     }
 }
 
@@ -119,52 +109,38 @@ impl std::fmt::Debug for EcKey {
 impl EcKey {
     /// 64 bytes `x ‖ d`; `x` must be `d·G`.
     pub fn from_compact_private(bytes: &[u8]) -> Result<EcKey> {
-        Self::parse_compact_private(bytes).map_err(|failure| Error::Protection {
-            layer: SERVICE_IDENTITY,
-            failure,
-        })
+        Self::parse_compact_private(bytes).map_err(|failure| Error::Protection { layer: SERVICE_IDENTITY, failure })
     }
 
     /// The key of a keychain `v_Data` without the signature check (unit tests of the opener).
     #[cfg(test)]
     pub(crate) fn parse_keychain_der(der: &[u8]) -> Result<EcKey, ProtectionFailure> {
         use der::Decode;
-        let decoded = PrivateKeyDer::from_der(der)
-            .map_err(|e| ProtectionFailure::Der(format!("PCSPrivateKey: {e}")))?;
+        let decoded = PrivateKeyDer::from_der(der).map_err(|e| ProtectionFailure::Der(format!("PCSPrivateKey: {e}")))?;
         Self::from_private_der(&decoded)
     }
 
-    pub(crate) fn from_private_der(
-        decoded: &PrivateKeyDer<'_>,
-    ) -> Result<EcKey, ProtectionFailure> {
+    pub(crate) fn from_private_der(decoded: &PrivateKeyDer<'_>) -> Result<EcKey, ProtectionFailure> {
         match decoded {
             PrivateKeyDer::V1 { key, public } => {
                 let ec = Self::parse_compact_private(key)?;
                 if let Some(public) = public {
                     if public.pub_key != ec.public.x {
-                        return Err(ProtectionFailure::PrivateKeyMismatch {
-                            x: hex(public.pub_key),
-                        });
+                        return Err(ProtectionFailure::PrivateKeyMismatch { x: hex(public.pub_key) });
                     }
                 }
                 Ok(ec)
             }
-            PrivateKeyDer::V2 => Err(ProtectionFailure::InvalidPrivateKey(
-                "PCSPrivateKey V2 is not supported",
-            )),
+            PrivateKeyDer::V2 => Err(ProtectionFailure::InvalidPrivateKey("PCSPrivateKey V2 is not supported")),
         }
     }
 
     pub(crate) fn parse_compact_private(bytes: &[u8]) -> Result<EcKey, ProtectionFailure> {
         if bytes.len() != 64 {
-            return Err(ProtectionFailure::InvalidPrivateKey(
-                "compact private key is not 64 bytes (x‖d)",
-            ));
+            return Err(ProtectionFailure::InvalidPrivateKey("compact private key is not 64 bytes (x‖d)"));
         }
         let (x, d) = bytes.split_at(32);
-        let secret = SecretKey::from_slice(d).map_err(|_| {
-            ProtectionFailure::InvalidPrivateKey("scalar is zero or not below the group order")
-        })?;
+        let secret = SecretKey::from_slice(d).map_err(|_| ProtectionFailure::InvalidPrivateKey("scalar is zero or not below the group order"))?;
         let public = EcPublicKey::from_point(secret.public_key());
         if public.x.as_slice() != x {
             return Err(ProtectionFailure::PrivateKeyMismatch { x: hex(x) });
@@ -211,10 +187,7 @@ pub(crate) fn public_of_scalar(be: [u8; 32]) -> Option<(NonZeroScalar, EcPublicK
     use p256::elliptic_curve::ops::Reduce;
     let scalar = <p256::Scalar as Reduce<p256::U256>>::reduce_bytes(&FieldBytes::from(be));
     let nz = Option::<NonZeroScalar>::from(NonZeroScalar::new(scalar))?;
-    Some((
-        nz,
-        EcPublicKey::from_point(PublicKey::from_secret_scalar(&nz)),
-    ))
+    Some((nz, EcPublicKey::from_point(PublicKey::from_secret_scalar(&nz))))
 }
 
 #[cfg(test)]
@@ -222,10 +195,7 @@ mod tests {
     use super::*;
 
     fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     #[test]
@@ -247,25 +217,13 @@ mod tests {
         let key = EcKey::parse_compact_private(&good).unwrap();
         assert_eq!(key.compact_private().to_vec(), good);
         let debug = format!("{key:?}");
-        assert!(
-            debug.contains("f893ec29") && !debug.contains("b4bb453a"),
-            "{debug}"
-        );
+        assert!(debug.contains("f893ec29") && !debug.contains("b4bb453a"), "{debug}");
         let mut bad = good.clone();
         bad[0] ^= 1;
-        assert!(matches!(
-            EcKey::parse_compact_private(&bad),
-            Err(ProtectionFailure::PrivateKeyMismatch { .. })
-        ));
-        assert!(matches!(
-            EcKey::parse_compact_private(&good[..63]),
-            Err(ProtectionFailure::InvalidPrivateKey(_))
-        ));
+        assert!(matches!(EcKey::parse_compact_private(&bad), Err(ProtectionFailure::PrivateKeyMismatch { .. })));
+        assert!(matches!(EcKey::parse_compact_private(&good[..63]), Err(ProtectionFailure::InvalidPrivateKey(_))));
         let mut zero = good.clone();
         zero[32..].fill(0);
-        assert!(matches!(
-            EcKey::parse_compact_private(&zero),
-            Err(ProtectionFailure::InvalidPrivateKey(_))
-        ));
+        assert!(matches!(EcKey::parse_compact_private(&zero), Err(ProtectionFailure::InvalidPrivateKey(_))));
     }
 }

@@ -25,9 +25,7 @@ pub enum ProtectionFailure {
     DecodeKeyNotFound { x: String },
     /// The AES key-wrap integrity check failed: the entry names our x but our scalar is not the
     /// one it was wrapped for, or the entry is corrupted.
-    #[error(
-        "key unwrap failed the AES key-wrap integrity check (wrong private key or corrupted entry)"
-    )]
+    #[error("key unwrap failed the AES key-wrap integrity check (wrong private key or corrupted entry)")]
     KeyUnwrap,
     /// The wrapped-key envelope or the unwrapped message is malformed (framing, padding, sum).
     #[error("wrapped key is malformed: {0}")]

@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 
 use super::asn1::PrivateKeyDer;
 use super::ec::{EcKey, EcPublicKey, SERVICE_IDENTITY};
-use super::hex;
 use super::failure::{ProtectionFailure, SignatureFailure};
+use super::hex;
 use crate::error::{Error, Result};
 
 /// Length of a PCS keychain keyid (`atyp`, `PCSSignature.keyid` of an identity).
@@ -57,14 +57,8 @@ impl EcKey {
 
     /// [`EcKey::from_keychain_der`] with `known_signers` (e.g. the MasterKey's public key), and
     /// what the signature check established.
-    pub fn from_keychain_der_checked(
-        der: &[u8],
-        known_signers: &[EcPublicKey],
-    ) -> Result<(EcKey, IdentitySignature)> {
-        check_keychain_identity(der, known_signers).map_err(|failure| Error::Protection {
-            layer: SERVICE_IDENTITY,
-            failure,
-        })
+    pub fn from_keychain_der_checked(der: &[u8], known_signers: &[EcPublicKey]) -> Result<(EcKey, IdentitySignature)> {
+        check_keychain_identity(der, known_signers).map_err(|failure| Error::Protection { layer: SERVICE_IDENTITY, failure })
     }
 }
 
@@ -80,59 +74,31 @@ pub enum IdentitySignature {
 
 /// Reads a keychain `v_Data` (`PCSPrivateKey` V1) and checks its public part's signature, with
 /// `known_signers` as the keys (e.g. the MasterKey) an identity may be signed by.
-pub fn check_keychain_identity(
-    der: &[u8],
-    known_signers: &[EcPublicKey],
-) -> std::result::Result<(EcKey, IdentitySignature), ProtectionFailure> {
+pub fn check_keychain_identity(der: &[u8], known_signers: &[EcPublicKey]) -> std::result::Result<(EcKey, IdentitySignature), ProtectionFailure> {
     use der::Decode;
-    let decoded = PrivateKeyDer::from_der(der)
-        .map_err(|e| ProtectionFailure::Der(format!("PCSPrivateKey: {e}")))?;
+    let decoded = PrivateKeyDer::from_der(der).map_err(|e| ProtectionFailure::Der(format!("PCSPrivateKey: {e}")))?;
     let key = EcKey::from_private_der(&decoded)?;
-    let PrivateKeyDer::V1 {
-        public: Some(public),
-        ..
-    } = &decoded
-    else {
+    let PrivateKeyDer::V1 { public: Some(public), .. } = &decoded else {
         return Err(ProtectionFailure::IdentityUnsigned);
     };
-    let signature = public
-        .signature
-        .as_ref()
-        .ok_or(ProtectionFailure::IdentityUnsigned)?;
+    let signature = public.signature.as_ref().ok_or(ProtectionFailure::IdentityUnsigned)?;
     let failed = |reason| ProtectionFailure::IdentitySignature { reason };
     if signature.digest != 1 {
         return Err(failed(SignatureFailure::UnsupportedDigest(signature.digest)));
     }
     let own = identity_keyid(&key.public_x());
     let self_signed = signature.keyid == own.as_slice();
-    let signer = if self_signed {
-        Some(key.public_key())
-    } else {
-        known_signers
-            .iter()
-            .find(|k| identity_keyid(&k.x()).as_slice() == signature.keyid)
-    };
+    let signer = if self_signed { Some(key.public_key()) } else { known_signers.iter().find(|k| identity_keyid(&k.x()).as_slice() == signature.keyid) };
     let named = hex(signature.keyid);
     let Some(signer) = signer else {
         if signature.keyid.len() != KEYID_LEN {
-            return Err(ProtectionFailure::Der(format!(
-                "PCSPublicKey signature keyid is {} bytes, not {KEYID_LEN}",
-                signature.keyid.len()
-            )));
+            return Err(ProtectionFailure::Der(format!("PCSPublicKey signature keyid is {} bytes, not {KEYID_LEN}", signature.keyid.len())));
         }
         return Ok((key, IdentitySignature::Unverified { signer: named }));
     };
-    let signed = public
-        .signed_bytes()
-        .map_err(|e| ProtectionFailure::Der(format!("PCSPublicKey: {e}")))?;
+    let signed = public.signed_bytes().map_err(|e| ProtectionFailure::Der(format!("PCSPublicKey: {e}")))?;
     if !signer.verifies(&signed, signature.signature) {
         return Err(failed(SignatureFailure::Invalid));
     }
-    Ok((
-        key,
-        IdentitySignature::Verified {
-            signer: named,
-            self_signed,
-        },
-    ))
+    Ok((key, IdentitySignature::Verified { signer: named, self_signed }))
 }

@@ -139,10 +139,7 @@ impl PcsKey {
         let mut body = plaintext.to_vec();
         // Encryption of an in-memory buffer below the size limit cannot fail; an empty tag would
         // only make the reader reject the value, never corrupt data silently.
-        let tag = self
-            .cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut body)
-            .unwrap_or_default();
+        let tag = self.cipher.encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut body).unwrap_or_default();
         let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + TAG_LEN + body.len());
         out.extend_from_slice(&header);
         out.extend_from_slice(&nonce);
@@ -169,12 +166,7 @@ impl PcsKey {
         };
         let mut body = parsed.body.to_vec();
         self.cipher
-            .decrypt_in_place_detached(
-                Nonce::from_slice(parsed.nonce),
-                aad,
-                &mut body,
-                Tag::<U12>::from_slice(parsed.tag),
-            )
+            .decrypt_in_place_detached(Nonce::from_slice(parsed.nonce), aad, &mut body, Tag::<U12>::from_slice(parsed.tag))
             .map_err(|_| Error::PcsAuth(what.to_string()))?;
         Ok(body)
     }
@@ -220,12 +212,7 @@ fn parse(ct: &[u8]) -> Result<Parsed<'_>> {
     let (header, rest) = ct.split_at(header_len);
     let (nonce, rest) = rest.split_at(NONCE_LEN);
     let (tag, body) = rest.split_at(TAG_LEN);
-    Ok(Parsed {
-        header,
-        nonce,
-        tag,
-        body,
-    })
+    Ok(Parsed { header, nonce, tag, body })
 }
 
 /// Lowercase hex of bytes (for key ids in messages).
@@ -251,10 +238,7 @@ mod tests {
         mac.update(&[0]);
         mac.update(&[0, 0, 0, 128]);
         let expect = mac.finalize().into_bytes();
-        assert_eq!(
-            kdf_ctr_hmac(&k, LABEL_ENCRYPTION_KEY, 16),
-            expect[..16].to_vec()
-        );
+        assert_eq!(kdf_ctr_hmac(&k, LABEL_ENCRYPTION_KEY, 16), expect[..16].to_vec());
         // Two blocks for longer output, the first equal to the one-block output only if out_len
         // matches, because the length is an input.
         let long = kdf_ctr_hmac(&k, LABEL_ENCRYPTION_KEY, 40);
@@ -273,10 +257,7 @@ mod tests {
         assert_eq!([ct[1], ct[2], ct[4], ct[5]], id);
         assert_eq!(&ct[6..18], &[9; 12]);
         let ring = KeyRing::new([key(2), k.clone()]);
-        assert_eq!(
-            ring.decrypt(&ct, "messageManateeZone-rec1-text").unwrap(),
-            b"hello"
-        );
+        assert_eq!(ring.decrypt(&ct, "messageManateeZone-rec1-text").unwrap(), b"hello");
     }
 
     #[test]
@@ -284,14 +265,8 @@ mod tests {
         let k = key(1);
         let ct = k.encrypt(b"hello", b"z-r-text", [0; 12]);
         let ring = KeyRing::new([k]);
-        assert!(matches!(
-            ring.decrypt(&ct, "z-r-subject"),
-            Err(Error::PcsAuth(_))
-        ));
-        assert!(matches!(
-            ring.decrypt(&ct, "z-other-text"),
-            Err(Error::PcsAuth(_))
-        ));
+        assert!(matches!(ring.decrypt(&ct, "z-r-subject"), Err(Error::PcsAuth(_))));
+        assert!(matches!(ring.decrypt(&ct, "z-other-text"), Err(Error::PcsAuth(_))));
     }
 
     #[test]
@@ -302,18 +277,9 @@ mod tests {
         let last = ct.len() - 1;
         ct[last] ^= 1;
         assert!(matches!(ring.decrypt(&ct, "c"), Err(Error::PcsAuth(_))));
-        assert!(matches!(
-            ring.decrypt(&[], "c"),
-            Err(Error::PcsTruncated(0))
-        ));
-        assert!(matches!(
-            ring.decrypt(&[2, 0, 0, 2, 0, 0], "c"),
-            Err(Error::PcsVersion(2))
-        ));
-        assert!(matches!(
-            ring.decrypt(&[3, 0, 0, 2, 0, 0, 1], "c"),
-            Err(Error::PcsTruncated(7))
-        ));
+        assert!(matches!(ring.decrypt(&[], "c"), Err(Error::PcsTruncated(0))));
+        assert!(matches!(ring.decrypt(&[2, 0, 0, 2, 0, 0], "c"), Err(Error::PcsVersion(2))));
+        assert!(matches!(ring.decrypt(&[3, 0, 0, 2, 0, 0, 1], "c"), Err(Error::PcsTruncated(7))));
         let other = key(5).encrypt(b"x", b"c", [0; 12]);
         match ring.decrypt(&other, "c") {
             Err(Error::PcsKeyMissing(id)) => assert_eq!(id, hex(&key(5).short_id())),

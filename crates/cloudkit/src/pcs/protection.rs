@@ -52,30 +52,17 @@ pub fn open_protection(der: &[u8], keys: &[EcKey]) -> Result<OpenedProtection, P
 
 /// The share path: `keys` holds an invited (readonly) key and the outer signature is by the
 /// owner, whose attribute-7 signature is checked too when present.
-pub fn open_protection_signed_by(
-    der: &[u8],
-    keys: &[EcKey],
-    owner: &EcPublicKey,
-) -> Result<OpenedProtection, ProtectionFailure> {
+pub fn open_protection_signed_by(der: &[u8], keys: &[EcKey], owner: &EcPublicKey) -> Result<OpenedProtection, ProtectionFailure> {
     open(der, keys, Some(owner))
 }
 
 /// [`open_protection`] with the failure named by `layer`.
-pub(crate) fn open_at(
-    layer: &'static str,
-    der: &[u8],
-    keys: &[EcKey],
-) -> crate::Result<OpenedProtection> {
+pub(crate) fn open_at(layer: &'static str, der: &[u8], keys: &[EcKey]) -> crate::Result<OpenedProtection> {
     open_protection(der, keys).map_err(|failure| Error::Protection { layer, failure })
 }
 
-fn open(
-    der: &[u8],
-    keys: &[EcKey],
-    owner: Option<&EcPublicKey>,
-) -> Result<OpenedProtection, ProtectionFailure> {
-    let p = ShareProtection::parse(der)
-        .map_err(|e| ProtectionFailure::Der(format!("PCSShareProtection: {e}")))?;
+fn open(der: &[u8], keys: &[EcKey], owner: Option<&EcPublicKey>) -> Result<OpenedProtection, ProtectionFailure> {
+    let p = ShareProtection::parse(der).map_err(|e| ProtectionFailure::Der(format!("PCSShareProtection: {e}")))?;
     if p.version != 4 && p.version != 5 {
         return Err(ProtectionFailure::UnsupportedVersion(p.version));
     }
@@ -86,23 +73,16 @@ fn open(
 
     if let Some(signature) = &p.signature {
         let signer = owner.unwrap_or(key.public_key());
-        check_signature(signer, signature, &digest)
-            .map_err(|reason| ProtectionFailure::OuterSignature { reason })?;
+        check_signature(signer, signature, &digest).map_err(|reason| ProtectionFailure::OuterSignature { reason })?;
     }
     // A readonly entry holds the derived master key, not rm_master_key: no object key.
     if !readonly {
         check_self_signature(&unwrapped, &p.object_signature, &digest)?;
     }
     if let Some(owner) = owner {
-        if let Some(attribute) = p
-            .attributes
-            .iter()
-            .find(|a| a.key == ATTRIBUTE_OWNER_SIGNATURE)
-        {
-            let signature = Signature::from_der(attribute.value)
-                .map_err(|e| ProtectionFailure::Der(format!("owner signature: {e}")))?;
-            check_signature(owner, &signature, &digest)
-                .map_err(|reason| ProtectionFailure::OwnerSignature { reason })?;
+        if let Some(attribute) = p.attributes.iter().find(|a| a.key == ATTRIBUTE_OWNER_SIGNATURE) {
+            let signature = Signature::from_der(attribute.value).map_err(|e| ProtectionFailure::Der(format!("owner signature: {e}")))?;
+            check_signature(owner, &signature, &digest).map_err(|reason| ProtectionFailure::OwnerSignature { reason })?;
         }
     }
 
@@ -117,51 +97,25 @@ fn open(
         PcsKey::new(unwrapped)
     };
     if master.short_id().as_slice() != p.truncated_key_id {
-        return Err(ProtectionFailure::TruncatedKeyId {
-            stored: hex(p.truncated_key_id),
-            computed: hex(&master.short_id()),
-        });
+        return Err(ProtectionFailure::TruncatedKeyId { stored: hex(p.truncated_key_id), computed: hex(&master.short_id()) });
     }
     check_hmac(&master, &p)?;
 
     let (pcs_keys, ec_keys) = open_meta(master, p.meta)?;
-    Ok(OpenedProtection {
-        version: p.version.into(),
-        roll_count: p.object_signature.roll_count.into(),
-        pcs_keys,
-        ec_keys,
-    })
+    Ok(OpenedProtection { version: p.version.into(), roll_count: p.object_signature.roll_count.into(), pcs_keys, ec_keys })
 }
 
 /// The first of `keys` that a keyset entry names (by its compact x).
-fn find_entry<'k, 'p>(
-    p: &ShareProtection<'p>,
-    keys: &'k [EcKey],
-) -> Result<(&'k EcKey, ShareKey<'p>), ProtectionFailure> {
+fn find_entry<'k, 'p>(p: &ShareProtection<'p>, keys: &'k [EcKey]) -> Result<(&'k EcKey, ShareKey<'p>), ProtectionFailure> {
     let found = keys.iter().find_map(|key| {
         let x = key.public_x();
-        p.keyset
-            .entries
-            .iter()
-            .find(|e| e.decryption_key.pub_key == x)
-            .map(|e| (key, *e))
+        p.keyset.entries.iter().find(|e| e.decryption_key.pub_key == x).map(|e| (key, *e))
     });
     found.ok_or_else(|| {
         // rustpush keeps the entries in a BTreeSet ordered by (keytype, pub_key, …) and names the
         // first one; the same entry is named here.
-        let first = p.keyset.entries.iter().min_by_key(|e| {
-            (
-                e.decryption_key.keytype,
-                e.decryption_key.pub_key,
-                e.ciphertext,
-                e.flags,
-            )
-        });
-        ProtectionFailure::DecodeKeyNotFound {
-            x: first
-                .map(|e| hex(e.decryption_key.pub_key))
-                .unwrap_or_default(),
-        }
+        let first = p.keyset.entries.iter().min_by_key(|e| (e.decryption_key.keytype, e.decryption_key.pub_key, e.ciphertext, e.flags));
+        ProtectionFailure::DecodeKeyNotFound { x: first.map(|e| hex(e.decryption_key.pub_key)).unwrap_or_default() }
     })
 }
 
@@ -186,52 +140,38 @@ fn kek(shared_x: &[u8; 32]) -> [u8; 16] {
 /// Opens `0100 ‖ e.x (32) ‖ len ‖ AES-KW(01 ‖ key ‖ sum16 ‖ padding)` with `key`.
 fn unwrap_key(key: &EcKey, ciphertext: &[u8]) -> Result<[u8; 16], ProtectionFailure> {
     use ProtectionFailure::WrappedKey;
-    let (bits, rest) = ciphertext
-        .split_first_chunk::<2>()
-        .ok_or(WrappedKey("truncated"))?;
+    let (bits, rest) = ciphertext.split_first_chunk::<2>().ok_or(WrappedKey("truncated"))?;
     if u16::from_be_bytes(*bits) != 256 {
         return Err(WrappedKey("ephemeral key is not 256 bits"));
     }
-    let (ephemeral_x, rest) = rest
-        .split_first_chunk::<32>()
-        .ok_or(WrappedKey("truncated"))?;
+    let (ephemeral_x, rest) = rest.split_first_chunk::<32>().ok_or(WrappedKey("truncated"))?;
     let (&len, wrapped) = rest.split_first().ok_or(WrappedKey("truncated"))?;
     if wrapped.len() != usize::from(len) {
         return Err(WrappedKey("wrapped length does not match its length byte"));
     }
     if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
-        return Err(WrappedKey(
-            "wrapped key is not a whole number of 8-byte blocks",
-        ));
+        return Err(WrappedKey("wrapped key is not a whole number of 8-byte blocks"));
     }
-    let ephemeral = EcPublicKey::from_compact(ephemeral_x)
-        .map_err(|_| WrappedKey("ephemeral key is not on P-256"))?;
+    let ephemeral = EcPublicKey::from_compact(ephemeral_x).map_err(|_| WrappedKey("ephemeral key is not on P-256"))?;
     let kek = aes_kw::KekAes128::from(kek(&key.shared_x(ephemeral.point())));
     let mut message = vec![0u8; wrapped.len() - 8];
-    kek.unwrap(wrapped, &mut message)
-        .map_err(|_| ProtectionFailure::KeyUnwrap)?;
+    kek.unwrap(wrapped, &mut message).map_err(|_| ProtectionFailure::KeyUnwrap)?;
 
     // The leading 01 is not checked (rustpush does not either).
     let pad = usize::from(message.last().copied().unwrap_or(0));
     if pad + 3 > message.len() {
         return Err(WrappedKey("padding longer than the message"));
     }
-    if message[message.len() - pad..]
-        .iter()
-        .any(|&b| usize::from(b) != pad)
-    {
+    if message[message.len() - pad..].iter().any(|&b| usize::from(b) != pad) {
         return Err(WrappedKey("bad padding"));
     }
     let key_len = message.len() - pad - 3;
     let raw = &message[1..1 + key_len];
-    let sum = raw
-        .iter()
-        .fold(0u16, |acc, &b| acc.wrapping_add(u16::from(b)));
+    let sum = raw.iter().fold(0u16, |acc, &b| acc.wrapping_add(u16::from(b)));
     if sum != u16::from_be_bytes([message[1 + key_len], message[2 + key_len]]) {
         return Err(WrappedKey("key checksum does not match"));
     }
-    raw.try_into()
-        .map_err(|_| WrappedKey("unwrapped key is not 16 bytes"))
+    raw.try_into().map_err(|_| WrappedKey("unwrapped key is not 16 bytes"))
 }
 
 /// digest_data = DER(keyset) ‖ meta ‖ u32be(outer_sign_key_type) ‖ u32be(roll_count) ‖
@@ -239,11 +179,8 @@ fn unwrap_key(key: &EcKey, ciphertext: &[u8]) -> Result<[u8; 16], ProtectionFail
 /// DER(ec_key_list)?
 fn digest_data(p: &ShareProtection<'_>) -> Vec<u8> {
     let os = &p.object_signature;
-    let extra =
-        os.attributes_raw.map_or(0, <[u8]>::len) + os.ec_key_list_raw.map_or(0, <[u8]>::len);
-    let mut data = Vec::with_capacity(
-        p.keyset_raw.len() + p.meta.len() + 16 + os.public.pub_key.len() + extra,
-    );
+    let extra = os.attributes_raw.map_or(0, <[u8]>::len) + os.ec_key_list_raw.map_or(0, <[u8]>::len);
+    let mut data = Vec::with_capacity(p.keyset_raw.len() + p.meta.len() + 16 + os.public.pub_key.len() + extra);
     data.extend_from_slice(p.keyset_raw);
     data.extend_from_slice(p.meta);
     data.extend_from_slice(&os.outer_sign_key_type.to_be_bytes());
@@ -260,16 +197,9 @@ fn digest_data(p: &ShareProtection<'_>) -> Vec<u8> {
     data
 }
 
-fn check_signature(
-    signer: &EcPublicKey,
-    signature: &Signature<'_>,
-    digest: &[u8],
-) -> Result<(), SignatureFailure> {
+fn check_signature(signer: &EcPublicKey, signature: &Signature<'_>, digest: &[u8]) -> Result<(), SignatureFailure> {
     if !signature.keyid.is_empty() && signature.keyid != signer.x() {
-        return Err(SignatureFailure::KeyMismatch {
-            keyid: hex(signature.keyid),
-            key: hex(&signer.x()),
-        });
+        return Err(SignatureFailure::KeyMismatch { keyid: hex(signature.keyid), key: hex(&signer.x()) });
     }
     if signature.digest != 1 {
         return Err(SignatureFailure::UnsupportedDigest(signature.digest));
@@ -295,17 +225,12 @@ pub(crate) fn object_key(rm_master_key: &[u8]) -> Option<(p256::NonZeroScalar, E
 
 /// The self-signature by the object key; `signature_2` is tried only when it does not verify,
 /// and with the same key, as rustpush does.
-fn check_self_signature(
-    rm_master_key: &[u8; 16],
-    os: &ObjectSignature<'_>,
-    digest: &[u8],
-) -> Result<(), ProtectionFailure> {
+fn check_self_signature(rm_master_key: &[u8; 16], os: &ObjectSignature<'_>, digest: &[u8]) -> Result<(), ProtectionFailure> {
     let (_, object) = object_key(rm_master_key).ok_or(ProtectionFailure::SelfSignature)?;
     match check_signature(&object, &os.signature, digest) {
         Ok(()) => Ok(()),
         Err(SignatureFailure::Invalid) => match &os.signature_2 {
-            Some(second) => check_signature(&object, second, digest)
-                .map_err(|_| ProtectionFailure::SelfSignature),
+            Some(second) => check_signature(&object, second, digest).map_err(|_| ProtectionFailure::SelfSignature),
             None => Err(ProtectionFailure::SelfSignature),
         },
         Err(_) => Err(ProtectionFailure::SelfSignature),
@@ -315,8 +240,7 @@ fn check_self_signature(
 /// HMAC-SHA256(KDF(master, "hmackey-of-masterkey"), DER(keyset) ‖ meta ‖ DER(object signature)).
 fn check_hmac(master: &PcsKey, p: &ShareProtection<'_>) -> Result<(), ProtectionFailure> {
     let key = kdf_ctr_hmac(master.raw(), LABEL_HMAC_KEY, 16);
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(&key).map_err(|_| ProtectionFailure::Mac)?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).map_err(|_| ProtectionFailure::Mac)?;
     mac.update(p.keyset_raw);
     mac.update(p.meta);
     mac.update(p.object_signature_raw);
@@ -328,40 +252,25 @@ fn open_meta(master: PcsKey, meta: &[u8]) -> Result<(Vec<PcsKey>, Vec<EcKey>), P
     use ProtectionFailure::Meta;
     let parsed = parse(meta).map_err(|e| Meta(e.to_string()))?;
     if parsed.key_prefix4() != Some(master.short_id()) {
-        return Err(Meta(format!(
-            "encrypted under key {}, not the master key {}",
-            hex(&parsed.key_prefix()),
-            hex(&master.short_id())
-        )));
+        return Err(Meta(format!("encrypted under key {}, not the master key {}", hex(&parsed.key_prefix()), hex(&master.short_id()))));
     }
-    let plain = master
-        .decrypt_parsed(&parsed, b"", "meta")
-        .map_err(|_| Meta("does not authenticate under the master key".into()))?;
-    let identities = super::asn1::Identities::from_der(&plain)
-        .map_err(|e| Meta(format!("PCSShareProtectionIdentities: {e}")))?;
+    let plain = master.decrypt_parsed(&parsed, b"", "meta").map_err(|_| Meta("does not authenticate under the master key".into()))?;
+    let identities = super::asn1::Identities::from_der(&plain).map_err(|e| Meta(format!("PCSShareProtectionIdentities: {e}")))?;
 
     let mut ec_keys = Vec::new();
     for keyset_der in &identities.identity_keysets {
-        let keyset = ProtectionKeySet::parse(keyset_der)
-            .map_err(|e| Meta(format!("PCSShareProtectionKeySet: {e}")))?;
-        let hash = keyset
-            .hash
-            .ok_or_else(|| Meta("identity keyset has no hash".into()))?;
+        let keyset = ProtectionKeySet::parse(keyset_der).map_err(|e| Meta(format!("PCSShareProtectionKeySet: {e}")))?;
+        let hash = keyset.hash.ok_or_else(|| Meta("identity keyset has no hash".into()))?;
         if Sha256::digest(&keyset.der_without_hash).as_slice() != hash {
             return Err(Meta("identity keyset hash does not match".into()));
         }
         for key in &keyset.keys {
-            ec_keys.push(
-                EcKey::from_private_der(key).map_err(|e| Meta(format!("identity key: {e}")))?,
-            );
+            ec_keys.push(EcKey::from_private_der(key).map_err(|e| Meta(format!("identity key: {e}")))?);
         }
     }
     let mut pcs_keys = vec![master];
     for symm in &identities.symm_keys {
-        pcs_keys.push(
-            PcsKey::from_slice(symm)
-                .map_err(|_| Meta(format!("symmetric key of {} bytes, not 16", symm.len())))?,
-        );
+        pcs_keys.push(PcsKey::from_slice(symm).map_err(|_| Meta(format!("symmetric key of {} bytes, not 16", symm.len())))?);
     }
     Ok((pcs_keys, ec_keys))
 }
@@ -373,19 +282,13 @@ mod tests {
     use super::*;
 
     fn fixtures() -> serde_json::Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fixtures/pcs-keychain-vectors.json"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/pcs-keychain-vectors.json");
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
     fn unhex(v: &serde_json::Value) -> Vec<u8> {
         let s = v.as_str().unwrap();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     #[test]
@@ -395,21 +298,13 @@ mod tests {
             for layer in ["zone_protection", "record_protection"] {
                 let im = &chain["intermediate"][layer];
                 let (scalar, public) = object_key(&unhex(&im["rm_master_key"])).unwrap();
-                assert_eq!(
-                    scalar.to_bytes().to_vec(),
-                    unhex(&im["object_key"]["private_scalar"])
-                );
-                assert_eq!(
-                    public.point().to_encoded_point(false).as_bytes(),
-                    unhex(&im["object_key"]["public_uncompressed"]).as_slice()
-                );
+                assert_eq!(scalar.to_bytes().to_vec(), unhex(&im["object_key"]["private_scalar"]));
+                assert_eq!(public.point().to_encoded_point(false).as_bytes(), unhex(&im["object_key"]["public_uncompressed"]).as_slice());
                 for entry in im["keyset_entries"].as_array().unwrap() {
                     let z: [u8; 32] = unhex(&entry["ecdh_shared_x"]).try_into().unwrap();
                     assert_eq!(kek(&z).to_vec(), unhex(&entry["kek"]));
                     let mut message = vec![0u8; 40];
-                    aes_kw::KekAes128::from(kek(&z))
-                        .unwrap(&unhex(&entry["aes_kw_output"]), &mut message)
-                        .unwrap();
+                    aes_kw::KekAes128::from(kek(&z)).unwrap(&unhex(&entry["aes_kw_output"]), &mut message).unwrap();
                     assert_eq!(message, unhex(&entry["wrap_plaintext"]));
                 }
             }
@@ -420,30 +315,14 @@ mod tests {
     fn digest_and_hmac_inputs_match_intermediates() {
         let v = fixtures();
         for chain in v["chains"].as_array().unwrap() {
-            for (layer, field) in [
-                ("zone_protection", "protection_info"),
-                ("record_protection", "record_protection_info"),
-            ] {
+            for (layer, field) in [("zone_protection", "protection_info"), ("record_protection", "record_protection_info")] {
                 let der = unhex(&chain["zone"][field]);
                 let p = ShareProtection::parse(&der).unwrap();
                 let im = &chain["intermediate"][layer];
-                assert_eq!(
-                    digest_data(&p),
-                    unhex(&im["digest_data"]),
-                    "{} {layer}",
-                    chain["name"]
-                );
+                assert_eq!(digest_data(&p), unhex(&im["digest_data"]), "{} {layer}", chain["name"]);
                 let hmac_data = [p.keyset_raw, p.meta, p.object_signature_raw].concat();
-                assert_eq!(
-                    hmac_data,
-                    unhex(&im["hmac_data"]),
-                    "{} {layer}",
-                    chain["name"]
-                );
-                assert_eq!(
-                    p.object_signature_raw,
-                    unhex(&im["object_signature_der"]).as_slice()
-                );
+                assert_eq!(hmac_data, unhex(&im["hmac_data"]), "{} {layer}", chain["name"]);
+                assert_eq!(p.object_signature_raw, unhex(&im["object_signature_der"]).as_slice());
                 assert_eq!(p.version, im["version"].as_u64().unwrap() as u32);
             }
         }
@@ -454,32 +333,17 @@ mod tests {
     #[test]
     fn claimed_x_with_wrong_scalar_fails_key_unwrap() {
         let v = fixtures();
-        let case = v["negative"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == "service-key-wrong-scalar")
-            .unwrap();
+        let case = v["negative"].as_array().unwrap().iter().find(|c| c["name"] == "service-key-wrong-scalar").unwrap();
         let v_data = unhex(&case["input"]["service_v_Data"]);
-        assert!(matches!(
-            EcKey::parse_keychain_der(&v_data),
-            Err(ProtectionFailure::PrivateKeyMismatch { .. })
-        ));
-        let chain = v["chains"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == case["chain"])
-            .unwrap();
+        assert!(matches!(EcKey::parse_keychain_der(&v_data), Err(ProtectionFailure::PrivateKeyMismatch { .. })));
+        let chain = v["chains"].as_array().unwrap().iter().find(|c| c["name"] == case["chain"]).unwrap();
         let x: [u8; 32] = unhex(&chain["service"]["public_x"]).try_into().unwrap();
         let mut compact = vec![0u8; 32];
         compact.extend(unhex(&case["input"]["service_private_scalar"]));
         let wrong = {
             let (_, p) = public_of_scalar(compact[32..].try_into().unwrap()).unwrap();
             compact[..32].copy_from_slice(&p.x());
-            EcKey::parse_compact_private(&compact)
-                .unwrap()
-                .with_claimed_x(x)
+            EcKey::parse_compact_private(&compact).unwrap().with_claimed_x(x)
         };
         let r = open_protection(&unhex(&case["input"]["protection_info"]), &[wrong]);
         assert_eq!(r.unwrap_err(), ProtectionFailure::KeyUnwrap);
@@ -489,19 +353,11 @@ mod tests {
     fn corrupted_wrapped_key_is_a_key_unwrap_failure() {
         let v = fixtures();
         let chain = &v["chains"][0];
-        let service =
-            EcKey::parse_keychain_der(&unhex(&chain["service"]["pcs_private_key_der"])).unwrap();
+        let service = EcKey::parse_keychain_der(&unhex(&chain["service"]["pcs_private_key_der"])).unwrap();
         let mut der = unhex(&chain["zone"]["protection_info"]);
-        let wrapped =
-            unhex(&chain["intermediate"]["zone_protection"]["keyset_entries"][0]["aes_kw_output"]);
-        let at = der
-            .windows(wrapped.len())
-            .position(|w| w == wrapped.as_slice())
-            .unwrap();
+        let wrapped = unhex(&chain["intermediate"]["zone_protection"]["keyset_entries"][0]["aes_kw_output"]);
+        let at = der.windows(wrapped.len()).position(|w| w == wrapped.as_slice()).unwrap();
         der[at + 5] ^= 0x40;
-        assert_eq!(
-            open_protection(&der, &[service]).unwrap_err(),
-            ProtectionFailure::KeyUnwrap
-        );
+        assert_eq!(open_protection(&der, &[service]).unwrap_err(), ProtectionFailure::KeyUnwrap);
     }
 }

@@ -28,21 +28,9 @@ impl KeyRing {
     /// `protectionInfo`), giving the zone EC keys; those open `record_protection_info` (its
     /// `recordProtectionInfo`), giving the record keys (master key, then symmetric keys).
     /// A failure names its layer: `"zone.protectionInfo"` or `"zone.recordProtectionInfo"`.
-    pub fn open_zone(
-        service: &EcKey,
-        protection_info: &[u8],
-        record_protection_info: &[u8],
-    ) -> Result<KeyRing> {
-        let zone = protection::open_at(
-            "zone.protectionInfo",
-            protection_info,
-            std::slice::from_ref(service),
-        )?;
-        let records = protection::open_at(
-            "zone.recordProtectionInfo",
-            record_protection_info,
-            &zone.ec_keys,
-        )?;
+    pub fn open_zone(service: &EcKey, protection_info: &[u8], record_protection_info: &[u8]) -> Result<KeyRing> {
+        let zone = protection::open_at("zone.protectionInfo", protection_info, std::slice::from_ref(service))?;
+        let records = protection::open_at("zone.recordProtectionInfo", record_protection_info, &zone.ec_keys)?;
         let mut ring = KeyRing::new(records.pcs_keys);
         ring.ec_keys = zone.ec_keys;
         Ok(ring)
@@ -92,18 +80,14 @@ impl KeyRing {
     pub fn get(&self, prefix: &[u8]) -> Option<&PcsKey> {
         match <[u8; 4]>::try_from(prefix) {
             Ok(p4) => self.keys.get(&p4),
-            Err(_) if !prefix.is_empty() && prefix.len() < 4 => self
-                .keys
-                .values()
-                .find(|k| k.short_id().starts_with(prefix)),
+            Err(_) if !prefix.is_empty() && prefix.len() < 4 => self.keys.values().find(|k| k.short_id().starts_with(prefix)),
             Err(_) => None,
         }
     }
 
     /// [`get`](Self::get) for a record's `pcsKey`: an unknown key is [`Error::PcsKeyMissing`].
     pub fn require(&self, pcs_key: &[u8]) -> Result<&PcsKey> {
-        self.get(pcs_key)
-            .ok_or_else(|| Error::PcsKeyMissing(hex(pcs_key)))
+        self.get(pcs_key).ok_or_else(|| Error::PcsKeyMissing(hex(pcs_key)))
     }
     /// Decrypts a field value: the key is chosen by the ciphertext's key-id prefix and must match
     /// it; `context` is `"{zone}-{record}-{field}"`.

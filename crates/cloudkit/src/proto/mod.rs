@@ -579,7 +579,6 @@ pub struct ResponseOperationRaw {
     pub retrieve_changes_response: Option<RetrieveChangesResponseRaw>,
 }
 
-
 /// What every reply type shares: the operation it answers and how it ended.
 pub trait Reply {
     fn operation_uuid(&self) -> Option<&str>;
@@ -686,9 +685,6 @@ impl Record {
         self.r#type.as_ref()?.name.as_deref()
     }
     pub fn field(&self, name: &str) -> Option<&FieldValue> {
-        self.record_field
-            .iter()
-            .find(|f| f.identifier.as_ref().and_then(|i| i.name.as_deref()) == Some(name))
-            .and_then(|f| f.value.as_ref())
+        self.record_field.iter().find(|f| f.identifier.as_ref().and_then(|i| i.name.as_deref()) == Some(name)).and_then(|f| f.value.as_ref())
     }
 }

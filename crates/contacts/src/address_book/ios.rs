@@ -69,11 +69,14 @@ async fn read_people(db: &Db) -> Result<(People, Vec<Problem>)> {
     }
     let mc = db.columns("ABMultiValue").await?;
     if ["record_id", "property", "value"].iter().all(|c| mc.contains(*c)) {
-        let sql = format!("SELECT record_id, property, value FROM ABMultiValue WHERE property IN ({PROPERTY_PHONE}, {PROPERTY_EMAIL}) ORDER BY record_id, ROWID");
+        let sql =
+            format!("SELECT record_id, property, value FROM ABMultiValue WHERE property IN ({PROPERTY_PHONE}, {PROPERTY_EMAIL}) ORDER BY record_id, ROWID");
         let rows = sqlx::query(&sql).fetch_all(&db.pool).await.map_err(|e| db.error(e))?;
         let mut orphans: HashMap<i64, usize> = HashMap::new();
         for row in &rows {
-            let (Ok(record), Ok(property), Some(value)) = (row.try_get::<i64, _>("record_id"), row.try_get::<i64, _>("property"), text(row, "value")) else { continue };
+            let (Ok(record), Ok(property), Some(value)) = (row.try_get::<i64, _>("record_id"), row.try_get::<i64, _>("property"), text(row, "value")) else {
+                continue;
+            };
             match people.get_mut(&record) {
                 Some(card) if property == PROPERTY_PHONE => push_unique(&mut card.phones, value),
                 Some(card) => push_unique(&mut card.emails, value),
@@ -81,7 +84,11 @@ async fn read_people(db: &Db) -> Result<(People, Vec<Problem>)> {
             }
         }
         for (record, n) in orphans {
-            problems.push(Problem { source: source.clone(), item: format!("ABMultiValue record_id {record}"), reason: format!("{n} value(s) of a person that does not exist") });
+            problems.push(Problem {
+                source: source.clone(),
+                item: format!("ABMultiValue record_id {record}"),
+                reason: format!("{n} value(s) of a person that does not exist"),
+            });
         }
     }
     // People without a number or an address cannot be matched to anyone.

@@ -109,7 +109,10 @@ pub(crate) fn parse_line(line_no: usize, line: &str) -> Option<ContentLine> {
     }
     let params = parts
         .map(|p| match p.split_once('=') {
-            Some((k, v)) => (k.trim().to_ascii_uppercase(), split_outside_quotes(v, ',').into_iter().flat_map(|v| v.trim().trim_matches('"').split(',')).map(|v| v.trim().to_string()).collect()),
+            Some((k, v)) => (
+                k.trim().to_ascii_uppercase(),
+                split_outside_quotes(v, ',').into_iter().flat_map(|v| v.trim().trim_matches('"').split(',')).map(|v| v.trim().to_string()).collect(),
+            ),
             None => (String::new(), vec![p.trim().to_string()]),
         })
         .collect();

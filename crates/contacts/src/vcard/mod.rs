@@ -120,7 +120,11 @@ pub fn parse(text: &str, source: &str) -> VcardParse {
         }
     }
     if let Some((begin, card)) = current {
-        out.problems.push(Problem { source: source.to_string(), item: format!("card {count} (line {begin})"), reason: "no END:VCARD before the end of the text; the card is used as read".into() });
+        out.problems.push(Problem {
+            source: source.to_string(),
+            item: format!("card {count} (line {begin})"),
+            reason: "no END:VCARD before the end of the text; the card is used as read".into(),
+        });
         out.cards.push(finish(card, source, count));
     }
     out

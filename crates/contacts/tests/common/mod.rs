@@ -21,7 +21,8 @@ pub fn python_with(module: &str) -> PathBuf {
 /// Runs `script` with `input` as JSON on stdin and returns its stdout parsed as JSON.
 pub fn run_python(module: &str, script: &str, input: &serde_json::Value) -> serde_json::Value {
     let python = python_with(module);
-    let mut child = Command::new(python).args(["-c", script]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("starting python");
+    let mut child =
+        Command::new(python).args(["-c", script]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("starting python");
     child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("writing to python");
     let out = child.wait_with_output().expect("python");
     assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -129,7 +129,14 @@ async fn forward(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: Head
 
 /// Sends a request on to `upstream` (`path` with its query) as it came, and returns the answer
 /// as it came; None when the upstream cannot be reached or its body read.
-pub async fn pass_on(http: &reqwest::Client, upstream: &str, method: Method, path: &str, headers: &HeaderMap, body: Bytes) -> Option<(StatusCode, HeaderMap, Bytes)> {
+pub async fn pass_on(
+    http: &reqwest::Client,
+    upstream: &str,
+    method: Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Option<(StatusCode, HeaderMap, Bytes)> {
     let mut req = http.request(method, format!("{upstream}{path}")).body(body);
     for (k, v) in headers {
         if k != "host" && k != "content-length" {

@@ -56,4 +56,3 @@ where
         tokio::time::sleep(every).await;
     }
 }
-

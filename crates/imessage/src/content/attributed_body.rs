@@ -154,10 +154,7 @@ pub fn read_attributed_body(bytes: &[u8]) -> Result<BodyRead, Error> {
     };
     let offsets = Utf16Offsets::new(&text);
     let run = Attributes::default().into_run(0..offsets.len(), &offsets);
-    Ok(BodyRead {
-        body: AttributedBody { text, runs: vec![run] },
-        fallback: Some(error),
-    })
+    Ok(BodyRead { body: AttributedBody { text, runs: vec![run] }, fallback: Some(error) })
 }
 
 impl AttributedBody {
@@ -174,22 +171,14 @@ impl AttributedBody {
             };
             for (i, piece) in text.split(ATTACHMENT_CHAR).enumerate() {
                 if i > 0 {
-                    parts.push(BodyPart::Attachment {
-                        part: run.part,
-                        guid: run.attachment_guid.clone(),
-                    });
+                    parts.push(BodyPart::Attachment { part: run.part, guid: run.attachment_guid.clone() });
                 }
                 if piece.is_empty() {
                     continue;
                 }
                 match parts.last_mut() {
-                    Some(BodyPart::Text { part, text }) if *part == run.part => {
-                        text.push_str(piece)
-                    }
-                    _ => parts.push(BodyPart::Text {
-                        part: run.part,
-                        text: piece.to_owned(),
-                    }),
+                    Some(BodyPart::Text { part, text }) if *part == run.part => text.push_str(piece),
+                    _ => parts.push(BodyPart::Text { part: run.part, text: piece.to_owned() }),
                 }
             }
         }
@@ -198,10 +187,7 @@ impl AttributedBody {
 
     /// The attachment GUIDs in text order.
     pub fn attachment_guids(&self) -> Vec<&str> {
-        self.runs
-            .iter()
-            .filter_map(|run| run.attachment_guid.as_deref())
-            .collect()
+        self.runs.iter().filter_map(|run| run.attachment_guid.as_deref()).collect()
     }
 
     /// The text of `run` (which should be one of this body's runs).
@@ -216,17 +202,10 @@ fn walk_root(root: Property<'_, '_>) -> Result<AttributedBody, Error> {
         return Err(Error::shape(Blob::AttributedBody, "root is not an object"));
     };
     if !matches!(name, "NSAttributedString" | "NSMutableAttributedString") {
-        return Err(Error::shape(
-            Blob::AttributedBody,
-            format!("root is an {name}, not an NSAttributedString"),
-        ));
+        return Err(Error::shape(Blob::AttributedBody, format!("root is an {name}, not an NSAttributedString")));
     }
     let mut groups = data.peekable();
-    let text = groups
-        .next()
-        .as_ref()
-        .and_then(string)
-        .ok_or_else(|| Error::shape(Blob::AttributedBody, "no backing string"))?;
+    let text = groups.next().as_ref().and_then(string).ok_or_else(|| Error::shape(Blob::AttributedBody, "no backing string"))?;
     let offsets = Utf16Offsets::new(&text);
 
     // Attribute sets by their number, for runs that reuse one.
@@ -252,15 +231,7 @@ fn walk_root(root: Property<'_, '_>) -> Result<AttributedBody, Error> {
             .ok()
             .and_then(|length| start.checked_add(length))
             .filter(|&end| end <= offsets.len())
-            .ok_or_else(|| {
-                Error::shape(
-                    Blob::AttributedBody,
-                    format!(
-                        "attribute runs cover more than the text's {} UTF-16 units",
-                        offsets.len()
-                    ),
-                )
-            })?;
+            .ok_or_else(|| Error::shape(Blob::AttributedBody, format!("attribute runs cover more than the text's {} UTF-16 units", offsets.len())))?;
         if end > start {
             runs.push(attributes.into_run(start..end, &offsets));
         }
@@ -280,9 +251,7 @@ fn run_header(group: &Property<'_, '_>) -> Option<(i64, u64)> {
     if group.len() != 2 {
         return None;
     }
-    let (Some(Property::Primitive(number)), Some(Property::Primitive(length))) =
-        (group.get(0), group.get(1))
-    else {
+    let (Some(Property::Primitive(number)), Some(Property::Primitive(length))) = (group.get(0), group.get(1)) else {
         return None;
     };
     Some((number.as_i64()?, length.as_u64()?))
@@ -320,11 +289,7 @@ impl Attributes {
     }
 
     fn into_run(self, range: Range<usize>, offsets: &Utf16Offsets) -> Run {
-        Run {
-            bytes: offsets.byte(range.start)..offsets.byte(range.end),
-            range,
-            ..self.run
-        }
+        Run { bytes: offsets.byte(range.start)..offsets.byte(range.end), range, ..self.run }
     }
 }
 
@@ -359,11 +324,7 @@ impl Utf16Offsets {
 
     /// The byte offset of UTF-16 unit `unit` (a unit inside a surrogate pair maps to its char).
     fn byte(&self, unit: usize) -> usize {
-        self.bytes
-            .get(unit)
-            .or(self.bytes.last())
-            .copied()
-            .unwrap_or(0)
+        self.bytes.get(unit).or(self.bytes.last()).copied().unwrap_or(0)
     }
 }
 
@@ -387,39 +348,15 @@ mod tests {
         let text = format!("a{ATTACHMENT_CHAR}bc");
         let offsets = Utf16Offsets::new(&text);
         let run = |range: Range<usize>, part: i64, guid: Option<&str>| {
-            Attributes {
-                run: Run {
-                    part: Some(part),
-                    attachment_guid: guid.map(str::to_owned),
-                    ..Run::default()
-                },
-            }
-            .into_run(range, &offsets)
+            Attributes { run: Run { part: Some(part), attachment_guid: guid.map(str::to_owned), ..Run::default() } }.into_run(range, &offsets)
         };
-        let body = AttributedBody {
-            runs: vec![
-                run(0..1, 0, None),
-                run(1..2, 1, Some("g")),
-                run(2..3, 2, None),
-                run(3..4, 2, None),
-            ],
-            text,
-        };
+        let body = AttributedBody { runs: vec![run(0..1, 0, None), run(1..2, 1, Some("g")), run(2..3, 2, None), run(3..4, 2, None)], text };
         assert_eq!(
             body.parts(),
             vec![
-                BodyPart::Text {
-                    part: Some(0),
-                    text: "a".into()
-                },
-                BodyPart::Attachment {
-                    part: Some(1),
-                    guid: Some("g".into())
-                },
-                BodyPart::Text {
-                    part: Some(2),
-                    text: "bc".into()
-                },
+                BodyPart::Text { part: Some(0), text: "a".into() },
+                BodyPart::Attachment { part: Some(1), guid: Some("g".into()) },
+                BodyPart::Text { part: Some(2), text: "bc".into() },
             ]
         );
     }

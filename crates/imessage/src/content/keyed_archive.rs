@@ -25,26 +25,15 @@ pub(crate) struct KeyedArchive<'a> {
 impl<'a> KeyedArchive<'a> {
     /// Opens the archive in `plist`, checking its `$archiver` and finding `$top.root`.
     pub(crate) fn open(plist: &'a Value, blob: Blob) -> Result<Self, Error> {
-        let archive = plist
-            .as_dictionary()
-            .ok_or_else(|| Error::shape(blob, "plist root is not a dictionary"))?;
+        let archive = plist.as_dictionary().ok_or_else(|| Error::shape(blob, "plist root is not a dictionary"))?;
         if let Some(archiver) = archive.get("$archiver") {
             if archiver.as_string() != Some("NSKeyedArchiver") {
                 return Err(Error::shape(blob, "not an NSKeyedArchiver archive"));
             }
         }
-        let objects = archive
-            .get("$objects")
-            .and_then(Value::as_array)
-            .ok_or_else(|| Error::shape(blob, "keyed archive has no $objects array"))?;
-        let top = archive
-            .get("$top")
-            .and_then(Value::as_dictionary)
-            .ok_or_else(|| Error::shape(blob, "keyed archive has no $top dictionary"))?;
-        let root = top
-            .get("root")
-            .and_then(|root| deref_in(objects, root))
-            .ok_or_else(|| Error::shape(blob, "keyed archive's $top.root points nowhere"))?;
+        let objects = archive.get("$objects").and_then(Value::as_array).ok_or_else(|| Error::shape(blob, "keyed archive has no $objects array"))?;
+        let top = archive.get("$top").and_then(Value::as_dictionary).ok_or_else(|| Error::shape(blob, "keyed archive has no $top dictionary"))?;
+        let root = top.get("root").and_then(|root| deref_in(objects, root)).ok_or_else(|| Error::shape(blob, "keyed archive's $top.root points nowhere"))?;
         Ok(KeyedArchive { objects, root })
     }
 
@@ -70,9 +59,7 @@ impl<'a> KeyedArchive<'a> {
 
     /// The class name (`$class` → `$classname`) of an object.
     pub(crate) fn class_name(&self, object: &'a Dictionary) -> Option<&'a str> {
-        self.object(object.get("$class")?)?
-            .get("$classname")?
-            .as_string()
+        self.object(object.get("$class")?)?.get("$classname")?.as_string()
     }
 
     /// A string value: a plain string, or an archived `NSString` (`NS.string`).
@@ -104,10 +91,7 @@ impl<'a> KeyedArchive<'a> {
         if relative.contains("://") || bases == 0 {
             return Some(relative.to_owned());
         }
-        match url
-            .get("NS.base")
-            .and_then(|base| self.url_with_bases(base, bases - 1))
-        {
+        match url.get("NS.base").and_then(|base| self.url_with_bases(base, bases - 1)) {
             Some(base) => Some(join(&base, relative)),
             None => Some(relative.to_owned()),
         }
@@ -120,18 +104,10 @@ impl<'a> KeyedArchive<'a> {
 
     /// The elements of an archived `NSArray` (`NS.objects`), dereferenced, at most [`MAX_ARRAY`].
     pub(crate) fn array(&self, value: &'a Value) -> Vec<&'a Value> {
-        let Some(items) = self
-            .object(value)
-            .and_then(|array| array.get("NS.objects"))
-            .and_then(Value::as_array)
-        else {
+        let Some(items) = self.object(value).and_then(|array| array.get("NS.objects")).and_then(Value::as_array) else {
             return Vec::new();
         };
-        items
-            .iter()
-            .take(MAX_ARRAY)
-            .filter_map(|item| self.deref(item))
-            .collect()
+        items.iter().take(MAX_ARRAY).filter_map(|item| self.deref(item)).collect()
     }
 }
 
@@ -152,9 +128,7 @@ fn deref_in<'a>(objects: &'a [Value], mut value: &'a Value) -> Option<&'a Value>
 fn join(base: &str, relative: &str) -> String {
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     if let Some(path) = relative.strip_prefix('/') {
-        let host_end = base[scheme_end..]
-            .find('/')
-            .map_or(base.len(), |i| scheme_end + i);
+        let host_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
         return format!("{}/{}", &base[..host_end], path);
     }
     match base[scheme_end..].rfind('/') {
@@ -178,26 +152,9 @@ mod tests {
     fn uid_cycles_end() {
         let plist = Value::Dictionary(
             [
-                (
-                    "$archiver".to_owned(),
-                    Value::String("NSKeyedArchiver".into()),
-                ),
-                (
-                    "$objects".to_owned(),
-                    Value::Array(vec![
-                        Value::String("$null".into()),
-                        Value::Uid(plist::Uid::new(2)),
-                        Value::Uid(plist::Uid::new(1)),
-                    ]),
-                ),
-                (
-                    "$top".to_owned(),
-                    Value::Dictionary(
-                        [("root".to_owned(), Value::Uid(plist::Uid::new(1)))]
-                            .into_iter()
-                            .collect(),
-                    ),
-                ),
+                ("$archiver".to_owned(), Value::String("NSKeyedArchiver".into())),
+                ("$objects".to_owned(), Value::Array(vec![Value::String("$null".into()), Value::Uid(plist::Uid::new(2)), Value::Uid(plist::Uid::new(1))])),
+                ("$top".to_owned(), Value::Dictionary([("root".to_owned(), Value::Uid(plist::Uid::new(1)))].into_iter().collect())),
             ]
             .into_iter()
             .collect(),

@@ -56,10 +56,7 @@ impl LinkPreview {
 pub fn decode_link_preview(bytes: &[u8]) -> Result<LinkPreview, Error> {
     let plist = read(bytes, Blob::PayloadData)?;
     let archive = KeyedArchive::open(&plist, Blob::PayloadData)?;
-    let root = archive
-        .root()
-        .as_dictionary()
-        .ok_or_else(|| Error::shape(Blob::PayloadData, "archived root is not an object"))?;
+    let root = archive.root().as_dictionary().ok_or_else(|| Error::shape(Blob::PayloadData, "archived root is not an object"))?;
     let metadata = if archive.class_name(root) == Some("LPLinkMetadata") {
         root
     } else {
@@ -68,41 +65,19 @@ pub fn decode_link_preview(bytes: &[u8]) -> Result<LinkPreview, Error> {
             .find_map(|key| archive.get(root, key).and_then(Value::as_dictionary))
             .ok_or_else(|| Error::shape(Blob::PayloadData, "payload holds no link metadata"))?
     };
-    let is_placeholder = archive
-        .get(root, "richLinkIsPlaceholder")
-        .and_then(Value::as_boolean)
-        .unwrap_or(false);
+    let is_placeholder = archive.get(root, "richLinkIsPlaceholder").and_then(Value::as_boolean).unwrap_or(false);
     Ok(from_metadata(&archive, metadata, is_placeholder))
 }
 
-fn from_metadata<'a>(
-    archive: &KeyedArchive<'a>,
-    metadata: &'a Dictionary,
-    is_placeholder: bool,
-) -> LinkPreview {
-    let metadata_url = |value: &'a Value| {
-        archive
-            .object(value)
-            .and_then(|meta| archive.url_at(meta, "URL"))
-    };
-    let icon_url = metadata
-        .get("iconMetadata")
-        .and_then(metadata_url)
-        .or_else(|| {
-            let icons = metadata.get("icons")?;
-            archive.array(icons).into_iter().find_map(metadata_url)
-        });
+fn from_metadata<'a>(archive: &KeyedArchive<'a>, metadata: &'a Dictionary, is_placeholder: bool) -> LinkPreview {
+    let metadata_url = |value: &'a Value| archive.object(value).and_then(|meta| archive.url_at(meta, "URL"));
+    let icon_url = metadata.get("iconMetadata").and_then(metadata_url).or_else(|| {
+        let icons = metadata.get("icons")?;
+        archive.array(icons).into_iter().find_map(metadata_url)
+    });
     let mut image_urls: Vec<String> = Vec::new();
-    let images = metadata
-        .get("images")
-        .map(|images| archive.array(images))
-        .unwrap_or_default();
-    for url in metadata
-        .get("imageMetadata")
-        .into_iter()
-        .chain(images)
-        .filter_map(metadata_url)
-    {
+    let images = metadata.get("images").map(|images| archive.array(images)).unwrap_or_default();
+    for url in metadata.get("imageMetadata").into_iter().chain(images).filter_map(metadata_url) {
         if image_urls.len() < MAX_IMAGES && !image_urls.contains(&url) {
             image_urls.push(url);
         }

@@ -26,11 +26,7 @@ const MAX_EXPANDED_BYTES: usize = 4 * MAX_PLIST_BYTES;
 /// Reads a binary (`bplist00`) or XML property list.
 pub(crate) fn read(bytes: &[u8], blob: Blob) -> Result<Value, Error> {
     if bytes.len() > MAX_PLIST_BYTES {
-        return Err(Error::TooLarge {
-            blob,
-            len: bytes.len(),
-            max: MAX_PLIST_BYTES,
-        });
+        return Err(Error::TooLarge { blob, len: bytes.len(), max: MAX_PLIST_BYTES });
     }
     if bytes.starts_with(b"bplist") {
         build(BinaryReader::new(Cursor::new(bytes)), blob)
@@ -57,10 +53,7 @@ where
         if count >= MAX_EVENTS {
             return Err(limit("number of plist objects"));
         }
-        let event = event.map_err(|e| Error::Plist {
-            blob,
-            source: Box::new(e),
-        })?;
+        let event = event.map_err(|e| Error::Plist { blob, source: Box::new(e) })?;
         let value = match event {
             Event::StartArray(_) | Event::StartDictionary(_) => {
                 if stack.len() >= MAX_DEPTH {
@@ -75,18 +68,8 @@ where
             Event::EndCollection => match stack.pop() {
                 Some(Frame::Array(array)) => Value::Array(array),
                 Some(Frame::Dict(dict, None)) => Value::Dictionary(dict),
-                Some(Frame::Dict(_, Some(key))) => {
-                    return Err(Error::shape(
-                        blob,
-                        format!("plist key {key:?} has no value"),
-                    ))
-                }
-                None => {
-                    return Err(Error::shape(
-                        blob,
-                        "plist closes a collection it never opened",
-                    ))
-                }
+                Some(Frame::Dict(_, Some(key))) => return Err(Error::shape(blob, format!("plist key {key:?} has no value"))),
+                None => return Err(Error::shape(blob, "plist closes a collection it never opened")),
             },
             Event::Boolean(b) => Value::Boolean(b),
             Event::Data(data) => {
@@ -101,12 +84,7 @@ where
                 Value::String(string.into_owned())
             }
             Event::Uid(uid) => Value::Uid(uid),
-            _ => {
-                return Err(Error::shape(
-                    blob,
-                    "plist holds a kind of value this decoder does not know",
-                ))
-            }
+            _ => return Err(Error::shape(blob, "plist holds a kind of value this decoder does not know")),
         };
         if expanded > MAX_EXPANDED_BYTES {
             return Err(limit("expanded plist size"));
@@ -126,10 +104,7 @@ where
             }
         }
     }
-    Err(Error::shape(
-        blob,
-        "plist ends before its root value is complete",
-    ))
+    Err(Error::shape(blob, "plist ends before its root value is complete"))
 }
 
 #[cfg(test)]
@@ -178,17 +153,11 @@ mod tests {
     #[test]
     fn exponential_expansion_is_refused() {
         // 30 levels deep is within MAX_DEPTH, but would expand to 2^30 leaves.
-        assert!(matches!(
-            read(&doubling(30), Blob::SummaryInfo),
-            Err(Error::Limit { .. })
-        ));
+        assert!(matches!(read(&doubling(30), Blob::SummaryInfo), Err(Error::Limit { .. })));
     }
 
     #[test]
     fn deep_nesting_is_refused() {
-        assert!(matches!(
-            read(&doubling(100), Blob::SummaryInfo),
-            Err(Error::Limit { .. })
-        ));
+        assert!(matches!(read(&doubling(100), Blob::SummaryInfo), Err(Error::Limit { .. })));
     }
 }

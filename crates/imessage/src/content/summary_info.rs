@@ -91,10 +91,7 @@ impl EditVersion {
 impl SummaryInfo {
     /// How many of the message's parts were not unsent.
     pub fn remaining_parts(&self) -> usize {
-        self.parts
-            .iter()
-            .filter(|p| !self.unsent_parts.contains(&p.part))
-            .count()
+        self.parts.iter().filter(|p| !self.unsent_parts.contains(&p.part)).count()
     }
 
     /// Whether the whole message was unsent: it had parts and none remain.
@@ -111,9 +108,7 @@ impl SummaryInfo {
 /// Decodes a `messageSummaryInfo` plist. Missing keys give empty lists.
 pub fn decode_summary_info(bytes: &[u8]) -> Result<SummaryInfo, Error> {
     let plist = read(bytes, Blob::SummaryInfo)?;
-    let root = plist
-        .as_dictionary()
-        .ok_or_else(|| shape("root is not a dictionary"))?;
+    let root = plist.as_dictionary().ok_or_else(|| shape("root is not a dictionary"))?;
     let mut info = SummaryInfo::default();
     for (key, value) in root {
         match key.as_str() {
@@ -134,18 +129,10 @@ fn shape(detail: impl Into<String>) -> Error {
 
 /// A dictionary keyed by part number, as `(part, value)` sorted by part.
 fn by_part<'a>(value: &'a Value, key: &str) -> Result<Vec<(i64, &'a Value)>, Error> {
-    let dict = value
-        .as_dictionary()
-        .ok_or_else(|| shape(format!("{key} is not a dictionary")))?;
+    let dict = value.as_dictionary().ok_or_else(|| shape(format!("{key} is not a dictionary")))?;
     let mut parts = dict
         .iter()
-        .map(|(part, value)| {
-            part.parse::<i64>().map(|part| (part, value)).map_err(|_| {
-                shape(format!(
-                    "{key} has a key {part:?} that is not a part number"
-                ))
-            })
-        })
+        .map(|(part, value)| part.parse::<i64>().map(|part| (part, value)).map_err(|_| shape(format!("{key} has a key {part:?} that is not a part number"))))
         .collect::<Result<Vec<_>, _>>()?;
     parts.sort_by_key(|(part, _)| *part);
     Ok(parts)
@@ -155,14 +142,8 @@ fn part_ranges(value: &Value) -> Result<Vec<PartRange>, Error> {
     by_part(value, "otr")?
         .into_iter()
         .map(|(part, range)| {
-            let range = range
-                .as_dictionary()
-                .ok_or_else(|| shape(format!("otr part {part} is not a dictionary")))?;
-            Ok(PartRange {
-                part,
-                offset: integer_at(range, "lo").unwrap_or(0),
-                length: integer_at(range, "le").unwrap_or(0),
-            })
+            let range = range.as_dictionary().ok_or_else(|| shape(format!("otr part {part} is not a dictionary")))?;
+            Ok(PartRange { part, offset: integer_at(range, "lo").unwrap_or(0), length: integer_at(range, "le").unwrap_or(0) })
         })
         .collect()
 }
@@ -176,13 +157,7 @@ fn edits(value: &Value) -> Result<Vec<PartEdits>, Error> {
                 .ok_or_else(|| shape(format!("ec part {part} is not an array")))?
                 .iter()
                 .enumerate()
-                .map(|(index, version)| {
-                    edit_version(version).map_err(|source| Error::EditVersion {
-                        part,
-                        version: index,
-                        source: Box::new(source),
-                    })
-                })
+                .map(|(index, version)| edit_version(version).map_err(|source| Error::EditVersion { part, version: index, source: Box::new(source) }))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(PartEdits { part, versions })
         })
@@ -190,15 +165,10 @@ fn edits(value: &Value) -> Result<Vec<PartEdits>, Error> {
 }
 
 fn edit_version(value: &Value) -> Result<EditVersion, Error> {
-    let version = value
-        .as_dictionary()
-        .ok_or_else(|| shape("not a dictionary"))?;
+    let version = value.as_dictionary().ok_or_else(|| shape("not a dictionary"))?;
     let seconds = match version.get("d") {
         Some(Value::Real(seconds)) => *seconds,
-        Some(Value::Integer(seconds)) => seconds
-            .as_signed()
-            .map(|s| s as f64)
-            .ok_or_else(|| shape("d is out of range"))?,
+        Some(Value::Integer(seconds)) => seconds.as_signed().map(|s| s as f64).ok_or_else(|| shape("d is out of range"))?,
         _ => return Err(shape("no date d")),
     };
     // Whole seconds that fit in i64 nanoseconds (about ±292 years around 2001).
@@ -207,21 +177,10 @@ fn edit_version(value: &Value) -> Result<EditVersion, Error> {
         return Err(shape("d is not a usable time"));
     }
     let date = whole as i64 * NANOS;
-    let text = version
-        .get("t")
-        .and_then(Value::as_data)
-        .ok_or_else(|| shape("no text t"))?;
+    let text = version.get("t").and_then(Value::as_data).ok_or_else(|| shape("no text t"))?;
     let body = decode_attributed_body(text)?;
-    let guid = version
-        .get("bcg")
-        .and_then(Value::as_string)
-        .map(str::to_owned);
-    Ok(EditVersion {
-        date,
-        seconds,
-        body,
-        guid,
-    })
+    let guid = version.get("bcg").and_then(Value::as_string).map(str::to_owned);
+    Ok(EditVersion { date, seconds, body, guid })
 }
 
 fn integer_at(dict: &Dictionary, key: &str) -> Option<i64> {
@@ -233,9 +192,6 @@ fn integers(value: &Value, key: &str) -> Result<Vec<i64>, Error> {
         .as_array()
         .ok_or_else(|| shape(format!("{key} is not an array")))?
         .iter()
-        .map(|item| {
-            item.as_signed_integer()
-                .ok_or_else(|| shape(format!("{key} holds a value that is not an integer")))
-        })
+        .map(|item| item.as_signed_integer().ok_or_else(|| shape(format!("{key} holds a value that is not an integer"))))
         .collect()
 }

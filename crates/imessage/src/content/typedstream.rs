@@ -37,25 +37,15 @@ where
     F: for<'a, 'b> FnOnce(Property<'a, 'b>) -> Result<T, Error> + Send,
 {
     if bytes.len() > MAX_TYPEDSTREAM_BYTES {
-        return Err(Error::TooLarge {
-            blob,
-            len: bytes.len(),
-            max: MAX_TYPEDSTREAM_BYTES,
-        });
+        return Err(Error::TooLarge { blob, len: bytes.len(), max: MAX_TYPEDSTREAM_BYTES });
     }
     let bound = nesting_bound(bytes);
     if bound > MAX_NESTING {
-        return Err(Error::Limit {
-            blob,
-            limit: "nesting depth",
-        });
+        return Err(Error::Limit { blob, limit: "nesting depth" });
     }
     let run = move || {
         let mut stream = TypedStreamDeserializer::new(bytes);
-        let root = stream.root().map_err(|e| Error::Typedstream {
-            blob,
-            source: Box::new(e),
-        })?;
+        let root = stream.root().map_err(|e| Error::Typedstream { blob, source: Box::new(e) })?;
         walk(root)
     };
     if bound <= INLINE_LEVELS {
@@ -63,25 +53,16 @@ where
     }
     let stack = STACK_BASE + bound * STACK_PER_LEVEL;
     std::thread::scope(|scope| {
-        let handle = std::thread::Builder::new()
-            .name("typedstream".into())
-            .stack_size(stack)
-            .spawn_scoped(scope, run)
-            .map_err(Error::Thread)?;
+        let handle = std::thread::Builder::new().name("typedstream".into()).stack_size(stack).spawn_scoped(scope, run).map_err(Error::Thread)?;
         // A panic here would be a bug in crabstep or in this crate: pass it on, do not hide it.
-        handle
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
 
 /// An upper bound on how deeply `bytes` can make crabstep recurse: every level consumes at least
 /// one object start, `[` or `{` byte.
 fn nesting_bound(bytes: &[u8]) -> usize {
-    bytes
-        .iter()
-        .filter(|&&b| b == OBJECT_START || b == b'[' || b == b'{')
-        .count()
+    bytes.iter().filter(|&&b| b == OBJECT_START || b == b'[' || b == b'{').count()
 }
 
 /// The text of an `NSString`-like value: an `NSString`/`NSMutableString` object, or a group
@@ -97,10 +78,7 @@ pub(crate) fn integer(value: &Property<'_, '_>) -> Option<i64> {
 
 /// The string of an `NSURL` (or of an `NSString`, which some producers use for links).
 pub(crate) fn url(value: &Property<'_, '_>) -> Option<String> {
-    value
-        .as_url()
-        .or_else(|| value.as_string())
-        .map(str::to_owned)
+    value.as_url().or_else(|| value.as_string()).map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -134,18 +112,12 @@ mod tests {
     #[test]
     fn nesting_beyond_the_limit_is_refused() {
         let bytes = nested(MAX_NESTING);
-        assert!(matches!(
-            with_root(&bytes, Blob::AttributedBody, |_root| Ok(())),
-            Err(Error::Limit { .. })
-        ));
+        assert!(matches!(with_root(&bytes, Blob::AttributedBody, |_root| Ok(())), Err(Error::Limit { .. })));
     }
 
     #[test]
     fn oversized_input_is_refused_before_parsing() {
         let bytes = vec![0u8; MAX_TYPEDSTREAM_BYTES + 1];
-        assert!(matches!(
-            with_root(&bytes, Blob::AttributedBody, |_root| Ok(())),
-            Err(Error::TooLarge { .. })
-        ));
+        assert!(matches!(with_root(&bytes, Blob::AttributedBody, |_root| Ok(())), Err(Error::TooLarge { .. })));
     }
 }

@@ -20,15 +20,10 @@ pub const COPIED_DIRS: [&str; 3] = ["attributed-body", "summary-info", "payload"
 /// A fixture's bytes (e.g. `"attributed-body/MultiPart"`); when `shared/` is present its copy
 /// there must be identical.
 pub fn fixture(name: &str) -> Vec<u8> {
-    let local = std::fs::read(local_dir().join(name))
-        .unwrap_or_else(|e| panic!("reading fixture {name}: {e}"));
+    let local = std::fs::read(local_dir().join(name)).unwrap_or_else(|e| panic!("reading fixture {name}: {e}"));
     if let Some(shared) = shared_dir() {
-        let original = std::fs::read(shared.join(name))
-            .unwrap_or_else(|e| panic!("reading shared fixture {name}: {e}"));
-        assert!(
-            local == original,
-            "tests/data/apple/{name} differs from shared/fixtures/apple/{name}"
-        );
+        let original = std::fs::read(shared.join(name)).unwrap_or_else(|e| panic!("reading shared fixture {name}: {e}"));
+        assert!(local == original, "tests/data/apple/{name} differs from shared/fixtures/apple/{name}");
     }
     local
 }

@@ -24,8 +24,16 @@ pub fn entries() -> Vec<BackupEntry> {
     let mut e = vec![
         BackupEntry { domain: "HomeDomain".into(), relative_path: "Library/SMS/sms.db".into(), content: Content::Bytes(bytes("sms", 100_003)) },
         BackupEntry { domain: "HomeDomain".into(), relative_path: "Library/SMS/sms.db-wal".into(), content: Content::Bytes(bytes("wal", 4128)) },
-        BackupEntry { domain: "HomeDomain".into(), relative_path: "Library/AddressBook/AddressBook.sqlitedb".into(), content: Content::Bytes(bytes("ab", 8192)) },
-        BackupEntry { domain: "HomeDomain".into(), relative_path: "Library/AddressBook/AddressBookImages.sqlitedb".into(), content: Content::Bytes(bytes("abi", 20_000)) },
+        BackupEntry {
+            domain: "HomeDomain".into(),
+            relative_path: "Library/AddressBook/AddressBook.sqlitedb".into(),
+            content: Content::Bytes(bytes("ab", 8192)),
+        },
+        BackupEntry {
+            domain: "HomeDomain".into(),
+            relative_path: "Library/AddressBook/AddressBookImages.sqlitedb".into(),
+            content: Content::Bytes(bytes("abi", 20_000)),
+        },
     ];
     for (i, len) in [0usize, 1, 15, 16, 17, 65_536, 262_144, 262_145, 1_000_000].into_iter().enumerate() {
         let rel = format!("Library/SMS/Attachments/{:02x}/{:02}/GUID-{i}/IMG_{i:04}.jpeg", i * 17 % 256, i);

@@ -37,8 +37,7 @@ async fn sqlite_version_3_rows_survive_migration_4() {
     let rows: Vec<(String, String, i64, Option<String>)> =
         sqlx::query_as("SELECT record_name, guid, ts_ms, text FROM messages ORDER BY record_name").fetch_all(&pool).await.unwrap();
     assert_eq!(rows, vec![("r1".into(), "g1".into(), 10, None), ("r2".into(), "g2".into(), 20, Some("two".into()))]);
-    let log: Vec<(i64, i64, String)> =
-        sqlx::query_as("SELECT seq, deleted, record_name FROM message_log ORDER BY seq").fetch_all(&pool).await.unwrap();
+    let log: Vec<(i64, i64, String)> = sqlx::query_as("SELECT seq, deleted, record_name FROM message_log ORDER BY seq").fetch_all(&pool).await.unwrap();
     assert_eq!(log, vec![(1, 0, "r3".into()), (2, 1, "r2".into())]);
     // Record names stay unique, and a message row without its columns is refused.
     let dup = sqlx::query("INSERT INTO messages (record_name, guid, chat_id, sender, flags, ts_ms) VALUES ('r1', 'x', 'c', '', 0, 1)");
@@ -138,11 +137,8 @@ async fn check_version_5_messages_upgraded(store: &dyn crate::Store, before: Vec
         m
     };
     let changed = [with_content(before[0].clone()), with_content(v5_message("r9", 90, "new"))];
-    let mut page = crate::PageCommit {
-        zone: MESSAGE_ZONE.into(),
-        changes: changed.iter().cloned().map(RecordChange::Message).collect(),
-        ..crate::PageCommit::default()
-    };
+    let mut page =
+        crate::PageCommit { zone: MESSAGE_ZONE.into(), changes: changed.iter().cloned().map(RecordChange::Message).collect(), ..crate::PageCommit::default() };
     page.stats.done = true;
     store.commit_page(&page).await.unwrap();
     let mut after = before.clone();
@@ -155,16 +151,10 @@ async fn check_version_5_messages_upgraded(store: &dyn crate::Store, before: Vec
 async fn check_sqlite_row_shapes(pool: &SqlitePool) {
     let cols = |t: &str| format!("SELECT cid, name, type, \"notnull\", dflt_value, pk FROM pragma_table_info('{t}')");
     for (a, b) in [("messages", "message_log"), ("message_log", "messages")] {
-        let differ: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM ({} EXCEPT {})", cols(a), cols(b)))
-            .fetch_one(pool)
-            .await
-            .unwrap();
+        let differ: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM ({} EXCEPT {})", cols(a), cols(b))).fetch_one(pool).await.unwrap();
         assert_eq!(differ, 0, "columns of {a} missing from {b}");
     }
-    let content: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'content'")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let content: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'content'").fetch_one(pool).await.unwrap();
     assert_eq!(content, 1);
 }
 
@@ -194,8 +184,7 @@ async fn sqlite_version_5_messages_survive_migration_6() {
     let pool = SqlitePool::connect(&uri).await.unwrap();
     check_sqlite_row_shapes(&pool).await;
     check_version_5_messages_upgraded(&store, vec![v5_message("r1", 10, "one"), v5_message("r3", 30, "three")]).await;
-    let nulls: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE content IS NULL").fetch_one(&pool).await.unwrap();
+    let nulls: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE content IS NULL").fetch_one(&pool).await.unwrap();
     assert_eq!(nulls, 1, "the message not re-committed keeps a NULL content");
 }
 
@@ -240,7 +229,6 @@ async fn postgres_version_5_messages_survive_migration_6() {
     let store = crate::PostgresStore::open(&uri).await.unwrap();
     check_version_5_messages_upgraded(&store, vec![v5_message("r1", 10, "one"), v5_message("r2", 20, "two")]).await;
     let pool = PgPool::connect(&uri).await.unwrap();
-    let nulls: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE content IS NULL").fetch_one(&pool).await.unwrap();
+    let nulls: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE content IS NULL").fetch_one(&pool).await.unwrap();
     assert_eq!(nulls, 1, "the message not re-committed keeps a NULL content");
 }

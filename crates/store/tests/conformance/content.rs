@@ -17,10 +17,7 @@ fn rich(name: &str, chat: &str, ts_ms: i64, tag: &str) -> MessageRecord {
             ContentPart::Attachment { part: Some(1), guid: Some(format!("at_0_{name}_{tag}")) },
             ContentPart::Attachment { part: None, guid: None },
             ContentPart::Text {
-                part: Some(3),
-                text: format!("\"{tag}\" é ✓\n\u{0}"),
-                mention: None,
-                link: Some("https://example.org/%C3%A9?a=1&b=2".into()),
+                part: Some(3), text: format!("\"{tag}\" é ✓\n\u{0}"), mention: None, link: Some("https://example.org/%C3%A9?a=1&b=2".into())
             },
         ],
         edits: vec![
@@ -49,21 +46,14 @@ fn rich(name: &str, chat: &str, ts_ms: i64, tag: &str) -> MessageRecord {
         effect: Some(format!("com.apple.MobileSMS.expressivesend.{tag}")),
         read_ms: Some(1_700_000_000_123),
         delivered_ms: Some(-1),
-        undecodable: vec![BlobFailure {
-            field: "messageSummaryInfo".into(),
-            reason: format!("plist: truncated ({tag})"),
-        }],
+        undecodable: vec![BlobFailure { field: "messageSummaryInfo".into(), reason: format!("plist: truncated ({tag})") }],
     };
     m
 }
 
 /// A message the sender unsent as a whole: content whose only field is `unsent`.
 fn unsent(name: &str, chat: &str, ts_ms: i64) -> MessageRecord {
-    MessageRecord {
-        text: None,
-        content: MessageContent { unsent: true, ..MessageContent::default() },
-        ..msg(name, chat, ts_ms, &format!("g-{name}"))
-    }
+    MessageRecord { text: None, content: MessageContent { unsent: true, ..MessageContent::default() }, ..msg(name, chat, ts_ms, &format!("g-{name}")) }
 }
 
 /// Rows of `messages` holding a content value (call after a read, which folds SQLite's log).
@@ -115,8 +105,7 @@ pub(crate) async fn rich_content_survives_the_initial_sync_fold(db: TestDb) {
         assert_eq!(db.scalar("SELECT COUNT(*) FROM message_log").await, 0, "the last page folds the log");
         assert_eq!(db.scalar("SELECT MAX(seq) FROM messages").await, 6, "adopted, not copied");
         for (a, b) in [("messages", "message_log"), ("message_log", "messages")] {
-            let cols =
-                |t: &str| format!("SELECT cid, name, type, \"notnull\", dflt_value, pk FROM pragma_table_info('{t}')");
+            let cols = |t: &str| format!("SELECT cid, name, type, \"notnull\", dflt_value, pk FROM pragma_table_info('{t}')");
             let differ = format!("SELECT COUNT(*) FROM ({} EXCEPT {})", cols(a), cols(b));
             assert_eq!(db.scalar(&differ).await, 0, "columns of {a} missing from {b}");
         }
@@ -148,9 +137,7 @@ pub(crate) async fn rich_content_survives_the_initial_sync_fold(db: TestDb) {
 /// (stored as NULL again), and after a deletion.
 pub(crate) async fn recommit_replaces_content(db: TestDb) {
     let s = db.open().await;
-    s.commit_page(&page(MESSAGE_ZONE, b"t1", messages(&[rich("m1", "c", 1, "a"), msg("m2", "c", 2, "g-m2")])))
-        .await
-        .unwrap();
+    s.commit_page(&page(MESSAGE_ZONE, b"t1", messages(&[rich("m1", "c", 1, "a"), msg("m2", "c", 2, "g-m2")]))).await.unwrap();
     let mut second = page(MESSAGE_ZONE, b"t2", messages(&[rich("m1", "c", 1, "b"), rich("m2", "c", 2, "c")]));
     second.stats.done = true;
     s.commit_page(&second).await.unwrap();
@@ -158,9 +145,7 @@ pub(crate) async fn recommit_replaces_content(db: TestDb) {
 
     // Back to empty, with no read in between on SQLite (both versions wait in its log).
     s.commit_page(&page(MESSAGE_ZONE, b"t3", messages(&[msg("m1", "c", 1, "g-m1")]))).await.unwrap();
-    s.commit_page(&page(MESSAGE_ZONE, b"t4", messages(&[rich("m2", "c", 2, "d"), unsent("m2", "c", 2)])))
-        .await
-        .unwrap();
+    s.commit_page(&page(MESSAGE_ZONE, b"t4", messages(&[rich("m2", "c", 2, "d"), unsent("m2", "c", 2)]))).await.unwrap();
     assert_reads(&*s, "c", &[msg("m1", "c", 1, "g-m1"), unsent("m2", "c", 2)]).await;
     assert_eq!(stored_contents(&db).await, 1);
     let m2 = msg("m2", "c", 2, "g-m2");

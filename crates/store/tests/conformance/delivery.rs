@@ -195,7 +195,8 @@ pub(crate) async fn ghost_profiles_and_avatar_uploads(db: TestDb) {
         avatar_mxc: Some("mxc://x/sam".into()),
         updated_ms: 10,
     };
-    let ada = store::GhostProfileRow { handle: "mailto:ada@example.org".into(), display_name: "Ada".into(), avatar_sha256: None, avatar_mxc: None, updated_ms: 11 };
+    let ada =
+        store::GhostProfileRow { handle: "mailto:ada@example.org".into(), display_name: "Ada".into(), avatar_sha256: None, avatar_mxc: None, updated_ms: 11 };
     s.save_ghost_profile(&sam).await.unwrap();
     s.save_ghost_profile(&ada).await.unwrap();
     assert_eq!(s.ghost_profile(&sam.handle).await.unwrap().as_ref(), Some(&sam));

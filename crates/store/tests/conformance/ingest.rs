@@ -32,9 +32,7 @@ pub(crate) async fn changes_across_pages_apply_in_order(db: TestDb) {
     };
     s.commit_page(&page(MESSAGE_ZONE, b"t1", messages(&[v("m1", 1, "a"), v("m2", 2, "a"), v("m3", 3, "a")]))).await.unwrap();
     s.commit_page(&page(MESSAGE_ZONE, b"t2", vec![del("m1"), RecordChange::Message(v("m2", 2, "b"))])).await.unwrap();
-    s.commit_page(&page(MESSAGE_ZONE, b"t3", vec![RecordChange::Message(v("m1", 1, "c")), del("m3"), del("never")]))
-        .await
-        .unwrap();
+    s.commit_page(&page(MESSAGE_ZONE, b"t3", vec![RecordChange::Message(v("m1", 1, "c")), del("m3"), del("never")])).await.unwrap();
     s.commit_page(&page(MESSAGE_ZONE, b"t4", vec![del("m2"), RecordChange::Message(v("m2", 2, "d"))])).await.unwrap();
     assert_eq!(s.messages_in_chat("c").await.unwrap(), vec![v("m1", 1, "c"), v("m2", 2, "d")]);
 
@@ -95,8 +93,7 @@ pub(crate) async fn initial_sync_sized_commit(db: TestDb) {
 pub(crate) async fn initial_sync_with_distinct_names_then_later_changes(db: TestDb) {
     const N: i64 = 600;
     let s = db.open().await;
-    let history: Vec<MessageRecord> =
-        (0..N).map(|n| msg(&format!("rec-{:04}", n * 37 % N), &format!("chat{}", n % 3), n, &format!("guid-{n}"))).collect();
+    let history: Vec<MessageRecord> = (0..N).map(|n| msg(&format!("rec-{:04}", n * 37 % N), &format!("chat{}", n % 3), n, &format!("guid-{n}"))).collect();
     let mut first = messages(&history[..N as usize / 2]);
     first.push(del("never-seen"));
     s.commit_page(&page(MESSAGE_ZONE, b"t1", first)).await.unwrap();
