@@ -6,10 +6,10 @@
 
 use reqwest::Url;
 
+use crate::cards::AddressBook;
 use crate::error::{Error, Result};
 use crate::http::{check_url, multistatus, Http};
 use crate::xml::{CARDDAV, DAV};
-use crate::AddressBook;
 
 const PRINCIPAL: &str = r#"<?xml version="1.0" encoding="utf-8"?><propfind xmlns="DAV:"><prop><current-user-principal/></prop></propfind>"#;
 const HOME_SET: &str = r#"<?xml version="1.0" encoding="utf-8"?><propfind xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav"><prop><C:addressbook-home-set/></prop></propfind>"#;

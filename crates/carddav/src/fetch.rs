@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 
 use reqwest::{StatusCode, Url};
 
+use crate::cards::{href_key, RemoteCard, Unreadable};
 use crate::error::{Error, Result};
 use crate::http::{excerpt, Http, MAX_CARD, MAX_MULTISTATUS};
-use crate::sync::{href_key, RemoteCard, Unreadable};
 use crate::xml::{self, Multistatus, CARDDAV, DAV};
 
 /// Cards per multiget report.

@@ -11,6 +11,7 @@
 //! The password goes only into the Authorization header: it is in no error, log line or `Debug`
 //! output.
 
+mod cards;
 mod discover;
 mod error;
 mod fetch;
@@ -18,8 +19,9 @@ mod http;
 mod sync;
 mod xml;
 
+pub use cards::{AddressBook, RemoteCard, Unreadable};
 pub use error::{Error, Result};
-pub use sync::{BookState, Delta, RemoteCard, SyncMode, SyncState, Unreadable};
+pub use sync::{BookState, Delta, SyncMode, SyncState};
 
 use reqwest::Url;
 
@@ -36,14 +38,6 @@ impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials").field("url", &self.url).field("username", &self.username).field("password", &"<redacted>").finish()
     }
-}
-
-/// An address book collection found by discovery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddressBook {
-    /// The collection's absolute URL; the key of its [`BookState`].
-    pub url: String,
-    pub display_name: Option<String>,
 }
 
 /// A logged-in account with its address books.

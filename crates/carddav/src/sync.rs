@@ -13,10 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
+use crate::cards::{href_key, AddressBook, RemoteCard, Unreadable};
 use crate::error::{Error, Result};
 use crate::http::{excerpt, multistatus, redacted, Http, MAX_MULTISTATUS};
 use crate::xml::{self, Multistatus, DAV};
-use crate::AddressBook;
 
 /// What the bridge stores between syncs, per address book URL.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,23 +31,6 @@ pub struct SyncState {
 pub struct BookState {
     pub sync_token: Option<String>,
     pub etags: BTreeMap<String, String>,
-}
-
-/// A card that is new or changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteCard {
-    /// The card's URL path on the server; stable while the card exists.
-    pub href: String,
-    pub etag: String,
-    /// The vCard text as the server sent it.
-    pub vcard: String,
-}
-
-/// A card the server listed but that could not be fetched or read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unreadable {
-    pub href: String,
-    pub reason: String,
 }
 
 /// The changes of one sync.
@@ -168,10 +151,6 @@ async fn sync_book(http: &Http, book: &Url, held: &BookState, mode: SyncMode) ->
 }
 
 /// The URL path of an href relative to `base`: the key cards are held by.
-pub(crate) fn href_key(base: &Url, href: &str) -> Option<String> {
-    base.join(href).ok().filter(|u| u.origin() == base.origin()).map(|u| u.path().to_owned())
-}
-
 fn off_server(href: &str) -> Unreadable {
     Unreadable { href: href.to_owned(), reason: "the href is not a path on the address book's server".into() }
 }

@@ -25,12 +25,11 @@ use imessage::{decode_message_content_and_text, MessageBlobs};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use crate::messages::{MessagePage, MessageRows, MESSAGE_COLUMNS};
+use crate::rows::{MessagePage, MessageRows, MESSAGE_COLUMNS, ROWID};
 use crate::{canonical_in, Conversations, Skipped, STYLE_GROUP};
 
 /// Where each column is in a row of [`crate::ChatDb::message_select`]: `rowid`, `guid`, the
-/// [`MESSAGE_COLUMNS`], then `chat_rowid`, `sender_id`, `sender_country`.
-pub(crate) const ROWID: usize = 0;
+/// [`MESSAGE_COLUMNS`], then `chat_rowid`, `sender_id`, `sender_country` ([`ROWID`] is first).
 const GUID: usize = 1;
 const CHAT_ROWID: usize = 2 + MESSAGE_COLUMNS.len();
 const SENDER_ID: usize = CHAT_ROWID + 1;

@@ -23,6 +23,7 @@
 mod attachments;
 mod decode;
 mod messages;
+mod rows;
 pub mod schema;
 
 use std::collections::BTreeSet;
@@ -36,7 +37,7 @@ use sqlx::{Row, SqlitePool};
 
 pub use attachments::{resolve_attachment_path, AttachmentRow};
 pub use decode::MessageDecoder;
-pub use messages::{MessagePage, MessageRows};
+pub use rows::{MessagePage, MessageRows};
 pub use schema::Schema;
 
 /// Errors of the chat.db reader.

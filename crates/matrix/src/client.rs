@@ -282,7 +282,7 @@ impl HomeserverClient {
     /// A state event's content, None if the room has no such state.
     pub async fn state(&self, room: &str, user: &str, event_type: &str, state_key: &str) -> Result<Option<Value>> {
         let path = format!("/_matrix/client/v3/rooms/{}/state/{}/{}", enc(room), enc(event_type), enc(state_key));
-        crate::client_profile::found(self.request::<Value>(MAX_ATTEMPTS, Method::GET, &path, Some(user), &[], None, "get state").await)
+        found(self.request::<Value>(MAX_ATTEMPTS, Method::GET, &path, Some(user), &[], None, "get state").await)
     }
 
     /// One page of `GET /rooms/{room}/messages` as `user`.
@@ -571,5 +571,14 @@ mod tests {
             assert_eq!(hs.download("@u:x", "mxc://x/m", body.len()).await.unwrap().len(), body.len());
             assert!(matches!(hs.download("@u:x", "mxc://x/m", body.len() - 1).await, Err(MatrixError::TooLarge { .. })));
         }
+    }
+}
+
+/// An answer, None when the homeserver says there is nothing (`M_NOT_FOUND`).
+pub(crate) fn found<T>(answer: Result<T>) -> Result<Option<T>> {
+    match answer {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+        Err(e) => Err(e),
     }
 }

@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::client::{enc, HomeserverClient, MAX_ATTEMPTS};
+use crate::client::{enc, found, HomeserverClient, MAX_ATTEMPTS};
 use crate::{MatrixError, Result};
 
 impl HomeserverClient {
@@ -52,14 +52,5 @@ impl HomeserverClient {
     pub async fn delete_alias(&self, as_user: &str, alias: &str) -> Result<()> {
         let path = format!("/_matrix/client/v3/directory/room/{}", enc(alias));
         found(self.request::<Value>(MAX_ATTEMPTS, Method::DELETE, &path, Some(as_user), &[], None, "delete alias").await).map(drop)
-    }
-}
-
-/// An answer, None when the homeserver says there is nothing (`M_NOT_FOUND`).
-pub(crate) fn found<T>(answer: Result<T>) -> Result<Option<T>> {
-    match answer {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
-        Err(e) => Err(e),
     }
 }

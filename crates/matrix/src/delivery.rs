@@ -134,7 +134,7 @@ pub struct Deliverer {
     /// Rooms whose last delivery failed: how many times in a row, and when to try again.
     pub(crate) backoff: std::sync::Mutex<std::collections::HashMap<String, (u32, tokio::time::Instant)>>,
     /// Where ghosts' names and photos come from (None: the formatted handle; see `profiles.rs`).
-    pub(crate) profiles: std::sync::RwLock<Option<Arc<dyn crate::profiles::ProfileSource>>>,
+    pub(crate) profiles: std::sync::RwLock<Option<Arc<dyn crate::profile_source::ProfileSource>>>,
     /// Older portals' canonical aliases emptied (once per run; see `clear_canonical_aliases`).
     pub(crate) aliases_cleared: tokio::sync::OnceCell<u64>,
 }
@@ -160,7 +160,7 @@ impl Deliverer {
     }
 
     /// The deliverer with ghost profiles from `source` (see `profiles.rs`).
-    pub fn with_profiles(self, source: Option<Arc<dyn crate::profiles::ProfileSource>>) -> Self {
+    pub fn with_profiles(self, source: Option<Arc<dyn crate::profile_source::ProfileSource>>) -> Self {
         self.set_profiles(source);
         self
     }

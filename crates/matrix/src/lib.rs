@@ -22,6 +22,7 @@ pub mod media;
 pub mod metrics;
 mod part;
 mod portal;
+mod profile_source;
 pub mod profiles;
 mod refusal;
 pub mod registration;

@@ -12,10 +12,10 @@
 //! ghost is joined to (a background task), which is how DMs — named by their member, with no
 //! `m.room.name` — show the new name.
 
-use std::collections::HashMap;
-
 use sha2::Digest;
 use store::GhostProfileRow;
+
+pub use crate::profile_source::{AvatarImage, GhostProfile, NoProfiles, ProfileSource, StaticProfiles};
 
 use crate::delivery::Deliverer;
 use crate::ghost::{display_name, ghost_user_id};
@@ -25,46 +25,6 @@ use crate::Result;
 pub const MAX_AVATAR_BYTES: usize = 8 * 1024 * 1024;
 /// The longest display name set, in characters (Synapse refuses more than 256).
 const MAX_NAME: usize = 200;
-
-/// What a person's ghost shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GhostProfile {
-    pub display_name: String,
-    pub avatar: Option<AvatarImage>,
-}
-
-/// A photo: its bytes and their MIME type (`image/jpeg`, `image/png`, …).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AvatarImage {
-    pub bytes: bytes::Bytes,
-    pub mime: String,
-}
-
-/// Where ghost profiles come from. `canonical_handle` is a chat participant's handle as the
-/// store has it (`tel:+15551234567`, `mailto:a@b.example`); None: the handle is unknown, and its
-/// ghost is named by the handle.
-pub trait ProfileSource: Send + Sync {
-    fn profile(&self, canonical_handle: &str) -> Option<GhostProfile>;
-}
-
-/// No contacts: every ghost is named by its formatted handle.
-pub struct NoProfiles;
-
-impl ProfileSource for NoProfiles {
-    fn profile(&self, _: &str) -> Option<GhostProfile> {
-        None
-    }
-}
-
-/// A fixed map from canonical handle to profile (tests, and any source read whole).
-#[derive(Debug, Clone, Default)]
-pub struct StaticProfiles(pub HashMap<String, GhostProfile>);
-
-impl ProfileSource for StaticProfiles {
-    fn profile(&self, canonical_handle: &str) -> Option<GhostProfile> {
-        self.0.get(canonical_handle).cloned()
-    }
-}
 
 /// The display name a ghost should have: the source's (trimmed, cut to [`MAX_NAME`]), else the
 /// formatted handle. `verify` checks rooms against this too.
@@ -180,6 +140,7 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn names_come_from_the_source_else_the_handle() {

@@ -5,13 +5,28 @@
 
 use std::io::Write;
 
+use sha2::{Digest, Sha256};
+
+/// A photo and its format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Photo {
+    pub png: bool,
+    pub bytes: Vec<u8>,
+}
+
+impl Photo {
+    pub fn sha256(&self) -> String {
+        Sha256::digest(&self.bytes).iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 const SIDE: u32 = 8;
 /// An 8×8 baseline JPEG (ffmpeg's `gradients` source).
 const JPEG: &[u8] = include_bytes!("photo.jpg");
 
 /// The photo of person `n`: a PNG when `png`, else a JPEG.
-pub fn photo(n: u32, png: bool) -> super::Photo {
-    super::Photo { png, bytes: if png { png_bytes(n) } else { jpeg_bytes(n) } }
+pub fn photo(n: u32, png: bool) -> Photo {
+    Photo { png, bytes: if png { png_bytes(n) } else { jpeg_bytes(n) } }
 }
 
 fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {

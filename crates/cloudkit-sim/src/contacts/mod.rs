@@ -16,27 +16,14 @@
 //! organisation. The owner card is never used; the owner's handles are in the truth with null.
 
 pub mod image;
+pub use image::Photo;
 pub mod sqlite;
 pub mod vcf;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::account::OWN_HANDLES;
 use crate::Account;
-
-/// A photo and its format.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Photo {
-    pub png: bool,
-    pub bytes: Vec<u8>,
-}
-
-impl Photo {
-    pub fn sha256(&self) -> String {
-        Sha256::digest(&self.bytes).iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
 
 /// A phone number or email as written on a card, with the account handle it stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
