@@ -102,6 +102,15 @@ fn assert_verify_names(v: &Value) {
     assert_eq!((sum("names_wrong"), sum("alias_named")), (0, 0), "verify: {v}");
 }
 
+/// `run --once`, then what a client sees checked against `book`'s truth: verify's name counts,
+/// each DM's name, each ghost's photo. Returns (DMs named from a contact, ghosts with a photo).
+async fn run_and_check(env: &Env, book: &contacts::Book, round: u32) -> (usize, usize) {
+    let v = env.run_once_and_verify().await;
+    assert_verify_names(&v);
+    let want = expected(&contacts::truth(book));
+    (assert_dms_named(env, &want, round).await, assert_photos(env, &want).await)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vcard_file_names_the_dms_and_a_changed_file_renames_them() {
     let sim = start_sim(spec(23, 10, 300, 0), Faults::default()).await;
@@ -114,12 +123,8 @@ async fn a_vcard_file_names_the_dms_and_a_changed_file_renames_them() {
     std::fs::write(&vcf_renamed, contacts::vcf::file(&renamed.cards)).expect("write contacts-renamed.vcf");
     env.bridge.set(&["contacts", "vcf"], serde_norway::Value::from(vec![vcf.to_str().expect("UTF-8 path")]));
 
-    let v = env.run_once_and_verify().await;
-    assert_verify_names(&v);
-    let want = expected(&contacts::truth(&base));
-    let named = assert_dms_named(&env, &want, 0).await;
-    assert!(named >= 2, "most DMs have a contact: {named}");
-    assert!(assert_photos(&env, &want).await >= 1, "a contact's photo reaches its ghost");
+    let (named, photos) = run_and_check(&env, &base, 0).await;
+    assert!(named >= 2 && photos >= 1, "most DMs have a contact ({named}), and a photo reaches its ghost ({photos})");
     let (ok, doctor) = env.doctor().await;
     assert!(ok && doctor.contains("contacts") && doctor.contains("card(s)"), "doctor shows the contact source:\n{doctor}");
     let status = env.bridge.status_json().await;
@@ -127,12 +132,8 @@ async fn a_vcard_file_names_the_dms_and_a_changed_file_renames_them() {
 
     // One contact renamed, one removed: the next run follows.
     env.bridge.set(&["contacts", "vcf"], serde_norway::Value::from(vec![vcf_renamed.to_str().expect("UTF-8 path")]));
-    let v = env.run_once_and_verify().await;
-    assert_verify_names(&v);
-    let want_renamed = expected(&contacts::truth(&renamed));
-    assert_ne!(want, want_renamed, "the renamed set differs");
-    assert_dms_named(&env, &want_renamed, 1).await;
-    assert_photos(&env, &want_renamed).await;
+    assert_ne!(contacts::truth(&base), contacts::truth(&renamed), "the renamed set differs");
+    run_and_check(&env, &renamed, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,12 +150,8 @@ async fn the_address_book_beside_a_macs_chat_db_names_the_dms() {
     let db = messages.join("chat.db");
     let env = Env::start_local(sim, &["--source", "chat-db", "--source-path", db.to_str().expect("UTF-8 path")]).await;
 
-    let v = env.run_once_and_verify().await;
-    assert_verify_names(&v);
-    let want = expected(&contacts::truth(&base));
-    let named = assert_dms_named(&env, &want, 0).await;
-    assert!(named >= 2, "most DMs have a contact: {named}");
-    assert!(assert_photos(&env, &want).await >= 1, "a contact's photo reaches its ghost");
+    let (named, photos) = run_and_check(&env, &base, 0).await;
+    assert!(named >= 2 && photos >= 1, "most DMs have a contact ({named}), and a photo reaches its ghost ({photos})");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,11 +186,8 @@ async fn a_carddav_server_names_the_dms_and_its_changes_follow() {
                 .expect("YAML");
     });
 
-    let v = env.run_once_and_verify().await;
-    assert_verify_names(&v);
-    let want = expected(&contacts::truth(&base));
-    assert!(assert_dms_named(&env, &want, 0).await >= 2, "most DMs have a contact");
-    assert!(assert_photos(&env, &want).await >= 1, "a contact's photo reaches its ghost");
+    let (named, photos) = run_and_check(&env, &base, 0).await;
+    assert!(named >= 2 && photos >= 1, "most DMs have a contact ({named}), and a photo reaches its ghost ({photos})");
     let (ok, doctor) = env.doctor().await;
     assert!(ok && doctor.contains("carddav"), "doctor checks the CardDAV login:\n{doctor}");
     assert!(!doctor.contains(PASSWORD), "the password is in no output");
@@ -208,7 +202,5 @@ async fn a_carddav_server_names_the_dms_and_its_changes_follow() {
         let (status, _) = dav.call("PUT", &format!("{book}{}.vcf", card.uid), "text/vcard", v3(card)).await;
         assert!(status == 201 || status == 204, "PUT {}: {status}", card.uid);
     }
-    let v = env.run_once_and_verify().await;
-    assert_verify_names(&v);
-    assert_dms_named(&env, &expected(&contacts::truth(&renamed)), 1).await;
+    run_and_check(&env, &renamed, 1).await;
 }
