@@ -28,7 +28,7 @@ impl Files {
 fn field(line: &str, key: &str) -> Option<String> {
     let at = line.find(&format!(" {key}="))? + key.len() + 2;
     let rest = line[at..].trim_start_matches('"');
-    Some(rest.split(|c: char| c == '"' || c == ' ').next()?.to_string())
+    Some(rest.split(['"', ' ']).next()?.to_string())
 }
 
 pub fn run_files(bin: &Path, url: &str, session: &Path, work: &Path) -> Result<Files> {

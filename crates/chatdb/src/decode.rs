@@ -117,7 +117,7 @@ impl MessageDecoder {
             content.unsent = true;
         }
         content.reply_to = text(row, col!("thread_originator_guid")).map(|g| match text(row, col!("thread_originator_part")).and_then(part_number) {
-            Some(part) if part > 0 => AssociationTarget::part_of(&g, part).to_string(),
+            Some(part) if part > 0 => AssociationTarget::part_of(g, part).to_string(),
             _ => g.to_string(),
         });
         content.associated_emoji = text(row, col!("associated_message_emoji")).map(str::to_string);
@@ -130,10 +130,7 @@ impl MessageDecoder {
             flags |= FLAG_SYSTEM;
             String::new()
         } else if from_me {
-            let handle = match text(row, col!("destination_caller_id")).or_else(|| text(row, col!("account"))) {
-                Some(h) => Some(handles.canonical(self, h, None)),
-                None => None,
-            };
+            let handle = text(row, col!("destination_caller_id")).or_else(|| text(row, col!("account"))).map(|h| handles.canonical(self, h, None));
             // `account` may be an account GUID rather than an address.
             handle.filter(|h| h.starts_with("tel:") || h.starts_with("mailto:")).map_or_else(|| self.own.clone(), str::to_string)
         } else {

@@ -58,7 +58,7 @@ pub fn text_message(m: &mut MessageRecord, g: u64, r: &mut ChaCha8Rng) -> Result
         4..=5 => {
             let url = format!("https://example.com/p/{g}");
             let title = format!("Page {g}");
-            let summary = (g % 2 == 0).then(|| format!("What page {g} is about"));
+            let summary = g.is_multiple_of(2).then(|| format!("What page {g} is about"));
             let spec = LinkPreviewSpec {
                 url: url.clone(),
                 original_url: url.clone(),

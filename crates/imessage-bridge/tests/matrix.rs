@@ -266,8 +266,8 @@ async fn rooms_show_media_reactions_edits_replies_and_nothing_unread() {
                         let rel = &c["m.relates_to"];
                         let on = by_id[rel["event_id"].as_str().unwrap()];
                         assert_eq!(on.guid.as_deref(), Some(target), "reaction on the right message");
-                        if on.part.is_some() {
-                            assert_eq!(on.part.unwrap().to_string(), part, "reaction on the right part");
+                        if let Some(on_part) = on.part {
+                            assert_eq!(on_part.to_string(), part, "reaction on the right part");
                         }
                         let key = rel["key"].as_str().unwrap();
                         match kind {
@@ -387,8 +387,7 @@ async fn rooms_show_media_reactions_edits_replies_and_nothing_unread() {
                 let original = carrying[0].event_id.as_deref();
                 let last_edit = events
                     .iter()
-                    .filter(|e| e.rel_type.as_deref() == Some("m.replace") && e.raw["content"]["m.relates_to"]["event_id"].as_str() == original)
-                    .last()
+                    .rfind(|e| e.rel_type.as_deref() == Some("m.replace") && e.raw["content"]["m.relates_to"]["event_id"].as_str() == original)
                     .unwrap_or_else(|| panic!("no edit of {}", r.guid));
                 let final_text = &r.record.content.edits.last().unwrap().versions.last().unwrap().text;
                 assert_eq!(last_edit.raw["content"]["m.new_content"]["body"].as_str(), Some(final_text.as_str()), "{}", r.guid);

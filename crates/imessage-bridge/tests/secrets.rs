@@ -107,7 +107,7 @@ async fn a_full_trace_level_run_into_synapse_logs_no_token_and_no_key() {
     for token in ["as_token", "hs_token"] {
         secrets.add(token, env.reg(token).as_bytes());
     }
-    let out = run_vv(&bridge, &["run", "--once"]).await;
+    let out = run_vv(bridge, &["run", "--once"]).await;
     let log = output(&out);
     assert!(log.contains("TRACE"), "expected a trace-level log");
     let rooms = bridge.store().await.portals().await.unwrap().len();

@@ -322,6 +322,9 @@ impl AttachmentDetails {
 }
 
 /// A decoded change from a `record/sync` page.
+// A page's changes are moved once each into the store; boxing the message would add an
+// allocation per record for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordChange {
     Chat(ChatRecord),

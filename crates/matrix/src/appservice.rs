@@ -101,6 +101,8 @@ fn error(status: StatusCode, errcode: &str, msg: &str) -> Response {
     (status, Json(json!({ "errcode": errcode, "error": msg }))).into_response()
 }
 
+// The Err is the HTTP answer itself, returned at once to the homeserver.
+#[allow(clippy::result_large_err)]
 fn check_auth(state: &AppserviceState, headers: &HeaderMap, query: &TokenQuery) -> Result<(), Response> {
     let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ").map(str::trim).map(str::to_string));
     match bearer.or_else(|| query.access_token.clone()) {

@@ -483,6 +483,15 @@ impl UploadBody<'_> {
     }
 }
 
+/// An answer, None when the homeserver says there is nothing (`M_NOT_FOUND`).
+pub(crate) fn found<T>(answer: Result<T>) -> Result<Option<T>> {
+    match answer {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,14 +580,5 @@ mod tests {
             assert_eq!(hs.download("@u:x", "mxc://x/m", body.len()).await.unwrap().len(), body.len());
             assert!(matches!(hs.download("@u:x", "mxc://x/m", body.len() - 1).await, Err(MatrixError::TooLarge { .. })));
         }
-    }
-}
-
-/// An answer, None when the homeserver says there is nothing (`M_NOT_FOUND`).
-pub(crate) fn found<T>(answer: Result<T>) -> Result<Option<T>> {
-    match answer {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
-        Err(e) => Err(e),
     }
 }

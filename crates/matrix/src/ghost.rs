@@ -84,6 +84,17 @@ pub fn display_name(handle: &str) -> String {
     }
 }
 
+/// The local part of a portal's room alias (`#imessage_chat_…:domain`, in the appservice's
+/// alias namespace): derived from the chat id, so a second `createRoom` for the same chat —
+/// one sent after a crash while the first was still being served — is refused by the
+/// homeserver (`M_ROOM_IN_USE`) instead of making a second room.
+pub fn portal_alias_localpart(chat_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(chat_id.as_bytes());
+    let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
+    format!("{GHOST_PREFIX}chat_{hex}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,15 +135,4 @@ mod tests {
         assert_eq!(display_name("tel:+15551234567"), "+1 (555) 123-4567");
         assert_eq!(display_name("mailto:a@b.example"), "a@b.example");
     }
-}
-
-/// The local part of a portal's room alias (`#imessage_chat_…:domain`, in the appservice's
-/// alias namespace): derived from the chat id, so a second `createRoom` for the same chat —
-/// one sent after a crash while the first was still being served — is refused by the
-/// homeserver (`M_ROOM_IN_USE`) instead of making a second room.
-pub fn portal_alias_localpart(chat_id: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(chat_id.as_bytes());
-    let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
-    format!("{GHOST_PREFIX}chat_{hex}")
 }

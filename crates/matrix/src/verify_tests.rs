@@ -5,8 +5,7 @@ use imessage::records::MessageRecord;
 use serde_json::json;
 
 fn msg(guid: &str, tapback: Option<(u32, &str)>, reply_to: Option<&str>) -> MessageRecord {
-    let mut content = imessage::records::MessageContent::default();
-    content.reply_to = reply_to.map(str::to_string);
+    let content = imessage::records::MessageContent { reply_to: reply_to.map(str::to_string), ..Default::default() };
     MessageRecord {
         record_name: format!("r-{guid}"),
         guid: guid.into(),
