@@ -152,7 +152,9 @@ async fn big_chat_of_25072_messages_then_the_live_edge_is_fully_reachable() {
         |v: &serde_json::Value| v["chats"].as_array().unwrap().iter().find(|c| c["chat_id"] == big.as_str()).unwrap()["reachable"].as_u64().unwrap();
     assert!(reachable(&history) > 24_000, "{history}");
     let before = env.assert_rooms_match_truth().await;
-    assert!(before.messages > 25_000, "{before:?}");
+    // 25,072 records in the big chat, of which the truth's visible messages are ~24,700 (the
+    // rest are tapbacks and other records that are not messages of their own).
+    assert!(before.messages > 24_000, "{before:?}");
 
     env.sim.sim.release_later();
     let live = env.run_once_and_verify().await;
