@@ -97,30 +97,46 @@ fn homeserver(config: &Config) -> anyhow::Result<(MatrixConfig, Registration, Ho
     Ok((m.clone(), registration, hs))
 }
 
+/// Who the people are: the owner's handles and, when the config names contact sources, the
+/// contacts that name everyone else (read once per start).
+#[derive(Clone)]
+struct People {
+    own_handles: Vec<String>,
+    contacts: Option<Arc<crate::contacts::Contacts>>,
+    profiles: Option<Arc<dyn matrix::profiles::ProfileSource>>,
+}
+
+impl People {
+    async fn read(config: &Config) -> anyhow::Result<People> {
+        let own_handles = crate::source::own_handles(config).await?;
+        let contacts = crate::contacts::Contacts::new(config, own_handles.clone());
+        if !contacts.configured() {
+            return Ok(People { own_handles, contacts: None, profiles: None });
+        }
+        let loaded = contacts.load().await;
+        let profiles: Arc<dyn matrix::profiles::ProfileSource> = Arc::new(crate::contacts::BookProfiles(loaded.book));
+        Ok(People { own_handles, contacts: Some(Arc::new(contacts)), profiles: Some(profiles) })
+    }
+}
+
 impl Bridge {
     /// Reads the registration and the session and waits (bounded) for the homeserver.
     pub async fn connect(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<Self> {
         let (m, registration, hs) = homeserver(config)?;
         hs.wait_ready(HOMESERVER_READY).await.with_context(|| format!("homeserver {} is not answering", m.homeserver))?;
-        Self::with_homeserver(config, store, m, registration, hs).await
+        let people = People::read(config).await?;
+        Self::with_homeserver(config, store, m, registration, hs, people)
     }
 
-    async fn with_homeserver(
+    fn with_homeserver(
         config: &Config,
         store: Arc<dyn store::Store>,
         m: MatrixConfig,
         registration: Registration,
         hs: HomeserverClient,
+        people: People,
     ) -> anyhow::Result<Self> {
-        let own_handles = crate::source::own_handles(config).await?;
-        let contacts = crate::contacts::Contacts::new(config, own_handles.clone());
-        let (contacts, profiles) = if contacts.configured() {
-            let loaded = contacts.load().await;
-            let profiles: Arc<dyn matrix::profiles::ProfileSource> = Arc::new(crate::contacts::BookProfiles(loaded.book));
-            (Some(Arc::new(contacts)), Some(profiles))
-        } else {
-            (None, None)
-        };
+        let People { own_handles, contacts, profiles } = people;
         let double_puppet = registration::owns_user(&registration, &m.owner);
         let deliverer = Deliverer::new(
             hs,
@@ -177,10 +193,16 @@ impl Bridge {
         let (m, registration, hs) = homeserver(&config)?;
         let started = std::time::Instant::now();
         let mut pause = FIRST_HOMESERVER_PAUSE;
+        // The owner's handles and the contacts are read once, not again on each try.
+        let mut people: Option<People> = None;
         loop {
             let attempt = async {
                 hs.wait_ready(HOMESERVER_TRY).await.with_context(|| format!("homeserver {} is not answering", m.homeserver))?;
-                let bridge = Self::with_homeserver(&config, store.clone(), m.clone(), registration.clone(), hs.clone()).await?;
+                let read = match people.clone() {
+                    Some(read) => read,
+                    None => people.insert(People::read(&config).await?).clone(),
+                };
+                let bridge = Self::with_homeserver(&config, store.clone(), m.clone(), registration.clone(), hs.clone(), read)?;
                 bridge.ping().await?;
                 anyhow::Ok(bridge)
             };
