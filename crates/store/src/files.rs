@@ -7,10 +7,13 @@
 //! download never holds back the records. The bytes themselves are not here: they live beside
 //! the database, named by their SHA-256, which this table records.
 
+use async_trait::async_trait;
+use imessage::records::AttachmentRecord;
 use serde::{Deserialize, Serialize};
 
-use crate::common::RowExt;
-use crate::{Result, StoreError};
+use crate::db::{now_ms, Db, Param, RowExt};
+use crate::error::{Result, StoreError};
+use crate::values;
 
 /// The state of an attachment's file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,7 +65,7 @@ pub struct AttachmentFile {
     pub last_error: Option<String>,
 }
 
-/// The outcome of one fetch attempt, as [`crate::Store::record_file`] writes it.
+/// The outcome of one fetch attempt, as [`FileStore::record_file`] writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileOutcome {
     Stored { sha256: String, bytes: i64 },
@@ -101,30 +104,76 @@ impl FileSummary {
     }
 }
 
+/// The attachment files' job: which files are still to fetch, and what became of each.
+#[async_trait]
+pub trait FileStore: Send + Sync {
+    /// Attachments with an asset whose file is still to fetch (never tried, or failed fewer than
+    /// `max_attempts` times), ordered by record_name, those after `after`, at most `limit`.
+    async fn files_to_fetch(&self, after: &str, max_attempts: i64, limit: i64) -> Result<Vec<AttachmentRecord>>;
+    /// Records the outcome of one fetch attempt of an attachment's file (`attempts += 1`).
+    async fn record_file(&self, record_name: &str, outcome: &FileOutcome) -> Result<()>;
+    /// Every attachment file row, ordered by record_name.
+    async fn attachment_files(&self) -> Result<Vec<AttachmentFile>>;
+    /// Attachment files by state.
+    async fn file_summary(&self) -> Result<FileSummary>;
+    /// The attachment a message part names by its transfer GUID (`cm.aguid`), with its file row.
+    async fn attachment_by_transfer_guid(&self, guid: &str) -> Result<Option<(AttachmentRecord, Option<AttachmentFile>)>>;
+}
+
+#[async_trait]
+impl<D: Db> FileStore for D {
+    async fn files_to_fetch(&self, after: &str, max_attempts: i64, limit: i64) -> Result<Vec<AttachmentRecord>> {
+        let params = [Param::Text(after), Param::Int(max_attempts), Param::Int(limit)];
+        self.read_rows(TO_FETCH, &params).await?.iter().map(values::attachment).collect()
+    }
+
+    async fn record_file(&self, record_name: &str, outcome: &FileOutcome) -> Result<()> {
+        let (state, sha256, bytes, error) = outcome_columns(outcome);
+        let params = [Param::Text(record_name), Param::Text(state), Param::OptText(sha256), Param::OptInt(bytes), Param::OptText(error), Param::Int(now_ms())];
+        self.write(RECORD, &params).await
+    }
+
+    async fn attachment_files(&self) -> Result<Vec<AttachmentFile>> {
+        self.read_rows(ALL, &[]).await?.iter().map(file).collect()
+    }
+
+    async fn file_summary(&self) -> Result<FileSummary> {
+        match self.read_row(SUMMARY, &[]).await? {
+            Some(row) => summary(&row),
+            None => Ok(FileSummary::default()),
+        }
+    }
+
+    async fn attachment_by_transfer_guid(&self, guid: &str) -> Result<Option<(AttachmentRecord, Option<AttachmentFile>)>> {
+        let row = self.read_row(BY_TRANSFER_GUID, &[Param::Text(guid)]).await?;
+        row.map(|row| Ok((values::attachment(&row)?, joined_file(&row)?))).transpose()
+    }
+}
+
 /// Attachments with an asset whose file is still to fetch, after `$1`, at most `$3`: no row yet,
 /// or a failed row with fewer than `$2` attempts.
-pub(crate) const TO_FETCH: &str = "SELECT a.record_name, a.guid, a.mime_type, a.filename, a.total_bytes, a.asset_size, a.details \
+const TO_FETCH: &str = "SELECT a.record_name, a.guid, a.mime_type, a.filename, a.total_bytes, a.asset_size, a.details \
      FROM attachments a LEFT JOIN attachment_files f ON f.record_name = a.record_name \
      WHERE a.asset_size IS NOT NULL AND a.record_name > $1 \
        AND (f.record_name IS NULL OR (f.state = 'failed' AND f.attempts < $2)) \
      ORDER BY a.record_name LIMIT $3";
 
 /// Binds `$1` record_name, `$2` state, `$3` sha256, `$4` bytes, `$5` last_error, `$6` updated_ms.
-pub(crate) const RECORD: &str = "INSERT INTO attachment_files (record_name, state, sha256, bytes, attempts, last_error, updated_ms) \
+const RECORD: &str = "INSERT INTO attachment_files (record_name, state, sha256, bytes, attempts, last_error, updated_ms) \
      VALUES ($1, $2, $3, $4, 1, $5, $6) \
      ON CONFLICT (record_name) DO UPDATE SET state = excluded.state, sha256 = excluded.sha256, \
        bytes = excluded.bytes, attempts = attachment_files.attempts + 1, last_error = excluded.last_error, \
        updated_ms = excluded.updated_ms";
 
 /// The attachment record with transfer GUID `$1` and its file row, if any.
-pub(crate) const BY_TRANSFER_GUID: &str = "SELECT a.record_name, a.guid, a.mime_type, a.filename, a.total_bytes, a.asset_size, a.details, \
+const BY_TRANSFER_GUID: &str = "SELECT a.record_name, a.guid, a.mime_type, a.filename, a.total_bytes, a.asset_size, a.details, \
        f.state, f.sha256, f.bytes, f.attempts, f.last_error \
      FROM attachments a LEFT JOIN attachment_files f ON f.record_name = a.record_name WHERE a.guid = $1 \
      ORDER BY a.record_name LIMIT 1";
 
-pub(crate) const ALL: &str = "SELECT record_name, state, sha256, bytes, attempts, last_error FROM attachment_files ORDER BY record_name";
+const ALL: &str = "SELECT record_name, state, sha256, bytes, attempts, last_error FROM attachment_files ORDER BY record_name";
 
-pub(crate) const SUMMARY: &str = "SELECT \
+const SUMMARY: &str = "SELECT \
        (SELECT COUNT(*) FROM attachments WHERE asset_size IS NOT NULL) AS with_asset, \
        COUNT(CASE WHEN f.state = 'stored' THEN 1 END) AS stored, \
        CAST(COALESCE(SUM(CASE WHEN f.state = 'stored' THEN f.bytes END), 0) AS BIGINT) AS stored_bytes, \
@@ -134,7 +183,7 @@ pub(crate) const SUMMARY: &str = "SELECT \
      FROM attachment_files f JOIN attachments a ON a.record_name = f.record_name";
 
 /// The values [`RECORD`] binds after the record name: state, sha256, bytes, last_error.
-pub(crate) fn outcome_columns(outcome: &FileOutcome) -> (&'static str, Option<&str>, Option<i64>, Option<&str>) {
+fn outcome_columns(outcome: &FileOutcome) -> (&'static str, Option<&str>, Option<i64>, Option<&str>) {
     let state = outcome.state().as_str();
     match outcome {
         FileOutcome::Stored { sha256, bytes } => (state, Some(sha256.as_str()), Some(*bytes), None),
@@ -143,11 +192,7 @@ pub(crate) fn outcome_columns(outcome: &FileOutcome) -> (&'static str, Option<&s
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
-}
-
-pub(crate) fn file(row: &impl RowExt) -> Result<AttachmentFile> {
+fn file(row: &impl RowExt) -> Result<AttachmentFile> {
     let raw = row.text("state")?;
     let state = FileState::parse(&raw).ok_or_else(|| StoreError::Corrupt { what: "attachment_files.state", detail: format!("unknown state {raw:?}") })?;
     Ok(AttachmentFile {
@@ -161,14 +206,14 @@ pub(crate) fn file(row: &impl RowExt) -> Result<AttachmentFile> {
 }
 
 /// A [`BY_TRANSFER_GUID`] row's file part (None when the attachment has no file row yet).
-pub(crate) fn joined_file(row: &impl RowExt) -> Result<Option<AttachmentFile>> {
+fn joined_file(row: &impl RowExt) -> Result<Option<AttachmentFile>> {
     if row.opt_text("state")?.is_none() {
         return Ok(None);
     }
     file(row).map(Some)
 }
 
-pub(crate) fn summary(row: &impl RowExt) -> Result<FileSummary> {
+fn summary(row: &impl RowExt) -> Result<FileSummary> {
     Ok(FileSummary {
         with_asset: row.int("with_asset")?,
         stored: row.int("stored")?,

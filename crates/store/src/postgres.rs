@@ -8,16 +8,20 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use imessage::records::{AttachmentRecord, ChatRecord, MessageRecord, RecordChange};
-use sqlx::postgres::{PgConnection, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres};
 
-use crate::common::{self, json_strings, sql, Plan};
-use crate::{migrations, zones, Chat, FailedRecord, PageCommit, Result, ZoneState};
+use crate::db::{self, Db, Param};
+use crate::error::Result;
+use crate::migrations;
+use crate::values::{self, json_strings, Plan};
+use crate::zones::{self, FailedRecord, PageCommit, PageWriter};
 
 const MAX_CONNECTIONS: u32 = 8;
 
-/// A PostgreSQL-backed [`Store`].
+/// A PostgreSQL-backed [`Store`](crate::Store).
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -33,11 +37,6 @@ impl PostgresStore {
 
     async fn tx(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
-    }
-
-    /// Pages are upserted straight into `messages`: nothing to settle before a read.
-    async fn settle_messages(&self) -> Result<()> {
-        Ok(())
     }
 }
 
@@ -72,10 +71,10 @@ async fn upsert_messages(conn: &mut PgConnection, rows: &[&MessageRecord]) -> Re
         return Ok(());
     }
     // NULL for the (usual) empty content: serialized only for messages that have some.
-    let contents = rows.iter().map(|m| common::content_to_db(&m.content)).collect::<Result<Vec<_>>>()?;
+    let contents = rows.iter().map(|m| values::content_to_db(&m.content)).collect::<Result<Vec<_>>>()?;
     let names = rows.iter().map(|m| m.record_name.as_str()).collect::<Vec<_>>();
     let texts = rows.iter().map(|m| m.text.as_deref()).collect::<Vec<_>>();
-    let flags = rows.iter().map(|m| common::flags_to_db(m.flags)).collect::<Vec<_>>();
+    let flags = rows.iter().map(|m| values::flags_to_db(m.flags)).collect::<Vec<_>>();
     sqlx::query(crate::revisions::PG_NOTE_CHANGED).bind(&names).bind(&texts).bind(&contents).bind(&flags).execute(&mut *conn).await?;
     sqlx::query(
         "INSERT INTO messages (record_name, guid, chat_id, sender, flags, ts_ms, text, subject, associated_type, \
@@ -108,8 +107,8 @@ async fn upsert_attachments(conn: &mut PgConnection, rows: &[&AttachmentRecord])
     if rows.is_empty() {
         return Ok(());
     }
-    let sizes = rows.iter().map(|a| common::asset_size_to_db(a.asset_size)).collect::<Result<Vec<_>>>()?;
-    let details = rows.iter().map(|a| common::details_to_db(&a.details)).collect::<Result<Vec<_>>>()?;
+    let sizes = rows.iter().map(|a| values::asset_size_to_db(a.asset_size)).collect::<Result<Vec<_>>>()?;
+    let details = rows.iter().map(|a| values::details_to_db(&a.details)).collect::<Result<Vec<_>>>()?;
     sqlx::query(
         "INSERT INTO attachments (record_name, guid, mime_type, filename, total_bytes, asset_size, details) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::text[]) \
@@ -130,7 +129,7 @@ async fn upsert_attachments(conn: &mut PgConnection, rows: &[&AttachmentRecord])
 }
 
 async fn upsert_failed(conn: &mut PgConnection, failed: &[FailedRecord]) -> Result<()> {
-    let rows = common::dedup_failed(failed);
+    let rows = zones::dedup_failed(failed);
     if rows.is_empty() {
         return Ok(());
     }
@@ -170,28 +169,57 @@ async fn apply(conn: &mut PgConnection, zone: &str, plan: &Plan<'_>) -> Result<(
     Ok(())
 }
 
-crate::common::impl_store!(PostgresStore, read: pool, write: pool, now: "now()", {
-    async fn commit_page(&self, page: &PageCommit) -> Result<()> {
+#[async_trait]
+impl Db for PostgresStore {
+    type Row = PgRow;
+    const NOW: &'static str = "now()";
+
+    async fn read_rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<PgRow>> {
+        Ok(db::bind(sqlx::query(sql), params).fetch_all(&self.pool).await?)
+    }
+
+    async fn read_row(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<PgRow>> {
+        Ok(db::bind(sqlx::query(sql), params).fetch_optional(&self.pool).await?)
+    }
+
+    async fn write(&self, sql: &str, params: &[Param<'_>]) -> Result<()> {
+        db::bind(sqlx::query(sql), params).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn write_returning(&self, sql: &str, params: &[Param<'_>]) -> Result<PgRow> {
+        Ok(db::bind(sqlx::query(sql), params).fetch_one(&self.pool).await?)
+    }
+
+    /// Pages are upserted straight into `messages`: nothing to settle before a read.
+    async fn settle_messages(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PageWriter for PostgresStore {
+    async fn write_page(&self, page: &PageCommit) -> Result<()> {
         let plan = Plan::new(&page.changes);
         let mut tx = self.tx().await?;
         apply(&mut tx, &page.zone, &plan).await?;
         upsert_failed(&mut tx, &page.failed).await?;
-        sqlx::query(&zones::commit_page("now()"))
-        .bind(page.zone.as_str())
-        .bind(page.token.as_deref())
-        .bind(page.stats.records)
-        .bind(page.stats.status)
-        .bind(page.stats.done)
-        .bind(page.stats.has_token)
-        .bind(page.stats.skipped)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(&zones::commit_page(Self::NOW))
+            .bind(page.zone.as_str())
+            .bind(page.token.as_deref())
+            .bind(page.stats.records)
+            .bind(page.stats.status)
+            .bind(page.stats.done)
+            .bind(page.stats.has_token)
+            .bind(page.stats.skipped)
+            .execute(&mut *tx)
+            .await?;
         crate::crash_point("mid-page-commit");
         tx.commit().await?;
         Ok(())
     }
 
-    async fn resolve_failed(&self, zone: &str, recovered: &[RecordChange], still_failed: &[FailedRecord]) -> Result<()> {
+    async fn write_recovered(&self, zone: &str, recovered: &[RecordChange], still_failed: &[FailedRecord]) -> Result<()> {
         let plan = Plan::new(recovered);
         let mut tx = self.tx().await?;
         apply(&mut tx, zone, &plan).await?;
@@ -199,5 +227,4 @@ crate::common::impl_store!(PostgresStore, read: pool, write: pool, now: "now()",
         tx.commit().await?;
         Ok(())
     }
-
-});
+}

@@ -8,42 +8,86 @@
 //! an unchanged record (a full re-sync) notes nothing. Delivery works through the rows and
 //! removes each one when the room matches the record again.
 
+use async_trait::async_trait;
 use imessage::records::MessageRecord;
 
-use crate::common::{self, RowExt};
-use crate::Result;
+use crate::db::{Db, Param, RowExt};
+use crate::error::Result;
+use crate::values;
+
+/// Delivered messages that changed since, for delivery to bring their rooms up to date.
+#[async_trait]
+pub trait RevisionStore: Send + Sync {
+    /// Delivered messages of a chat whose record changed or was deleted since, ordered by guid:
+    /// each guid with its current record, None if deleted.
+    async fn revised(&self, chat_id: &str) -> Result<Vec<(String, Option<MessageRecord>)>>;
+    /// The time of the chat's newest message that put an event into its room (what a message
+    /// older than it would be delivered after: a late arrival).
+    async fn last_delivered_ts(&self, chat_id: &str) -> Result<Option<i64>>;
+    /// The room matches message `guid`'s record again.
+    async fn finish_revision(&self, guid: &str) -> Result<()>;
+    /// Every event message `guid` put into a room: its ledger keys (`guid`, `guid/…`) with
+    /// their event ids, ordered by key.
+    async fn delivered_keys(&self, guid: &str) -> Result<Vec<(String, String)>>;
+}
+
+#[async_trait]
+impl<D: Db> RevisionStore for D {
+    async fn revised(&self, chat_id: &str) -> Result<Vec<(String, Option<MessageRecord>)>> {
+        self.settle_messages().await?;
+        self.read_rows(REVISED, &[Param::Text(chat_id)]).await?.iter().map(revised).collect()
+    }
+
+    async fn last_delivered_ts(&self, chat_id: &str) -> Result<Option<i64>> {
+        self.settle_messages().await?;
+        match self.read_row(LAST_DELIVERED_TS, &[Param::Text(chat_id)]).await? {
+            Some(row) => row.opt_int("ts_ms"),
+            None => Ok(None),
+        }
+    }
+
+    async fn finish_revision(&self, guid: &str) -> Result<()> {
+        self.write(FINISH_REVISION, &[Param::Text(guid)]).await
+    }
+
+    async fn delivered_keys(&self, guid: &str) -> Result<Vec<(String, String)>> {
+        let (from, to) = key_range(guid);
+        let rows = self.read_rows(DELIVERED_KEYS, &[Param::Text(guid), Param::Text(&from), Param::Text(&to)]).await?;
+        rows.iter().map(delivered_key).collect()
+    }
+}
 
 /// The revised messages of a chat: their guids and, unless deleted, their current rows
-/// (`common::message` columns), ordered by guid.
-pub(crate) const REVISED: &str = "SELECT r.guid AS revised_guid, m.record_name, m.guid, m.chat_id, m.sender, m.flags, m.ts_ms, \
+/// (`values::message` columns), ordered by guid.
+const REVISED: &str = "SELECT r.guid AS revised_guid, m.record_name, m.guid, m.chat_id, m.sender, m.flags, m.ts_ms, \
     m.text, m.subject, m.associated_type, m.associated_guid, m.service, m.content \
     FROM revisions r LEFT JOIN messages m ON m.chat_id = r.chat_id AND m.guid = r.guid \
     WHERE r.chat_id = $1 ORDER BY r.guid";
 
 /// A row of `REVISED`: the guid and the current record, None if it was deleted.
-pub(crate) fn revised(row: &impl RowExt) -> Result<(String, Option<MessageRecord>)> {
-    let current = if row.opt_text("record_name")?.is_some() { Some(common::message(row)?) } else { None };
+fn revised(row: &impl RowExt) -> Result<(String, Option<MessageRecord>)> {
+    let current = if row.opt_text("record_name")?.is_some() { Some(values::message(row)?) } else { None };
     Ok((row.text("revised_guid")?, current))
 }
 
 /// A row of `DELIVERED_KEYS`.
-pub(crate) fn delivered_key(row: &impl RowExt) -> Result<(String, String)> {
+fn delivered_key(row: &impl RowExt) -> Result<(String, String)> {
     Ok((row.text("guid")?, row.text("event_id")?))
 }
 
 /// The time of the newest message of chat `$1` that put an event into its room.
-pub(crate) const LAST_DELIVERED_TS: &str = "SELECT MAX(m.ts_ms) FROM messages m JOIN deliveries d ON d.guid = m.guid \
+const LAST_DELIVERED_TS: &str = "SELECT MAX(m.ts_ms) AS ts_ms FROM messages m JOIN deliveries d ON d.guid = m.guid \
     WHERE m.chat_id = $1 AND d.event_id IS NOT NULL AND d.event_id <> '-'";
 
-pub(crate) const FINISH_REVISION: &str = "DELETE FROM revisions WHERE guid = $1";
+const FINISH_REVISION: &str = "DELETE FROM revisions WHERE guid = $1";
 
 /// Ledger rows of one message: the key `$1` itself and `$1/…` (between `$1/` and `$10`,
 /// since `0` follows `/`), with their event ids.
-pub(crate) const DELIVERED_KEYS: &str = "SELECT guid, event_id FROM deliveries \
+const DELIVERED_KEYS: &str = "SELECT guid, event_id FROM deliveries \
     WHERE (guid = $1 OR (guid >= $2 AND guid < $3)) AND event_id IS NOT NULL ORDER BY guid";
 
 /// The bounds `DELIVERED_KEYS` takes for message `guid`.
-pub(crate) fn key_range(guid: &str) -> (String, String) {
+fn key_range(guid: &str) -> (String, String) {
     (format!("{guid}/"), format!("{guid}0"))
 }
 

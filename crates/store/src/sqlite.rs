@@ -28,12 +28,16 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use imessage::records::{AttachmentRecord, ChatRecord, MessageRecord, RecordChange, MESSAGE_ZONE};
-use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
-use crate::common::{self, json_strings, sql, Plan};
-use crate::{migrations, zones, Chat, FailedRecord, PageCommit, Result, ZoneState};
+use crate::db::{self, Db, Param};
+use crate::error::Result;
+use crate::values::{self, json_strings, Plan};
+use crate::zones::{self, FailedRecord, PageCommit, PageWriter};
+use crate::{migrations, schema};
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 const READ_CONNECTIONS: u32 = 4;
@@ -56,7 +60,7 @@ const CHAT_TS_INDEX: &str = "CREATE INDEX messages_chat_ts ON messages (chat_id,
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 
-/// A SQLite-backed [`Store`].
+/// A SQLite-backed [`Store`](crate::Store).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -227,14 +231,14 @@ fn bind_logged_message<'q>(q: Query<'q>, m: &'q MessageRecord) -> Result<Query<'
         .bind(m.guid.as_str())
         .bind(m.chat_id.as_str())
         .bind(m.sender.as_str())
-        .bind(common::flags_to_db(m.flags))
+        .bind(values::flags_to_db(m.flags))
         .bind(m.ts_ms)
         .bind(m.text.as_deref())
         .bind(m.subject.as_deref())
         .bind(m.associated_type.map(i64::from))
         .bind(m.associated_guid.as_deref())
         .bind(m.service.as_deref())
-        .bind(common::content_to_db(&m.content)?))
+        .bind(values::content_to_db(&m.content)?))
 }
 
 fn bind_attachment<'q>(q: Query<'q>, a: &'q AttachmentRecord) -> Result<Query<'q>> {
@@ -243,8 +247,8 @@ fn bind_attachment<'q>(q: Query<'q>, a: &'q AttachmentRecord) -> Result<Query<'q
         .bind(a.mime_type.as_deref())
         .bind(a.filename.as_deref())
         .bind(a.total_bytes)
-        .bind(common::asset_size_to_db(a.asset_size)?)
-        .bind(common::details_to_db(&a.details)?))
+        .bind(values::asset_size_to_db(a.asset_size)?)
+        .bind(values::details_to_db(&a.details)?))
 }
 
 fn bind_failed<'q>(q: Query<'q>, f: &'q FailedRecord) -> Result<Query<'q>> {
@@ -328,7 +332,7 @@ async fn fold_message_log(conn: &mut SqliteConnection) -> Result<i64> {
 /// Folds the log into an empty `messages` without copying it. When no record name is logged
 /// twice, the log holds exactly one row per name, so after its deletions are removed it *is* the
 /// table: it is renamed to `messages` (both share one row shape, migration 4) and a new log is
-/// created (of the current shape, [`migrations::SQLITE_CREATE_MESSAGE_LOG`]). What remains to do
+/// created (of the current shape, [`schema::SQLITE_CREATE_MESSAGE_LOG`]). What remains to do
 /// is building the two indexes, each with one sort. Returns false, having changed nothing, when a
 /// name repeats; the regular fold then decides which row wins.
 async fn adopt_message_log(conn: &mut SqliteConnection) -> Result<bool> {
@@ -348,12 +352,33 @@ async fn adopt_message_log(conn: &mut SqliteConnection) -> Result<bool> {
     sqlx::query("DELETE FROM message_log WHERE deleted = 1").execute(&mut *conn).await?;
     sqlx::query("ALTER TABLE message_log RENAME TO messages").execute(&mut *conn).await?;
     sqlx::query(CHAT_TS_INDEX).execute(&mut *conn).await?;
-    sqlx::query(migrations::SQLITE_CREATE_MESSAGE_LOG).execute(&mut *conn).await?;
+    sqlx::query(schema::SQLITE_CREATE_MESSAGE_LOG).execute(&mut *conn).await?;
     sqlx::query("RELEASE adopt_message_log").execute(&mut *conn).await?;
     Ok(true)
 }
 
-impl SqliteStore {
+#[async_trait]
+impl Db for SqliteStore {
+    type Row = SqliteRow;
+    const NOW: &'static str = NOW;
+
+    async fn read_rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<SqliteRow>> {
+        Ok(db::bind(sqlx::query(sql), params).fetch_all(&self.reader).await?)
+    }
+
+    async fn read_row(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<SqliteRow>> {
+        Ok(db::bind(sqlx::query(sql), params).fetch_optional(&self.reader).await?)
+    }
+
+    async fn write(&self, sql: &str, params: &[Param<'_>]) -> Result<()> {
+        db::bind(sqlx::query(sql), params).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn write_returning(&self, sql: &str, params: &[Param<'_>]) -> Result<SqliteRow> {
+        Ok(db::bind(sqlx::query(sql), params).fetch_one(&self.writer).await?)
+    }
+
     /// Makes every logged message visible in `messages` before a read of that table.
     async fn settle_messages(&self) -> Result<()> {
         let pending: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM message_log)").fetch_one(&self.reader).await?;
@@ -366,23 +391,24 @@ impl SqliteStore {
     }
 }
 
-crate::common::impl_store!(SqliteStore, read: reader, write: writer, now: NOW, {
-    async fn commit_page(&self, page: &PageCommit) -> Result<()> {
+#[async_trait]
+impl PageWriter for SqliteStore {
+    async fn write_page(&self, page: &PageCommit) -> Result<()> {
         let plan = Plan::new(&page.changes);
-        let failed = common::dedup_failed(&page.failed);
+        let failed = zones::dedup_failed(&page.failed);
         let mut tx = self.write_tx().await?;
         apply(&mut tx, &page.zone, &plan).await?;
         upsert_rows(&mut tx, &FAILED, &failed, bind_failed).await?;
         sqlx::query(&zones::commit_page(NOW))
-        .bind(page.zone.as_str())
-        .bind(page.token.as_deref())
-        .bind(page.stats.records)
-        .bind(page.stats.status)
-        .bind(page.stats.done)
-        .bind(page.stats.has_token)
-        .bind(page.stats.skipped)
-        .execute(&mut *tx)
-        .await?;
+            .bind(page.zone.as_str())
+            .bind(page.token.as_deref())
+            .bind(page.stats.records)
+            .bind(page.stats.status)
+            .bind(page.stats.done)
+            .bind(page.stats.has_token)
+            .bind(page.stats.skipped)
+            .execute(&mut *tx)
+            .await?;
         if page.stats.done && page.zone == MESSAGE_ZONE {
             fold_message_log(&mut tx).await?;
         }
@@ -391,9 +417,9 @@ crate::common::impl_store!(SqliteStore, read: reader, write: writer, now: NOW, {
         Ok(())
     }
 
-    async fn resolve_failed(&self, zone: &str, recovered: &[RecordChange], still_failed: &[FailedRecord]) -> Result<()> {
+    async fn write_recovered(&self, zone: &str, recovered: &[RecordChange], still_failed: &[FailedRecord]) -> Result<()> {
         let plan = Plan::new(recovered);
-        let failed = common::dedup_failed(still_failed);
+        let failed = zones::dedup_failed(still_failed);
         let mut tx = self.write_tx().await?;
         apply(&mut tx, zone, &plan).await?;
         upsert_rows(&mut tx, &FAILED, &failed, bind_failed).await?;
@@ -403,4 +429,4 @@ crate::common::impl_store!(SqliteStore, read: reader, write: writer, now: NOW, {
         tx.commit().await?;
         Ok(())
     }
-});
+}

@@ -1,6 +1,6 @@
 //! The store conformance suite: every case is written once, as an async fn taking a [`TestDb`],
-//! and the `conformance!` macro instantiates it as a test for each backend (`on_sqlite::*`,
-//! `on_postgres::*`). A behaviour difference between SQLite and PostgreSQL is a failing test.
+//! and the `conformance!` macro instantiates it as a test for each backend, grouped by the store
+//! job (trait) it checks (`on_sqlite::sync::*`, `on_postgres::rooms::*`, …). A behaviour difference between SQLite and PostgreSQL is a failing test.
 //!
 //! PostgreSQL runs from a server this binary starts itself (see `support`); if its binaries are
 //! missing the PostgreSQL tests fail (never skip) and say to run `scripts/install-postgres.sh`.
@@ -94,51 +94,66 @@ impl TestDb {
     }
 }
 
+/// Instantiates each case for both backends, grouped by the store job it checks:
+/// `on_sqlite::<job>::<case>` and `on_postgres::<job>::<case>`.
 macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
+    ($($job:ident: [$($case:ident),* $(,)?]),* $(,)?) => {
         mod on_sqlite {
-            $( #[tokio::test] async fn $case() { super::$case(super::TestDb::sqlite().await).await } )*
+            $( mod $job {
+                $( #[tokio::test] async fn $case() { crate::$case(crate::TestDb::sqlite().await).await } )*
+            } )*
         }
         mod on_postgres {
-            $( #[tokio::test] async fn $case() { super::$case(super::TestDb::postgres().await).await } )*
+            $( mod $job {
+                $( #[tokio::test] async fn $case() { crate::$case(crate::TestDb::postgres().await).await } )*
+            } )*
         }
     };
 }
 
 conformance!(
-    page_commit_is_atomic_and_persists_token,
-    upsert_replaces,
-    deletion_removes_record_and_failed_entry,
-    newest_chat_record_wins,
-    null_fields_round_trip,
-    failed_records_pending_to_final,
-    zone_states_ordered_by_name,
-    stop_reason_round_trip,
-    clear_tokens_keeps_records,
-    sync_version_round_trip,
-    reopen_is_idempotent_and_keeps_data,
-    corrupt_values_are_errors,
-    messages_ordered_by_ts_then_guid,
-    stored_count_by_zone,
-    concurrent_commits_to_different_zones,
-    changes_across_pages_apply_in_order,
-    initial_sync_sized_commit,
-    initial_sync_with_distinct_names_then_later_changes,
-    portals_and_delivery_ledger,
-    revisions_note_changed_and_deleted_delivered_messages,
-    room_deliveries_count_by_message,
-    owner_messages_count_and_remember_the_notice,
-    refused_events_are_counted_once_per_key,
-    ghost_profiles_and_avatar_uploads,
-    schema_state_reads_without_migrating,
-    skipped_total_accumulates_and_resets,
-    server_summary_round_trip,
-    corrupt_server_summary_is_an_error,
-    rich_content_round_trips,
-    rich_content_survives_the_initial_sync_fold,
-    recommit_replaces_content,
-    corrupt_content_is_an_error,
-    attachment_files_move_through_their_states,
+    // SyncStore: pages, tokens, zone state, failed records.
+    sync: [
+        page_commit_is_atomic_and_persists_token,
+        deletion_removes_record_and_failed_entry,
+        failed_records_pending_to_final,
+        zone_states_ordered_by_name,
+        stop_reason_round_trip,
+        clear_tokens_keeps_records,
+        sync_version_round_trip,
+        stored_count_by_zone,
+        concurrent_commits_to_different_zones,
+        changes_across_pages_apply_in_order,
+        initial_sync_sized_commit,
+        initial_sync_with_distinct_names_then_later_changes,
+        skipped_total_accumulates_and_resets,
+        server_summary_round_trip,
+        corrupt_server_summary_is_an_error,
+    ],
+    // RecordStore: what the records read back as.
+    records: [
+        upsert_replaces,
+        newest_chat_record_wins,
+        null_fields_round_trip,
+        corrupt_values_are_errors,
+        messages_ordered_by_ts_then_guid,
+        rich_content_round_trips,
+        rich_content_survives_the_initial_sync_fold,
+        recommit_replaces_content,
+        corrupt_content_is_an_error,
+    ],
+    files: [attachment_files_move_through_their_states],
+    // RoomStore and LedgerStore: portals, the delivery ledger, per-room bookkeeping.
+    rooms: [
+        portals_and_delivery_ledger,
+        room_deliveries_count_by_message,
+        owner_messages_count_and_remember_the_notice,
+        refused_events_are_counted_once_per_key,
+    ],
+    revisions: [revisions_note_changed_and_deleted_delivered_messages],
+    profiles: [ghost_profiles_and_avatar_uploads],
+    // The schema: migrations and reopening.
+    schema: [reopen_is_idempotent_and_keeps_data, schema_state_reads_without_migrating],
 );
 
 async fn attachment_files_move_through_their_states(db: TestDb) {

@@ -1,5 +1,4 @@
-//! Unit tests of `common.rs` (page plans, failed-record dedup), kept apart so `common.rs`
-//! stays a readable size.
+//! Unit tests of `values.rs` (page plans), kept apart so `values.rs` stays a readable size.
 
 use super::*;
 
@@ -18,12 +17,4 @@ fn plan_applies_changes_in_order() {
     assert_eq!(got, vec![("a", Some("2")), ("b", Some("1")), ("d", Some("1"))]);
     assert_eq!(plan.deleted, vec!["c", "d"]);
     assert_eq!(plan.touched.len(), changes.len());
-}
-
-#[test]
-fn failed_dedup_keeps_last() {
-    let f = |name: &str, pending| FailedRecord { zone: "z".into(), record_name: name.into(), reason: String::new(), pending };
-    let list = vec![f("a", true), f("b", true), f("a", false)];
-    let got: Vec<_> = dedup_failed(&list).into_iter().map(|f| (f.record_name.as_str(), f.pending)).collect();
-    assert_eq!(got, vec![("a", false), ("b", true)]);
 }

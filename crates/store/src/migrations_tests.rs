@@ -1,6 +1,7 @@
 //! Migration tests: version order, and that databases older bridges left keep their data.
 
 use super::*;
+use crate::SyncStore;
 
 fn check(list: &[Migration]) {
     for pair in list.windows(2) {
@@ -23,7 +24,7 @@ fn versions_increase_and_backends_match() {
 #[tokio::test]
 async fn sqlite_version_3_rows_survive_migration_4() {
     let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await.unwrap();
-    apply_sqlite(&pool, &SQLITE[..3]).await.unwrap();
+    apply(&pool, &sqlite_dialect(), &SQLITE[..3]).await.unwrap();
     sqlx::raw_sql(
         "INSERT INTO messages (record_name, guid, chat_id, sender, flags, ts_ms, text) VALUES
              ('r2', 'g2', 'c', 'tel:+1', 0, 20, 'two'), ('r1', 'g1', 'c', '', 16384, 10, NULL);
@@ -85,7 +86,7 @@ async fn sqlite_version_4_zones_survive_migration_5() {
     let uri = format!("sqlite:{}", dir.path().join("v4.db").display());
     let options = uri.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
     let pool = SqlitePool::connect_with(options).await.unwrap();
-    apply_sqlite(&pool, &SQLITE[..4]).await.unwrap();
+    apply(&pool, &sqlite_dialect(), &SQLITE[..4]).await.unwrap();
     let rows = V4_ZONES.replace("{token}", "X'7431'").replace("{yes}", "1").replace("{no}", "0");
     sqlx::raw_sql(&rows).execute(&pool).await.unwrap();
     pool.close().await;
@@ -96,7 +97,7 @@ async fn sqlite_version_4_zones_survive_migration_5() {
 async fn postgres_version_4_zones_survive_migration_5() {
     let uri = pg_support::fresh_database().await;
     let pool = PgPool::connect(&uri).await.unwrap();
-    apply_postgres(&pool, &POSTGRES[..4]).await.unwrap();
+    apply(&pool, &postgres_dialect(), &POSTGRES[..4]).await.unwrap();
     let rows = V4_ZONES.replace("{token}", "'\\x7431'::bytea").replace("{yes}", "TRUE").replace("{no}", "FALSE");
     sqlx::raw_sql(&rows).execute(&pool).await.unwrap();
     pool.close().await;
@@ -164,7 +165,7 @@ async fn sqlite_at_version_5(sql: &str) -> (tempfile::TempDir, String) {
     let uri = format!("sqlite:{}", dir.path().join("v5.db").display());
     let options = uri.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
     let pool = SqlitePool::connect_with(options).await.unwrap();
-    apply_sqlite(&pool, &SQLITE[..5]).await.unwrap();
+    apply(&pool, &sqlite_dialect(), &SQLITE[..5]).await.unwrap();
     sqlx::raw_sql(sql).execute(&pool).await.unwrap();
     pool.close().await;
     (dir, uri)
@@ -198,7 +199,7 @@ async fn sqlite_version_5_ingest_log_is_adopted_after_migration_6() {
              (1, 'gone', NULL, NULL, NULL, NULL, NULL, NULL);",
     )
     .await;
-    use crate::Store;
+
     let store = crate::SqliteStore::open(&uri).await.unwrap();
     let mut page = crate::PageCommit { zone: imessage::records::MESSAGE_ZONE.into(), ..crate::PageCommit::default() };
     page.stats.done = true;
@@ -217,7 +218,7 @@ async fn sqlite_version_5_ingest_log_is_adopted_after_migration_6() {
 async fn postgres_version_5_messages_survive_migration_6() {
     let uri = pg_support::fresh_database().await;
     let pool = PgPool::connect(&uri).await.unwrap();
-    apply_postgres(&pool, &POSTGRES[..5]).await.unwrap();
+    apply(&pool, &postgres_dialect(), &POSTGRES[..5]).await.unwrap();
     sqlx::raw_sql(
         "INSERT INTO messages (record_name, guid, chat_id, sender, flags, ts_ms, text) VALUES
              ('r1', 'g-r1', 'c', 'tel:+1', 0, 10, 'one'), ('r2', 'g-r2', 'c', 'tel:+1', 0, 20, 'two');",
