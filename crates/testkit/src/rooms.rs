@@ -6,13 +6,14 @@
 //! Why there is one: the end-to-end tests ([`crate::Env::assert_rooms_match_truth`]), the crash
 //! campaign ([`crate::campaign`]) and the benchmarks must count missing, duplicated and
 //! out-of-order messages the same way, so a campaign's figures and a test's assertion mean the
-//! same. The reading of Apple's tapback numbers and targets is kept in [`tapback`] alone, so it
-//! can follow the domain crate's typed association when there is one.
+//! same. Apple's tapback numbers and targets are read through the domain crate's typed
+//! association (`imessage::records::Association`), as everywhere outside the simulator's
+//! generator.
 
 use std::collections::{BTreeMap, HashSet};
 
 use cloudkit_sim::TruthLine;
-use imessage::records::ContentPart;
+use imessage::records::{AssociatedType, Association, ContentPart};
 use matrix::ghost::{bot_user_id, ghost_user_id};
 use matrix::HomeserverClient;
 
@@ -37,30 +38,7 @@ pub struct Expected {
 }
 
 /// A tapback's slot: (chat, sender, target guid, part). At most one reaction stands in each.
-type Slot = (String, String, String, String);
-
-/// A tapback as the truth gives it: what it does and what it aims at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tapback<'a> {
-    /// The kind it adds (2000–2007, …) or, for a removal, the kind it removes.
-    pub kind: u32,
-    pub removal: bool,
-    /// The target message's guid and part (`p:N/GUID`, `bp:GUID` or a bare guid: part 0).
-    pub target: &'a str,
-    pub part: &'a str,
-}
-
-/// Apple's association numbers, read in this one place: 2000–2999 add a reaction, 3000 and up
-/// remove the one 1000 below; the target is `p:N/GUID` (part N), `bp:GUID` or a bare guid.
-pub fn tapback<'a>(associated_type: Option<u32>, associated_guid: Option<&'a str>) -> Option<Tapback<'a>> {
-    let (kind, target) = (associated_type?, associated_guid?);
-    let (part, target) = match target.strip_prefix("p:").and_then(|t| t.split_once('/')) {
-        Some((part, guid)) => (part, guid),
-        None => ("0", target.strip_prefix("bp:").unwrap_or(target)),
-    };
-    let removal = kind >= 3000;
-    Some(Tapback { kind: if removal { kind - 1000 } else { kind }, removal, target, part })
-}
+type Slot = (String, String, String, i64);
 
 /// The truth worked out into rooms: every message shown (unsent messages are not; a message whose
 /// parts are all unsent shows nothing), every tapback whose reaction still stands (removals and
@@ -70,7 +48,7 @@ pub fn expected(truth: impl IntoIterator<Item = TruthLine>, owner: &str, domain:
     let mut out = Expected::default();
     let mut shown = HashSet::new();
     // slot → (kind, tapback guid, what it shows)
-    let mut standing: BTreeMap<Slot, (u32, String, Shown)> = BTreeMap::new();
+    let mut standing: BTreeMap<Slot, (AssociatedType, String, Shown)> = BTreeMap::new();
     for line in truth {
         let TruthLine::Message { chat, guid, sender, from_me, system: false, ts_ms, associated_type, associated_guid, content, text, .. } = line else {
             if let TruthLine::Chat { chat, name, .. } = line {
@@ -79,14 +57,18 @@ pub fn expected(truth: impl IntoIterator<Item = TruthLine>, owner: &str, domain:
             continue;
         };
         let user = if from_me { owner.to_string() } else { ghost_user_id(&sender, domain) };
-        if let Some(t) = tapback(associated_type, associated_guid.as_deref()) {
-            let slot = (chat, sender, t.target.to_string(), t.part.to_string());
-            if t.removal {
-                if standing.get(&slot).is_some_and(|(k, _, _)| *k == t.kind) {
+        // Apple's numbers and target prefixes are read by `imessage::records`, the one place
+        // that names them.
+        if let (Some(code), Some(target)) = (associated_type, associated_guid.as_deref()) {
+            let association = Association::parse(code, target);
+            let (kind, target) = (association.kind.normalized(), association.target);
+            let slot = (chat, sender, target.guid.to_string(), target.part);
+            if kind.removal {
+                if standing.get(&slot).is_some_and(|(added, _, _)| kind.removes(*added)) {
                     standing.remove(&slot);
                 }
-            } else if shown.contains(t.target) {
-                standing.insert(slot, (t.kind, guid, Shown { sender: user, ts_ms, events: 1 }));
+            } else if shown.contains(target.guid) {
+                standing.insert(slot, (kind, guid, Shown { sender: user, ts_ms, events: 1 }));
             }
             continue;
         }
@@ -303,18 +285,6 @@ pub async fn portals(store: &dyn store::Store) -> Result<BTreeMap<String, String
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tapback_targets_and_removals_are_read_once() {
-        let t = tapback(Some(2001), Some("p:1/GUID")).unwrap();
-        assert_eq!((t.kind, t.removal, t.target, t.part), (2001, false, "GUID", "1"));
-        let t = tapback(Some(3001), Some("bp:GUID")).unwrap();
-        assert_eq!((t.kind, t.removal, t.target, t.part), (2001, true, "GUID", "0"));
-        let t = tapback(Some(2000), Some("GUID")).unwrap();
-        assert_eq!((t.target, t.part), ("GUID", "0"));
-        assert_eq!(tapback(None, Some("p:0/GUID")), None);
-        assert_eq!(tapback(Some(2000), None), None);
-    }
 
     #[test]
     fn a_room_is_ok_only_when_nothing_is_counted_wrong() {
