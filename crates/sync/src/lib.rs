@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 pub mod files;
 pub mod local;
+mod memory;
 mod options;
 mod priority;
 mod retry;

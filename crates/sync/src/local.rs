@@ -22,6 +22,7 @@ use imessage::records::{AttachmentRecord, RecordChange, ATTACHMENT_ZONE, CHAT_ZO
 use store::{FailedRecord, FileOutcome, PageCommit, PageStats, StopReason, Store};
 
 use crate::files::{record_outcome, store_file, FileOptions, FilesReport};
+use crate::memory;
 use crate::{Progress, SyncError, SyncOptions, SyncReport, ZoneReport};
 
 /// Messages read and committed at a time.
@@ -149,6 +150,9 @@ async fn new_messages(
             read += n as u64;
             progress.page(MESSAGE_ZONE, n);
             pages += 1;
+            if pages % memory::TRIM_EVERY_PAGES == 0 {
+                memory::return_freed_memory();
+            }
             if pages > opts.page_limit {
                 return Ok((StopReason::PageLimit, pages, read));
             }
