@@ -21,6 +21,10 @@ pub(crate) const MAX_MULTISTATUS: usize = 64 << 20;
 pub(crate) const MAX_CARD: usize = 10 << 20;
 /// Redirects followed for one request at the most.
 const MAX_REDIRECTS: usize = 5;
+/// How long connecting to the server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one request may take in all: a whole address book's multiget included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Refuses a URL the credentials must not go to: neither https nor http on this machine, or one
 /// that carries a user or password of its own (it would be logged with the URL).
@@ -81,8 +85,8 @@ impl Http {
         let client = reqwest::Client::builder()
             .user_agent(concat!("imessage-bridge-carddav/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| Error::Client(e.to_string()))?;
         Ok(Http { client, origin: base.origin(), username, password })

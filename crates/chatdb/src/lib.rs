@@ -108,8 +108,11 @@ pub struct Counts {
     pub attachments: i64,
 }
 
+/// How long a read waits for the lock of the program that owns the database (Messages, Contacts).
+pub const OWNER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How a database that another program owns (Messages, Contacts) is opened: read-only, no pragma
-/// that writes, waiting for the owner's lock rather than failing. Shared with the `contacts`
+/// that writes, waiting for the owner's lock (up to [`OWNER_LOCK_WAIT`]) rather than failing. Shared with the `contacts`
 /// crate's address book readers.
 pub fn read_only_options(path: &Path) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
@@ -117,7 +120,7 @@ pub fn read_only_options(path: &Path) -> SqliteConnectOptions {
         .read_only(true)
         .create_if_missing(false)
         // The owner writes while we read: wait for its lock rather than fail.
-        .busy_timeout(std::time::Duration::from_secs(10))
+        .busy_timeout(OWNER_LOCK_WAIT)
         .foreign_keys(false)
 }
 

@@ -20,6 +20,8 @@ use crate::values::{self, json_strings, Plan};
 use crate::zones::{self, FailedRecord, PageCommit, PageWriter};
 
 const MAX_CONNECTIONS: u32 = 8;
+/// How long a statement waits for a free connection of the pool.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A PostgreSQL-backed [`Store`](crate::Store).
 #[derive(Debug, Clone)]
@@ -30,7 +32,7 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to `postgres://…` and applies pending migrations.
     pub async fn open(uri: &str) -> Result<Self> {
-        let pool = PgPoolOptions::new().max_connections(MAX_CONNECTIONS).acquire_timeout(Duration::from_secs(30)).connect(uri).await?;
+        let pool = PgPoolOptions::new().max_connections(MAX_CONNECTIONS).acquire_timeout(ACQUIRE_TIMEOUT).connect(uri).await?;
         migrations::run_postgres(&pool).await?;
         Ok(PostgresStore { pool })
     }

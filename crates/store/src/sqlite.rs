@@ -41,6 +41,8 @@ use crate::{migrations, schema};
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 const READ_CONNECTIONS: u32 = 4;
+/// How long a statement waits for another process's write lock (a second bridge command).
+const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// Negative `cache_size` is KiB: 2 MiB (SQLite's default size) for the one writer connection.
 /// Page commits append to the ingest log and touch few pages, and the fold builds its B-trees
 /// from sorted input, so a bigger cache bought no speed (32, 8 and 2 MiB measured the same). It
@@ -75,7 +77,7 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(LOCK_WAIT);
         let in_memory = uri.contains(":memory:") || uri.contains("mode=memory");
         if !in_memory {
             // `create_if_missing` creates the file, not its directory (e.g. a fresh data dir).
