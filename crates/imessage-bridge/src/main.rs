@@ -40,6 +40,10 @@ struct Cli {
     /// More log output on stderr (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// How log lines on stderr are written: `text` for people, `json` for programs (one JSON
+    /// object per line; progress markers in `fields.progress`, see `matrix::progress`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "IMESSAGE_BRIDGE_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -94,19 +98,36 @@ enum Command {
     },
 }
 
-fn init_logging(verbose: u8) {
+/// The format of the log on stderr.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One line per event, `2026-12-01T11:47:23Z  INFO target: message key=value`.
+    Text,
+    /// One JSON object per event: `timestamp`, `level`, `target`, and the event's fields under
+    /// `fields` (the message as `fields.message`), as tracing-subscriber's JSON formatter writes
+    /// them. Nested rather than flattened, so that no field of an event can collide with those
+    /// four keys.
+    Json,
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "info,sqlx=warn",
         1 => "debug,sqlx=warn,hyper=info,reqwest=info",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    let log = tracing_subscriber::fmt().with_env_filter(filter);
-    if std::io::stderr().is_terminal() {
-        // Through the progress bars, so a log line never lands in the middle of one.
-        log.with_writer(|| progress::BarsWriter).with_ansi(true).init();
+    let terminal = std::io::stderr().is_terminal();
+    // On a terminal through the progress bars, so a log line never lands in the middle of one.
+    let writer = if terminal {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(|| progress::BarsWriter)
     } else {
-        log.with_writer(std::io::stderr).with_ansi(false).init();
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr)
+    };
+    let log = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(terminal && format == LogFormat::Text);
+    match format {
+        LogFormat::Text => log.init(),
+        LogFormat::Json => log.json().init(),
     }
 }
 
@@ -132,7 +153,7 @@ fn without_transparent_huge_pages() {
 
 async fn run_cli() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.log_format);
     match cli.command {
         Command::Init(args) => return init::init(&cli.config, *args).await,
         Command::ListHandles { session, source, source_path } => return list_handles(&cli.config, session.as_deref(), source, source_path.as_deref()).await,

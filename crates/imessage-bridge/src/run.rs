@@ -299,6 +299,7 @@ pub async fn sync(
             stop_reason = z.stop_reason.as_str(), error = z.error.as_deref().unwrap_or(""), "zone finished");
     }
     tracing::info!(
+        progress = matrix::progress::SYNC_FINISHED,
         changes,
         secs = format!("{secs:.1}"),
         rate = format!("{:.0}/s", changes as f64 / secs.max(1e-9)),
@@ -312,6 +313,7 @@ pub async fn sync(
         let options = sync::FileOptions { stop: stop.clone(), ..config.attachments.options() };
         match sync::fetch_files(client, store.as_ref(), &options).await {
             Ok(f) => tracing::info!(
+                progress = matrix::progress::FILES_DONE,
                 stored = f.stored,
                 bytes = f.bytes,
                 mb = format!("{:.1}", f.bytes as f64 / 1e6),
@@ -321,7 +323,7 @@ pub async fn sync(
                 secs = format!("{:.2}", started.elapsed().as_secs_f64()),
                 "attachment files fetched"
             ),
-            Err(e) => tracing::warn!("attachment files not fetched this time: {e}"),
+            Err(e) => tracing::warn!(progress = matrix::progress::FILES_DONE, "attachment files not fetched this time: {e}"),
         }
     }
     if !report.all_done() {

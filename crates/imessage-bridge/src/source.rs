@@ -102,8 +102,15 @@ pub async fn sync_local(
     if files && !options.stop.is_stopped() {
         let opts = sync::FileOptions { stop: options.stop.clone(), ..config.attachments.options() };
         match sync::copy_local_files(local.files.as_ref(), store.as_ref(), &opts).await {
-            Ok(f) => tracing::info!(stored = f.stored, bytes = f.bytes, missing_or_failed = f.failed, too_large = f.too_large, "attachment files copied"),
-            Err(e) => tracing::warn!("attachment files not copied this time: {e}"),
+            Ok(f) => tracing::info!(
+                progress = matrix::progress::FILES_DONE,
+                stored = f.stored,
+                bytes = f.bytes,
+                missing_or_failed = f.failed,
+                too_large = f.too_large,
+                "attachment files copied"
+            ),
+            Err(e) => tracing::warn!(progress = matrix::progress::FILES_DONE, "attachment files not copied this time: {e}"),
         }
     }
     if report.all_done() && !options.stop.is_stopped() {

@@ -155,3 +155,47 @@ async fn files_over_the_size_cap_are_counted_and_not_fetched() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains(&format!("{over} over the size cap")), "{text}");
 }
+
+/// The log lines of `sync` on stderr, as JSON objects; panics on a line that is not one.
+fn json_lines(stderr: &[u8]) -> Vec<serde_json::Value> {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| match serde_json::from_str::<serde_json::Value>(l) {
+            Ok(v) if v.is_object() && v["fields"].is_object() && v["level"].is_string() && v["target"].is_string() => v,
+            _ => panic!("a stderr line is not a JSON log event: {l:?}\n{text}"),
+        })
+        .collect();
+    assert!(!lines.is_empty(), "no log lines");
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_is_one_object_per_line_with_the_progress_markers_in_order() {
+    let sim = start_sim(spec(10, 3, 300, 0), Faults::default()).await;
+    let truth = truth_files(&sim.sim);
+    assert!(!truth.is_empty());
+    let bridge = BridgeDir::new(&sim);
+    // By the environment (as a service would set it), then by the flag.
+    for how in ["env", "flag"] {
+        let mut cmd = bridge.command(if how == "flag" { &["--log-format", "json", "sync"] } else { &["sync"] });
+        if how == "env" {
+            cmd.env("IMESSAGE_BRIDGE_LOG_FORMAT", "json");
+        }
+        let out = cmd.env("RUST_LOG", "info").output().await.unwrap();
+        assert!(out.status.success(), "sync ({how}) failed: {}", String::from_utf8_lossy(&out.stderr));
+        let lines = json_lines(&out.stderr);
+        // Read exactly as the crash campaign reads them.
+        let markers: Vec<String> = lines.iter().filter_map(|l| campaign::progress_marker(&l.to_string())).collect();
+        assert_eq!(markers, [matrix::progress::SYNC_FINISHED, matrix::progress::FILES_DONE], "({how})");
+        let files_done = lines.iter().find(|l| l["fields"]["progress"] == matrix::progress::FILES_DONE).unwrap();
+        let stored = if how == "env" { truth.len() } else { 0 };
+        assert_eq!(files_done["fields"]["stored"], stored, "({how}) {files_done}");
+        assert_eq!(files_done["level"], "INFO");
+    }
+    // The default stays text: no line of it is JSON.
+    let out = bridge.command(&["sync"]).env("RUST_LOG", "info").output().await.unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !text.is_empty(), "{text}");
+    assert!(text.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_err()), "{text}");
+}

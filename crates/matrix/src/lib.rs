@@ -24,6 +24,7 @@ mod part;
 mod portal;
 mod profile_source;
 pub mod profiles;
+pub mod progress;
 mod refusal;
 pub mod registration;
 pub mod render;

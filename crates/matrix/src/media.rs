@@ -235,7 +235,7 @@ pub(crate) async fn prepare_with(path: &Path, att: &AttachmentRecord, config: &M
         Kind::Video => "m.video",
         Kind::File => "m.file",
     };
-    tracing::debug!(file = %path.display(), %name, %mime, msgtype, conversion, "attachment prepared");
+    tracing::debug!(progress = crate::progress::ATTACHMENT_PREPARED, file = %path.display(), %name, %mime, msgtype, conversion, "attachment prepared");
     Ok(PreparedMedia { bytes, mime_type: mime, filename: name, msgtype, info: Value::Object(info), voice, conversion, thumbnail, file })
 }
 

@@ -5,8 +5,10 @@
 //!
 //! Why it is shaped like this: a kill is only informative if it lands somewhere different each
 //! time — mid-page, between downloads, between a send and its ledger row, mid-upload — so each
-//! life has a target phase, read off the bridge's own log lines as it goes (`sync finished`,
-//! `attachment files …`, `attachment prepared`), and a random delay into it. The later messages
+//! life has a target phase, read off the bridge's own log as it goes, and a random delay into it.
+//! The bridge runs with `--log-format json` and the phase is read from the progress markers in
+//! its events (`fields.progress`: [`matrix::progress`]), never from the wording of a message, so
+//! rewording a log line cannot silently stop the kills from being aimed. The later messages
 //! are released halfway, so the second half kills a bridge that syncs and delivers at the live
 //! edge too. `bench`'s `crash-campaign` runs many seeds; the test suite's small version
 //! (`tests/crash.rs`) and the PostgreSQL end-to-end test run one, so all count the same way.
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cloudkit_sim::{AccountSpec, Faults, Sim};
+use matrix::progress::{ATTACHMENT_PREPARED, FILES_DONE, SYNC_FINISHED};
 use matrix::HomeserverClient;
 
 use crate::rooms::{self, RoomCheck, Totals};
@@ -27,14 +30,14 @@ use crate::{Context, Error, Result, DOMAIN, OWNER};
 /// Where the bridge is when it is killed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
-    /// Paging CloudKit's zones and committing pages (before `sync finished`).
+    /// Paging CloudKit's zones and committing pages (before [`SYNC_FINISHED`]).
     Sync,
-    /// Downloading attachment files (after `sync finished`, before `attachment files …`).
+    /// Downloading attachment files (after [`SYNC_FINISHED`], before [`FILES_DONE`]).
     Download,
     /// Delivering into Matrix (sends, ledger rows, portals).
     Delivery,
-    /// Within 40 ms of `attachment prepared`: the file is being uploaded as Matrix media, or
-    /// its event sent.
+    /// Within [`UPLOAD_WINDOW`] of [`ATTACHMENT_PREPARED`]: the file is being uploaded as Matrix
+    /// media, or its event sent.
     Upload,
 }
 
@@ -131,6 +134,18 @@ pub fn kill_plan(rng: &mut Rng, kills: usize) -> Vec<Phase> {
     plan
 }
 
+/// How long after [`ATTACHMENT_PREPARED`] the bridge counts as uploading.
+const UPLOAD_WINDOW: Duration = Duration::from_millis(40);
+
+/// The progress marker ([`matrix::progress`]) of one line of the bridge's `--log-format json`
+/// log: `fields.progress` of the event (tracing-subscriber's JSON formatter nests an event's
+/// fields under `fields`). None for an event without one, and for a line that is not a JSON
+/// object at all (a panic message, say), which is not an error: it just marks nothing.
+pub fn progress_marker(line: &str) -> Option<String> {
+    let event: serde_json::Value = serde_json::from_str(line).ok()?;
+    event.get("fields")?.get(matrix::progress::FIELD)?.as_str().map(str::to_owned)
+}
+
 /// The bridge's log, read as it grows: which phase the bridge is in.
 struct LogWatch {
     path: PathBuf,
@@ -140,7 +155,7 @@ struct LogWatch {
     since: Instant,
     /// How long each phase this life went through all of lasted.
     lasted: BTreeMap<Phase, Duration>,
-    /// When the last `attachment prepared` line was seen.
+    /// When the last [`ATTACHMENT_PREPARED`] was seen.
     prepared: Option<Instant>,
 }
 
@@ -149,31 +164,47 @@ impl LogWatch {
         LogWatch { path, read: 0, phase: Phase::Sync, since: Instant::now(), lasted: BTreeMap::new(), prepared: None }
     }
 
+    /// Reads the lines written since the last poll: the phase now.
     fn poll(&mut self) -> Phase {
         let text = std::fs::read(&self.path).unwrap_or_default();
+        let now = Instant::now();
         // Whole lines only: the last one may still be being written.
         let end = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         if end > self.read {
             for line in String::from_utf8_lossy(&text[self.read..end]).lines() {
-                if line.contains("attachment prepared") {
-                    self.prepared = Some(Instant::now());
-                }
-                let next = match self.phase {
-                    // (Warnings during sync — a zone giving up, a count unavailable — do not end
-                    // it: the other zones go on, and `sync finished` still comes.)
-                    Phase::Sync if line.contains("sync finished") => Phase::Download,
-                    Phase::Sync | Phase::Download if line.contains("attachment files") => Phase::Delivery,
-                    p => p,
-                };
-                if next != self.phase {
-                    self.lasted.insert(self.phase, self.since.elapsed());
-                    (self.phase, self.since) = (next, Instant::now());
-                }
+                self.line(line, now);
             }
             self.read = end;
         }
+        self.phase_at(now)
+    }
+
+    /// One whole log line, read at `now`.
+    fn line(&mut self, line: &str, now: Instant) {
+        let Some(marker) = progress_marker(line) else { return };
+        let next = match (self.phase, marker.as_str()) {
+            (_, ATTACHMENT_PREPARED) => {
+                self.prepared = Some(now);
+                self.phase
+            }
+            // (Warnings during sync — a zone giving up, a count unavailable — do not end it: the
+            // other zones go on, and `sync_finished` still comes.)
+            (Phase::Sync, SYNC_FINISHED) => Phase::Download,
+            // A local source copies its files before its sync ends: straight on to delivery.
+            (Phase::Sync | Phase::Download, FILES_DONE) => Phase::Delivery,
+            (p, _) => p,
+        };
+        if next != self.phase {
+            self.lasted.insert(self.phase, now.saturating_duration_since(self.since));
+            (self.phase, self.since) = (next, now);
+        }
+    }
+
+    /// The phase at `now`: delivery counts as upload for [`UPLOAD_WINDOW`] after a file was
+    /// prepared.
+    fn phase_at(&self, now: Instant) -> Phase {
         match (self.phase, self.prepared) {
-            (Phase::Delivery, Some(t)) if t.elapsed() < Duration::from_millis(40) => Phase::Upload,
+            (Phase::Delivery, Some(t)) if now.saturating_duration_since(t) < UPLOAD_WINDOW => Phase::Upload,
             (p, _) => p,
         }
     }
@@ -283,7 +314,7 @@ pub async fn run_seed(plan: &Plan) -> Result<Report> {
         }
         life += 1;
         let log = d.join(format!("life-{life}.log"));
-        let child = bridge(&["run", "--once"])
+        let child = bridge(&["--log-format", "json", "run", "--once"])
             .env("RUST_LOG", "info,matrix::media=debug")
             .stderr(std::fs::File::create(&log).context("creating a life's log")?)
             .stdout(Stdio::null())
@@ -391,4 +422,96 @@ impl Drop for AbortOnDrop {
 /// The repository root, from a crate directory inside it (`bench`, `crates/x`).
 pub fn repo_root_from(manifest_dir: &Path) -> PathBuf {
     manifest_dir.ancestors().find(|p| p.join("scripts/start-synapse.sh").is_file()).map(Path::to_path_buf).unwrap_or_else(|| manifest_dir.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// The log written by tracing-subscriber's JSON formatter (what `--log-format json` uses)
+    /// into a file, and a [`LogWatch`] on that file.
+    struct JsonLog {
+        file: tempfile::NamedTempFile,
+        dispatch: tracing::Dispatch,
+        watch: LogWatch,
+    }
+
+    impl JsonLog {
+        fn new() -> JsonLog {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            let writer = std::sync::Mutex::new(append(&file));
+            let subscriber = tracing_subscriber::fmt().json().with_max_level(tracing::Level::DEBUG).with_writer(writer).finish();
+            let watch = LogWatch::new(file.path().to_owned());
+            JsonLog { file, dispatch: tracing::Dispatch::new(subscriber), watch }
+        }
+
+        /// Emits the events of `events`, then polls the watch.
+        fn then(&mut self, events: impl FnOnce()) -> Phase {
+            tracing::dispatcher::with_default(&self.dispatch, events);
+            self.watch.poll()
+        }
+
+        /// Appends raw text (not from the formatter), then polls the watch.
+        fn raw(&mut self, text: &str) -> Phase {
+            append(&self.file).write_all(text.as_bytes()).unwrap();
+            self.watch.poll()
+        }
+    }
+
+    /// The file opened to append (the formatter and raw writes share the end of the file).
+    fn append(file: &tempfile::NamedTempFile) -> std::fs::File {
+        std::fs::OpenOptions::new().append(true).open(file.path()).unwrap()
+    }
+
+    #[test]
+    fn the_formatter_nests_the_marker_under_fields() {
+        let mut log = JsonLog::new();
+        log.then(|| tracing::info!(progress = SYNC_FINISHED, changes = 12u64, "sync finished"));
+        let text = std::fs::read_to_string(log.file.path()).unwrap();
+        let event: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(event["fields"]["progress"], "sync_finished", "{event}");
+        assert_eq!(event["level"], "INFO", "{event}");
+        assert_eq!(progress_marker(text.trim_end()).as_deref(), Some(SYNC_FINISHED));
+        assert_eq!(progress_marker("thread 'main' panicked at src/run.rs:1:1"), None);
+        assert_eq!(progress_marker(r#"{"fields":{"message":"sync finished"}}"#), None);
+        assert_eq!(progress_marker("[1, 2]"), None);
+    }
+
+    #[test]
+    fn phases_follow_the_markers_not_the_wording() {
+        let mut log = JsonLog::new();
+        // The wording alone, a warning and a line that is not JSON change nothing.
+        assert_eq!(log.then(|| tracing::info!(zone = "messageManateeZone", "zone finished")), Phase::Sync);
+        assert_eq!(log.then(|| tracing::info!("sync finished; attachment files fetched; attachment prepared")), Phase::Sync);
+        assert_eq!(log.then(|| tracing::warn!("server count unavailable")), Phase::Sync);
+        assert_eq!(log.raw("thread 'tokio-runtime-worker' panicked at somewhere\n"), Phase::Sync);
+        // A marker on a line still being written is not read until the line is whole.
+        let line = r#"{"level":"INFO","fields":{"message":"records in","progress":"sync_finished"},"target":"imessage_bridge::run"}"#;
+        let (head, tail) = line.split_at(40);
+        assert_eq!(log.raw(head), Phase::Sync);
+        assert_eq!(log.raw(&format!("{tail}\n")), Phase::Download);
+        // A second `sync_finished` does not move it on; the files' pass ending on an error does.
+        assert_eq!(log.then(|| tracing::info!(progress = SYNC_FINISHED, "again")), Phase::Download);
+        assert_eq!(log.then(|| tracing::warn!(progress = FILES_DONE, "attachment files not fetched this time: boom")), Phase::Delivery);
+        assert_eq!(
+            log.then(|| tracing::debug!(target: "matrix::media", progress = ATTACHMENT_PREPARED, file = "a.heic", "ready")),
+            Phase::Upload,
+            "within the upload window of a prepared file"
+        );
+        let now = Instant::now();
+        assert_eq!(log.watch.phase_at(now), Phase::Upload);
+        assert_eq!(log.watch.phase_at(now + UPLOAD_WINDOW), Phase::Delivery, "after the window");
+        assert_eq!(log.watch.lasted.keys().copied().collect::<Vec<_>>(), vec![Phase::Sync, Phase::Download]);
+    }
+
+    #[test]
+    fn a_local_source_goes_from_sync_to_delivery() {
+        // chat.db and backups copy their files before the sync ends.
+        let mut log = JsonLog::new();
+        assert_eq!(log.then(|| tracing::info!(progress = FILES_DONE, stored = 3u64, "attachment files copied")), Phase::Delivery);
+        assert_eq!(log.then(|| tracing::info!(progress = SYNC_FINISHED, "sync finished")), Phase::Delivery);
+        assert_eq!(log.watch.lasted.keys().copied().collect::<Vec<_>>(), vec![Phase::Sync]);
+    }
 }
