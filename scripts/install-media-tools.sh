@@ -39,16 +39,9 @@ if ! command -v apt-get >/dev/null 2>&1; then
     exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
-
 log "installing $missing"
 # shellcheck disable=SC2086 # one word per package
-$SUDO apt-get update -q >&2
-# shellcheck disable=SC2086
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >&2
+"$(dirname "$0")/apt-install.sh" $missing
 
 still=$(missing_packages)
 if [ -n "$still" ]; then

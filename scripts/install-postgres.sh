@@ -17,18 +17,14 @@ if have_binaries; then
     echo "install-postgres: server binaries present: $(ls -d /usr/lib/postgresql/*/bin | tr '\n' ' ')"
 else
     echo "install-postgres: installing the postgresql package"
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -q
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql
+    "$(dirname "$0")/apt-install.sh" postgresql
     have_binaries || { echo "install-postgres: postgresql installed but no initdb under /usr/lib/postgresql/*/bin" >&2; exit 1; }
 fi
 
 # The TLS tests make a throwaway CA and server certificate with the openssl command.
 if ! command -v openssl >/dev/null 2>&1; then
     echo "install-postgres: installing openssl (the TLS tests' throwaway CA)"
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -q
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssl
+    "$(dirname "$0")/apt-install.sh" openssl
 fi
 
 # The Debian package creates this user; make sure it exists even if the package was installed

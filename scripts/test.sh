@@ -2,8 +2,8 @@
 # Runs every test of the project: unit, protocol, store conformance on SQLite and PostgreSQL,
 # end-to-end sync against the simulator, and delivery into a real Synapse.
 # Installs what the tests need first (PostgreSQL server binaries, ffmpeg and libheif's tools via
-# apt-get, Synapse, the iphone_backup_decrypt oracle and Radicale via pip into .venv); each step is a no-op
-# when already done.
+# apt-get, Synapse, the iphone_backup_decrypt oracle and Radicale via pip into .venv, Node.js and the
+# pinned matrix-js-sdk client of tools/js-client); each step is a no-op when already done.
 #
 # With cargo-nextest installed (and no arguments), the tests run under nextest (settings in
 # .config/nextest.toml: the longest tests first, all binaries' tests scheduled together), except
@@ -18,6 +18,7 @@ scripts/install-media-tools.sh
 scripts/install-synapse.sh >/dev/null
 scripts/install-test-python.sh >/dev/null
 scripts/install-radicale.sh >/dev/null
+scripts/install-js-client.sh
 if [ $# -gt 0 ] || [ "${IMB_TEST_RUNNER:-}" = cargo ] || ! cargo nextest --version >/dev/null 2>&1; then
   exec cargo test --workspace --locked "$@"
 fi

@@ -7,7 +7,10 @@
 //! downloaded. `verify` must count no wrong name and no room named by an alias. Then the
 //! contacts change (one renamed, one removed) and the next run must show that. The sources: a
 //! vCard file, a Mac's address book beside `chat.db` (`auto`), and a real CardDAV server
-//! (Radicale, filled over HTTP by the test).
+//! (Radicale, filled over HTTP by the test). And once through a real client library instead of
+//! our reading of `/sync`: matrix-js-sdk (Element Web's engine, `testkit::js_client`) must name
+//! every DM after its contact (or its number), show the contact's photo, keep named groups' names
+//! and name unnamed groups from their members.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -73,6 +76,12 @@ async fn assert_dms_named(env: &Env, want: &HashMap<String, (String, Option<Stri
     dms.iter().filter(|(h, _)| want.get(h).is_some_and(|w| w.0 != matrix::ghost::display_name(h))).count()
 }
 
+/// The SHA-256 (hex) of the image at `mxc`, downloaded from Synapse.
+async fn avatar_sha256(env: &Env, mxc: &str) -> String {
+    let bytes = env.hs().download(&matrix::ghost::bot_user_id(DOMAIN), mxc, 16 << 20).await.expect("the avatar downloads");
+    sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Each ghost with a contact photo shows exactly that photo; the others have no avatar.
 async fn assert_photos(env: &Env, want: &HashMap<String, (String, Option<String>)>) -> usize {
     let hs = env.hs();
@@ -83,9 +92,7 @@ async fn assert_photos(env: &Env, want: &HashMap<String, (String, Option<String>
         let want_photo = want.get(&handle).and_then(|w| w.1.clone());
         match (profile["avatar_url"].as_str(), want_photo) {
             (Some(mxc), Some(sha)) => {
-                let bytes = hs.download(&bot, mxc, 16 << 20).await.expect("the avatar downloads");
-                let got: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-                assert_eq!(got, sha, "{handle}: the avatar is the contact's photo");
+                assert_eq!(avatar_sha256(env, mxc).await, sha, "{handle}: the avatar is the contact's photo");
                 with_photo += 1;
             }
             (None, None) => {}
@@ -111,17 +118,24 @@ async fn run_and_check(env: &Env, book: &contacts::Book, round: u32) -> (usize, 
     (assert_dms_named(env, &want, round).await, assert_photos(env, &want).await)
 }
 
+/// A bridge on the simulator's account `spec` whose contacts are the simulator's plan for it,
+/// written as one vCard file (`contacts.vcf`) and named in the config. Returns the plan.
+async fn start_with_vcard(spec: cloudkit_sim::AccountSpec) -> (Env, contacts::Book) {
+    let sim = start_sim(spec, Faults::default()).await;
+    let base = contacts::plan(&sim.sim.account);
+    let env = Env::start(sim).await;
+    let vcf = env.bridge.path().join("contacts.vcf");
+    std::fs::write(&vcf, contacts::vcf::file(&base.cards)).expect("write contacts.vcf");
+    env.bridge.set(&["contacts", "vcf"], serde_norway::Value::from(vec![vcf.to_str().expect("UTF-8 path")]));
+    (env, base)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vcard_file_names_the_dms_and_a_changed_file_renames_them() {
-    let sim = start_sim(spec(23, 10, 300, 0), Faults::default()).await;
-    let base = contacts::plan(&sim.sim.account);
+    let (env, base) = start_with_vcard(spec(23, 10, 300, 0)).await;
     let renamed = contacts::renamed(&base);
-    let env = Env::start(sim).await;
-    let dir = env.bridge.path().to_path_buf();
-    let (vcf, vcf_renamed) = (dir.join("contacts.vcf"), dir.join("contacts-renamed.vcf"));
-    std::fs::write(&vcf, contacts::vcf::file(&base.cards)).expect("write contacts.vcf");
+    let vcf_renamed = env.bridge.path().join("contacts-renamed.vcf");
     std::fs::write(&vcf_renamed, contacts::vcf::file(&renamed.cards)).expect("write contacts-renamed.vcf");
-    env.bridge.set(&["contacts", "vcf"], serde_norway::Value::from(vec![vcf.to_str().expect("UTF-8 path")]));
 
     let (named, photos) = run_and_check(&env, &base, 0).await;
     assert!(named >= 2 && photos >= 1, "most DMs have a contact ({named}), and a photo reaches its ghost ({photos})");
@@ -203,4 +217,77 @@ async fn a_carddav_server_names_the_dms_and_its_changes_follow() {
         assert!(status == 201 || status == 204, "PUT {}: {status}", card.uid);
     }
     run_and_check(&env, &renamed, 1).await;
+}
+
+/// What js-sdk must call an unnamed group of `names` (every other person's expected name; the
+/// bridge bot is a functional member and not counted): the one name, "A and B", or the first
+/// hero's name and how many others — Element's generated name. Which person comes first is
+/// Synapse's choice of heroes, so any of them may.
+fn group_name_fits(shown: &str, names: &[String]) -> bool {
+    match names {
+        [one] => shown == one,
+        [a, b] => shown == format!("{a} and {b}") || shown == format!("{b} and {a}"),
+        _ => names.iter().any(|first| shown == format!("{first} and {} others", names.len() - 1)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_js_sdk_names_every_dm_after_its_contact() {
+    testkit::js_client::assert_installed();
+    let (env, book) = start_with_vcard(spec(75, 16, 300, 0)).await;
+    // Readiness: the raw `/sync` shows every DM's contact name (Synapse rewrites the members'
+    // events in the background), and verify is clean.
+    run_and_check(&env, &book, 0).await;
+    let want = expected(&contacts::truth(&book));
+    let shown_as = |handle: &str| want.get(handle).map_or_else(|| matrix::ghost::display_name(handle), |w| w.0.clone());
+
+    let js = testkit::js_client::owner_rooms(&env).await;
+    let by_room: HashMap<&str, &testkit::js_client::JsRoom> = js.iter().map(|r| (r.room_id.as_str(), r)).collect();
+    let store = env.bridge.store().await;
+    let (mut table, mut wrong) = (Vec::new(), Vec::new());
+    let (mut dms, mut named_groups, mut unnamed_groups, mut strangers, mut photos) = (0, 0, 0, 0, 0);
+    for line in testkit::truth_lines(&env.sim.sim) {
+        let cloudkit_sim::TruthLine::Chat { chat, name, participants, group } = line else { continue };
+        // Which room is the chat's is the bridge's to say; what it shows is js-sdk's.
+        let portal = store.portal(&chat).await.expect("portal").unwrap_or_else(|| panic!("{chat} has no room"));
+        let room = by_room.get(portal.room_id.as_str()).unwrap_or_else(|| panic!("js-sdk does not show {chat}'s room {}", portal.room_id));
+        table.push(format!("{:<8} {:<40} {:?} avatar {:?}", if group { "group" } else { "dm" }, chat, room.name, room.avatar));
+        let names: Vec<String> = participants.iter().map(|h| shown_as(h)).collect();
+        let fits = match (&name, group, participants.as_slice()) {
+            (Some(n), true, _) if !n.is_empty() => {
+                named_groups += 1;
+                room.name == *n
+            }
+            (_, true, _) => {
+                unnamed_groups += 1;
+                group_name_fits(&room.name, &names)
+            }
+            (_, false, [handle]) => {
+                dms += 1;
+                strangers += usize::from(want.get(handle).is_none_or(|w| w.0 == matrix::ghost::display_name(handle)));
+                // The member list agrees, and the avatar is the contact's photo (or none).
+                let ghost = matrix::ghost::ghost_user_id(handle, DOMAIN);
+                let member = room.members.iter().find(|m| m.user_id == ghost).map(|m| (&m.name, &m.avatar_url));
+                let photo = want.get(handle).and_then(|w| w.1.as_deref());
+                photos += usize::from(photo.is_some());
+                let avatar_ok = match (room.avatar.as_deref(), photo) {
+                    (Some(mxc), Some(sha)) => mxc.starts_with("mxc://") && avatar_sha256(&env, mxc).await == sha,
+                    (got, want) => got.is_none() && want.is_none(),
+                };
+                room.name == names[0] && member == Some((&names[0], &room.avatar)) && avatar_ok
+            }
+            _ => panic!("a DM of {} people in the truth: {chat}", participants.len()),
+        };
+        // No user ID, no alias, no js-sdk placeholder.
+        let raw = room.name.starts_with(['@', '#']) || room.name.contains(&format!(":{DOMAIN}")) || room.name.starts_with("Empty room");
+        if !fits || raw {
+            wrong.push((chat, room.name.clone(), room.avatar.clone(), name, names));
+        }
+    }
+    eprintln!("js-sdk's room names:\n{}", table.join("\n"));
+    assert!(wrong.is_empty(), "rooms js-sdk shows wrongly (chat, name, avatar, iMessage name, members' expected names): {wrong:?}");
+    assert!(
+        dms >= 3 && named_groups >= 1 && unnamed_groups >= 1 && photos >= 1 && strangers >= 1 && dms > strangers,
+        "the account has DMs with and without a contact ({dms}, {strangers} without), a contact photo ({photos}), named ({named_groups}) and unnamed ({unnamed_groups}) groups"
+    );
 }

@@ -5,13 +5,15 @@
 //! out-of-order messages the same way, so there is exactly one room checker ([`rooms`]); and
 //! every test needs the same pieces — the simulator served in-process ([`sim`]), a bridge folder
 //! with its typed config ([`bridge`]), a real Synapse ([`synapse`]), the bridge and Synapse wired
-//! together ([`env`]), a throwaway PostgreSQL ([`pg`]) and the crash campaign's seeds
-//! ([`campaign`]). Test-only code may panic on a broken fixture (that is a failed test); the
-//! campaign, which `bench` runs too, returns [`Error`] instead.
+//! together ([`env`]), a throwaway PostgreSQL ([`pg`]), the crash campaign's seeds
+//! ([`campaign`]), and what a client shows: room names read from `/sync` ([`names`]) and by
+//! matrix-js-sdk ([`js_client`]). Test-only code may panic on a broken fixture (that is a failed
+//! test); the campaign, which `bench` runs too, returns [`Error`] instead.
 
 pub mod bridge;
 pub mod campaign;
 pub mod env;
+pub mod js_client;
 pub mod names;
 pub mod pg;
 pub mod radicale;
