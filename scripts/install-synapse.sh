@@ -13,9 +13,6 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import synapse' 2>/de
 fi
 if ! command -v eatmydata >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   echo "installing eatmydata (a throwaway Synapse without fsync)…" >&2
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -q >&2 || true
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends eatmydata >&2 \
-    || echo "eatmydata not installed: Synapse will fsync (slower, same results)" >&2
+  "$root/scripts/apt-install.sh" eatmydata || echo "eatmydata not installed: Synapse will fsync (slower, same results)" >&2
 fi
 echo "$venv/bin/python"
