@@ -76,7 +76,7 @@ impl Listener {
         let mut served = None;
         if let (Some(metrics), Some(at)) = (metrics, m.metrics_listen) {
             let (addr, task) = metrics.serve(at).await.with_context(|| format!("binding the metrics listener on {at} (matrix.metrics_listen)"))?;
-            tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            tracing::info!(progress = matrix::progress::METRICS_LISTENING, %addr, "metrics at http://{addr}/metrics");
             served = Some(task);
         }
         Ok(Listener { _http: http, _inbound: inbound, _metrics: served })
@@ -295,6 +295,7 @@ impl Bridge {
             self.update_metrics(metrics).await;
         }
         tracing::info!(
+            progress = matrix::progress::DELIVERY_FINISHED,
             rooms = report.rooms,
             created = report.rooms_created,
             sent = report.sent,

@@ -11,6 +11,7 @@ use std::time::Duration;
 use cloudkit_sim::Faults;
 use common::*;
 use operator_common::*;
+use testkit::campaign::find_progress;
 
 /// One value of the text exposition (`name` with its suffix, no labels), None if absent.
 fn metric(text: &str, name: &str) -> Option<f64> {
@@ -30,16 +31,22 @@ async fn owner_messages_get_one_notice_and_metrics_match_what_was_synced_and_del
     let s = Env::start(start_sim(spec(25, 3, 120, 0), faults).await).await;
     let b = &s.bridge;
     // init writes the key (off), so an operator sees it.
-    let metrics_port = common::synapse::free_port();
-    b.change(&["matrix", "metrics_listen"], serde_norway::Value::Null, format!("127.0.0.1:{metrics_port}"));
+    // Port 0: the bridge takes a free port and names it in its log (no port picked in advance
+    // that something else could take first).
+    b.change(&["matrix", "metrics_listen"], serde_norway::Value::Null, "127.0.0.1:0");
     b.change(&["sync", "error_budget"], 3, 12);
 
-    let mut run = spawn_run(b, "run.log");
+    let mut run = spawn_run_logging(b, "run.log", "json");
     let every = Duration::from_millis(500);
+    let log = || async { std::fs::read_to_string(&run.1).unwrap() };
+    let listening = wait_for("the metrics listener", 60, every, log, |l| find_progress(l, matrix::progress::METRICS_LISTENING).is_some()).await;
+    let addr = find_progress(&listening, matrix::progress::METRICS_LISTENING).unwrap()["addr"].as_str().unwrap().to_string();
+    let metrics_port = addr.parse::<std::net::SocketAddr>().unwrap_or_else(|e| panic!("metrics addr {addr:?}: {e}")).port();
+    assert_ne!(metrics_port, 0);
     let done = |st: &serde_json::Value| matches!(delivery_totals(st), (_, stored, 0) if stored > 0);
     let status = wait_for("the history to be delivered", 300, every, || b.status_json(), done).await;
     // Metrics are updated after the round; the round is over once its log line is there.
-    wait_for("the delivery round to end", 60, every, || async { std::fs::read_to_string(&run.1).unwrap() }, |l| l.contains("delivery finished")).await;
+    wait_for("the delivery round to end", 60, every, log, |l| find_progress(l, matrix::progress::DELIVERY_FINISHED).is_some()).await;
     let text = scrape(metrics_port).await;
     // Not on the appservice port, which answers the homeserver only.
     let elsewhere = reqwest::get(format!("http://127.0.0.1:{}/metrics", s.listen_port)).await.unwrap();

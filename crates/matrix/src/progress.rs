@@ -18,6 +18,9 @@
 //!   next.
 //! - [`ATTACHMENT_PREPARED`] (debug, target `matrix::media`): one attachment's file is read and
 //!   converted for Matrix; its upload as Matrix media, then its event, follow at once.
+//! - [`DELIVERY_FINISHED`] (info): a delivery round ended; the metrics were updated before it.
+//! - [`METRICS_LISTENING`] (info): the metrics listener is bound; its address is the event's
+//!   `addr` field (so `metrics_listen: 127.0.0.1:0` takes a free port and says which).
 //!
 //! They live in this crate because it is the lowest that emits one (`matrix::media`); the
 //! binary emits the others, and the test kit reads them through these constants.
@@ -34,3 +37,9 @@ pub const FILES_DONE: &str = "files_done";
 
 /// An attachment is converted and about to be uploaded as Matrix media.
 pub const ATTACHMENT_PREPARED: &str = "attachment_prepared";
+
+/// A delivery round ended (its figures are the event's other fields).
+pub const DELIVERY_FINISHED: &str = "delivery_finished";
+
+/// The metrics listener is bound, at the event's `addr`.
+pub const METRICS_LISTENING: &str = "metrics_listening";

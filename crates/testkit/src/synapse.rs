@@ -4,7 +4,9 @@
 //! Why [`free_port`] still exists: Synapse and the bridge's appservice listener are separate
 //! processes that take their port from a config file written before they start (and Synapse's
 //! registration must name the bridge's port), so neither can be handed a bound listener. Servers
-//! of our own (the simulator, proxies, push gateways) bind `127.0.0.1:0` and read the port back.
+//! of our own (the simulator, proxies, push gateways, the bridge's metrics listener) bind
+//! `127.0.0.1:0` and read the port back (the bridge names its metrics port in its JSON log's
+//! `metrics_listening` marker).
 
 use std::path::Path;
 use std::process::Stdio;

@@ -23,8 +23,15 @@ pub fn delivery_totals(status: &serde_json::Value) -> (i64, i64, i64) {
 /// `run` in the background, its log in `name` in the bridge directory (a file, not a pipe: a
 /// pipe nobody reads would stop the bridge once full).
 pub fn spawn_run(bridge: &BridgeDir, name: &str) -> (tokio::process::Child, std::path::PathBuf) {
+    spawn_run_logging(bridge, name, "text")
+}
+
+/// As [`spawn_run`], with its log in `format` (`text` or `json`, `--log-format`).
+pub fn spawn_run_logging(bridge: &BridgeDir, name: &str, format: &str) -> (tokio::process::Child, std::path::PathBuf) {
     let log = bridge.dir.path().join(name);
-    let child = bridge.command(&["run"]).env("RUST_LOG", "info").stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+    let mut command = bridge.command(&["run"]);
+    command.env("RUST_LOG", "info").env("IMESSAGE_BRIDGE_LOG_FORMAT", format);
+    let child = command.stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
     (child, log)
 }
 
