@@ -4,7 +4,7 @@
 //! Why separate from the record figures: `sync` fetches files after the records, and the records
 //! rate is the figure earlier rounds compare; so the records phase runs `sync --records-only`,
 //! and this phase runs a full `sync` in a fresh directory and reads the time the files took from
-//! the bridge's `attachment files fetched` log line.
+//! the bridge's JSON log: the fields of its `files_done` progress marker.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -24,11 +24,11 @@ impl Files {
     }
 }
 
-/// The value of `key=` in a log line (numbers may be quoted).
-fn field(line: &str, key: &str) -> Option<String> {
-    let at = line.find(&format!(" {key}="))? + key.len() + 2;
-    let rest = line[at..].trim_start_matches('"');
-    Some(rest.split(['"', ' ']).next()?.to_string())
+/// A figure among a log event's fields: a JSON number, or a number the bridge formatted as text
+/// (`secs = "0.05"`).
+pub fn figure(fields: &serde_json::Value, key: &str) -> Option<f64> {
+    let value = fields.get(key)?;
+    value.as_f64().or_else(|| value.as_str()?.parse().ok())
 }
 
 pub fn run_files(bin: &Path, url: &str, session: &Path, work: &Path) -> Result<Files> {
@@ -40,7 +40,7 @@ pub fn run_files(bin: &Path, url: &str, session: &Path, work: &Path) -> Result<F
     let status = Command::new(bin)
         .arg("-c")
         .arg(&config)
-        .arg("sync")
+        .args(["--log-format", "json", "sync"])
         .env("RUST_LOG", "info,sqlx=warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -51,23 +51,23 @@ pub fn run_files(bin: &Path, url: &str, session: &Path, work: &Path) -> Result<F
     if !status.success() {
         bail!("imessage-bridge sync exited with {status}: see {}", log_path.display());
     }
-    let line = log.lines().rev().find(|l| l.contains("attachment files fetched")).context("no `attachment files fetched` log line")?;
-    let number = |key: &str| field(line, key).with_context(|| format!("no {key}= in {line}"));
-    let failed: u64 = number("failed")?.parse()?;
-    if failed > 0 {
-        bail!("{failed} attachment files failed: {line}");
+    let fields = testkit::campaign::find_progress(&log, matrix::progress::FILES_DONE).context("no files_done marker in the bridge's log")?;
+    let number = |key: &str| figure(&fields, key).with_context(|| format!("the files pass did not end well: no {key} in {fields}"));
+    let failed = number("failed")?;
+    if failed > 0.0 {
+        bail!("{failed} attachment files failed: {fields}");
     }
-    Ok(Files { stored: number("stored")?.parse()?, bytes: number("bytes")?.parse()?, secs: number("secs")?.parse()? })
+    Ok(Files { stored: number("stored")? as u64, bytes: number("bytes")? as u64, secs: number("secs")? })
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn log_fields_are_read_quoted_or_not() {
-        let line = r#"2026-12-01T11:47:23Z  INFO imessage_bridge: attachment files fetched stored=11 bytes=912345 mb="0.9" failed=0 secs="0.05""#;
-        assert_eq!(super::field(line, "stored").as_deref(), Some("11"));
-        assert_eq!(super::field(line, "bytes").as_deref(), Some("912345"));
-        assert_eq!(super::field(line, "secs").as_deref(), Some("0.05"));
-        assert_eq!(super::field(line, "missing"), None);
+    fn figures_are_read_as_numbers_or_formatted_text() {
+        let fields = serde_json::json!({ "progress": "files_done", "stored": 11, "bytes": 912345, "mb": "0.9", "secs": "0.05" });
+        assert_eq!(super::figure(&fields, "stored"), Some(11.0));
+        assert_eq!(super::figure(&fields, "bytes"), Some(912345.0));
+        assert_eq!(super::figure(&fields, "secs"), Some(0.05));
+        assert_eq!(super::figure(&fields, "missing"), None);
     }
 }

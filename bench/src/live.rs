@@ -83,7 +83,7 @@ async fn main() -> Result<()> {
         Command::new(&bridge_bin)
             .arg("-c")
             .arg(&config_path)
-            .arg("run")
+            .args(["--log-format", "json", "run"])
             .env("RUST_LOG", "warn,imessage_bridge::run=info")
             .env("NO_COLOR", "1")
             .stderr(std::fs::File::create(d.join("run.log"))?)
@@ -162,7 +162,7 @@ async fn main() -> Result<()> {
     };
     // When the sync pass that stored them ended (`run`'s log): the rest is the delivery's part.
     let log = std::fs::read_to_string(d.join("run.log"))?;
-    let stored_after = log.lines().filter(|l| l.contains("sync finished")).filter_map(log_time).map(|t| t - released_unix).find(|t| *t >= 0.0);
+    let stored_after = log.lines().filter_map(sync_finished_at).map(|t| t - released_unix).find(|t| *t >= 0.0);
     let mut latencies: Vec<f64> = seen.values().map(Duration::as_secs_f64).collect();
     latencies.sort_by(f64::total_cmp);
     let median = latencies.get(latencies.len() / 2).copied().unwrap_or(0.0);
@@ -196,9 +196,20 @@ fn unix_secs(t: std::time::SystemTime) -> f64 {
     t.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// The time of a log line (`2026-12-02T21:44:03.123456Z  INFO …`), seconds since the epoch.
-fn log_time(line: &str) -> Option<f64> {
-    let stamp = line.split_whitespace().next()?.strip_suffix('Z')?;
+/// When a sync pass ended, from a line of the bridge's JSON log that carries the
+/// `sync_finished` progress marker: its `timestamp`, seconds since the epoch.
+fn sync_finished_at(line: &str) -> Option<f64> {
+    let event: Value = serde_json::from_str(line).ok()?;
+    if event.get("fields")?.get(matrix::progress::FIELD)?.as_str()? != matrix::progress::SYNC_FINISHED {
+        return None;
+    }
+    rfc3339_secs(event.get("timestamp")?.as_str()?)
+}
+
+/// An RFC 3339 UTC time (`2026-12-02T21:44:03.123456Z`, as the log writes it), seconds since the
+/// epoch.
+fn rfc3339_secs(stamp: &str) -> Option<f64> {
+    let stamp = stamp.strip_suffix('Z')?;
     let (date, time) = stamp.split_once('T')?;
     let mut ymd = date.split('-').map(|p| p.parse::<i64>());
     let (y, m, d) = (ymd.next()?.ok()?, ymd.next()?.ok()?, ymd.next()?.ok()?);
@@ -211,4 +222,15 @@ fn log_time(line: &str) -> Option<f64> {
     let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
     let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
     Some(days as f64 * 86_400.0 + h * 3600.0 + min * 60.0 + sec)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_sync_finished_marker_gives_its_time() {
+        let line = r#"{"timestamp":"2026-12-02T21:44:03.500000Z","level":"INFO","fields":{"message":"sync finished","progress":"sync_finished","changes":5},"target":"imessage_bridge::run"}"#;
+        assert_eq!(super::sync_finished_at(line), Some(1_796_247_843.5));
+        assert_eq!(super::sync_finished_at(&line.replace("sync_finished", "files_done")), None);
+        assert_eq!(super::sync_finished_at("2026-12-02T21:44:03Z  INFO sync finished"), None);
+    }
 }

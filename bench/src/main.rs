@@ -230,11 +230,9 @@ struct Bridge {
     foreign_cpu: f64,
 }
 
-/// The `changes=N` of the bridge's `sync finished` log line.
+/// The `changes` of the bridge's `sync_finished` progress marker (its JSON log).
 fn logged_changes(log: &str) -> Option<u64> {
-    let line = log.lines().rev().find(|l| l.contains("sync finished"))?;
-    let rest = &line[line.find("changes=")? + "changes=".len()..];
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    testkit::campaign::find_progress(log, matrix::progress::SYNC_FINISHED)?.get("changes")?.as_u64()
 }
 
 fn run_bridge(bin: &Path, sim: &SimProcess, work: &Path) -> Result<Bridge> {
@@ -248,7 +246,7 @@ fn run_bridge(bin: &Path, sim: &SimProcess, work: &Path) -> Result<Bridge> {
     let child = Command::new(bin)
         .arg("-c")
         .arg(&config)
-        .args(["sync", "--records-only"])
+        .args(["--log-format", "json", "sync", "--records-only"])
         .env("RUST_LOG", "info,sqlx=warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -264,7 +262,7 @@ fn run_bridge(bin: &Path, sim: &SimProcess, work: &Path) -> Result<Bridge> {
         let tail: Vec<&str> = log.lines().rev().take(15).collect();
         bail!("imessage-bridge sync exited with {code}:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
     }
-    let records = logged_changes(&log).context("bridge log has no `sync finished changes=` line")?;
+    let records = logged_changes(&log).context("bridge log has no sync_finished marker with its changes")?;
     Ok(Bridge { records, secs, peak_rss_kib, cpu, sim_cpu, foreign_cpu })
 }
 
