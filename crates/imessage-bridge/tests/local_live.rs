@@ -89,12 +89,7 @@ async fn messages_written_on_a_mac_reach_their_room_by_themselves() {
         .execute(&mut w)
         .await
         .unwrap();
-    sqlx::query("INSERT INTO chat_message_join (chat_id, message_id, message_date) VALUES (?, last_insert_rowid(), ?)")
-        .bind(chat)
-        .bind(now_ns)
-        .execute(&mut w)
-        .await
-        .unwrap();
+    join_last_message(&mut w, chat, now_ns).await;
     let written = Instant::now();
     let portal = store.portal(&format!("tel:{chat_identifier}")).await.unwrap().or(store.portal(&chat_identifier).await.unwrap()).expect("the DM's portal");
     let hs = env.hs();
@@ -111,12 +106,7 @@ async fn messages_written_on_a_mac_reach_their_room_by_themselves() {
     .execute(&mut w)
     .await
     .unwrap();
-    sqlx::query("INSERT INTO chat_message_join (chat_id, message_id, message_date) VALUES (?, last_insert_rowid(), ?)")
-        .bind(chat)
-        .bind(now_ns)
-        .execute(&mut w)
-        .await
-        .unwrap();
+    join_last_message(&mut w, chat, now_ns).await;
     until("the tapback", || async {
         events().await.iter().any(|e| e.guid.as_deref() == Some("LIVE-TAPBACK-1") && e.rel_type.as_deref() == Some("m.annotation"))
     })
@@ -165,4 +155,14 @@ async fn messages_written_on_a_mac_reach_their_room_by_themselves() {
     // The room stays what a client expects: verify is ok.
     let v = env.verify_json().await;
     assert_eq!(v["ok"], true, "verify: {v}");
+}
+
+/// Puts the message just inserted into chat `chat`, as Messages does with each new row.
+async fn join_last_message(w: &mut sqlx::SqliteConnection, chat: i64, date_ns: i64) {
+    sqlx::query("INSERT INTO chat_message_join (chat_id, message_id, message_date) VALUES (?, last_insert_rowid(), ?)")
+        .bind(chat)
+        .bind(date_ns)
+        .execute(&mut *w)
+        .await
+        .unwrap();
 }
