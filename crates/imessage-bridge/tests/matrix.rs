@@ -146,11 +146,10 @@ async fn big_chat_of_25072_messages_then_the_live_edge_is_fully_reachable() {
     account.later = 250;
     let sim = start_sim(account, Faults::default()).await;
     let env = Env::start(sim).await;
-    let history = env.run_once_and_verify().await;
-    let big = env.sim.sim.account.chats[0].chat_id.clone();
-    let reachable =
-        |v: &serde_json::Value| v["chats"].as_array().unwrap().iter().find(|c| c["chat_id"] == big.as_str()).unwrap()["reachable"].as_u64().unwrap();
-    assert!(reachable(&history) > 24_000, "{history}");
+    // Each full back-pagination of the big room costs Synapse minutes (about 8 ms of its CPU per
+    // event served by /messages), so the history is checked once, by the room checker, and
+    // `verify` runs once, at the end, over the history and the live edge together.
+    env.run_once().await;
     let before = env.assert_rooms_match_truth().await;
     // 25,072 records in the big chat, of which the truth's visible messages are ~24,700 (the
     // rest are tapbacks and other records that are not messages of their own).
@@ -158,10 +157,12 @@ async fn big_chat_of_25072_messages_then_the_live_edge_is_fully_reachable() {
 
     env.sim.sim.release_later();
     let live = env.run_once_and_verify().await;
-    let total = |v: &serde_json::Value| v["chats"].as_array().unwrap().iter().map(|c| c["reachable"].as_u64().unwrap()).sum::<u64>();
-    assert!(total(&live) > total(&history), "later messages must be delivered: {} then {}", total(&history), total(&live));
+    let big = env.sim.sim.account.chats[0].chat_id.clone();
+    let reachable =
+        |v: &serde_json::Value| v["chats"].as_array().unwrap().iter().find(|c| c["chat_id"] == big.as_str()).unwrap()["reachable"].as_u64().unwrap();
+    assert!(reachable(&live) > 24_000, "verify reaches the big room's first message past its whole history: {live}");
     let after = env.assert_rooms_match_truth().await;
-    assert!(after.messages > before.messages, "{before:?} then {after:?}");
+    assert!(after.messages > before.messages, "later messages must be delivered: {before:?} then {after:?}");
 }
 
 /// A person opening the rooms in Element: photos, voice messages, files, stickers, reactions,

@@ -105,11 +105,16 @@ impl Env {
 
     /// `run --once` (sync + deliver), then `verify`, which must be ok. Returns verify's JSON.
     pub async fn run_once_and_verify(&self) -> serde_json::Value {
-        let out = self.bridge.run(&["run", "--once"]).await;
-        assert!(out.status.success(), "run --once failed: {}", String::from_utf8_lossy(&out.stderr));
+        self.run_once().await;
         let v = self.verify_json().await;
         assert_eq!(v["ok"], true, "verify: {v}");
         v
+    }
+
+    /// `run --once`, which must succeed: one sync and one delivery round.
+    pub async fn run_once(&self) {
+        let out = self.bridge.run(&["run", "--once"]).await;
+        assert!(out.status.success(), "run --once failed: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// Compares every room, paginated backwards as the owner, with the simulator's truth.
