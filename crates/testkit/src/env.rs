@@ -96,6 +96,8 @@ impl Env {
     }
 
     pub async fn verify_json(&self) -> serde_json::Value {
+        // verify pages every room back to its start: with statistics (see Synapse::analyze).
+        self.synapse.analyze().await;
         let out = self.bridge.run(&["verify", "--json"]).await;
         let v: serde_json::Value =
             serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("verify --json is not JSON ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr)));
@@ -125,6 +127,7 @@ impl Env {
     /// Compares every room, paginated backwards as the owner, with the truth `lines` (a
     /// Messages folder's truth, say): every room must be right. Returns the totals.
     pub async fn assert_rooms_match(&self, lines: Vec<TruthLine>) -> rooms::Totals {
+        self.synapse.analyze().await;
         let expected = rooms::expected(lines, OWNER, DOMAIN);
         let portals = rooms::portals(self.bridge.store().await.as_ref()).await.expect("the store's portals");
         let checks = rooms::check_rooms(&self.hs(), &expected, &portals, OWNER, DOMAIN).await.expect("paginating the rooms");
