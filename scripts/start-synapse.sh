@@ -65,7 +65,9 @@ cd "$dir"
 # database on tmpfs). A killed Synapse loses nothing either way (its writes are in the page
 # cache); only a power cut would. The bridge itself never runs under it. SYNAPSE_FSYNC=1 keeps
 # fsync.
+wrapper=""
 if [ "${SYNAPSE_FSYNC:-0}" != 1 ] && command -v eatmydata >/dev/null 2>&1; then
-  exec eatmydata "$python" -m synapse.app.homeserver -c "$dir/homeserver.yaml"
+  wrapper=eatmydata
 fi
-exec "$python" -m synapse.app.homeserver -c "$dir/homeserver.yaml"
+# shellcheck disable=SC2086 # $wrapper is one word or none
+exec $wrapper "$python" -m synapse.app.homeserver -c "$dir/homeserver.yaml"

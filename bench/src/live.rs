@@ -199,8 +199,8 @@ fn unix_secs(t: std::time::SystemTime) -> f64 {
 /// When a sync pass ended, from a line of the bridge's JSON log that carries the
 /// `sync_finished` progress marker: its `timestamp`, seconds since the epoch.
 fn sync_finished_at(line: &str) -> Option<f64> {
-    let event: Value = serde_json::from_str(line).ok()?;
-    if event.get("fields")?.get(matrix::progress::FIELD)?.as_str()? != matrix::progress::SYNC_FINISHED {
+    let (marker, event) = testkit::campaign::progress_event(line)?;
+    if marker != matrix::progress::SYNC_FINISHED {
         return None;
     }
     rfc3339_secs(event.get("timestamp")?.as_str()?)

@@ -145,18 +145,19 @@ pub fn progress_marker(line: &str) -> Option<String> {
     progress_event(line).map(|(marker, _)| marker)
 }
 
-/// As [`progress_marker`], with the event's fields (the marker's figures, an `addr`, …).
+/// As [`progress_marker`], with the whole event (`timestamp`, and under `fields` the marker's
+/// figures, an `addr`, …).
 pub fn progress_event(line: &str) -> Option<(String, serde_json::Value)> {
     let event: serde_json::Value = serde_json::from_str(line).ok()?;
-    let fields = event.get("fields")?;
-    Some((fields.get(matrix::progress::FIELD)?.as_str()?.to_owned(), fields.clone()))
+    let marker = event.get("fields")?.get(matrix::progress::FIELD)?.as_str()?.to_owned();
+    Some((marker, event))
 }
 
 /// The fields of the first event with progress marker `marker` in a `--log-format json` log
 /// (complete lines only), None while there is none.
 pub fn find_progress(log: &str, marker: &str) -> Option<serde_json::Value> {
     let complete = &log[..log.rfind('\n').map_or(0, |i| i + 1)];
-    complete.lines().filter_map(progress_event).find(|(m, _)| m == marker).map(|(_, fields)| fields)
+    complete.lines().filter_map(progress_event).find(|(m, _)| m == marker).map(|(_, mut event)| event["fields"].take())
 }
 
 /// The bridge's log, read as it grows: which phase the bridge is in.

@@ -179,18 +179,13 @@ pub async fn write_ios(dir: &Path, cards: &[Card]) -> io::Result<(PathBuf, PathB
                 .map_err(sql)?;
         }
         if let Some(photo) = &card.photo {
-            sqlx::query("INSERT INTO ABFullSizeImage (record_id, crop_x, crop_y, crop_width, data) VALUES (?, 0, 0, 8, ?)")
-                .bind(rowid)
-                .bind(&photo.bytes)
-                .execute(&mut images)
-                .await
-                .map_err(sql)?;
-            sqlx::query("INSERT INTO ABThumbnailImage (record_id, format, derived_from_format, data) VALUES (?, 0, 0, ?)")
-                .bind(rowid)
-                .bind(&photo.bytes)
-                .execute(&mut images)
-                .await
-                .map_err(sql)?;
+            // The same bytes as the full-size image and as its thumbnail.
+            for insert in [
+                "INSERT INTO ABFullSizeImage (record_id, crop_x, crop_y, crop_width, data) VALUES (?, 0, 0, 8, ?)",
+                "INSERT INTO ABThumbnailImage (record_id, format, derived_from_format, data) VALUES (?, 0, 0, ?)",
+            ] {
+                sqlx::query(insert).bind(rowid).bind(&photo.bytes).execute(&mut images).await.map_err(sql)?;
+            }
         }
     }
     sqlx::query("COMMIT").execute(&mut book).await.map_err(sql)?;
